@@ -1,0 +1,50 @@
+/* nnlab/base.h — status codes, error messages, threads. Every library call that can fail returns an
+ * nl_status (or NULL) and leaves a readable message in nl_last_error(); the library never exits. */
+#ifndef NNLAB_BASE_H
+#define NNLAB_BASE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nl_status {
+    NL_OK = 0,
+    NL_EINVAL,    /* bad argument or flag value */
+    NL_ESHAPE,    /* shapes do not agree */
+    NL_EDTYPE,    /* dtype not supported by the op / mixed dtypes */
+    NL_ENOMEM,    /* allocation failed or arena cap exceeded */
+    NL_EIO,       /* file could not be opened/read/written */
+    NL_EFORMAT,   /* file contents are corrupt, truncated or not what was expected */
+    NL_ENOTFOUND, /* a dataset or file is missing (message names the package to install) */
+    NL_ENONFINITE,/* NaN or Inf met where finite numbers are required */
+    NL_ELINALG,   /* factorization failed (matrix not positive definite, singular) */
+    NL_ESTATE,    /* call made in the wrong state (e.g. backward with grad disabled) */
+    NL_STATUS_COUNT
+} nl_status;
+
+/* Name of a status code ("NL_ESHAPE"). */
+const char *nl_status_name(nl_status s);
+/* Message of the last error on this thread ("" if none). */
+const char *nl_last_error(void);
+/* Status of the last error on this thread (NL_OK if none since nl_clear_error). */
+nl_status nl_last_status(void);
+void nl_clear_error(void);
+/* Record an error (printf-style message) and return s; used by library code and by extensions. */
+nl_status nl_set_error(nl_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- threads ----
+ * nl_threads_init() reads NL_NUM_THREADS (default: number of online cores) and applies it to both OpenMP
+ * loops and OpenBLAS, which are never nested, so T threads are used at any moment, never T*T. */
+void nl_threads_init(void);
+void nl_set_num_threads(int n);
+int nl_get_num_threads(void);
+
+/* Monotonic wall clock in seconds. */
+double nl_time(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

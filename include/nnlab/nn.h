@@ -1,0 +1,60 @@
+/* nnlab/nn.h — neural-network ops: softmax family and losses, normalisations, embedding, concat,
+ * convolution and pooling, dropout, fused attention. All differentiable; f32 (and f64 where noted). */
+#ifndef NNLAB_NN_H
+#define NNLAB_NN_H
+#include "nnlab/autograd.h"
+#include "nnlab/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Softmax / log-softmax along `axis` (negative counts from the end). f32 and f64. */
+nl_var *nl_softmax(nl_ctx *c, nl_var *x, int axis);
+nl_var *nl_log_softmax(nl_ctx *c, nl_var *x, int axis);
+/* Mean cross-entropy of logits [N, C] against class ids targets (N) in [0, C) or == ignore_index (skipped;
+ * pass a negative number to disable). label_smoothing eps in [0, 1): target distribution
+ * (1-eps)*onehot + eps/C (PyTorch semantics). Returns a scalar; NaN-free when every target is ignored (0). */
+nl_var *nl_cross_entropy(nl_ctx *c, nl_var *logits, const int32_t *targets, double label_smoothing, int32_t ignore_index);
+/* Mean squared error over all elements (same shapes). */
+nl_var *nl_mse(nl_ctx *c, nl_var *a, nl_var *b);
+
+/* LayerNorm over the last dimension; gamma/beta [D] or NULL. */
+nl_var *nl_layernorm(nl_ctx *c, nl_var *x, nl_var *gamma, nl_var *beta, double eps);
+/* RMSNorm over the last dimension: x / sqrt(mean(x^2) + eps) * gamma; gamma [D] or NULL. */
+nl_var *nl_rmsnorm(nl_ctx *c, nl_var *x, nl_var *gamma, double eps);
+/* BatchNorm over channel axis 1 of x [N, C] or [N, C, H, W]. train: batch statistics (biased variance for
+ * normalising), running_mean/var [C] (buffers, f32 vars of a params store marked non-trainable) updated as
+ * r = (1-momentum) r + momentum * batch_stat with the unbiased variance (PyTorch). eval: running statistics.
+ * gamma/beta [C] or NULL. */
+nl_var *nl_batchnorm(nl_ctx *c, nl_var *x, nl_var *gamma, nl_var *beta, nl_var *running_mean,
+                     nl_var *running_var, double momentum, double eps, int train);
+
+/* Rows of table [V, D] at ids (ids_ndim dims of shape ids_shape) -> [ids_shape..., D]. Bad id -> error. */
+nl_var *nl_embedding(nl_ctx *c, nl_var *table, const int32_t *ids, int ids_ndim, const int64_t *ids_shape);
+/* Concatenate n vars along axis (same shapes elsewhere). */
+nl_var *nl_concat(nl_ctx *c, int n, nl_var *const *xs, int axis);
+
+/* 2-D convolution by im2col + GEMM: x [N, C, H, W], w [O, C, KH, KW], b [O] or NULL -> [N, O, OH, OW],
+ * OH = (H + 2*pad - KH) / stride + 1. */
+nl_var *nl_conv2d(nl_ctx *c, nl_var *x, nl_var *w, nl_var *b, int stride, int pad);
+/* Pooling on [N, C, H, W] with square window k, stride, zero padding pad (max ignores padding; avg divides by
+ * the full window k*k, count_include_pad as PyTorch's default). */
+nl_var *nl_maxpool2d(nl_ctx *c, nl_var *x, int k, int stride, int pad);
+nl_var *nl_avgpool2d(nl_ctx *c, nl_var *x, int k, int stride, int pad);
+
+/* Inverted dropout: in training, zero each element with probability p and scale the rest by 1/(1-p); the
+ * mask comes from rng (counter-based, thread-count independent). Identity when !train or p == 0. */
+nl_var *nl_dropout(nl_ctx *c, nl_var *x, double p, int train, nl_rng *rng);
+
+/* Fused scaled-dot-product attention. q [B, H, T, D], k [B, H, S, D], v [B, H, S, Dv] -> [B, H, T, Dv].
+ * scores = scale * q k^T + mask; causal masks key s for query t when s > t + (S - T) (queries aligned to
+ * the end of the keys, as with a KV cache). mask: additive, broadcastable to [B, H, T, S] (ndim <= 4, e.g.
+ * [T, S]), or NULL; -INFINITY entries exclude keys; a row with no visible key gives zeros. scale <= 0 means
+ * 1/sqrt(D). Memory is O(T*S) per (b,h) slice only during the call; backward recomputes the scores. */
+nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

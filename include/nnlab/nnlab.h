@@ -1,0 +1,13 @@
+/* nnlab/nnlab.h — everything. */
+#ifndef NNLAB_H
+#define NNLAB_H
+#include "nnlab/base.h"
+#include "nnlab/tensor.h"
+#include "nnlab/autograd.h"
+#include "nnlab/ops.h"
+#include "nnlab/nn.h"
+#include "nnlab/linalg.h"
+#include "nnlab/rng.h"
+#include "nnlab/optim.h"
+#include "nnlab/gradcheck.h"
+#endif

@@ -1,0 +1,66 @@
+/* Error state (thread-local), threads, clock. */
+#include "nnlab/base.h"
+#include <cblas.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void openblas_set_num_threads(int);
+
+static _Thread_local char g_msg[2048];
+static _Thread_local nl_status g_status;
+
+static const char *const g_names[NL_STATUS_COUNT] = {
+    "NL_OK", "NL_EINVAL", "NL_ESHAPE", "NL_EDTYPE", "NL_ENOMEM", "NL_EIO",
+    "NL_EFORMAT", "NL_ENOTFOUND", "NL_ENONFINITE", "NL_ELINALG", "NL_ESTATE"};
+_Static_assert(sizeof(g_names) / sizeof(g_names[0]) == NL_STATUS_COUNT, "status names out of sync");
+
+const char *nl_status_name(nl_status s) {
+    return (s >= 0 && s < NL_STATUS_COUNT) ? g_names[s] : "NL_E?";
+}
+const char *nl_last_error(void) { return g_msg; }
+nl_status nl_last_status(void) { return g_status; }
+void nl_clear_error(void) { g_msg[0] = 0; g_status = NL_OK; }
+
+nl_status nl_set_error(nl_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    g_status = s;
+    return s;
+}
+
+static int g_threads = 0;
+
+void nl_set_num_threads(int n) {
+    if (n < 1) n = 1;
+    g_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int nl_get_num_threads(void) {
+    if (!g_threads) nl_threads_init();
+    return g_threads;
+}
+
+void nl_threads_init(void) {
+    const char *e = getenv("NL_NUM_THREADS");
+    int n = e ? atoi(e) : 0;
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    nl_set_num_threads(n);
+}
+
+double nl_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

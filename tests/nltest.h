@@ -1,0 +1,59 @@
+/* tests/nltest.h — minimal test harness: checks count, failures print file:line and a message, and the
+ * program ends with the plain closing line "N passed, N failed" and exits non-zero on any failure. */
+#ifndef NLTEST_H
+#define NLTEST_H
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nnlab/nnlab.h"
+
+static int nlt_pass, nlt_fail;
+static const char *nlt_current = "";
+
+#define NLT_CHECK(cond, ...)                                                          \
+    do {                                                                              \
+        if (cond) nlt_pass++;                                                         \
+        else {                                                                        \
+            nlt_fail++;                                                               \
+            fprintf(stderr, "FAIL %s:%d [%s] %s: ", __FILE__, __LINE__, nlt_current, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fprintf(stderr, "\n");                                                    \
+        }                                                                             \
+    } while (0)
+
+#define NLT_NEAR(a, b, tol)                                                           \
+    do {                                                                              \
+        double nlt_a = (double)(a), nlt_b = (double)(b);                              \
+        NLT_CHECK(fabs(nlt_a - nlt_b) <= (tol), "%s = %.10g, %s = %.10g (tol %g)", #a, nlt_a, #b, nlt_b, (double)(tol)); \
+    } while (0)
+
+/* Status must be NL_OK; prints the library message otherwise. */
+#define NLT_OK(expr)                                                                  \
+    do {                                                                              \
+        nl_status nlt_s = (expr);                                                     \
+        NLT_CHECK(nlt_s == NL_OK, "%s -> %s: %s", #expr, nl_status_name(nlt_s), nl_last_error()); \
+    } while (0)
+
+#define NLT_RUN(fn)                                                                   \
+    do {                                                                              \
+        nlt_current = #fn;                                                            \
+        int nlt_f0 = nlt_fail;                                                        \
+        double nlt_t0 = nl_time();                                                    \
+        fn();                                                                         \
+        printf("%-40s %s (%.2fs)\n", #fn, nlt_fail == nlt_f0 ? "ok" : "FAILED", nl_time() - nlt_t0); \
+        fflush(stdout);                                                               \
+    } while (0)
+
+static inline int nlt_finish(void) {
+    printf("%d passed, %d failed\n", nlt_pass, nlt_fail);
+    return nlt_fail ? 1 : 0;
+}
+
+/* Skip the rest of a test program (e.g. a dataset package missing), counted as a pass of zero checks. */
+#define NLT_SKIP_ALL(why)                                                             \
+    do {                                                                              \
+        printf("SKIP: %s\n0 passed, 0 failed, 1 skipped\n", why);                     \
+        return 0;                                                                     \
+    } while (0)
+#endif
