@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# README command 2: install what is missing, build, run the whole test suite, then the sanitizer build's tests
+# (ASan + UBSan; long quick-mode reproductions, labelled "slow", run only in the normal build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+bash tools/build.sh
+export NL_NUM_THREADS="${NL_NUM_THREADS:-2}"
+(cd build && ctest --output-on-failure -j1)
+if [ "${NL_SKIP_SANITIZE:-0}" != 1 ]; then
+  NL_BUILD_DIR=build-asan bash tools/build.sh -DNL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j1 -LE slow)
+fi
