@@ -46,17 +46,39 @@ typedef struct nl_optim {
     double group_lr[NL_MAX_GROUPS]; /* per-group LR multipliers, 1 by default */
     double group_wd[NL_MAX_GROUPS]; /* per-group weight-decay multipliers, 1 by default */
     double last_grad_norm;  /* global grad norm before clipping at the last step */
+    int64_t n_state;        /* elements in m and v (ps->total at init; the store must not grow afterwards) */
 } nl_optim;
 
-nl_optim_config nl_optim_defaults(nl_optim_kind kind); /* lr 1e-3 (adam) / 1e-2 (sgd), betas 0.9/0.999, eps 1e-8 */
+/* lr 1e-3 (adam/adamw) / 1e-2 (sgd), betas 0.9/0.999, eps 1e-8, momentum 0, weight_decay 0 (0.01 for AdamW,
+ * as PyTorch), no clipping, constant schedule without warmup. */
+nl_optim_config nl_optim_defaults(nl_optim_kind kind);
+/* Checks cfg (NL_EINVAL naming the bad field) and allocates zeroed state for the whole store. */
 nl_status nl_optim_init(nl_optim *o, nl_params *ps, const nl_optim_config *cfg);
 void nl_optim_free(nl_optim *o);
 /* One update from the gradients in ps. Non-finite gradients: returns NL_ENONFINITE naming the first bad
- * parameter, and changes nothing (the parameters and state stay as they were). */
+ * parameter, and changes nothing (the parameters and state stay as they were).
+ * Update rules (PyTorch semantics; g = grad * clip_scale; lr, wd the effective values above; t = step + 1):
+ *   SGD:   g += wd*p; if momentum: buf = momentum*buf + g (buf starts at 0, so the first buf = g);
+ *          d = nesterov ? g + momentum*buf : buf (d = g without momentum); p -= lr*d
+ *   Adam:  g += wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+ *          p -= (lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps)
+ *   AdamW: p *= 1 - lr*wd, then Adam without the L2 term.
+ * Frozen parameters (var.requires_grad == 0) are skipped entirely (not in the norm, not checked, not updated);
+ * masked-out elements keep their value and state. Clipping (clip_norm > 0) multiplies the gradients used by
+ * clip_norm / (norm + 1e-6) when norm > clip_norm, without writing to ps->grad. The norm and the finiteness
+ * check cover every element of every trainable parameter (masked ones included). Math is done in double for
+ * both f32 and f64 stores. */
 nl_status nl_optim_step(nl_optim *o);
 double nl_optim_lr(const nl_optim *o);             /* scheduled LR for the next step */
-double nl_sched_lr(const nl_optim_config *cfg, int64_t step); /* LR at step (0-based) */
-/* Global L2 norm of all trainable gradients; clip to max_norm (scale in place). Returns the norm before. */
+/* LR at step (0-based; W = warmup_steps, T = total_steps, r = min_ratio):
+ *   step < W:  lr * (step + 1) / W            (the first update already moves; step W-1 reaches lr)
+ *   else, with p = min(1, (step - W) / (T - W)) (p = 1 when T <= W):
+ *     CONSTANT: lr;  COSINE: lr * (r + (1 - r) * (1 + cos(pi p)) / 2);  LINEAR: lr * (1 - (1 - r) p);
+ *     INVSQRT:  lr * sqrt(W / step) (W = 0: lr / sqrt(step + 1)). */
+double nl_sched_lr(const nl_optim_config *cfg, int64_t step);
+/* Global L2 norm of all trainable gradients; clip to max_norm (scale in place by max_norm / (norm + 1e-6) when
+ * norm > max_norm; nothing is scaled when the norm is not finite). Returns the norm before. The sum is taken in
+ * fixed chunks and combined in order, so the result does not depend on the thread count. */
 double nl_grad_global_norm(const nl_params *ps);
 double nl_grad_clip(nl_params *ps, double max_norm);
 nl_status nl_optim_parse_kind(const char *s, nl_optim_kind *out); /* "sgd" | "adam" | "adamw" */
