@@ -1,0 +1,108 @@
+/* nnlab/safetensors.h — checkpoints in the safetensors format, and atomic file replacement.
+ *
+ * File layout (https://github.com/huggingface/safetensors): 8-byte little-endian header length N, N bytes of
+ * UTF-8 JSON object {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...,
+ * "__metadata__": {"key": "value"}} (optionally padded with spaces), then the data section: raw little-endian
+ * tensor bytes, row-major, where each tensor occupies [begin, end) relative to the start of the data section.
+ *
+ * The reader validates everything (header size, JSON types, dtypes, shapes, byte counts, ranges that must be
+ * in bounds, non-overlapping and cover the data section exactly, duplicate names, metadata) and reports
+ * NL_EFORMAT with a message naming the file and the tensor. The writers pad the header with spaces so the data
+ * section starts at an 8-byte boundary and replace the target file atomically. */
+#ifndef NNLAB_SAFETENSORS_H
+#define NNLAB_SAFETENSORS_H
+#include <stdio.h>
+#include "nnlab/autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nl_st_dtype {
+    NL_ST_BOOL = 0, NL_ST_U8, NL_ST_I8, NL_ST_F8_E4M3, NL_ST_F8_E5M2, NL_ST_I16, NL_ST_U16, NL_ST_F16,
+    NL_ST_BF16, NL_ST_I32, NL_ST_U32, NL_ST_F32, NL_ST_F64, NL_ST_I64, NL_ST_U64,
+    NL_ST_DTYPE_COUNT
+} nl_st_dtype;
+
+const char *nl_st_dtype_name(nl_st_dtype t);        /* "F32" */
+size_t nl_st_dtype_size(nl_st_dtype t);             /* bytes per element */
+/* Parse a dtype name; returns 0 and sets *t, or -1 if unknown. */
+int nl_st_dtype_parse(const char *name, nl_st_dtype *t);
+/* The safetensors dtype of a store dtype (NL_F32 -> NL_ST_F32, NL_F64 -> NL_ST_F64). */
+nl_st_dtype nl_st_dtype_of(nl_dtype t);
+
+#define NL_ST_MAXDIM 8
+#define NL_ST_MAX_HEADER ((uint64_t)100000000)   /* 100 MB, as in the reference implementation */
+
+/* ---- reading ---- */
+typedef struct nl_st_tensor {
+    char *name;
+    nl_st_dtype dtype;
+    int ndim;                        /* 0 (scalar) .. NL_ST_MAXDIM */
+    int64_t shape[NL_ST_MAXDIM];     /* shape[i] for i < ndim (0 allowed); unused entries are 1 */
+    int64_t numel;
+    uint64_t begin, end;             /* byte range in the data section */
+    const void *data;                /* (end - begin) little-endian bytes inside the file's data buffer */
+} nl_st_tensor;
+
+typedef struct nl_st_file {
+    char *path;
+    int n;                           /* tensors */
+    nl_st_tensor *t;                 /* (n) in order of their data offsets */
+    int n_meta;
+    char **meta_key, **meta_val;     /* (n_meta) the __metadata__ map, in file order */
+    uint64_t header_len;
+    uint64_t data_len;
+    void *data;                      /* (data_len) data section, 64-byte aligned, owned */
+} nl_st_file;
+
+/* Read and validate a whole file. On error *f is zeroed (nothing to close). */
+nl_status nl_safetensors_open(const char *path, nl_st_file *f);
+/* Same, from an in-memory image of a file (copied); `what` names it in messages. */
+nl_status nl_safetensors_parse(const void *buf, size_t n, const char *what, nl_st_file *f);
+void nl_safetensors_close(nl_st_file *f);
+const nl_st_tensor *nl_safetensors_find(const nl_st_file *f, const char *name);
+/* Value of a __metadata__ key, or NULL. */
+const char *nl_safetensors_get_metadata(const nl_st_file *f, const char *key);
+/* Convert a tensor of any numeric dtype (not F8) to dst (numel elements of dt). Handles unaligned data. */
+nl_status nl_st_tensor_convert(const nl_st_tensor *t, void *dst, nl_dtype dt);
+
+/* ---- writing ---- */
+typedef struct nl_st_entry {
+    const char *name;
+    nl_st_dtype dtype;
+    int ndim;                        /* 0 .. NL_ST_MAXDIM */
+    const int64_t *shape;            /* (ndim), entries >= 0 */
+    const void *data;                /* (numel * itemsize) contiguous little-endian bytes */
+} nl_st_entry;
+
+/* Write tensors e[0..n) in that order (names must be unique and not "__metadata__"). metadata_json: NULL or
+ * a JSON object whose values are all strings, stored as __metadata__. */
+nl_status nl_safetensors_write(const char *path, const nl_st_entry *e, int n, const char *metadata_json);
+/* Every parameter of ps (name, shape, store dtype F32/F64), in store order. */
+nl_status nl_safetensors_save(const char *path, const nl_params *ps, const char *metadata_json);
+/* Copy each tensor of the file into the parameter with the same name. A tensor whose shape or dtype differs
+ * from its parameter is always an error (NL_ESHAPE / NL_EDTYPE); strict also requires every parameter to be
+ * present and no extra tensors (NL_EFORMAT). Nothing is copied unless everything checks out.
+ * n_loaded (may be NULL) receives the number of parameters set. */
+nl_status nl_safetensors_load_params(const char *path, nl_params *ps, int strict, int *n_loaded);
+
+/* ---- atomic file replacement ----
+ * nl_atomic_open creates path.tmp.XXXXXX (mkstemp) in the target's directory; nl_atomic_commit flushes,
+ * fsyncs, closes and renames it over path (then fsyncs the directory). On any failure the temp file is
+ * removed and an existing file at path is left untouched. The new file gets the old file's permission bits,
+ * or 0644 if there was none. */
+typedef struct nl_atomic_file {
+    FILE *f;              /* write with fwrite or nl_atomic_write */
+    char *path, *tmp;
+} nl_atomic_file;
+
+nl_status nl_atomic_open(nl_atomic_file *af, const char *path);
+nl_status nl_atomic_write(nl_atomic_file *af, const void *p, size_t n);
+nl_status nl_atomic_commit(nl_atomic_file *af);   /* always releases af (also on failure) */
+void nl_atomic_abort(nl_atomic_file *af);         /* remove the temp file; safe to call twice */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
