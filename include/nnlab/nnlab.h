@@ -10,4 +10,6 @@
 #include "nnlab/rng.h"
 #include "nnlab/optim.h"
 #include "nnlab/gradcheck.h"
+#include "nnlab/data.h"
+#include "nnlab/safetensors.h"
 #endif
