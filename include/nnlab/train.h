@@ -1,0 +1,131 @@
+/* nnlab/train.h — the supervised training loop shared by the CLI, the baselines and the methods.
+ *
+ * One step: nl_ctx_reset, forward (nl_model_forward, train = 1), loss (mean cross-entropy by default, or the
+ * callbacks' loss), a finiteness check of the loss, zero_grad + backward, optional before_step callback,
+ * nl_optim_step. Epochs visit the training set once in a seeded shuffled order (data.h batcher with the
+ * config's seed). After every eval_every-th epoch the validation set (if any) is evaluated (no-grad, batched),
+ * early stopping watches its accuracy, and a checkpoint is written.
+ *
+ * Non-finite numbers: a NaN/Inf loss, or a non-finite gradient refused by the optimizer, stops the run with
+ * NL_ENONFINITE and a message naming the step and the tensor ("step 57: loss is NaN", "step 57: gradient of
+ * fc2.weight is not finite"). Checkpoints are written atomically (temp file + rename) and only from finite
+ * weights, so the last good checkpoint on disk survives. The model in memory is left as it was at the failing
+ * step (the optimizer changes nothing on a non-finite gradient).
+ *
+ * Progress: with verbose >= 1 and stderr a TTY, a one-line bar "epoch e/E step s/S loss samples/s ETA" is
+ * redrawn with \r; otherwise plain lines are printed every log_every steps (default: ~5 per epoch). One summary
+ * line per epoch. verbose 0 prints nothing. */
+#ifndef NNLAB_TRAIN_H
+#define NNLAB_TRAIN_H
+#include "nnlab/data.h"
+#include "nnlab/model.h"
+#include "nnlab/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nl_train_config {
+    int64_t epochs;          /* passes over the training set (used when steps == 0) */
+    int64_t steps;           /* if > 0: train exactly this many steps (epochs then only mark evaluations) */
+    int64_t batch;           /* mini-batch size */
+    int drop_last;           /* drop the last incomplete batch of every epoch */
+    nl_optim_config optim;   /* optimizer; a cosine/linear schedule with total_steps 0 gets the run's steps */
+    uint64_t seed;           /* shuffling (the model's init and dropout seeds are the model's business) */
+    int threads;             /* > 0: nl_set_num_threads(threads) at the start; 0: leave as is */
+    int eval_every;          /* evaluate the validation set every this many epochs (and at the end); 0 = only at the end */
+    int patience;            /* early stopping: stop after this many evaluations without a better validation
+                              * accuracy (0 = off; needs a validation set) */
+    int restore_best;        /* with a validation set: put the weights of the best evaluation back at the end */
+    const char *checkpoint_path; /* written after every evaluation and at the end (NULL = none) */
+    int64_t eval_batch;      /* batch of evaluations (default 1000) */
+    double label_smoothing;  /* of the default cross-entropy loss */
+    int verbose;             /* 0 silent, 1 progress + epoch lines (stderr) */
+    int64_t log_every;       /* non-TTY progress lines every this many steps (0 = about 5 per epoch) */
+    int64_t curve_every;     /* training-loss curve: mean loss over this many steps per point (0 = ~20 per epoch) */
+    const char *valid_name;  /* how the validation set is called in messages ("valid" by default, e.g. "test") */
+} nl_train_config;
+
+/* 10 epochs, batch 128, Adam (optim.h defaults), seed 0, eval_every 1, no early stopping, verbose 1. */
+nl_train_config nl_train_defaults(void);
+
+/* State handed to callbacks. */
+typedef struct nl_train_progress {
+    int64_t epoch;           /* current epoch (1-based) */
+    int64_t epochs;          /* planned epochs (estimated from steps when training by steps) */
+    int64_t step;            /* optimizer steps done */
+    int64_t total_steps;     /* planned steps */
+    double loss;             /* loss of the last step */
+    double epoch_loss;       /* mean training loss of the current epoch so far */
+    double epoch_accuracy;   /* training accuracy of the current epoch so far (on the training-mode logits) */
+    double valid_accuracy, valid_loss;  /* last evaluation (NAN before the first) */
+    double epoch_seconds;    /* training seconds of the current epoch so far */
+    double samples_per_sec;  /* of the current epoch */
+    double lr;               /* learning rate of the last step */
+} nl_train_progress;
+
+typedef struct nl_train_callbacks {
+    void *ud;
+    /* Loss of a batch (a scalar var). Default: nl_cross_entropy(logits, y, label_smoothing, -1). */
+    nl_var *(*loss)(void *ud, nl_ctx *c, nl_model *m, nl_var *x, nl_var *logits, const int32_t *y, int64_t bs);
+    /* After backward, before the optimizer step (gradient surgery, masks, schedules). Non-OK stops the run and
+     * is returned. */
+    nl_status (*before_step)(void *ud, nl_model *m, nl_optim *o, int64_t step);
+    /* After every optimizer step / after every epoch (after its evaluation). Return nonzero to stop (not an
+     * error: result.stopped_by_callback is set). */
+    int (*on_step)(void *ud, nl_model *m, const nl_train_progress *p);
+    int (*on_epoch)(void *ud, nl_model *m, const nl_train_progress *p);
+} nl_train_callbacks;
+
+typedef struct nl_epoch_record {
+    int64_t epoch;           /* 1-based */
+    int64_t steps;           /* steps in this epoch */
+    double train_loss;       /* mean over the epoch's steps */
+    double train_accuracy;   /* on the training-mode logits of the epoch's batches */
+    double valid_accuracy;   /* NAN when not evaluated this epoch */
+    double valid_loss;
+    double seconds;          /* training time of the epoch (evaluation and checkpointing excluded) */
+    double eval_seconds;
+    double samples_per_sec;  /* training samples / seconds */
+} nl_epoch_record;
+
+typedef struct nl_train_result {
+    int64_t steps;                 /* optimizer steps done */
+    int64_t samples;               /* training examples seen */
+    int n_epochs;                  /* epochs run (the last may be partial when training by steps) */
+    nl_epoch_record *epoch;        /* (n_epochs), owned */
+    int n_curve;                   /* training-loss curve: (step, mean loss over the preceding window) */
+    double *curve_step, *curve_loss; /* (n_curve), owned */
+    double final_loss;             /* mean training loss of the last epoch */
+    double valid_accuracy, valid_loss;  /* last evaluation (NAN if none) */
+    double best_valid_accuracy;    /* NAN if none */
+    int64_t best_epoch;            /* epoch of the best validation accuracy (0 if none) */
+    double train_seconds;          /* sum of epoch seconds */
+    double total_seconds;          /* wall time of nl_train_run */
+    double samples_per_sec;        /* samples / train_seconds */
+    int stopped_early;             /* patience ran out */
+    int stopped_by_callback;
+    int nonfinite;                 /* stopped on a NaN/Inf */
+    int64_t bad_step;              /* 1-based step of the NaN/Inf (0 if none) */
+    int checkpoints;               /* checkpoints written */
+    char message[512];             /* the error message (nonfinite or other failure), "" on success */
+} nl_train_result;
+
+/* Train m on train (evaluating on valid, which may be NULL). res is always filled (free it with
+ * nl_train_result_free, also on error). Returns NL_OK, NL_ENONFINITE, or the status of the failure. */
+nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *valid, const nl_train_config *cfg,
+                       const nl_train_callbacks *cb, nl_train_result *res);
+void nl_train_result_free(nl_train_result *res);
+
+/* Accuracy (fraction in [0, 1]) and mean cross-entropy of m on ds, eval mode, no gradients, batches of 1000.
+ * Either output may be NULL. */
+nl_status nl_evaluate(nl_model *m, const nl_dataset *ds, double *accuracy, double *loss);
+/* Same with a given batch size and an existing context (reset before use). */
+nl_status nl_evaluate_ex(nl_model *m, nl_ctx *c, const nl_dataset *ds, int64_t batch, double *accuracy, double *loss);
+/* Class of the highest logit of every row of x (n, in_dim) into pred (n). */
+nl_status nl_model_predict(nl_model *m, const float *x, int64_t n, int32_t *pred);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
