@@ -94,8 +94,9 @@ typedef struct nl_train_result {
     int64_t samples;               /* training examples seen */
     int n_epochs;                  /* epochs run (the last may be partial when training by steps) */
     nl_epoch_record *epoch;        /* (n_epochs), owned */
-    int n_curve;                   /* training-loss curve: (step, mean loss over the preceding window) */
-    double *curve_step, *curve_loss; /* (n_curve), owned */
+    int n_curve;                   /* training curves: (step, mean loss / accuracy over the preceding window) */
+    double *curve_step, *curve_loss, *curve_acc; /* (n_curve), owned */
+    int64_t steps_per_epoch;       /* batches in a full epoch */
     double final_loss;             /* mean training loss of the last epoch */
     double valid_accuracy, valid_loss;  /* last evaluation (NAN if none) */
     double best_valid_accuracy;    /* NAN if none */
@@ -124,6 +125,35 @@ nl_status nl_evaluate(nl_model *m, const nl_dataset *ds, double *accuracy, doubl
 nl_status nl_evaluate_ex(nl_model *m, nl_ctx *c, const nl_dataset *ds, int64_t batch, double *accuracy, double *loss);
 /* Class of the highest logit of every row of x (n, in_dim) into pred (n). */
 nl_status nl_model_predict(nl_model *m, const float *x, int64_t n, int32_t *pred);
+
+/* ---- the standard recipe: dataset -> model -> train -> test (used by `nnlab train` and the baselines) ----
+ * Loads the dataset's train and test splits, holds out n_valid training examples (seeded split) for validation,
+ * keeps the first `limit` of the remaining training examples, sets the model's input normalisation from the
+ * training set (standardize), builds the model (model_seed), trains, and evaluates on the test set. Without a
+ * validation split, the test set is what gets evaluated after each epoch (reported as "test"), so the epoch
+ * records carry the test accuracy curve. */
+typedef struct nl_recipe {
+    const char *dataset;        /* "fashion-mnist" | "mnist" */
+    const char *data_dir;       /* NULL: the default search (data.h) */
+    int64_t limit;              /* training examples to use (0 = all) */
+    int64_t n_valid;            /* held-out validation examples (0 = none) */
+    int standardize;            /* input_mean/input_std of the model from the training set's pixels */
+    nl_model_config model;      /* its input size / geometry must match the dataset */
+    uint64_t model_seed;
+    nl_train_config train;
+} nl_recipe;
+
+typedef struct nl_recipe_result {
+    nl_train_result train;      /* per-epoch records, curves, timing (free with nl_recipe_result_free) */
+    double test_accuracy, test_loss;
+    int64_t n_train, n_valid, n_test;
+    double load_seconds;        /* reading the dataset */
+} nl_recipe_result;
+
+/* m receives the trained model (also on NL_ENONFINITE, so the caller can inspect it; zeroed on other errors).
+ * res is always filled. */
+nl_status nl_recipe_run(const nl_recipe *r, nl_model *m, nl_recipe_result *res);
+void nl_recipe_result_free(nl_recipe_result *res);
 
 #ifdef __cplusplus
 }

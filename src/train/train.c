@@ -27,8 +27,9 @@ void nl_train_result_free(nl_train_result *r) {
     free(r->epoch);
     free(r->curve_step);
     free(r->curve_loss);
+    free(r->curve_acc);
     r->epoch = NULL;
-    r->curve_step = r->curve_loss = NULL;
+    r->curve_step = r->curve_loss = r->curve_acc = NULL;
     r->n_epochs = r->n_curve = 0;
 }
 
@@ -177,15 +178,19 @@ static int push_epoch(nl_train_result *r, const nl_epoch_record *e) {
     return 0;
 }
 
-static int push_curve(nl_train_result *r, double step, double loss) {
+static int push_curve(nl_train_result *r, double step, double loss, double acc) {
     double *a = realloc(r->curve_step, (size_t)(r->n_curve + 1) * sizeof *a);
     if (!a) return -1;
     r->curve_step = a;
     double *b = realloc(r->curve_loss, (size_t)(r->n_curve + 1) * sizeof *b);
     if (!b) return -1;
     r->curve_loss = b;
+    double *c = realloc(r->curve_acc, (size_t)(r->n_curve + 1) * sizeof *c);
+    if (!c) return -1;
+    r->curve_acc = c;
     r->curve_step[r->n_curve] = step;
     r->curve_loss[r->n_curve] = loss;
+    r->curve_acc[r->n_curve] = acc;
     r->n_curve++;
     return 0;
 }
@@ -282,7 +287,8 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
     const int eval_every = cfg->eval_every;
     int since_best = 0;
     double curve_sum = 0;
-    int64_t curve_n = 0;
+    int64_t curve_n = 0, curve_ok = 0, curve_seen = 0;
+    r->steps_per_epoch = nb;
     nl_train_progress p;
     memset(&p, 0, sizeof p);
     p.epochs = n_epochs;
@@ -346,16 +352,19 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
             }
             r->steps = step1;
             r->samples += bs;
-            ok += count_correct(logits, yb, bs);
+            const int64_t bok = count_correct(logits, yb, bs);
+            ok += bok;
             seen += bs;
+            curve_ok += bok;
+            curve_seen += bs;
             lsum += lv;
             er.steps++;
             t_train += nl_time() - t0;
             curve_sum += lv;
             if (++curve_n == curve_every) {
-                push_curve(r, (double)r->steps, curve_sum / (double)curve_n);
+                push_curve(r, (double)r->steps, curve_sum / (double)curve_n, (double)curve_ok / (double)curve_seen);
                 curve_sum = 0;
-                curve_n = 0;
+                curve_n = curve_ok = curve_seen = 0;
             }
             p.step = r->steps;
             p.loss = lv;
@@ -378,9 +387,9 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
             }
         }
         if (curve_n > 0 && (r->steps == total || stop)) { /* flush the partial window at the very end */
-            push_curve(r, (double)r->steps, curve_sum / (double)curve_n);
+            push_curve(r, (double)r->steps, curve_sum / (double)curve_n, (double)curve_ok / (double)curve_seen);
             curve_sum = 0;
-            curve_n = 0;
+            curve_n = curve_ok = curve_seen = 0;
         }
         er.seconds = t_train;
         er.train_loss = er.steps ? lsum / (double)er.steps : NAN;

@@ -1,0 +1,127 @@
+/* nnlab/ledger.h — the claims ledger: a registry of experiments, each reproducing one claim of one paper.
+ *
+ * An experiment (nl_experiment) names its method and paper, states the claim in one sentence, carries a quick
+ * and a full configuration (a method-specific struct plus a one-line description), lists the metrics it
+ * measures, and provides two functions: run (trains/measures, filling metrics name -> double and curves, i.e.
+ * named series of (x, y) points for plots) and judge (the pass rule: compares the metrics with the claim and
+ * writes a one-line "measured" summary).
+ *
+ * Registering a method: define `const nl_experiment nl_exp_<name> = {...};` in the method's own source file
+ * and add one line `X(nl_exp_<name>)` to the list in src/ledger/registry.c.
+ *
+ * nl_repro_run runs a selection, prints the table (method, claim, measured, verdict, seconds), and writes
+ * DIR/ledger.json and DIR/report.html (a self-contained page: the table and an inline SVG line plot per plot
+ * group of every experiment's curves), atomically, after every experiment. An experiment whose run returns an
+ * error is recorded as "fail" with the message; the others still run. */
+#ifndef NNLAB_LEDGER_H
+#define NNLAB_LEDGER_H
+#include <stdio.h>
+#include "nnlab/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- results of one run ---- */
+typedef struct nl_metric {
+    char name[64];
+    double value;
+} nl_metric;
+
+typedef struct nl_curve {
+    char plot[64];         /* plot group: curves with the same plot share one chart (and its axes) */
+    char name[64];         /* legend entry */
+    char xlabel[48], ylabel[48];
+    int64_t n, cap;
+    double *x, *y;         /* (n) points; non-finite y values are skipped when drawing */
+} nl_curve;
+
+typedef struct nl_exp_result {
+    int n_metrics, cap_metrics;
+    nl_metric *metrics;    /* (n_metrics) in insertion order */
+    int n_curves, cap_curves;
+    nl_curve **curves;     /* (n_curves) */
+    char note[256];        /* optional free text shown in the report */
+} nl_exp_result;
+
+void nl_exp_result_init(nl_exp_result *r);
+void nl_exp_result_free(nl_exp_result *r);
+/* Set (or overwrite) a metric. */
+nl_status nl_exp_set(nl_exp_result *r, const char *name, double value);
+/* Metric value, or NAN when absent (found, may be NULL, tells which). */
+double nl_exp_get(const nl_exp_result *r, const char *name, int *found);
+/* The curve (plot, name), created empty on first use (labels taken from that first call); NULL on OOM. */
+nl_curve *nl_exp_curve(nl_exp_result *r, const char *plot, const char *name, const char *xlabel, const char *ylabel);
+nl_status nl_curve_add(nl_curve *c, double x, double y);
+
+/* ---- experiments ---- */
+typedef struct nl_exp_options {
+    int full;              /* 0: quick configuration, 1: full */
+    int threads;           /* > 0: thread count to use (already applied by nl_repro_run) */
+    int verbose;           /* 0: quiet; 1: progress on stderr */
+    const char *out_dir;   /* where the ledger goes; an experiment may write extra files there (may be NULL) */
+} nl_exp_options;
+
+typedef struct nl_experiment nl_experiment;
+struct nl_experiment {
+    const char *name;          /* method id used on the command line ("mlp") */
+    const char *paper;         /* paper title, authors, year */
+    const char *claim;         /* the claim, one sentence */
+    const char *quick_desc;    /* one line: what the quick configuration runs */
+    const char *full_desc;     /* one line: what the full configuration runs */
+    const void *quick;         /* method-specific configuration handed to run in quick mode */
+    const void *full;          /* ... in full mode */
+    const char *metrics;       /* comma-separated names of the metrics run fills ("test_accuracy,train_seconds") */
+    const char *status;        /* shown by `nnlab list`; NULL = "ready" (or "planned" when run is NULL) */
+    /* Run the experiment with config (quick or full) and fill out. Non-OK = error (message in nl_last_error). */
+    nl_status (*run)(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out);
+    /* Pass rule: 1 pass, 0 fail; writes a one-line summary of what was measured against the claim. */
+    int (*judge)(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n);
+};
+
+/* Registry (src/ledger/registry.c). */
+int nl_experiment_count(void);
+const nl_experiment *nl_experiment_at(int i);
+const nl_experiment *nl_experiment_find(const char *name);
+const char *nl_experiment_status(const nl_experiment *e);
+
+/* ---- reproduction runs ---- */
+typedef struct nl_repro_entry {
+    const nl_experiment *e;
+    nl_exp_result r;
+    int pass;              /* verdict */
+    int errored;           /* run returned an error (then pass = 0) */
+    char measured[256];
+    char error[512];
+    double seconds;
+} nl_repro_entry;
+
+typedef struct nl_repro_options {
+    int full;
+    int threads;           /* > 0: nl_set_num_threads before running */
+    int verbose;           /* progress of each experiment on stderr */
+    const char *out_dir;   /* created if needed; NULL = write no files */
+    FILE *table;           /* where the table goes (NULL = nowhere) */
+} nl_repro_options;
+
+/* Run list[0..n), filling entries (n, allocated, free with nl_repro_free). *n_failed counts fails and errors.
+ * Returns NL_OK when every experiment ran and the files were written (verdicts do not affect the status). */
+nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_options *opt, nl_repro_entry **entries,
+                       int *n_failed);
+void nl_repro_free(nl_repro_entry *entries, int n);
+
+/* Pieces of nl_repro_run, usable on their own (n entries; mode "quick" or "full"). */
+void nl_ledger_print_table(FILE *f, const nl_repro_entry *entries, int n);
+/* {"mode", "nnlab_version", "entries": [{"method", "paper", "claim", "config", "metrics": {...}, "measured",
+ *  "verdict": "pass"|"fail", "seconds", "error" (only when errored), "curves": [{"plot", "name", "xlabel",
+ *  "ylabel", "x": [...], "y": [...]}]}]}; non-finite numbers are written as null. Atomic replace. */
+nl_status nl_ledger_write_json(const char *path, const nl_repro_entry *entries, int n, const char *mode);
+/* Self-contained HTML page (no JavaScript): table + one inline SVG per plot group. Atomic replace. */
+nl_status nl_ledger_write_html(const char *path, const nl_repro_entry *entries, int n, const char *mode);
+/* The SVG line chart of the curves of r belonging to plot group `plot` (malloc'd string). */
+char *nl_ledger_svg(const nl_exp_result *r, const char *plot, int width, int height);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

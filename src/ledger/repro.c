@@ -1,0 +1,202 @@
+/* Reproduction runs: run the selected experiments, judge them, print the table, write ledger.json. */
+#include "nnlab/ledger.h"
+#include "nnlab/safetensors.h"
+#include "sbuf.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#ifndef NL_VERSION_STRING
+#define NL_VERSION_STRING "0.1.0"
+#endif
+
+void nl_repro_free(nl_repro_entry *entries, int n) {
+    if (!entries) return;
+    for (int i = 0; i < n; i++) nl_exp_result_free(&entries[i].r);
+    free(entries);
+}
+
+/* ---- table ---- */
+static void clip(char *dst, size_t n, const char *src, size_t maxw) {
+    size_t len = strlen(src);
+    if (len <= maxw) snprintf(dst, n, "%s", src);
+    else snprintf(dst, n, "%.*s...", (int)(maxw - 3), src);
+}
+
+void nl_ledger_print_table(FILE *f, const nl_repro_entry *en, int n) {
+    if (!f) return;
+    const size_t CLAIM_W = 60, MEAS_W = 70;
+    int wm = 6, wc = 5, wmeas = 8;
+    char buf[512];
+    for (int i = 0; i < n; i++) {
+        int l = (int)strlen(en[i].e->name);
+        if (l > wm) wm = l;
+        clip(buf, sizeof buf, en[i].e->claim ? en[i].e->claim : "", CLAIM_W);
+        if ((int)strlen(buf) > wc) wc = (int)strlen(buf);
+        clip(buf, sizeof buf, en[i].measured, MEAS_W);
+        if ((int)strlen(buf) > wmeas) wmeas = (int)strlen(buf);
+    }
+    fprintf(f, "%-*s  %-*s  %-*s  %-7s  %8s\n", wm, "method", wc, "claim", wmeas, "measured", "verdict", "seconds");
+    int total = wm + wc + wmeas + 7 + 8 + 8;
+    for (int i = 0; i < total; i++) fputc('-', f);
+    fputc('\n', f);
+    int passed = 0;
+    double secs = 0;
+    for (int i = 0; i < n; i++) {
+        char cl[128], me[128];
+        clip(cl, sizeof cl, en[i].e->claim ? en[i].e->claim : "", CLAIM_W);
+        clip(me, sizeof me, en[i].measured, MEAS_W);
+        fprintf(f, "%-*s  %-*s  %-*s  %-7s  %8.1f\n", wm, en[i].e->name, wc, cl, wmeas, me, en[i].pass ? "pass" : "FAIL", en[i].seconds);
+        passed += en[i].pass;
+        secs += en[i].seconds;
+    }
+    fprintf(f, "%d/%d passed in %.1f s\n", passed, n, secs);
+    fflush(f);
+}
+
+/* ---- JSON ---- */
+static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+static nl_status write_file_atomic(const char *path, const char *data, size_t len) {
+    nl_atomic_file af;
+    nl_status s = nl_atomic_open(&af, path);
+    if (s) return s;
+    if ((s = nl_atomic_write(&af, data, len))) {
+        nl_atomic_abort(&af);
+        return s;
+    }
+    return nl_atomic_commit(&af);
+}
+
+nl_status nl_ledger_write_json(const char *path, const nl_repro_entry *en, int n, const char *mode) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "nnlab_version", NL_VERSION_STRING);
+    cJSON_AddStringToObject(root, "mode", mode ? mode : "quick");
+    cJSON *arr = cJSON_AddArrayToObject(root, "entries");
+    const int full = mode && !strcmp(mode, "full");
+    for (int i = 0; i < n; i++) {
+        const nl_repro_entry *x = &en[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "method", x->e->name);
+        cJSON_AddStringToObject(o, "paper", x->e->paper ? x->e->paper : "");
+        cJSON_AddStringToObject(o, "claim", x->e->claim ? x->e->claim : "");
+        const char *cfg = full ? x->e->full_desc : x->e->quick_desc;
+        cJSON_AddStringToObject(o, "config", cfg ? cfg : "");
+        cJSON *m = cJSON_AddObjectToObject(o, "metrics");
+        for (int k = 0; k < x->r.n_metrics; k++) cJSON_AddItemToObject(m, x->r.metrics[k].name, num(x->r.metrics[k].value));
+        cJSON_AddStringToObject(o, "measured", x->measured);
+        cJSON_AddStringToObject(o, "verdict", x->pass ? "pass" : "fail");
+        cJSON_AddItemToObject(o, "seconds", num(x->seconds));
+        if (x->errored) cJSON_AddStringToObject(o, "error", x->error);
+        if (x->r.note[0]) cJSON_AddStringToObject(o, "note", x->r.note);
+        cJSON *cs = cJSON_AddArrayToObject(o, "curves");
+        for (int k = 0; k < x->r.n_curves; k++) {
+            const nl_curve *c = x->r.curves[k];
+            cJSON *co = cJSON_CreateObject();
+            cJSON_AddStringToObject(co, "plot", c->plot);
+            cJSON_AddStringToObject(co, "name", c->name);
+            cJSON_AddStringToObject(co, "xlabel", c->xlabel);
+            cJSON_AddStringToObject(co, "ylabel", c->ylabel);
+            cJSON *xs = cJSON_AddArrayToObject(co, "x"), *ys = cJSON_AddArrayToObject(co, "y");
+            for (int64_t j = 0; j < c->n; j++) {
+                cJSON_AddItemToArray(xs, num(c->x[j]));
+                cJSON_AddItemToArray(ys, num(c->y[j]));
+            }
+            cJSON_AddItemToArray(cs, co);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!txt) return nl_set_error(NL_ENOMEM, "ledger.json: out of memory");
+    nl_sbuf b = {0};
+    sb_printf(&b, "%s\n", txt);
+    cJSON_free(txt);
+    if (b.oom) { free(b.s); return nl_set_error(NL_ENOMEM, "ledger.json: out of memory"); }
+    nl_status s = write_file_atomic(path, b.s, b.len);
+    free(b.s);
+    return s;
+}
+
+/* ---- the run ---- */
+static nl_status mkdir_p(const char *dir) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return nl_set_error(NL_EINVAL, "output directory path too long");
+    for (char *q = p + 1; ; q++) {
+        if (*q == '/' || *q == 0) {
+            char c = *q;
+            *q = 0;
+            if (mkdir(p, 0755) && errno != EEXIST) return nl_set_error(NL_EIO, "cannot create directory %s: %s", p, strerror(errno));
+            *q = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return nl_set_error(NL_EIO, "%s is not a directory", dir);
+    return NL_OK;
+}
+
+static nl_status write_outputs(const nl_repro_options *opt, const nl_repro_entry *en, int n) {
+    if (!opt->out_dir) return NL_OK;
+    char path[4200];
+    const char *mode = opt->full ? "full" : "quick";
+    snprintf(path, sizeof path, "%s/ledger.json", opt->out_dir);
+    nl_status s = nl_ledger_write_json(path, en, n, mode);
+    if (s) return s;
+    snprintf(path, sizeof path, "%s/report.html", opt->out_dir);
+    return nl_ledger_write_html(path, en, n, mode);
+}
+
+nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_options *opt, nl_repro_entry **entries,
+                       int *n_failed) {
+    *entries = NULL;
+    *n_failed = 0;
+    nl_status s;
+    if (opt->out_dir && (s = mkdir_p(opt->out_dir))) return s;
+    nl_repro_entry *en = calloc((size_t)(n > 0 ? n : 1), sizeof *en);
+    if (!en) return nl_set_error(NL_ENOMEM, "repro: out of memory");
+    if (opt->threads > 0) nl_set_num_threads(opt->threads);
+    nl_exp_options eo = {opt->full, opt->threads > 0 ? opt->threads : nl_get_num_threads(), opt->verbose, opt->out_dir};
+    for (int i = 0; i < n; i++) {
+        nl_repro_entry *x = &en[i];
+        x->e = list[i];
+        nl_exp_result_init(&x->r);
+        if (opt->verbose)
+            fprintf(stderr, "[%d/%d] %s (%s): %s\n", i + 1, n, x->e->name, opt->full ? "full" : "quick",
+                    (opt->full ? x->e->full_desc : x->e->quick_desc) ? (opt->full ? x->e->full_desc : x->e->quick_desc) : "");
+        nl_clear_error();
+        double t0 = nl_time();
+        if (!x->e->run) {
+            s = nl_set_error(NL_ESTATE, "experiment '%s' has no run function (status: %s)", x->e->name, nl_experiment_status(x->e));
+        } else {
+            s = x->e->run(x->e, opt->full ? x->e->full : x->e->quick, &eo, &x->r);
+        }
+        x->seconds = nl_time() - t0;
+        if (s) {
+            x->errored = 1;
+            x->pass = 0;
+            snprintf(x->error, sizeof x->error, "%s: %s", nl_status_name(s), nl_last_error()[0] ? nl_last_error() : "(no message)");
+            snprintf(x->measured, sizeof x->measured, "error: %s", x->error);
+        } else if (x->e->judge) {
+            x->pass = x->e->judge(x->e, &x->r, opt->full, x->measured, sizeof x->measured) ? 1 : 0;
+        } else {
+            x->pass = 1;
+            snprintf(x->measured, sizeof x->measured, "ran (no pass rule)");
+        }
+        if (!x->pass) (*n_failed)++;
+        if (opt->verbose)
+            fprintf(stderr, "[%d/%d] %s: %s, %s (%.1f s)\n", i + 1, n, x->e->name, x->pass ? "pass" : "FAIL", x->measured, x->seconds);
+        if ((s = write_outputs(opt, en, i + 1))) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", nl_last_error());
+            *entries = en;
+            return nl_set_error(s, "repro: writing the ledger: %s", msg);
+        }
+    }
+    nl_ledger_print_table(opt->table, en, n);
+    *entries = en;
+    return NL_OK;
+}
