@@ -112,7 +112,7 @@ typedef struct nl_lambda_cache {
     double *kr;          /* (B, H, n_slots, D) rotated keys */
     double *v;           /* (B, H, n_slots, Dv) */
     int64_t *pos;        /* (n_slots) position held by each slot, -1 = empty */
-    double *scratch;     /* (n_slots + 2 D) per-step work */
+    double *scratch;     /* (n_slots + 5 D + Dv + 4) per-step work */
 } nl_lambda_cache;
 
 nl_status nl_lambda_cache_init(nl_lambda_cache *kc, int64_t B, int64_t H, int64_t D, int64_t Dv, const double *theta,
