@@ -75,7 +75,6 @@ nl_status nl_model_config_check(const nl_model_config *c) {
     if (!(c->dropout >= 0.0 && c->dropout < 1.0)) return nl_set_error(NL_EINVAL, "model: dropout %g must be in [0, 1)", c->dropout);
     if (!(c->input_std > 0.0) || !isfinite(c->input_std) || !isfinite(c->input_mean))
         return nl_set_error(NL_EINVAL, "model: input_std must be positive and input_mean finite");
-    if (c->n_classes < 1) return nl_set_error(NL_EINVAL, "model: n_classes must be >= 1 (got %d)", c->n_classes);
     if (c->kind == NL_MODEL_MLP) {
         if (c->n_sizes < 2 || c->n_sizes > NL_MODEL_MAX_LAYERS + 1)
             return nl_set_error(NL_EINVAL, "mlp: %d sizes given (need 2 .. %d: input, hidden..., classes)", c->n_sizes, NL_MODEL_MAX_LAYERS + 1);
@@ -85,6 +84,7 @@ nl_status nl_model_config_check(const nl_model_config *c) {
             return nl_set_error(NL_EINVAL, "mlp: last size %lld differs from n_classes %d", (long long)c->sizes[c->n_sizes - 1], c->n_classes);
         return NL_OK;
     }
+    if (c->n_classes < 1) return nl_set_error(NL_EINVAL, "model: n_classes must be >= 1 (got %d)", c->n_classes);
     if (c->kind != NL_MODEL_CNN) return nl_set_error(NL_EINVAL, "model: unknown kind %d", (int)c->kind);
     if (c->in_channels < 1 || c->in_height < 1 || c->in_width < 1)
         return nl_set_error(NL_EINVAL, "cnn: input geometry %dx%dx%d must be positive", c->in_channels, c->in_height, c->in_width);

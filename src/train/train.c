@@ -373,12 +373,15 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
             p.epoch_seconds = t_train;
             p.samples_per_sec = t_train > 0 ? (double)seen / t_train : 0;
             const double eta = (r->train_seconds + t_train) / (double)r->steps * (double)(total - r->steps);
-            if (d.tty) show_progress(&d, &p, eta, 0);
+            /* the display shows the run's rate so far (a fresh epoch's first steps alone are noisy) */
+            nl_train_progress pd = p;
+            pd.samples_per_sec = (double)r->samples / (r->train_seconds + t_train);
+            if (d.tty) show_progress(&d, &pd, eta, 0);
             else if (r->steps % log_every == 0 && r->steps < total) {
                 char e[32];
                 fmt_eta(eta, e, sizeof e);
                 log_line(&d, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f samples/s ETA %s", (long long)ep, (long long)n_epochs,
-                         (long long)r->steps, (long long)total, lv, p.samples_per_sec, e);
+                         (long long)r->steps, (long long)total, lv, pd.samples_per_sec, e);
             }
             if (cb->on_step && cb->on_step(cb->ud, m, &p)) {
                 r->stopped_by_callback = 1;

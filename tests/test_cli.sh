@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Command-line tests of nnlab.
+# usage: test_cli.sh NNLAB [fast|repro|all]
+#   fast:  usage errors (exit 2 + a message naming the flag), --help on every command, list, a tiny
+#          train -> save -> eval round trip, JSON output, missing dataset, NaN stop keeping the last checkpoint,
+#          progress output on a TTY and off it
+#   repro: THE quick-mode check: `nnlab repro mlp cnn --quick` passes both baselines (ledger.json verdicts and
+#          test accuracies >= 86% / 88%), report.html written
+set -u
+NNLAB="$1"; MODE="${2:-all}"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0; n=0
+check() { n=$((n + 1)); if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+have_py=0; command -v python3 >/dev/null 2>&1 && have_py=1
+# json_get FILE_OR_STRING EXPR: evaluates a Python expression on the parsed JSON `j`
+json_get() { python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($2)" "$1"; }
+
+# expect_usage "description" args...: exit status 2 and a message naming $NEEDLE on stderr
+expect_usage() {
+  local what="$1"; shift
+  "$NNLAB" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  check "$what -> exit 2 (got $rc)" "[ $rc -eq 2 ]"
+  check "$what -> message mentions '$NEEDLE'" "grep -qF -- '$NEEDLE' '$tmp/err'"
+}
+
+data_ok=1
+NL_NUM_THREADS=2 "$NNLAB" eval --help >/dev/null 2>&1 || true
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || [ -n "${NL_DATA_DIR:-}" ] || data_ok=0
+
+if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
+  # ---- help ----
+  "$NNLAB" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "no arguments -> exit 2 with the command list" "[ $rc -eq 2 ] && grep -q 'usage: nnlab' '$tmp/err'"
+  for args in "--help" "-h" "help" "help train" "help eval" "help list" "help repro" "--version"; do
+    "$NNLAB" $args >"$tmp/out" 2>&1; rc=$?
+    check "nnlab $args -> exit 0" "[ $rc -eq 0 ] && [ -s '$tmp/out' ]"
+  done
+  for cmd in train eval list repro; do
+    "$NNLAB" $cmd --help >"$tmp/out" 2>&1; rc=$?
+    check "nnlab $cmd --help -> exit 0 and usage" "[ $rc -eq 0 ] && grep -q 'usage: nnlab $cmd' '$tmp/out'"
+  done
+  "$NNLAB" train mlp --epochs 3 --help >"$tmp/out" 2>&1; rc=$?
+  check "--help after other flags -> exit 0" "[ $rc -eq 0 ] && grep -q 'usage: nnlab train' '$tmp/out'"
+
+  # ---- usage errors ----
+  NEEDLE=frobnicate expect_usage "unknown command" frobnicate
+  NEEDLE="mlp|cnn" expect_usage "train without a model" train
+  NEEDLE=resnet expect_usage "train unknown model" train resnet
+  NEEDLE=--epochs expect_usage "--epochs -1" train mlp --epochs -1
+  NEEDLE=--epochs expect_usage "--epochs 0" train mlp --epochs 0
+  NEEDLE=--epochs expect_usage "--epochs 1.5" train mlp --epochs 1.5
+  NEEDLE=--epochs expect_usage "--epochs 10abc" train mlp --epochs 10abc
+  NEEDLE=--epochs expect_usage "--epochs 99999999999999999999" train mlp --epochs 99999999999999999999
+  NEEDLE=--epochs expect_usage "--epochs without a value" train mlp --epochs
+  NEEDLE=--epochs expect_usage "--epochs followed by a flag" train mlp --epochs --json
+  NEEDLE=--lr expect_usage "--lr abc" train mlp --lr abc
+  NEEDLE=--lr expect_usage "--lr -1" train mlp --lr -1
+  NEEDLE=--lr expect_usage "--lr 0" train mlp --lr 0
+  NEEDLE=--lr expect_usage "--lr nan" train mlp --lr nan
+  NEEDLE=--lr expect_usage "--lr inf" train mlp --lr inf
+  NEEDLE=--lr expect_usage "--lr=" train mlp --lr=
+  NEEDLE=--batch expect_usage "--batch 0" train mlp --batch 0
+  NEEDLE=--batch expect_usage "--batch=-5" train mlp --batch=-5
+  NEEDLE=--threads expect_usage "--threads 0" train mlp --threads 0
+  NEEDLE=--seed expect_usage "--seed -3" train mlp --seed -3
+  NEEDLE=--dropout expect_usage "--dropout 1" train mlp --dropout 1
+  NEEDLE=--valid expect_usage "--valid -1" train mlp --valid -1
+  NEEDLE=--limit expect_usage "--limit 0" train mlp --limit 0
+  NEEDLE=--bogus expect_usage "unknown flag" train mlp --bogus 3
+  NEEDLE=-x expect_usage "single-dash flag" train mlp -x
+  NEEDLE=--json expect_usage "--json=1" train mlp --json=1
+  NEEDLE=cifar expect_usage "--data cifar" train mlp --data cifar
+  NEEDLE=rmsprop expect_usage "--optim rmsprop" train mlp --optim rmsprop
+  NEEDLE=--sched expect_usage "--sched step" train mlp --sched step
+  NEEDLE=--act expect_usage "--act swish" train mlp --act swish
+  NEEDLE=--hidden expect_usage "--hidden 256,,10" train mlp --hidden 256,,10
+  NEEDLE=--hidden expect_usage "--hidden 0" train mlp --hidden 0
+  NEEDLE=--hidden expect_usage "--hidden for a CNN" train cnn --hidden 64
+  NEEDLE=--channels expect_usage "--channels for an MLP" train mlp --channels 8
+  NEEDLE=--channels expect_usage "--channels 8,x" train cnn --channels 8,x
+  NEEDLE=--patience expect_usage "--patience without --valid" train mlp --patience 2
+  NEEDLE=--momentum expect_usage "--momentum with adam" train mlp --momentum 0.9
+  NEEDLE=--valid expect_usage "--valid 60000" train mlp --valid 60000
+  NEEDLE=extra expect_usage "two models" train mlp extra
+  NEEDLE=--load expect_usage "eval without --load" eval
+  NEEDLE=--split expect_usage "eval --split dev" eval --load x --split dev
+  NEEDLE=--limit expect_usage "eval --limit abc" eval --load x --limit abc
+  NEEDLE=bogus expect_usage "list with an argument" list bogus
+  NEEDLE=nosuchmethod expect_usage "repro unknown method" repro nosuchmethod
+  NEEDLE=--full expect_usage "repro --quick --full" repro --quick --full
+  NEEDLE=--threads expect_usage "repro --threads abc" repro --threads abc
+  NEEDLE=--out expect_usage "repro --out without a value" repro --out
+
+  # ---- list ----
+  "$NNLAB" list >"$tmp/out" 2>&1; rc=$?
+  check "list -> exit 0 with mlp and cnn and their claims" "[ $rc -eq 0 ] && grep -q '^mlp ' '$tmp/out' && grep -q '^cnn ' '$tmp/out' && grep -q 'claim:' '$tmp/out'"
+  "$NNLAB" list --json >"$tmp/out" 2>&1; rc=$?
+  check "list --json -> exit 0" "[ $rc -eq 0 ]"
+  if [ $have_py = 1 ]; then
+    check "list --json is valid JSON with method/paper/claim/status" \
+      "python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); e=j[\"experiments\"]; assert len(e) >= 2 and all(k in x for x in e for k in (\"method\",\"paper\",\"claim\",\"status\"))' '$tmp/out'"
+  fi
+
+  if [ $data_ok = 1 ]; then
+    # ---- missing dataset: a clear error naming the package, exit 1 ----
+    NL_DATA_DIR="$tmp/nowhere" "$NNLAB" train mlp --epochs 1 --quiet >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "missing dataset -> exit 1" "[ $rc -eq 1 ]"
+    check "missing dataset -> message names the package" "grep -q 'dataset-fashion-mnist' '$tmp/err'"
+
+    # ---- tiny train -> save -> eval ----
+    "$NNLAB" train mlp --limit 3000 --epochs 2 --hidden 64 --lr 2e-3 --seed 3 --json --quiet --save "$tmp/m.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "train --json -> exit 0" "[ $rc -eq 0 ]"
+    check "train --json prints exactly one line" "[ \$(wc -l < '$tmp/out') -eq 1 ]"
+    line=$(cat "$tmp/out")
+    check "checkpoint saved" "[ -s '$tmp/m.safetensors' ]"
+    if [ $have_py = 1 ]; then
+      acc=$(json_get "$line" 'j["test_accuracy"]')
+      check "JSON test_accuracy $acc > 0.75" "python3 -c 'import sys; assert float(sys.argv[1]) > 0.75' '$acc'"
+      fields=$(json_get "$line" '" ".join(map(str, (len(j["epoch_seconds"]), j["samples_per_sec"] > 0, j["status"], j["n_train"], j["epochs"], j["checkpoint"] is not None)))')
+      check "JSON has epoch_seconds (2 entries), samples_per_sec, status ok, n_train, checkpoint ($fields)" "[ '$fields' = '2 True ok 3000 2 True' ]"
+      "$NNLAB" eval --load "$tmp/m.safetensors" --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+      check "eval --json -> exit 0" "[ $rc -eq 0 ]"
+      eacc=$(json_get "$(cat "$tmp/out")" 'j["accuracy"]')
+      check "eval accuracy $eacc equals train's test accuracy $acc" "python3 -c 'import sys; assert abs(float(sys.argv[1]) - float(sys.argv[2])) < 1e-9' '$eacc' '$acc'"
+    else
+      check "JSON has test_accuracy, epoch_seconds, samples_per_sec" "echo '$line' | grep -q '\"test_accuracy\"' && echo '$line' | grep -q '\"epoch_seconds\":\[' && echo '$line' | grep -q '\"samples_per_sec\"'"
+    fi
+    "$NNLAB" eval --load "$tmp/m.safetensors" --limit 500 >"$tmp/out" 2>&1; rc=$?
+    check "eval (text) -> exit 0 and accuracy" "[ $rc -eq 0 ] && grep -q 'accuracy' '$tmp/out' && grep -q '500 examples' '$tmp/out'"
+    "$NNLAB" eval --load "$tmp/nonexistent.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "eval of a missing file -> exit 1 and message" "[ $rc -eq 1 ] && grep -q 'nonexistent.safetensors' '$tmp/err'"
+    # a safetensors file without the nnlab architecture metadata
+    hdr='{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+    printf '%s' "$hdr" >"$tmp/h"; len=$(stat -c %s "$tmp/h")
+    { printf "\\x$(printf %02x $len)\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; cat "$tmp/h"; printf '\x00\x00\x80\x3f\x00\x00\x00\x40'; } >"$tmp/other.safetensors"
+    "$NNLAB" eval --load "$tmp/other.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "eval of a foreign checkpoint -> exit 1 and a clear message" "[ $rc -eq 1 ] && grep -q 'not an nnlab model checkpoint' '$tmp/err'"
+    printf 'garbage' >"$tmp/bad.safetensors"
+    "$NNLAB" eval --load "$tmp/bad.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "eval of a corrupt file -> exit 1" "[ $rc -eq 1 ] && [ -s '$tmp/err' ]"
+
+    # ---- NaN: stop with the step named, exit 1, the previous checkpoint survives ----
+    cp "$tmp/m.safetensors" "$tmp/keep.safetensors"
+    "$NNLAB" train mlp --limit 2000 --epochs 2 --hidden 64 --optim sgd --lr 1e30 --quiet --save "$tmp/m.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "lr 1e30 -> exit 1" "[ $rc -eq 1 ]"
+    check "lr 1e30 -> message names the step and what is not finite" "grep -Eq 'step [0-9]+: (loss is (NaN|\+Inf|-Inf)|gradient of [a-z0-9.]+ is not finite|[a-z0-9.]+ is not finite)' '$tmp/err'"
+    check "the existing checkpoint is not overwritten" "cmp -s '$tmp/m.safetensors' '$tmp/keep.safetensors'"
+    "$NNLAB" eval --load "$tmp/m.safetensors" --limit 100 >/dev/null 2>&1; rc=$?
+    check "and still loads" "[ $rc -eq 0 ]"
+    "$NNLAB" train mlp --limit 2000 --epochs 1 --optim sgd --lr 1e30 --json --quiet >"$tmp/out" 2>/dev/null; rc=$?
+    check "lr 1e30 with --json -> exit 1 and status nonfinite" "[ $rc -eq 1 ] && grep -q '\"status\":\"nonfinite\"' '$tmp/out'"
+
+    # ---- progress display: plain lines off a TTY, a \r-redrawn bar on a TTY ----
+    "$NNLAB" train mlp --limit 3000 --epochs 1 --hidden 32 >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "progress off a TTY: plain lines with step/total, loss, samples/s, ETA" \
+      "[ $rc -eq 0 ] && grep -Eq '^epoch 1/1 step [0-9]+/24 loss [0-9.]+ [0-9]+ samples/s ETA [0-9:]+$' '$tmp/err' && ! grep -q \$'\\r' '$tmp/err'"
+    check "epoch summary line" "grep -q '^epoch 1/1: loss' '$tmp/err'"
+    if command -v script >/dev/null 2>&1; then
+      script -qefc "'$NNLAB' train mlp --limit 3000 --epochs 1 --hidden 32 --batch 16" "$tmp/tty.log" >/dev/null 2>&1
+      check "progress on a TTY: redrawn with \\r, with ETA" "grep -q \$'\\r' '$tmp/tty.log' && grep -q 'ETA' '$tmp/tty.log' && grep -q 'samples/s' '$tmp/tty.log'"
+    else
+      echo "skip TTY progress check: 'script' not installed"
+    fi
+  else
+    echo "SKIP data-dependent CLI checks: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+  fi
+fi
+
+if [ "$MODE" = repro ] || [ "$MODE" = all ]; then
+  if [ $data_ok = 0 ]; then
+    echo "SKIP repro check: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+  else
+    t0=$(date +%s)
+    "$NNLAB" repro mlp cnn --quick --out "$tmp/out" >"$tmp/table" 2>"$tmp/err"; rc=$?
+    t1=$(date +%s)
+    cat "$tmp/table"
+    echo "repro mlp cnn --quick took $((t1 - t0)) s"
+    check "repro mlp cnn --quick -> exit 0" "[ $rc -eq 0 ]"
+    [ $rc -eq 0 ] || tail -20 "$tmp/err"
+    check "ledger.json and report.html written" "[ -s '$tmp/out/ledger.json' ] && [ -s '$tmp/out/report.html' ]"
+    check "table printed with both verdicts" "grep -Eq '^mlp .* pass ' '$tmp/table' && grep -Eq '^cnn .* pass ' '$tmp/table'"
+    if [ $have_py = 1 ]; then
+      check "ledger.json: mlp and cnn pass, test accuracy >= 86% / 88%, all fields present" "python3 - '$tmp/out/ledger.json' <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+e = {x['method']: x for x in j['entries']}
+assert j['mode'] == 'quick', j['mode']
+assert set(e) == {'mlp', 'cnn'}, set(e)
+for x in e.values():
+    for k in ('method', 'paper', 'claim', 'metrics', 'verdict', 'seconds'):
+        assert k in x, k
+    assert x['verdict'] == 'pass', (x['method'], x['measured'])
+    assert len(x['curves']) >= 2
+assert e['mlp']['metrics']['test_accuracy'] >= 0.86, e['mlp']['metrics']['test_accuracy']
+assert e['cnn']['metrics']['test_accuracy'] >= 0.88, e['cnn']['metrics']['test_accuracy']
+print('mlp test accuracy %.4f, cnn test accuracy %.4f' % (e['mlp']['metrics']['test_accuracy'], e['cnn']['metrics']['test_accuracy']))
+PY"
+    else
+      check "ledger.json verdicts pass" "[ \$(grep -c '\"verdict\":.*\"pass\"' '$tmp/out/ledger.json') -eq 2 ]"
+    fi
+    check "report.html has the table and SVG plots" "grep -q '<table id=\"ledger\">' '$tmp/out/report.html' && [ \$(grep -o '<svg' '$tmp/out/report.html' | wc -l) -ge 4 ]"
+  fi
+fi
+
+echo "$n checks, $([ $fail -eq 0 ] && echo 'all passed' || echo 'some FAILED')"
+exit $fail

@@ -1,0 +1,227 @@
+/* Claims ledger: results API, registry, the repro runner with passing / failing / erroring experiments,
+ * ledger.json (valid JSON with every field), report.html (table, SVG), the printed table. */
+#include "nltest.h"
+#include "nnlab/ledger.h"
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+/* ---- three fake experiments ---- */
+typedef struct {
+    double acc;
+} fake_cfg;
+
+static nl_status fake_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
+    const fake_cfg *c = config;
+    nl_exp_set(out, "accuracy", c->acc);
+    nl_exp_set(out, "weird", NAN);
+    nl_curve *a = nl_exp_curve(out, "Accuracy", "test <b>", "epoch", "accuracy (%)");
+    nl_curve *b = nl_exp_curve(out, "Accuracy", "train", "epoch", "accuracy (%)");
+    nl_curve *l = nl_exp_curve(out, "Loss & co", "loss", "step", "loss");
+    for (int i = 1; i <= 5; i++) {
+        nl_curve_add(a, i, 100 * c->acc - 5.0 / i);
+        nl_curve_add(b, i, 100 * c->acc - 2.0 / i);
+        nl_curve_add(l, 10 * i, 1.0 / i);
+    }
+    nl_curve_add(l, 60, NAN); /* skipped when drawing, null in JSON */
+    snprintf(out->note, sizeof out->note, "mode %s", opt->full ? "full" : "quick");
+    return NL_OK;
+}
+
+static int fake_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+    double acc = nl_exp_get(r, "accuracy", NULL);
+    snprintf(measured, n, "accuracy %.1f%% (need >= 50%%)", 100 * acc);
+    return acc >= 0.5;
+}
+
+static nl_status broken_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
+    nl_exp_set(out, "partial", 1.0);
+    return nl_set_error(NL_ENOTFOUND, "dataset xyz not found: install package xyz-data");
+}
+
+static const fake_cfg good = {0.9}, bad = {0.2};
+static const nl_experiment e_pass = {"good", "A. Author: Good paper (2020)", "Accuracy is >= 50% when a < b & c > d.", "quick good", "full good",
+                                     &good, &good, "accuracy,weird", NULL, fake_run, fake_judge};
+static const nl_experiment e_fail = {"bad", "B. Author: Bad paper (2021)", "Accuracy is >= 50%.", "quick bad", "full bad", &bad, &bad,
+                                     "accuracy", NULL, fake_run, fake_judge};
+static const nl_experiment e_err = {"broken", "C. Author: Broken paper", "It runs.", "quick", "full", NULL, NULL, "", NULL, broken_run, fake_judge};
+static const nl_experiment e_planned = {"planned", "D. Author", "Later.", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+
+static void test_result_api(void) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    NLT_OK(nl_exp_set(&r, "a", 1));
+    NLT_OK(nl_exp_set(&r, "b", 2));
+    NLT_OK(nl_exp_set(&r, "a", 3));
+    int found;
+    NLT_CHECK(r.n_metrics == 2 && nl_exp_get(&r, "a", &found) == 3 && found, "overwrite");
+    NLT_CHECK(isnan(nl_exp_get(&r, "zz", &found)) && !found, "absent metric");
+    nl_curve *c = nl_exp_curve(&r, "p", "x", "xl", "yl");
+    NLT_CHECK(c == nl_exp_curve(&r, "p", "x", NULL, NULL) && c != nl_exp_curve(&r, "q", "x", NULL, NULL), "curve lookup by (plot, name)");
+    for (int i = 0; i < 1000; i++) NLT_OK(nl_curve_add(c, i, i * i));
+    NLT_CHECK(c->n == 1000 && c->y[999] == 999.0 * 999.0 && !strcmp(c->xlabel, "xl"), "curve points");
+    char *svg = nl_ledger_svg(&r, "p", 400, 300);
+    NLT_CHECK(svg && strstr(svg, "<svg") && strstr(svg, "<polyline") && strstr(svg, "</svg>"), "svg of a curve");
+    free(svg);
+    svg = nl_ledger_svg(&r, "q", 400, 300); /* a curve without points */
+    NLT_CHECK(svg && strstr(svg, "no data"), "empty plot");
+    free(svg);
+    nl_exp_result_free(&r);
+}
+
+static void test_registry(void) {
+    int n = nl_experiment_count();
+    NLT_CHECK(n >= 2, "%d experiments", n);
+    NLT_CHECK(nl_experiment_find("mlp") && nl_experiment_find("cnn"), "baselines registered");
+    NLT_CHECK(nl_experiment_find("no-such-method") == NULL, "unknown name");
+    for (int i = 0; i < n; i++) {
+        const nl_experiment *e = nl_experiment_at(i);
+        NLT_CHECK(e->name && e->paper && e->claim && e->quick_desc && e->full_desc && e->quick && e->full && e->metrics && e->run && e->judge,
+                  "experiment %d (%s) lacks a field", i, e->name ? e->name : "?");
+        for (int k = 0; k < i; k++) NLT_CHECK(strcmp(e->name, nl_experiment_at(k)->name), "duplicate name %s", e->name);
+        NLT_CHECK(nl_experiment_find(e->name) == e, "find %s", e->name);
+    }
+    NLT_CHECK(!strcmp(nl_experiment_status(nl_experiment_find("mlp")), "ready"), "status");
+    NLT_CHECK(!strcmp(nl_experiment_status(&e_planned), "planned"), "planned status");
+}
+
+static int count_tmp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, ".tmp")) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+static void test_repro_run(void) {
+    char dir[] = "/tmp/nltest_ledger_XXXXXX";
+    NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char out[256], json[300], html[300];
+    snprintf(out, sizeof out, "%s/sub/out", dir); /* created by the run */
+    snprintf(json, sizeof json, "%s/ledger.json", out);
+    snprintf(html, sizeof html, "%s/report.html", out);
+    const nl_experiment *list[4] = {&e_pass, &e_err, &e_fail, &e_planned};
+    FILE *table = tmpfile();
+    nl_repro_options ro = {0, 1, 0, out, table};
+    nl_repro_entry *en = NULL;
+    int n_failed = -1;
+    NLT_OK(nl_repro_run(list, 4, &ro, &en, &n_failed));
+    NLT_CHECK(n_failed == 3, "failed %d", n_failed);
+    NLT_CHECK(en[0].pass && !en[0].errored && !strcmp(en[0].measured, "accuracy 90.0% (need >= 50%)"), "pass entry: %s", en[0].measured);
+    NLT_CHECK(!en[1].pass && en[1].errored && strstr(en[1].error, "xyz-data") && strstr(en[1].measured, "error"), "error entry: %s", en[1].error);
+    NLT_CHECK(!en[2].pass && !en[2].errored && strstr(en[2].measured, "20.0%"), "fail entry");
+    NLT_CHECK(!en[3].pass && en[3].errored && strstr(en[3].error, "no run function"), "planned entry: %s", en[3].error);
+    NLT_CHECK(en[0].seconds >= 0 && en[2].seconds >= 0, "seconds");
+
+    /* the table */
+    rewind(table);
+    char buf[8192];
+    size_t got = fread(buf, 1, sizeof buf - 1, table);
+    buf[got] = 0;
+    fclose(table);
+    NLT_CHECK(strstr(buf, "method") && strstr(buf, "claim") && strstr(buf, "measured") && strstr(buf, "verdict") && strstr(buf, "seconds"), "header: %s", buf);
+    NLT_CHECK(strstr(buf, "good") && strstr(buf, "pass") && strstr(buf, "FAIL") && strstr(buf, "1/4 passed"), "rows: %s", buf);
+
+    /* ledger.json: valid, every field */
+    char *txt = slurp(json);
+    NLT_CHECK(txt != NULL, "ledger.json written");
+    cJSON *root = txt ? cJSON_Parse(txt) : NULL;
+    NLT_CHECK(root != NULL, "ledger.json is not valid JSON");
+    cJSON *entries = cJSON_GetObjectItemCaseSensitive(root, "entries");
+    NLT_CHECK(cJSON_IsArray(entries) && cJSON_GetArraySize(entries) == 4, "entries");
+    NLT_CHECK(cJSON_IsString(cJSON_GetObjectItem(root, "mode")) && !strcmp(cJSON_GetObjectItem(root, "mode")->valuestring, "quick"), "mode");
+    const char *verdicts[4] = {"pass", "fail", "fail", "fail"}, *names[4] = {"good", "broken", "bad", "planned"};
+    for (int i = 0; i < 4 && cJSON_IsArray(entries); i++) {
+        cJSON *e = cJSON_GetArrayItem(entries, i);
+        const char *fields[] = {"method", "paper", "claim", "config", "measured", "verdict"};
+        for (int k = 0; k < 6; k++) NLT_CHECK(cJSON_IsString(cJSON_GetObjectItem(e, fields[k])), "entry %d: %s", i, fields[k]);
+        NLT_CHECK(cJSON_IsObject(cJSON_GetObjectItem(e, "metrics")), "entry %d: metrics", i);
+        NLT_CHECK(cJSON_IsNumber(cJSON_GetObjectItem(e, "seconds")), "entry %d: seconds", i);
+        NLT_CHECK(cJSON_IsArray(cJSON_GetObjectItem(e, "curves")), "entry %d: curves", i);
+        NLT_CHECK(!strcmp(cJSON_GetObjectItem(e, "method")->valuestring, names[i]), "entry %d method", i);
+        NLT_CHECK(!strcmp(cJSON_GetObjectItem(e, "verdict")->valuestring, verdicts[i]), "entry %d verdict", i);
+    }
+    cJSON *e0 = cJSON_GetArrayItem(entries, 0), *e1 = cJSON_GetArrayItem(entries, 1);
+    cJSON *m0 = cJSON_GetObjectItem(e0, "metrics");
+    NLT_CHECK(cJSON_GetObjectItem(m0, "accuracy") && cJSON_GetObjectItem(m0, "accuracy")->valuedouble == 0.9, "metric value");
+    NLT_CHECK(cJSON_IsNull(cJSON_GetObjectItem(m0, "weird")), "NaN metric written as null");
+    NLT_CHECK(!strcmp(cJSON_GetObjectItem(e0, "claim")->valuestring, e_pass.claim), "claim text");
+    NLT_CHECK(cJSON_GetObjectItem(e0, "error") == NULL, "no error field on success");
+    NLT_CHECK(cJSON_IsString(cJSON_GetObjectItem(e1, "error")) && strstr(cJSON_GetObjectItem(e1, "error")->valuestring, "xyz-data"), "error message");
+    NLT_CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(e1, "metrics"), "partial") != NULL, "metrics of an erroring run are kept");
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(e0, "curves"), 2);
+    NLT_CHECK(c0 && !strcmp(cJSON_GetObjectItem(c0, "plot")->valuestring, "Loss & co") && cJSON_GetArraySize(cJSON_GetObjectItem(c0, "x")) == 6 &&
+                  cJSON_IsNull(cJSON_GetArrayItem(cJSON_GetObjectItem(c0, "y"), 5)),
+              "curve in JSON");
+    cJSON_Delete(root);
+    free(txt);
+
+    /* report.html: table, one SVG per plot group, escaped text, no script */
+    txt = slurp(html);
+    NLT_CHECK(txt != NULL, "report.html written");
+    if (txt) {
+        NLT_CHECK(strstr(txt, "<!DOCTYPE html>") && strstr(txt, "<table id=\"ledger\">") && strstr(txt, "</html>"), "html structure");
+        int svgs = 0;
+        for (const char *p = txt; (p = strstr(p, "<svg")); p++) svgs++;
+        NLT_CHECK(svgs == 4, "%d svg charts (2 plot groups x 2 experiments with curves)", svgs);
+        NLT_CHECK(strstr(txt, "a &lt; b &amp; c &gt; d") && !strstr(txt, "a < b"), "claim escaped");
+        NLT_CHECK(strstr(txt, "test &lt;b&gt;") && strstr(txt, "Loss &amp; co"), "legend and title escaped");
+        NLT_CHECK(!strstr(txt, "<script"), "no JavaScript");
+        NLT_CHECK(strstr(txt, "class=\"fail\">fail<") && strstr(txt, "class=\"pass\">pass<"), "verdict cells");
+        NLT_CHECK(strstr(txt, "xyz-data") != NULL, "error shown");
+        free(txt);
+    }
+    NLT_CHECK(count_tmp_files(out) == 0, "temporary files left in %s", out);
+    nl_repro_free(en, 4);
+
+    /* rerun in full mode overwrites atomically */
+    const nl_experiment *one[1] = {&e_pass};
+    ro.full = 1;
+    ro.table = NULL;
+    NLT_OK(nl_repro_run(one, 1, &ro, &en, &n_failed));
+    NLT_CHECK(n_failed == 0, "failed %d", n_failed);
+    txt = slurp(json);
+    root = txt ? cJSON_Parse(txt) : NULL;
+    NLT_CHECK(root && !strcmp(cJSON_GetObjectItem(root, "mode")->valuestring, "full") && cJSON_GetArraySize(cJSON_GetObjectItem(root, "entries")) == 1,
+              "full-mode ledger");
+    cJSON *cfg = root ? cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "entries"), 0), "config") : NULL;
+    NLT_CHECK(cfg && !strcmp(cfg->valuestring, "full good"), "full configuration recorded");
+    cJSON_Delete(root);
+    free(txt);
+    nl_repro_free(en, 1);
+
+    /* an output path that cannot be a directory */
+    char blocker[300];
+    snprintf(blocker, sizeof blocker, "%s/file", dir);
+    FILE *bf = fopen(blocker, "w");
+    if (bf) fclose(bf);
+    ro.out_dir = blocker;
+    NLT_CHECK(nl_repro_run(one, 1, &ro, &en, &n_failed) == NL_EIO, "output dir over a file: %s", nl_last_error());
+    nl_repro_free(en, 1);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    NLT_CHECK(system(cmd) == 0, "cleanup");
+}
+
+int main(void) {
+    NLT_RUN(test_result_api);
+    NLT_RUN(test_registry);
+    NLT_RUN(test_repro_run);
+    return nlt_finish();
+}
