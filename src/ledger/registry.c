@@ -7,7 +7,8 @@
 
 #define NL_EXPERIMENTS(X) \
     X(nl_exp_mlp)         \
-    X(nl_exp_cnn)
+    X(nl_exp_cnn)         \
+    X(nl_exp_wide_deep)
 
 #define NL_DECLARE(v) extern const nl_experiment v;
 #define NL_ADDRESS(v) &v,
