@@ -17,7 +17,12 @@ int main(int argc, char **argv) {
     if (nl_model_load(&model, argv[1])) { fprintf(stderr, "error: %s\n", nl_last_error()); return 1; }
     nl_dataset test;
     if (nl_dataset_load(&test, "fashion-mnist", "test", NULL)) { fprintf(stderr, "error: %s\n", nl_last_error()); return 1; }
-    if (idx < 0 || idx >= test.n) { fprintf(stderr, "error: TEST_INDEX must be in [0, %lld)\n", (long long)test.n); return 2; }
+    if (idx < 0 || idx >= test.n) {
+        fprintf(stderr, "error: TEST_INDEX must be in [0, %lld)\n", (long long)test.n);
+        nl_dataset_free(&test);
+        nl_model_free(&model);
+        return 2;
+    }
 
     int32_t pred;
     if (nl_model_predict(&model, test.x + idx * test.d, 1, &pred)) { fprintf(stderr, "error: %s\n", nl_last_error()); return 1; }
