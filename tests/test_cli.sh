@@ -35,7 +35,9 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
     "$NNLAB" $args >"$tmp/out" 2>&1; rc=$?
     check "nnlab $args -> exit 0" "[ $rc -eq 0 ] && [ -s '$tmp/out' ]"
   done
-  for cmd in train eval list repro; do
+  # the core commands and every registered method command (listed by nnlab --help)
+  method_cmds=$("$NNLAB" --help | sed -n '/^method commands:/,/^$/p' | sed -n 's/^  \([a-z0-9_-]*\) .*/\1/p')
+  for cmd in train eval list repro $method_cmds; do
     "$NNLAB" $cmd --help >"$tmp/out" 2>&1; rc=$?
     check "nnlab $cmd --help -> exit 0 and usage" "[ $rc -eq 0 ] && grep -q 'usage: nnlab $cmd' '$tmp/out'"
   done

@@ -36,6 +36,14 @@ int cli_parse_list(const char *s, int64_t lo, int64_t hi, int max, int64_t *out,
 /* Apply --threads (if given) or NL_NUM_THREADS. */
 void cli_threads(int64_t threads, int seen);
 
+/* Method subcommands (src/cli/commands.c), terminated by a NULL name. */
+typedef struct cli_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} cli_command;
+extern const cli_command cli_method_commands[];
+
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_list(int argc, char **argv);

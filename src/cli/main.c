@@ -20,12 +20,17 @@ void help_main(FILE *f) {
             "  eval            evaluate a saved checkpoint on a dataset\n"
             "  list            list every registered experiment of the claims ledger (method, paper, claim, status)\n"
             "  repro           run ledger experiments (quick or full), write DIR/ledger.json and DIR/report.html\n"
-            "  help [COMMAND]  this text, or the help of a command (same as nnlab COMMAND --help)\n"
+            "  help [COMMAND]  this text, or the help of a command (same as nnlab COMMAND --help)\n",
+            NL_VERSION_STRING);
+    if (cli_method_commands[0].name) {
+        fprintf(f, "\nmethod commands:\n");
+        for (const cli_command *c = cli_method_commands; c->name; c++) fprintf(f, "  %-14s  %s\n", c->name, c->summary);
+    }
+    fprintf(f,
             "\n"
             "Every command accepts --help. Threads: --threads T, else the NL_NUM_THREADS environment variable, else\n"
             "all cores. Exit status: 0 success, 1 failure (error, NaN, missing dataset, failed experiment), 2 bad\n"
-            "command line. Documentation: docs/cli.md, docs/repro.md, docs/library.md.\n",
-            NL_VERSION_STRING);
+            "command line. Documentation: docs/cli.md, docs/repro.md, docs/library.md.\n");
 }
 
 void help_train(FILE *f) {
@@ -140,12 +145,21 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[2], "eval")) help_eval(stdout);
         else if (!strcmp(argv[2], "list")) help_list(stdout);
         else if (!strcmp(argv[2], "repro")) help_repro(stdout);
-        else return cli_usage_error(NULL, "no command '%s' (commands: train, eval, list, repro)", argv[2]);
+        else {
+            for (const cli_command *c = cli_method_commands; c->name; c++)
+                if (!strcmp(argv[2], c->name)) {
+                    char *h[2] = {"--help", NULL};
+                    return c->fn(1, h);
+                }
+            return cli_usage_error(NULL, "no command '%s' (see nnlab --help)", argv[2]);
+        }
         return CLI_OK;
     }
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "list")) return cmd_list(argc - 2, argv + 2);
     if (!strcmp(cmd, "repro")) return cmd_repro(argc - 2, argv + 2);
-    return cli_usage_error(NULL, "unknown command '%s' (commands: train, eval, list, repro, help)", cmd);
+    for (const cli_command *c = cli_method_commands; c->name; c++)
+        if (!strcmp(cmd, c->name)) return c->fn(argc - 2, argv + 2);
+    return cli_usage_error(NULL, "unknown command '%s' (see nnlab --help)", cmd);
 }
