@@ -316,6 +316,115 @@ static void test_lines(void) {
     NLT_CHECK(nl_lines_first_int(none, 3) == -1, "no integer");
     NLT_CHECK(nl_lines_first_int(two, 4) == 42, "first integer stops at a non-digit");
     NLT_CHECK(nl_lines_fit(128) == 7 && nl_lines_fit(16) == 0, "fit %d", nl_lines_fit(128));
+    /* batches: every target span is an answer whose integer is the value of the queried line */
+    nl_lines_batcher lb;
+    memset(&lb, 0, sizeof lb);
+    nl_rng_init(&lb.rng, 4, 0);
+    lb.fill_queries = 1;
+    int32_t ids[4 * 96], tg[4 * 96];
+    NLT_OK(nl_lines_batch(&lb, 0, 4, 96, ids, tg));
+    int answers = 0, good = 0;
+    for (int b = 0; b < 4; b++) {
+        const int32_t *row = ids + b * 96, *tr = tg + b * 96;
+        for (int t = 0; t + 1 < 96; t++) {
+            if (tr[t] < 0 || (t > 0 && tr[t - 1] >= 0)) continue; /* start of a target span: row[t] is '?' */
+            NLT_CHECK(!strcmp(nl_lines_token_str(row[t]), "?"), "targets start after the query mark");
+            long v = nl_lines_first_int(tr + t, 8);
+            int32_t qa = row[t - 3], qn = row[t - 1];
+            for (int s = 0; s + 13 < t; s++)
+                if (!strcmp(nl_lines_token_str(row[s]), "line") && row[s + 1] == qa && row[s + 3] == qn &&
+                    !strcmp(nl_lines_token_str(row[s + 4]), ":")) {
+                    good += nl_lines_first_int(row + s + 7, 7) == v;
+                    break;
+                }
+            answers++;
+        }
+    }
+    NLT_CHECK(answers > 4 && good == answers, "%d of %d answers match their line", good, answers);
+}
+
+/* every norm kind: trains a few steps, eval forward equals cached decoding (running statistics) */
+static void test_norm_kinds(void) {
+    const char *pat = "abcdefgh";
+    int32_t tok[600];
+    for (int i = 0; i < 600; i++) tok[i] = (unsigned char)pat[i % 8];
+    for (int nk = 0; nk < NL_LM_NORM_KIND_COUNT; nk++) {
+        nl_lm_config c = nl_lm_config_default();
+        c.context = 16; c.n_layers = 2; c.d_model = 16; c.n_heads = 2; c.d_ff = 32;
+        c.norm = (nl_lm_norm_kind)nk;
+        c.pn_warmup = 5;
+        nl_lm m;
+        NLT_OK(nl_lm_init(&m, &c, 1));
+        nl_lm_train_config tc = nl_lm_train_defaults();
+        tc.steps = 30; tc.batch = 4; tc.lr = 1e-2; tc.warmup = 3; tc.tokens = tok; tc.n_tokens = 600;
+        nl_lm_train_result r;
+        NLT_OK(nl_lm_train(&m, &tc, &r));
+        NLT_CHECK(r.final_loss < r.first_loss - 1.0, "%s: loss %g -> %g", nl_lm_norm_name(c.norm), r.first_loss, r.final_loss);
+        nl_ctx *c1 = nl_ctx_new(0, 0), *c2 = nl_ctx_new(0, 0);
+        nl_var *full = nl_lm_forward(&m, c1, tok, 1, 12, 0);
+        nl_lm_cache kc;
+        NLT_OK(nl_lm_cache_init(&kc, &m, 1));
+        double worst = 0;
+        for (int t = 0; t < 12 && full; t++) {
+            nl_ctx_reset(c2);
+            nl_var *s = nl_lm_forward_cached(&m, c2, &kc, tok + t, 1, 1);
+            if (!s) { NLT_CHECK(0, "%s", nl_last_error()); break; }
+            worst = fmax(worst, max_diff_rows(full, t, s, 0, 256));
+        }
+        NLT_CHECK(full && worst < 2e-4, "%s: cached logits differ by %g", nl_lm_norm_name(c.norm), worst);
+        if (c.norm == NL_LM_NORM_POWER) {
+            const nl_param *it = nl_params_find(&m.ps, "layers.0.norm1.iters");
+            NLT_CHECK(it && nl_tensor_get(&it->var.val, 0) == 30, "powernorm step counter is a buffer (%g)",
+                      it ? nl_tensor_get(&it->var.val, 0) : -1.0);
+            NLT_CHECK(nl_params_find(&m.ps, "norm_f.running_phi") != NULL, "powernorm buffers present");
+        }
+        nl_lm_cache_free(&kc);
+        nl_ctx_free(c1);
+        nl_ctx_free(c2);
+        nl_lm_free(&m);
+    }
+}
+
+/* LM-Infinite attention: identical to vanilla within the local window; cached decoding equals the full forward
+ * beyond it; the cache stays bounded. */
+static void test_lminf(void) {
+    if (!nl_lm_lminf_available()) { printf("  (lminf not built in; skipped)\n"); return; }
+    nl_lm_config c = nl_lm_config_default();
+    c.vocab = 20; c.context = 8; c.n_layers = 2; c.d_model = 16; c.n_heads = 2; c.d_ff = 16;
+    nl_lm mv, ml;
+    NLT_OK(nl_lm_init(&mv, &c, 7));
+    c.attn = NL_LM_ATTN_LMINF;
+    c.lminf_global = 2;
+    NLT_OK(nl_lm_init(&ml, &c, 7));
+    NLT_CHECK(ml.cfg.lminf_local == 8, "lminf_local defaults to the context (%d)", ml.cfg.lminf_local);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (i * 5 + 1) % 20;
+    nl_ctx *c1 = nl_ctx_new(0, 0), *c2 = nl_ctx_new(0, 0);
+    nl_var *a = nl_lm_forward(&mv, c1, ids, 1, 8, 0), *b = nl_lm_forward(&ml, c1, ids, 1, 8, 0);
+    double w = 0;
+    for (int t = 0; t < 8 && a && b; t++) w = fmax(w, max_diff_rows(a, t, b, t, 20));
+    NLT_CHECK(a && b && w < 1e-5, "within the window lminf == vanilla (%g) %s", w, nl_last_error());
+    nl_var *full = nl_lm_forward(&ml, c1, ids, 1, 40, 0);
+    NLT_CHECK(full != NULL, "lminf accepts 5x the context: %s", nl_last_error());
+    NLT_OK(nl_lm_check_length(&ml, 1000, 0));
+    nl_lm_cache kc;
+    NLT_OK(nl_lm_cache_init(&kc, &ml, 1));
+    nl_var *p = nl_lm_forward_cached(&ml, c2, &kc, ids, 1, 5);
+    w = 0;
+    for (int t = 0; t < 5 && p && full; t++) w = fmax(w, max_diff_rows(full, t, p, t, 20));
+    for (int t = 5; t < 40 && full; t++) {
+        nl_ctx_reset(c2);
+        nl_var *s = nl_lm_forward_cached(&ml, c2, &kc, ids + t, 1, 1);
+        if (!s) { NLT_CHECK(0, "%s", nl_last_error()); break; }
+        w = fmax(w, max_diff_rows(full, t, s, 0, 20));
+    }
+    NLT_CHECK(w < 1e-4, "lminf cached decoding equals the full forward (%g)", w);
+    NLT_CHECK(kc.bytes == 0, "vanilla cache unused with lminf (%zu bytes)", kc.bytes);
+    nl_lm_cache_free(&kc);
+    nl_ctx_free(c1);
+    nl_ctx_free(c2);
+    nl_lm_free(&mv);
+    nl_lm_free(&ml);
 }
 
 static void test_errors(void) {
@@ -370,6 +479,8 @@ int main(void) {
     NLT_RUN(test_checkpoint);
     NLT_RUN(test_corpus_split);
     NLT_RUN(test_lines);
+    NLT_RUN(test_norm_kinds);
+    NLT_RUN(test_lminf);
     NLT_RUN(test_errors);
     return nlt_finish();
 }

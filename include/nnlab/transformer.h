@@ -14,13 +14,14 @@
  * "layers.<l>.norm2.*", "layers.<l>.mlp.fc1.weight" [d_ff, d], ".fc1.bias", ".fc2.weight" [d, d_ff], ".fc2.bias",
  * "norm_f.*", "lm_head.weight" [V, d] (absent when tied). LayerNorm has weight+bias, RMSNorm weight only,
  * BatchNorm weight+bias and the buffers ".running_mean"/".running_var" (non-trainable), PowerNorm weight+bias and
- * its buffer ".running_phi" (non-trainable). Init: Linear/embedding weights N(0, 0.02), fc2 and attn.out scaled
+ * the op's buffers ".running_phi", ".ema_gz", ".iters" (non-trainable; longctx.h nl_powernorm_init, group
+ * scaling over n_heads groups, warmup pn_warmup, alpha_f = alpha_b = pn_alpha). Init: Linear/embedding weights N(0, 0.02), fc2 and attn.out scaled
  * by 1/sqrt(2 n_layers) (GPT-2), biases 0, norm weights 1; drawn from nl_rng(seed, NL_STREAM_INIT) in store order.
  *
  * Norm kinds: layernorm | rmsnorm | batchnorm (over the B*T tokens of a batch, per channel; note that batch
  * statistics let a token see its batch's future tokens in training — the PowerNorm paper's motivation) |
- * powernorm (the engine op of include/nnlab/longctx.h when it is built in; otherwise nl_lm_init reports that it
- * is unavailable).
+ * powernorm (the engine op nl_powernorm of include/nnlab/longctx.h, approximate backward, running quadratic mean;
+ * no pad mask: every token of a batch counts).
  *
  * Attention kinds:
  *   vanilla  fused causal nl_attention on RoPE-rotated q, k (rope.h: the variant's frequencies at the training
@@ -129,6 +130,7 @@ struct nl_lm {
     nl_lm_layer layer[NL_LM_MAX_LAYERS];
     int64_t head_dim;
     nl_rng pos_rng;          /* randomised training positions (advanced per training forward) */
+    void *norm_state;        /* internal: PowerNorm states (longctx.h nl_powernorm_state), 2 n_layers + 1 */
     int64_t norm_step;       /* training forward passes done (powernorm warmup counter) */
 };
 
@@ -241,7 +243,8 @@ nl_status nl_lm_load_into(nl_lm *m, const char *path);
  *   default:  kjv then fortunes.
  * A missing package gives NL_ENOTFOUND naming it; an empty result gives NL_EFORMAT. *buf is malloc'd. */
 nl_status nl_lm_corpus_load(const char *spec, uint8_t **buf, int64_t *n);
-/* Deterministic split by contiguous chunks of `chunk` bytes (0 -> 65536): chunk i goes to valid when i % 20 == 18,
+/* Deterministic split by contiguous chunks of `chunk` bytes (0 -> min(65536, ceil(n/20)), so that a small corpus
+ * still gets all three parts): chunk i goes to valid when i % 20 == 18,
  * to test when i % 20 == 19, else to train (90/5/5). Outputs are malloc'd token arrays (ids = byte values). */
 nl_status nl_lm_corpus_split(const uint8_t *buf, int64_t n, int64_t chunk, int32_t **train, int64_t *n_train,
                              int32_t **valid, int64_t *n_valid, int32_t **test, int64_t *n_test);
@@ -261,6 +264,18 @@ int nl_lines_fit(int64_t max_tokens);
 int64_t nl_lines_sample(nl_rng *rng, int n_lines, int32_t *toks, int64_t cap, int64_t *prompt_len, int *value);
 /* First integer in a generated token sequence (digits joined), or -1 if none. */
 long nl_lines_first_int(const int32_t *toks, int64_t n);
+/* Training batches for nl_lm_train (an nl_lm_batch_fn; ud = nl_lines_batcher): each row is one sample with a
+ * number of lines uniform in [min_lines, max_lines] (max_lines 0 = as many as fit in T), left-aligned and padded
+ * with newline tokens; targets are the answer tokens only (loss_all = 1: every next token of the sample).
+ * fill_queries = 1: the room left after the first answer is filled with further queries (random lines of the same
+ * sample) and their answers, all of them targets — more retrieval signal per row, most for short prompts. */
+typedef struct nl_lines_batcher {
+    nl_rng rng;
+    int min_lines, max_lines;
+    int loss_all;
+    int fill_queries;
+} nl_lines_batcher;
+nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *targets);
 /* Accuracy of greedy generation (eval scale of the model's rope config) on n_samples fresh samples with n_lines
  * lines each; *mean_len receives the mean prompt length. */
 nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, double *accuracy, double *mean_len);

@@ -152,8 +152,8 @@ nl_status nl_lm_corpus_split(const uint8_t *buf, int64_t n, int64_t chunk, int32
                              int32_t **valid, int64_t *n_valid, int32_t **test, int64_t *n_test) {
     *train = *valid = *test = NULL;
     *n_train = *n_valid = *n_test = 0;
-    if (chunk <= 0) chunk = 65536;
     if (n <= 0) return nl_set_error(NL_EFORMAT, "corpus split: the corpus is empty");
+    if (chunk <= 0) chunk = (n + 19) / 20 < 65536 ? (n + 19) / 20 : 65536;
     int64_t cnt[3] = {0, 0, 0};
     int64_t nch = (n + chunk - 1) / chunk;
     for (int64_t i = 0; i < nch; i++) {

@@ -110,6 +110,48 @@ long nl_lines_first_int(const int32_t *toks, int64_t n) {
     return v;
 }
 
+nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
+    nl_lines_batcher *u = ud;
+    (void)step;
+    int fit = nl_lines_fit(T);
+    int hi = u->max_lines > 0 && u->max_lines < fit ? u->max_lines : fit, lo = u->min_lines > 0 ? u->min_lines : 1;
+    if (hi < 1) return nl_set_error(NL_EINVAL, "lines batch: a window of %lld tokens holds no sample (need %lld)", (long long)T,
+                                    (long long)(nl_lines_prompt_len(1) + ANSWER_TOKENS));
+    if (lo > hi) lo = hi;
+    const int64_t cap = nl_lines_prompt_len(hi) + ANSWER_TOKENS;
+    int32_t *tmp = malloc(sizeof(int32_t) * (size_t)cap);
+    if (!tmp) return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
+    for (int64_t b = 0; b < B; b++) {
+        int n_lines = lo + (int)nl_rng_below(&u->rng, hi - lo + 1);
+        int64_t pl;
+        int val;
+        int64_t n = nl_lines_sample(&u->rng, n_lines, tmp, cap, &pl, &val);
+        int32_t *row = ids + b * T, *trow = tg + b * T;
+        for (int64_t t = 0; t < T; t++) {
+            row[t] = t < n ? tmp[t] : TK_NL;
+            trow[t] = -1;
+        }
+        for (int64_t t = 0; t + 1 < n && t < T; t++)
+            if (u->loss_all || t + 1 >= pl) trow[t] = tmp[t + 1];
+        /* further queries about lines of this sample */
+        int64_t w = n;
+        while (u->fill_queries && w + QUERY_TOKENS + ANSWER_TOKENS <= T) {
+            int q = (int)nl_rng_below(&u->rng, n_lines);
+            const int32_t *ln = tmp + (int64_t)q * LINE_TOKENS;   /* line q: key at 1, 3; value at 7..13 */
+            const int32_t qa[QUERY_TOKENS] = {TK_WHAT, TK_IS, TK_REG, TK_IN, TK_LINE, ln[1], TK_DASH, ln[3], TK_Q};
+            for (int k = 0; k < QUERY_TOKENS; k++) row[w + k] = qa[k];
+            for (int k = 0; k < ANSWER_TOKENS - 1; k++) row[w + QUERY_TOKENS + k] = ln[7 + k];
+            row[w + QUERY_TOKENS + ANSWER_TOKENS - 1] = TK_NL;
+            int64_t qs = w + QUERY_TOKENS; /* answer start */
+            for (int64_t t = w - 1; t < w + QUERY_TOKENS + ANSWER_TOKENS - 1; t++)
+                if (u->loss_all || t + 1 >= qs) trow[t] = row[t + 1];
+            w += QUERY_TOKENS + ANSWER_TOKENS;
+        }
+    }
+    free(tmp);
+    return NL_OK;
+}
+
 nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, double *accuracy, double *mean_len) {
     *accuracy = 0;
     if (mean_len) *mean_len = 0;

@@ -9,12 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__has_include)
-#if __has_include("nnlab/longctx.h")
 #include "nnlab/longctx.h"
-#define NL_LM_HAVE_LONGCTX 1
-#endif
-#endif
+#include "lm_internal.h"
 
 static const char *const norm_names[NL_LM_NORM_KIND_COUNT] = {"layernorm", "rmsnorm", "batchnorm", "powernorm"};
 static const char *const attn_names[NL_LM_ATTN_KIND_COUNT] = {"vanilla", "lminf", "custom"};
@@ -57,21 +53,9 @@ nl_lm_config nl_lm_config_default(void) {
     return c;
 }
 
-int nl_lm_powernorm_available(void) {
-#if defined(NL_LM_HAVE_LONGCTX) && defined(NL_LONGCTX_HAVE_POWERNORM)
-    return 1;
-#else
-    return 0;
-#endif
-}
+int nl_lm_powernorm_available(void) { return 1; }
 
-int nl_lm_lminf_available(void) {
-#if defined(NL_LM_HAVE_LONGCTX) && defined(NL_LONGCTX_HAVE_LAMBDA_ATTENTION)
-    return 1;
-#else
-    return 0;
-#endif
-}
+int nl_lm_lminf_available(void) { return 1; }
 
 nl_status nl_lm_config_check(const nl_lm_config *c) {
     if (!c) return nl_set_error(NL_EINVAL, "lm config is NULL");
@@ -114,7 +98,7 @@ static nl_var *addp(nl_lm *m, const char *name, int nd, int64_t a, int64_t b, in
     return v;
 }
 
-static nl_status add_norm(nl_lm *m, const char *prefix, nl_var **w, nl_var **b, nl_var **rm, nl_var **rv) {
+static nl_status add_norm(nl_lm *m, const char *prefix, int site, nl_var **w, nl_var **b, nl_var **rm, nl_var **rv) {
     char nm[96];
     const int64_t d = m->cfg.d_model;
     *w = *b = *rm = *rv = NULL;
@@ -130,8 +114,12 @@ static nl_status add_norm(nl_lm *m, const char *prefix, nl_var **w, nl_var **b, 
         snprintf(nm, sizeof nm, "%s.running_var", prefix);
         if (!(*rv = addp(m, nm, 1, d, 1, 1))) return nl_last_status();
     } else if (m->cfg.norm == NL_LM_NORM_POWER) {
-        snprintf(nm, sizeof nm, "%s.running_phi", prefix);
-        if (!(*rm = addp(m, nm, 1, d, 1, 1))) return nl_last_status();
+        nl_powernorm_state *pn = (nl_powernorm_state *)m->norm_state + site;
+        nl_status st = nl_powernorm_init(pn, d, m->cfg.n_heads, m->cfg.pn_warmup, &m->ps, prefix);
+        if (st) return st;
+        pn->alpha_f = pn->alpha_b = m->cfg.pn_alpha;
+        pn->eps = m->cfg.norm_eps;
+        *rm = (nl_var *)pn; /* the state travels in the running-mean slot */
     }
     return NL_OK;
 }
@@ -147,13 +135,13 @@ static nl_status lm_build(nl_lm *m) {
     for (int l = 0; l < c->n_layers; l++) {
         nl_lm_layer *L = &m->layer[l];
         snprintf(pre, sizeof pre, "layers.%d.norm1", l);
-        if ((st = add_norm(m, pre, &L->n1_w, &L->n1_b, &L->n1_rm, &L->n1_rv))) return st;
+        if ((st = add_norm(m, pre, 2 * l, &L->n1_w, &L->n1_b, &L->n1_rm, &L->n1_rv))) return st;
         snprintf(nm, sizeof nm, "layers.%d.attn.qkv.weight", l);
         if (!(L->wqkv = addp(m, nm, 2, 3 * d, d, 0))) return nl_last_status();
         snprintf(nm, sizeof nm, "layers.%d.attn.out.weight", l);
         if (!(L->wo = addp(m, nm, 2, d, d, 0))) return nl_last_status();
         snprintf(pre, sizeof pre, "layers.%d.norm2", l);
-        if ((st = add_norm(m, pre, &L->n2_w, &L->n2_b, &L->n2_rm, &L->n2_rv))) return st;
+        if ((st = add_norm(m, pre, 2 * l + 1, &L->n2_w, &L->n2_b, &L->n2_rm, &L->n2_rv))) return st;
         snprintf(nm, sizeof nm, "layers.%d.mlp.fc1.weight", l);
         if (!(L->fc1_w = addp(m, nm, 2, ff, d, 0))) return nl_last_status();
         snprintf(nm, sizeof nm, "layers.%d.mlp.fc1.bias", l);
@@ -163,7 +151,7 @@ static nl_status lm_build(nl_lm *m) {
         snprintf(nm, sizeof nm, "layers.%d.mlp.fc2.bias", l);
         if (!(L->fc2_b = addp(m, nm, 1, d, 1, 0))) return nl_last_status();
     }
-    if ((st = add_norm(m, "norm_f", &m->nf_w, &m->nf_b, &m->nf_rm, &m->nf_rv))) return st;
+    if ((st = add_norm(m, "norm_f", 2 * c->n_layers, &m->nf_w, &m->nf_b, &m->nf_rm, &m->nf_rv))) return st;
     if (c->tie_weights) m->head = m->tok_emb;
     else if (!(m->head = addp(m, "lm_head.weight", 2, V, d, 0))) return nl_last_status();
     return NL_OK;
@@ -178,13 +166,14 @@ static void lm_init_values(nl_lm *m, uint64_t seed) {
         const char *n = p->name;
         size_t len = strlen(n);
         int is_bias = len > 5 && !strcmp(n + len - 5, ".bias");
-        if (strstr(n, "running_var")) nl_tensor_fill(&p->var.val, 1.0);
-        else if (strstr(n, "running_")) nl_tensor_fill(&p->var.val, m->cfg.norm == NL_LM_NORM_POWER ? 1.0 : 0.0);
+        if (!p->var.requires_grad) nl_tensor_fill(&p->var.val, strstr(n, "running_var") ? 1.0 : 0.0);
         else if (strstr(n, "norm") && !is_bias) nl_tensor_fill(&p->var.val, 1.0);
         else if (is_bias) nl_tensor_fill(&p->var.val, 0.0);
         else if (strstr(n, "attn.out") || strstr(n, "fc2.weight")) nl_rng_fill_normal(&r, &p->var.val, 0, proj);
         else nl_rng_fill_normal(&r, &p->var.val, 0, std);
     }
+    if (m->norm_state)
+        for (int i = 0; i < 2 * m->cfg.n_layers + 1; i++) nl_powernorm_reset((nl_powernorm_state *)m->norm_state + i);
 }
 
 nl_status nl_lm_init(nl_lm *m, const nl_lm_config *cfg, uint64_t seed) {
@@ -196,9 +185,12 @@ nl_status nl_lm_init(nl_lm *m, const nl_lm_config *cfg, uint64_t seed) {
     if (m->cfg.lminf_local == 0) m->cfg.lminf_local = m->cfg.context;
     m->head_dim = m->cfg.d_model / m->cfg.n_heads;
     if ((st = nl_params_init(&m->ps, m->cfg.dtype))) { memset(m, 0, sizeof *m); return st; }
+    if (m->cfg.norm == NL_LM_NORM_POWER) {
+        m->norm_state = calloc((size_t)(2 * m->cfg.n_layers + 1), sizeof(nl_powernorm_state));
+        if (!m->norm_state) { nl_params_free(&m->ps); memset(m, 0, sizeof *m); return nl_set_error(NL_ENOMEM, "lm init: out of memory"); }
+    }
     if ((st = lm_build(m))) {
-        nl_params_free(&m->ps);
-        memset(m, 0, sizeof *m);
+        nl_lm_free(m);
         return st;
     }
     /* var pointers returned by nl_params_add stay valid (stable nl_param entries); refresh them anyway */
@@ -209,6 +201,10 @@ nl_status nl_lm_init(nl_lm *m, const nl_lm_config *cfg, uint64_t seed) {
 
 void nl_lm_free(nl_lm *m) {
     if (!m) return;
+    if (m->norm_state) {
+        for (int i = 0; i < 2 * m->cfg.n_layers + 1; i++) nl_powernorm_free((nl_powernorm_state *)m->norm_state + i);
+        free(m->norm_state);
+    }
     nl_params_free(&m->ps);
     memset(m, 0, sizeof *m);
 }
@@ -293,13 +289,7 @@ static nl_var *apply_norm(nl_lm *m, nl_ctx *c, nl_var *x, nl_var *w, nl_var *b, 
         if (cf->norm == NL_LM_NORM_BATCH) {
             y = nl_batchnorm(c, x2, w, b, rm, rv, cf->bn_momentum, cf->norm_eps, train);
         } else {
-#if defined(NL_LM_HAVE_LONGCTX) && defined(NL_LONGCTX_HAVE_POWERNORM)
-            y = NL_LM_POWERNORM_CALL(c, x2, w, b, rm, m, train);
-#else
-            (void)rm;
-            nl_set_error(NL_EINVAL, "powernorm is not available in this build");
-            y = NULL;
-#endif
+            y = nl_powernorm(c, (nl_powernorm_state *)rm, x2, w, b, NULL, train);
         }
         NL_REQUIRE(y);
         return nl_reshape(c, y, x->val.ndim, x->val.shape);
@@ -436,11 +426,7 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
             a.model = m; a.layer = l; a.train = train; a.q = q; a.k = k; a.v = v; a.pos = pos; a.theta = theta; a.cache = kc;
             if (cf->attn == NL_LM_ATTN_CUSTOM) o = cf->attn_fn(c, &a, cf->attn_ud);
             else {
-#if defined(NL_LM_HAVE_LONGCTX) && defined(NL_LONGCTX_HAVE_LAMBDA_ATTENTION)
-                o = NL_LM_LMINF_CALL(c, &a);
-#else
-                nl_set_error(NL_EINVAL, "lm: attention lminf is not available in this build");
-#endif
+                o = nl_lm__lminf_attention(c, &a);
             }
         }
         if (!o) return NULL;
