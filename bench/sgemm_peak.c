@@ -17,6 +17,10 @@ int main(int argc, char **argv) {
     const int ns = (int)(sizeof sizes / sizeof sizes[0]);
     double peak[8] = {0};
     nlb_header("sgemm peak (cblas_sgemm, square, best of reps)");
+    /* the kernel OpenBLAS picked at load time (OPENBLAS_CORETYPE overrides it for the whole process) */
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("OpenBLAS %s, kernel %s%s%s\n", openblas_get_config(), openblas_get_corename(), ct ? ", OPENBLAS_CORETYPE=" : "",
+           ct ? ct : "");
     printf("%-8s", "threads");
     for (int i = 0; i < ns; i++) printf("   n=%-6d", sizes[i]);
     printf("   peak GFLOP/s\n");
