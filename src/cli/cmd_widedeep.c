@@ -19,11 +19,11 @@ static void help_widedeep(FILE *f) {
             "NTK of normalised dual activations iterated to depth L, classifier sign(y^T K_train^-1 k(x)) without ridge,\n"
             "on Dirichlet samples mapped to the unit sphere, against the Bayes-optimal classifier, 1-NN, the Devroye\n"
             "(Hilbert kernel) estimate and majority vote. Without options: the quick configuration of the ledger entry\n"
-            "`wide-deep` (d=2, 1500/1500 points).\n"
+            "`wide-deep` (d=2, 1500 training / 5000 test points).\n"
             "\n"
             "  --dim D             2 (default), 3, 5 or 9: the class Dirichlet parameters of the official code\n"
             "  --n N               training points (default 1500; --full: 10000)\n"
-            "  --n-test M          test points (default: N)\n"
+            "  --n-test M          test points (default 5000; --full: 10000)\n"
             "  --dual LIST         comma-separated duals: relu, erf, sine_<a>, hermite_<k>, 2d_opt, 3d_opt, 5d_opt, 9d_opt\n"
             "                      (default relu,erf,hermite_2,hermite_3,2d_opt,3d_opt)\n"
             "  --depth LIST        comma-separated increasing depths (default 10,20,50,100,200)\n"
@@ -34,8 +34,9 @@ static void help_widedeep(FILE *f) {
             "  --relu-test M       ... tested on the first M test points (default 300)\n"
             "  --relu-depth L      ... at depth L (default 0: the closed-form depth L* of docs/wide-deep.md)\n"
             "  --relu-eps E        target disagreement of L* (default 0.01)\n"
-            "  --margin X          pass rule: |err(<d>d_opt NNGP) - err(Bayes)| <= X (default 0.04; --full 0.03)\n"
-            "  --full              start from the full configuration (10000/10000) instead of the quick one\n"
+            "  --margin X          pass rule: |err(<d>d_opt NNGP) - err(Bayes)| <= X (default 0.045; --full 0.035)\n"
+            "  --full              start from the full configuration (10000/10000, duals relu,erf,hermite_2,2d_opt,\n"
+            "                      3d_opt, depths 20,50,100,200, ReLU check 101/2000) instead of the quick one\n"
             "  --swap SPEC         from=to[,from=to]: run dual `to` under the label `from` (checks that the rule can fail)\n"
             "  --threads T         threads (default: NL_NUM_THREADS or all cores)\n"
             "  --json              print the results as one JSON object on stdout\n"
@@ -219,7 +220,7 @@ int nl_cli_widedeep(int argc, char **argv) {
     if (nl_wd_alphas((int)dim, a1, a2)) return cli_usage_error("widedeep", "--dim: %s", nl_last_error());
     c.dim = (int)dim;
     if (n > 0) c.n_train = n;
-    c.n_test = n_test > 0 ? n_test : (n > 0 ? n : c.n_test);
+    if (n_test > 0) c.n_test = n_test;
     c.seed = (uint64_t)seed;
     c.prior1 = prior;
     if (prior >= 1) return cli_usage_error("widedeep", "--prior: %g must be in (0, 1)", prior);

@@ -102,7 +102,7 @@ const nl_experiment nl_exp_wide_deep = {
     .paper = "Wide and Deep Neural Networks Achieve Optimality for Classification (Radhakrishnan, Belkin & Uhler 2022)",
     .claim = "Infinitely wide and deep networks are 1-NN (hermite_k), majority vote (ReLU) or, with the *_opt activations, "
              "a consistent singular-kernel classifier close to Bayes-optimal.",
-    .quick_desc = "d=2 Dirichlet([1,2] vs [2,1]) on the circle, prior 0.4, 1500/1500 points, seed 1; NNGP+NTK of relu, erf, "
+    .quick_desc = "d=2 Dirichlet([1,2] vs [2,1]) on the circle, prior 0.4, 1500 training / 5000 test points, seed 1; NNGP+NTK of relu, erf, "
                   "hermite_2/3, 2d_opt, 3d_opt at depths 10-200; ReLU NTK on 51 points (300 test) at the closed-form depth L*",
     .full_desc = "the paper's size: 10000/10000 points, relu, erf, hermite_2, 2d_opt, 3d_opt at depths 20-200; ReLU NTK on 101 "
                  "points (2000 test) at L*",
