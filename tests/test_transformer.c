@@ -4,6 +4,7 @@
 #include "nltest.h"
 #include "nnlab/extend.h"
 #include "nnlab/transformer.h"
+#include "transformer/lm_internal.h"
 #include <unistd.h>
 
 static nl_lm_config tiny(nl_dtype dt) {
@@ -427,6 +428,34 @@ static void test_lminf(void) {
     nl_lm_free(&ml);
 }
 
+/* the MLP's vectorised GELU equals the engine's exact nl_gelu (values and gradients) */
+static void test_gelu(void) {
+    enum { N = 4003 };
+    float *x = malloc(sizeof(float) * N), *g = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * i / (N - 1);
+        g[i] = (float)sin(0.37 * i);
+    }
+    int64_t sh[1] = {N};
+    nl_ctx *c = nl_ctx_new(0, 0), *c2 = nl_ctx_new(0, 0);
+    nl_var *a = nl_leaf(c, nl_tensor_wrap(x, NL_F32, 1, sh), 1), *b = nl_leaf(c2, nl_tensor_wrap(x, NL_F32, 1, sh), 1);
+    nl_var *ya = nl_lm__gelu(c, a), *yb = nl_gelu(c2, b);
+    nl_tensor seed = nl_tensor_wrap(g, NL_F32, 1, sh);
+    NLT_OK(nl_backward_seed(c, ya, &seed));
+    NLT_OK(nl_backward_seed(c2, yb, &seed));
+    double wv = 0, wg = 0;
+    for (int i = 0; i < N; i++) {
+        double s = fmax(1.0, fabs(x[i]));
+        wv = fmax(wv, fabs(((float *)ya->val.data)[i] - ((float *)yb->val.data)[i]) / s);
+        wg = fmax(wg, fabs(((float *)a->grad.data)[i] - ((float *)b->grad.data)[i]) / s);
+    }
+    NLT_CHECK(wv < 5e-7 && wg < 1e-6, "gelu values differ by %g, gradients by %g", wv, wg);
+    nl_ctx_free(c);
+    nl_ctx_free(c2);
+    free(x);
+    free(g);
+}
+
 static void test_errors(void) {
     nl_lm_config c = tiny(NL_F32);
     nl_lm m;
@@ -481,6 +510,7 @@ int main(void) {
     NLT_RUN(test_lines);
     NLT_RUN(test_norm_kinds);
     NLT_RUN(test_lminf);
+    NLT_RUN(test_gelu);
     NLT_RUN(test_errors);
     return nlt_finish();
 }

@@ -433,7 +433,7 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
         nl_var *om = nl_reshape(c, nl_permute(c, o, perm), 3, sh3);
         x = nl_add(c, x, nl_linear(c, om, L->wo, NULL));
         nl_var *h2v = apply_norm(m, c, x, L->n2_w, L->n2_b, L->n2_rm, L->n2_rv, train);
-        nl_var *f = nl_linear(c, nl_gelu(c, nl_linear(c, h2v, L->fc1_w, L->fc1_b)), L->fc2_w, L->fc2_b);
+        nl_var *f = nl_linear(c, nl_lm__gelu(c, nl_linear(c, h2v, L->fc1_w, L->fc1_b)), L->fc2_w, L->fc2_b);
         x = nl_add(c, x, f);
     }
     x = apply_norm(m, c, x, m->nf_w, m->nf_b, m->nf_rm, m->nf_rv, train);

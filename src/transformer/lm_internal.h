@@ -7,4 +7,7 @@
  * blockwise op, incremental decoding through a per-layer ring-buffer cache in a->cache->ext[layer]. */
 nl_var *nl_lm__lminf_attention(nl_ctx *c, const nl_lm_attn_args *a);
 
+/* Exact-erf GELU with a vectorised f32 kernel (lm_gelu.c); the same function as nl_gelu to ~3e-7. */
+nl_var *nl_lm__gelu(nl_ctx *c, nl_var *x);
+
 #endif
