@@ -63,7 +63,7 @@ typedef enum nl_kernel_param { NL_KPARAM_NTK = 0, NL_KPARAM_SP = 1 } nl_kernel_p
 
 /* A scalar activation and its derivatives for NL_KACT_USER. f is required; missing derivatives are taken by
  * central differences of the next lower one (less accurate: supply df for the NTK and d2f, d3f for gradients
- * of the NTK with respect to the hyperparameters). */
+ * of the NTK with respect to the hyperparameters). The functions are called from several threads at once. */
 typedef double (*nl_kernel_fn1)(double x, void *ud);
 typedef struct nl_kernel_user_act {
     nl_kernel_fn1 f, df, d2f, d3f;
