@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 bash tools/build.sh
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 ./build/nnlab repro --quick --out out "$@"
 echo "quickstart: ledger in out/ledger.json, report in out/report.html"

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 bash tools/build.sh
 export NL_NUM_THREADS="${NL_NUM_THREADS:-2}"
+# OpenMP workers must sleep, not spin, between loops: OpenBLAS runs its own pthreads between them
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 (cd build && ctest --output-on-failure -j1)
 if [ "${NL_SKIP_SANITIZE:-0}" != 1 ]; then
   NL_BUILD_DIR=build-asan bash tools/build.sh -DNL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
