@@ -46,7 +46,7 @@ nl_var *nl_concat(nl_ctx *c, int n, nl_var *const *xs, int axis);
  * OH = (H + 2*pad - KH) / stride + 1. */
 nl_var *nl_conv2d(nl_ctx *c, nl_var *x, nl_var *w, nl_var *b, int stride, int pad);
 /* Pooling on [N, C, H, W] with square window k, stride, zero padding pad (max ignores padding; avg divides by
- * the full window k*k, count_include_pad as PyTorch's default). */
+ * the full window k*k, count_include_pad as PyTorch's default). pad <= k/2 (every window holds a real cell). */
 nl_var *nl_maxpool2d(nl_ctx *c, nl_var *x, int k, int stride, int pad);
 nl_var *nl_avgpool2d(nl_ctx *c, nl_var *x, int k, int stride, int pad);
 
@@ -61,7 +61,8 @@ nl_var *nl_dropout(nl_ctx *c, nl_var *x, double p, int train, nl_rng *rng);
  * scores = scale * q k^T + mask; causal masks key s for query t when s > t + (S - T) (queries aligned to
  * the end of the keys, as with a KV cache). mask: additive, broadcastable to [B, H, T, S] (ndim <= 4, e.g.
  * [T, S]), or NULL; -INFINITY entries exclude keys; a row with no visible key gives zeros. scale <= 0 means
- * 1/sqrt(D). Memory is O(T*S) per (b,h) slice only during the call; backward recomputes the scores. */
+ * 1/sqrt(D). Only the per-row logsumexp is saved; backward recomputes the scores tile by tile. If the mask
+ * requires a gradient it receives dScores summed over its broadcast dims (0 at excluded entries). */
 nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
 
 #ifdef __cplusplus
