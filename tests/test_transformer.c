@@ -299,13 +299,14 @@ static void test_lines(void) {
     int64_t pl;
     int val;
     int64_t n = nl_lines_sample(&r, 5, t, 400, &pl, &val);
-    NLT_CHECK(n == 5 * 15 + 9 + 8 && pl == 5 * 15 + 9, "lengths %lld %lld", (long long)n, (long long)pl);
+    NLT_CHECK(n == 5 * 15 + 8 + 8 && pl == 5 * 15 + 8, "lengths %lld %lld", (long long)n, (long long)pl);
     NLT_CHECK(nl_lines_prompt_len(5) == pl, "prompt_len");
     NLT_CHECK(nl_lines_first_int(t + pl, n - pl) == val, "answer parses to the value %d", val);
     NLT_CHECK(!strcmp(nl_lines_token_str(t[0]), "line") && !strcmp(nl_lines_token_str(t[5]), "REGISTER_CONTENT"),
               "format: %s ... %s", nl_lines_token_str(t[0]), nl_lines_token_str(t[5]));
     /* the queried key occurs in exactly one line and its value follows it */
-    int32_t qa = t[pl - 4], qn = t[pl - 2];
+    int32_t qa = t[pl - 6], qn = t[pl - 4];
+    NLT_CHECK(!strcmp(nl_lines_token_str(t[pl - 8]), "?") && !strcmp(nl_lines_token_str(t[pl - 1]), "is"), "query format");
     int hits = 0;
     for (int i = 0; i < 5; i++)
         if (t[i * 15 + 1] == qa && t[i * 15 + 3] == qn) {
@@ -313,7 +314,7 @@ static void test_lines(void) {
             NLT_CHECK(nl_lines_first_int(t + i * 15, 15) == val, "value of the queried line");
         }
     NLT_CHECK(hits == 1, "key found once (%d)", hits);
-    int32_t none[3] = {0, 1, 2}, two[4] = {11 + 4, 11 + 2, 7, 11 + 9};
+    int32_t none[3] = {0, 1, 2}, two[4] = {9 + 4, 9 + 2, 7, 9 + 9};
     NLT_CHECK(nl_lines_first_int(none, 3) == -1, "no integer");
     NLT_CHECK(nl_lines_first_int(two, 4) == 42, "first integer stops at a non-digit");
     NLT_CHECK(nl_lines_fit(128) == 7 && nl_lines_fit(16) == 0, "fit %d", nl_lines_fit(128));
@@ -329,10 +330,11 @@ static void test_lines(void) {
         const int32_t *row = ids + b * 96, *tr = tg + b * 96;
         for (int t = 0; t + 1 < 96; t++) {
             if (tr[t] < 0 || (t > 0 && tr[t - 1] >= 0)) continue; /* start of a target span: row[t] is '?' */
-            NLT_CHECK(!strcmp(nl_lines_token_str(row[t]), "?"), "targets start after the query mark");
+            NLT_CHECK(!strcmp(nl_lines_token_str(row[t]), "is") && !strcmp(nl_lines_token_str(row[t - 7]), "?"),
+                      "targets start after the query");
             long v = nl_lines_first_int(tr + t, 8);
-            int32_t qa = row[t - 3], qn = row[t - 1];
-            for (int s = 0; s + 13 < t; s++)
+            int32_t qa = row[t - 5], qn = row[t - 3];
+            for (int s = 0; s + 13 < t - 7; s++)
                 if (!strcmp(nl_lines_token_str(row[s]), "line") && row[s + 1] == qa && row[s + 3] == qn &&
                     !strcmp(nl_lines_token_str(row[s + 4]), ":")) {
                     good += nl_lines_first_int(row + s + 7, 7) == v;

@@ -250,9 +250,10 @@ nl_status nl_lm_corpus_split(const uint8_t *buf, int64_t n, int64_t chunk, int32
                              int32_t **valid, int64_t *n_valid, int32_t **test, int64_t *n_test);
 
 /* ---- LongChat-Lines-style synthetic retrieval (word-level tokens) ----
- * A sample: n_lines lines "line <adj>-<noun>: REGISTER_CONTENT is <NNNNN>" (distinct keys, uniform 5-digit
- * values), then the query "what is REGISTER_CONTENT in line <adj>-<noun> ?" and the answer "<NNNNN>" and a
- * newline. Tokens: the words, "-", ":", "?", "<", ">", each digit, newline (vocab nl_lines_vocab()). */
+ * A sample: n_lines lines "line <adj>-<noun>: REGISTER_CONTENT is <NNNNN>" (distinct keys, uniform 5-digit values),
+ * then the query "? line <adj>-<noun>: REGISTER_CONTENT is" (a question mark, then the queried line's own prefix,
+ * like a chat template priming the answer) and the answer "<NNNNN>" and a newline. Tokens: "line", each adjective
+ * and noun, "-", ":", "REGISTER_CONTENT", "is", "<", ">", "?", each digit, newline (vocab nl_lines_vocab()). */
 int nl_lines_vocab(void);
 const char *nl_lines_token_str(int32_t id);
 /* Number of tokens of a prompt with n_lines lines (excluding the answer). */

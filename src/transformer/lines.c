@@ -1,22 +1,22 @@
 /* LongChat-Lines-style synthetic retrieval task with a small word-level vocabulary (see transformer.h).
  * Line:   line <adj> - <noun> : REGISTER_CONTENT is < d d d d d > \n        (15 tokens)
- * Query:  what is REGISTER_CONTENT in line <adj> - <noun> ?                  (9 tokens)
+ * Query:  ? line <adj> - <noun> : REGISTER_CONTENT is                        (8 tokens)
  * Answer: < d d d d d > \n                                                    (8 tokens) */
 #include "nnlab/transformer.h"
 #include <stdlib.h>
 #include <string.h>
 
-enum { TK_NL = 0, TK_LINE, TK_DASH, TK_COLON, TK_REG, TK_IS, TK_LT, TK_GT, TK_WHAT, TK_IN, TK_Q, TK_D0 };
+enum { TK_NL = 0, TK_LINE, TK_DASH, TK_COLON, TK_REG, TK_IS, TK_LT, TK_GT, TK_Q, TK_D0 };
 #define N_ADJ 32
 #define N_NOUN 32
 #define TK_ADJ (TK_D0 + 10)
 #define TK_NOUN (TK_ADJ + N_ADJ)
 #define VOCAB (TK_NOUN + N_NOUN)
 #define LINE_TOKENS 15
-#define QUERY_TOKENS 9
+#define QUERY_TOKENS 8
 #define ANSWER_TOKENS 8
 
-static const char *const base_words[TK_D0] = {"\n", "line", "-", ":", "REGISTER_CONTENT", "is", "<", ">", "what", "in", "?"};
+static const char *const base_words[TK_D0] = {"\n", "line", "-", ":", "REGISTER_CONTENT", "is", "<", ">", "?"};
 static const char *const digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
 static const char *const adjs[N_ADJ] = {
     "righteous", "torpid", "swift", "ancient", "bitter", "calm", "dusty", "eager", "faint", "gentle", "hollow",
@@ -82,15 +82,14 @@ int64_t nl_lines_sample(nl_rng *rng, int n_lines, int32_t *toks, int64_t cap, in
         toks[w++] = TK_NL;
     }
     int q = (int)nl_rng_below(rng, n_lines);
-    toks[w++] = TK_WHAT;
-    toks[w++] = TK_IS;
-    toks[w++] = TK_REG;
-    toks[w++] = TK_IN;
+    toks[w++] = TK_Q;
     toks[w++] = TK_LINE;
     toks[w++] = TK_ADJ + keys[q] / N_NOUN;
     toks[w++] = TK_DASH;
     toks[w++] = TK_NOUN + keys[q] % N_NOUN;
-    toks[w++] = TK_Q;
+    toks[w++] = TK_COLON;
+    toks[w++] = TK_REG;
+    toks[w++] = TK_IS;
     if (prompt_len) *prompt_len = w;
     w = put_value(toks, w, vals[q]);
     toks[w++] = TK_NL;
@@ -138,7 +137,7 @@ nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *
         while (u->fill_queries && w + QUERY_TOKENS + ANSWER_TOKENS <= T) {
             int q = (int)nl_rng_below(&u->rng, n_lines);
             const int32_t *ln = tmp + (int64_t)q * LINE_TOKENS;   /* line q: key at 1, 3; value at 7..13 */
-            const int32_t qa[QUERY_TOKENS] = {TK_WHAT, TK_IS, TK_REG, TK_IN, TK_LINE, ln[1], TK_DASH, ln[3], TK_Q};
+            const int32_t qa[QUERY_TOKENS] = {TK_Q, TK_LINE, ln[1], TK_DASH, ln[3], TK_COLON, TK_REG, TK_IS};
             for (int k = 0; k < QUERY_TOKENS; k++) row[w + k] = qa[k];
             for (int k = 0; k < ANSWER_TOKENS - 1; k++) row[w + QUERY_TOKENS + k] = ln[7 + k];
             row[w + QUERY_TOKENS + ANSWER_TOKENS - 1] = TK_NL;
