@@ -8,6 +8,7 @@
 #define NL_EXPERIMENTS(X) \
     X(nl_exp_mlp)         \
     X(nl_exp_cnn)         \
+    X(nl_exp_mup)         \
     X(nl_exp_wide_deep)
 
 #define NL_DECLARE(v) extern const nl_experiment v;
