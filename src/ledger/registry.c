@@ -9,6 +9,7 @@
     X(nl_exp_mlp)         \
     X(nl_exp_cnn)         \
     X(nl_exp_mup)         \
+    X(nl_exp_nngp_ntk)    \
     X(nl_exp_wide_deep)
 
 #define NL_DECLARE(v) extern const nl_experiment v;
