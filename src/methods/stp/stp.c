@@ -13,7 +13,7 @@
 double nl_digamma(double x) {
     if (!(x > 0)) return NAN;
     double r = 0;
-    while (x < 6) { /* psi(x) = psi(x + 1) - 1/x */
+    while (x < 10) { /* psi(x) = psi(x + 1) - 1/x */
         r -= 1 / x;
         x += 1;
     }
