@@ -11,7 +11,8 @@
     X(nl_exp_mup)         \
     X(nl_exp_nngp_ntk)    \
     X(nl_exp_wide_deep)   \
-    X(nl_exp_student_t_process)
+    X(nl_exp_student_t_process) \
+    X(nl_exp_giraffe)
 
 #define NL_DECLARE(v) extern const nl_experiment v;
 #define NL_ADDRESS(v) &v,
