@@ -588,7 +588,7 @@ static void test_transfer_synthetic(void) {
     NLT_CHECK(nl_transfer_run(&c, &ds, NULL, &res) == NL_EINVAL, "one width rejected");
 }
 
-/* The ledger entry `mup` in quick mode must pass (about 2 minutes on 2 idle cores). In the sanitizer build it is
+/* The ledger entry `mup` in quick mode must pass (about 2 minutes on 2 idle cores; much longer on a loaded machine). In the sanitizer build it is
  * replaced by the synthetic sweep above (same code paths); NL_MUP_SKIP_LEDGER=1 skips it. */
 static void test_ledger_quick(void) {
 #if defined(__SANITIZE_ADDRESS__)
