@@ -1,5 +1,6 @@
 /* nnlab eval --load FILE */
 #include "cli.h"
+#include "nnlab/param.h"
 #include "nnlab/train.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -38,6 +39,14 @@ int cmd_eval(int argc, char **argv) {
     nl_status s = nl_model_load(&m, load);
     if (s) {
         fprintf(stderr, "nnlab eval: error: %s\n", nl_last_error());
+        return CLI_FAIL;
+    }
+    /* a model trained with --param ntk|mup needs its forward multipliers back (checkpoints hold values only) */
+    nl_parametrization par;
+    int has_par = 0;
+    if ((s = nl_param_from_checkpoint(load, &par, &has_par)) || (has_par && (s = nl_param_set_multipliers(&m, &par)))) {
+        fprintf(stderr, "nnlab eval: error: %s\n", nl_last_error());
+        nl_model_free(&m);
         return CLI_FAIL;
     }
     nl_dataset ds;

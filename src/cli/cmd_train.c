@@ -1,10 +1,15 @@
 /* nnlab train mlp|cnn */
 #include "cli.h"
+#include "nnlab/param.h"
 #include "nnlab/train.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* src/cli/cmd_mup.c */
+int nl_cli_param_extract(const char *cmd, int *argc, char **argv, nl_parametrization *p);
+void nl_cli_param_help(FILE *f);
 
 static cJSON *jnum(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -14,6 +19,12 @@ int cmd_train(int argc, char **argv) {
     int64_t epochs = 5, steps = 0, batch = 128, seed = 0, threads = 0, valid = 0, limit = 0, fc = 0, warmup = 0, patience = 0;
     double lr = 0, momentum = 0.9, wd = 0, dropout = 0, clip = 0;
     int json = 0, quiet = 0;
+    /* --param sp|ntk|mup --base-width N ... (include/nnlab/param.h) are taken out of argv first */
+    nl_parametrization par = nl_param_defaults();
+    {
+        int prc = nl_cli_param_extract("train", &argc, argv, &par);
+        if (prc) return prc;
+    }
     cli_opt opts[] = {
         {"--data", OPT_STR, &data, 0, 0, 0, 0, "NAME"},
         {"--data-dir", OPT_STR, &data_dir, 0, 0, 0, 0, "DIR"},
@@ -48,6 +59,7 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc;
     if (help) {
         help_train(stdout);
+        nl_cli_param_help(stdout);
         return CLI_OK;
     }
     int seen_lr = 0, seen_momentum = 0, seen_wd = 0, seen_threads = 0, seen_hidden = 0, seen_channels = 0, seen_fc = 0, seen_patience = 0;
@@ -109,6 +121,8 @@ int cmd_train(int argc, char **argv) {
         rc_.model.act = a;
         rc_.model.dropout = dropout;
     }
+    nl_param_set_optim(&par, ok);
+    nl_param_apply(&rc_.model, &par);
     rc_.model_seed = (uint64_t)seed;
     rc_.train = nl_train_defaults();
     rc_.train.epochs = epochs;
@@ -135,9 +149,12 @@ int cmd_train(int argc, char **argv) {
         char acc[32], eps[32];
         snprintf(acc, sizeof acc, "%.6f", res.test_accuracy);
         snprintf(eps, sizeof eps, "%d", tr->n_epochs);
-        const char *k[4] = {"nnlab.dataset", "nnlab.test_accuracy", "nnlab.epoch", "nnlab.creator"};
-        const char *v[4] = {data, acc, eps, "nnlab train"};
-        if ((s = nl_model_save(&m, save, 4, k, v))) {
+        const char *k[4 + NL_PARAM_META_N] = {"nnlab.dataset", "nnlab.test_accuracy", "nnlab.epoch", "nnlab.creator"};
+        const char *v[4 + NL_PARAM_META_N] = {data, acc, eps, "nnlab train"};
+        char pv[NL_PARAM_META_N][32];
+        int np = nl_param_metadata(&par, &m.cfg, k + 4, pv); /* the parametrisation, restored by `nnlab eval` */
+        for (int i = 0; i < np; i++) v[4 + i] = pv[i];
+        if ((s = nl_model_save(&m, save, 4 + np, k, v))) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", nl_last_error());
             nl_set_error(s, "saving the model: %s", msg);
