@@ -273,6 +273,89 @@ static nl_var *heads_split(nl_ctx *c, nl_var *qkv, int which, int64_t H) {
     return o;
 }
 
+/* ---- fused head split + RoPE for q and k: qkv [B, T, 3d] -> [2B, H, T, Dh] (rows 0..B-1 rotated q, B..2B-1
+ * rotated k), optionally with the xPos factors (zeta^(p/gamma) on q, zeta^(-p/gamma) on k). Same values as
+ * heads_split followed by nl_rope / nl_rope_xpos, in one pass. ---- */
+
+typedef struct {
+    int64_t B, T, H, Dh;
+    double *cs, *sn;     /* (T, Dh/2) */
+    double *fq, *fk;     /* (T, Dh/2) xPos factors or NULL */
+} qkr_saved;
+
+#define QKR(TY)                                                                                            \
+    static void qkr_##TY(const qkr_saved *s, TY *qkv, TY *o, int back) {                                   \
+        const int64_t d = s->H * s->Dh, h = s->Dh / 2, items = 2 * s->B * s->H;                            \
+        _Pragma("omp parallel for schedule(static) if (items * s->T * s->Dh > 65536)")                      \
+        for (int64_t it = 0; it < items; it++) {                                                           \
+            const int64_t which = it / (s->B * s->H), b = (it / s->H) % s->B, hh = it % s->H;               \
+            const double *fac = which ? s->fk : s->fq;                                                     \
+            for (int64_t t = 0; t < s->T; t++) {                                                           \
+                TY *src = qkv + (b * s->T + t) * 3 * d + which * d + hh * s->Dh;                           \
+                TY *dst = o + ((it / s->H * s->H + hh) * s->T + t) * s->Dh;                                \
+                const double *cs = s->cs + t * h, *sn = s->sn + t * h, *f = fac ? fac + t * h : NULL;       \
+                for (int64_t j = 0; j < h; j++) {                                                          \
+                    const double c = cs[j], sg = sn[j], fj = f ? f[j] : 1.0;                               \
+                    if (!back) {                                                                           \
+                        const double x0 = src[j], x1 = src[j + h];                                         \
+                        dst[j] = (TY)(fj * (x0 * c - x1 * sg));                                            \
+                        dst[j + h] = (TY)(fj * (x1 * c + x0 * sg));                                        \
+                    } else {                                                                               \
+                        const double g0 = dst[j], g1 = dst[j + h];                                         \
+                        src[j] += (TY)(fj * (g0 * c + g1 * sg));                                           \
+                        src[j + h] += (TY)(fj * (g1 * c - g0 * sg));                                       \
+                    }                                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }
+QKR(float)
+QKR(double)
+
+static void qkr_backward(nl_ctx *c, nl_node *n) {
+    nl_tensor *g = nl_grad(c, n->in[0]);
+    if (!g) return;
+    const nl_tensor *go = nl_node_grad_out(n);
+    if (g->dtype == NL_F32) qkr_float(n->saved, g->data, go->data, 1);
+    else qkr_double(n->saved, g->data, go->data, 1);
+}
+
+static nl_var *qk_rope_split(nl_ctx *c, nl_var *qkv, int64_t H, const double *pos, const double *theta, const double *zeta,
+                             double gamma) {
+    NL_REQUIRE(qkv);
+    if (qkv->val.ndim != 3 || qkv->val.shape[2] % (3 * H) || (qkv->val.shape[2] / (3 * H)) % 2)
+        return nl_op_fail(NL_ESHAPE, "qk_rope_split", "qkv must be [B, T, 3*H*Dh] with Dh even", qkv, NULL);
+    nl_tensor X = nl_contig(c, &qkv->val);
+    if (!X.data) return NULL;
+    qkr_saved *s = nl_scratch(c, sizeof *s);
+    if (!s) return NULL;
+    s->B = X.shape[0]; s->T = X.shape[1]; s->H = H; s->Dh = X.shape[2] / (3 * H);
+    const int64_t h = s->Dh / 2, T = s->T;
+    s->cs = nl_scratch(c, sizeof(double) * (size_t)(T * h));
+    s->sn = nl_scratch(c, sizeof(double) * (size_t)(T * h));
+    s->fq = zeta ? nl_scratch(c, sizeof(double) * (size_t)(T * h)) : NULL;
+    s->fk = zeta ? nl_scratch(c, sizeof(double) * (size_t)(T * h)) : NULL;
+    if (!s->cs || !s->sn || (zeta && (!s->fq || !s->fk))) return NULL;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < h; j++) {
+            const double a = pos[t] * theta[j];
+            s->cs[t * h + j] = cos(a);
+            s->sn[t * h + j] = sin(a);
+            if (zeta) {
+                s->fq[t * h + j] = pow(zeta[j], pos[t] / gamma);
+                s->fk[t * h + j] = pow(zeta[j], -pos[t] / gamma);
+            }
+        }
+    int64_t sh[4] = {2 * s->B, H, T, s->Dh};
+    nl_var *o = nl_op_out(c, X.dtype, 4, sh);
+    if (!o) return NULL;
+    if (X.dtype == NL_F32) qkr_float(s, X.data, o->val.data, 0);
+    else qkr_double(s, X.data, o->val.data, 0);
+    nl_node *nd = nl_op_record(c, "qk_rope_split", o, qkr_backward, 1, &qkv);
+    if (nd) nd->saved = s;
+    return o;
+}
+
 /* ---- norms ---- */
 
 static nl_var *apply_norm(nl_lm *m, nl_ctx *c, nl_var *x, nl_var *w, nl_var *b, nl_var *rm, nl_var *rv, int train) {
@@ -392,18 +475,13 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
         nl_lm_layer *L = &m->layer[l];
         nl_var *h = apply_norm(m, c, x, L->n1_w, L->n1_b, L->n1_rm, L->n1_rv, train);
         nl_var *qkv = nl_linear(c, h, L->wqkv, NULL);
-        nl_var *q = heads_split(c, qkv, 0, H), *k = heads_split(c, qkv, 1, H), *v = heads_split(c, qkv, 2, H);
-        if (!q || !k || !v) return NULL;
+        nl_var *v = heads_split(c, qkv, 2, H);
+        if (!v) return NULL;
         nl_var *o = NULL;
         if (cf->attn == NL_LM_ATTN_VANILLA) {
-            nl_var *qr, *kr;
-            if (cf->rope.variant == NL_ROPE_XPOS) {
-                qr = nl_rope_xpos(c, q, pos, theta, zeta, cf->rope.xpos_gamma, 0);
-                kr = nl_rope_xpos(c, k, pos, theta, zeta, cf->rope.xpos_gamma, 1);
-            } else {
-                qr = nl_rope(c, q, pos, theta);
-                kr = nl_rope(c, k, pos, theta);
-            }
+            const int xp = cf->rope.variant == NL_ROPE_XPOS;
+            nl_var *qk = qk_rope_split(c, qkv, H, pos, theta, xp ? zeta : NULL, cf->rope.xpos_gamma);
+            nl_var *qr = nl_slice(c, qk, 0, 0, B, 1), *kr = nl_slice(c, qk, 0, B, 2 * B, 1);
             if (!qr || !kr) return NULL;
             if (!kc) {
                 o = nl_attention(c, qr, kr, v, NULL, 1, 0.0);
@@ -422,6 +500,8 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
                 o = nl_attention(c, qr, nl_input(c, K), nl_input(c, Vt), NULL, 1, 0.0);
             }
         } else {
+            nl_var *q = heads_split(c, qkv, 0, H), *k = heads_split(c, qkv, 1, H);
+            if (!q || !k) return NULL;
             nl_lm_attn_args a;
             a.model = m; a.layer = l; a.train = train; a.q = q; a.k = k; a.v = v; a.pos = pos; a.theta = theta; a.cache = kc;
             if (cf->attn == NL_LM_ATTN_CUSTOM) o = cf->attn_fn(c, &a, cf->attn_ud);
