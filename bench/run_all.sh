@@ -12,9 +12,10 @@
 #   NLB_THREADS    thread counts, comma-separated (default 1,2); each bench sets OpenMP + OpenBLAS itself and
 #                  exports OPENBLAS_NUM_THREADS/OMP_NUM_THREADS to the PyTorch child processes
 #   NLB_SKIP       space-separated bench names to skip (e.g. "ntk_bench norm_softmax")
-#   NLB_MAX_LOAD   wait (up to NLB_WAIT_S seconds, default 600) until the 1-minute load average is below this
-#                  (default 1.5) before starting; the load is printed either way. Timings on a busy 2-core machine
-#                  are not meaningful, 2-thread ones least of all.
+#   NLB_MAX_LOAD   wait (up to NLB_WAIT_S seconds, default 600) until the 1-minute load average is at most this
+#   NLB_MAX_BUSY   (default 1.5) and the machine's CPU use over 5 s is at most NLB_MAX_BUSY percent (default 10)
+#                  before starting; the load is printed either way. Timings on a busy 2-core machine are not
+#                  meaningful, 2-thread ones least of all (spinning BLAS/OpenMP threads then lose whole slices).
 #   NLB_NO_BUILD=1 skip the configure/build step
 # The full output goes to $BUILD_DIR/bench-results.txt. Benchmarks assert nothing about timings.
 set -euo pipefail
@@ -32,15 +33,25 @@ if [ "${NLB_NO_BUILD:-0}" != 1 ]; then
 fi
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
-waited=0
-while awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; do
+# CPU use of the whole machine over 5 s, in percent of all cores (from /proc/stat); the 1-minute load average
+# lags by minutes, so "quiet" needs both.
+busy_pct() {
+  local a b
+  a=($(head -1 /proc/stat)); sleep 5; b=($(head -1 /proc/stat))
+  local tot=0 idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) i
+  for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
+  [ "$tot" -gt 0 ] && echo $(( 100 * (tot - idle) / tot )) || echo 0
+}
+quiet() { awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN { exit !(l <= m) }' && [ "$(busy_pct)" -le "${NLB_MAX_BUSY:-10}" ]; }
+t_wait=$SECONDS
+until quiet; do
+  waited=$((SECONDS - t_wait))
   if [ "$waited" -ge "$WAIT_S" ]; then
-    echo "warning: load average $(load1) still above $MAX_LOAD after ${WAIT_S}s; running anyway" >&2
+    echo "warning: machine still busy (load $(load1)) after ${WAIT_S}s; running anyway" >&2
     break
   fi
-  [ "$waited" -eq 0 ] && echo "load average $(load1) > $MAX_LOAD: waiting for a quiet machine (up to ${WAIT_S}s)" >&2
-  sleep 15
-  waited=$((waited + 15))
+  [ "$waited" -eq 0 ] && echo "machine busy (load $(load1)): waiting up to ${WAIT_S}s for load <= $MAX_LOAD and CPU use <= ${NLB_MAX_BUSY:-10}%" >&2
+  sleep 10
 done
 
 OUT="$BUILD_DIR/bench-results.txt"
