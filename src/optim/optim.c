@@ -133,22 +133,36 @@ double nl_sched_lr(const nl_optim_config *cfg, int64_t step) {
 double nl_optim_lr(const nl_optim *o) { return nl_sched_lr(&o->cfg, o->step); }
 
 /* ---------------- gradient norm ---------------- */
+/* Sum of (scale*a_i)^2 for i in [lo, hi), in double, with 8 interleaved partial sums combined in a fixed order:
+ * the compiler vectorises it (no fast-math needed) and the result depends on the chunking only, not on threads. */
+#define SUMSQ_LANES 8
 static double sumsq_range(const void *g, int f64, int64_t lo, int64_t hi, double scale) {
-    double s = 0;
+    double acc[SUMSQ_LANES] = {0};
+    int64_t i = lo;
     if (f64) {
         const double *a = g;
-        for (int64_t i = lo; i < hi; i++) {
+        for (; i + SUMSQ_LANES <= hi; i += SUMSQ_LANES)
+            for (int j = 0; j < SUMSQ_LANES; j++) {
+                double x = a[i + j] * scale;
+                acc[j] += x * x;
+            }
+        for (; i < hi; i++) {
             double x = a[i] * scale;
-            s += x * x;
+            acc[0] += x * x;
         }
     } else {
         const float *a = g;
-        for (int64_t i = lo; i < hi; i++) {
+        for (; i + SUMSQ_LANES <= hi; i += SUMSQ_LANES)
+            for (int j = 0; j < SUMSQ_LANES; j++) {
+                double x = (double)a[i + j] * scale;
+                acc[j] += x * x;
+            }
+        for (; i < hi; i++) {
             double x = (double)a[i] * scale;
-            s += x * x;
+            acc[0] += x * x;
         }
     }
-    return s;
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 /* Sum of (scale*g)^2 over one parameter's gradient, by fixed chunks combined in order. */
@@ -250,8 +264,41 @@ double nl_grad_clip(nl_params *ps, double max_norm) {
 }
 
 /* ---------------- updates ---------------- */
+/* f32, no mask: the common case, written so that it vectorises (same arithmetic as the generic loop). */
+static void update_sgd_f32(float *restrict pv, const float *restrict gv, float *restrict buf, int64_t n, double lr,
+                           double wd, double mu, int nesterov, double gs) {
+    if (!buf) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            double p = pv[i];
+            pv[i] = (float)(p - lr * (gs * (double)gv[i] + wd * p));
+        }
+    } else if (!nesterov) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            double p = pv[i];
+            double b = mu * (double)buf[i] + (gs * (double)gv[i] + wd * p);
+            buf[i] = (float)b;
+            pv[i] = (float)(p - lr * b);
+        }
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            double p = pv[i];
+            double g = gs * (double)gv[i] + wd * p;
+            double b = mu * (double)buf[i] + g;
+            buf[i] = (float)b;
+            pv[i] = (float)(p - lr * (g + mu * b));
+        }
+    }
+}
+
 static void update_sgd(void *pv, const void *gv, void *buf, const float *mask, int f64, int64_t n, double lr,
                        double wd, double mu, int nesterov, double gs) {
+    if (!f64 && !mask) {
+        update_sgd_f32(pv, gv, buf, n, lr, wd, mu, nesterov, gs);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         if (mask && mask[i] == 0) continue;
@@ -266,10 +313,31 @@ static void update_sgd(void *pv, const void *gv, void *buf, const float *mask, i
     }
 }
 
+static void update_adam_f32(float *restrict pv, const float *restrict gv, float *restrict mv, float *restrict vv,
+                            int64_t n, double step_size, double sqrt_bc2, double eps, double b1, double b2, double l2,
+                            double decay, double gs) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        double p = pv[i];
+        double g = gs * (double)gv[i] + l2 * p;
+        p *= decay;
+        float mf = (float)(b1 * (double)mv[i] + (1.0 - b1) * g);
+        float vf = (float)(b2 * (double)vv[i] + (1.0 - b2) * g * g);
+        mv[i] = mf;
+        vv[i] = vf;
+        double denom = sqrt((double)vf) / sqrt_bc2 + eps;
+        pv[i] = (float)(p - step_size * (double)mf / denom);
+    }
+}
+
 /* decay: multiplier applied to p before the step (AdamW: 1 - lr*wd); l2: coefficient added to g (Adam). */
 static void update_adam(void *pv, const void *gv, void *mv, void *vv, const float *mask, int f64, int64_t n,
                         double step_size, double sqrt_bc2, double eps, double b1, double b2, double l2,
                         double decay, double gs) {
+    if (!f64 && !mask) {
+        update_adam_f32(pv, gv, mv, vv, n, step_size, sqrt_bc2, eps, b1, b2, l2, decay, gs);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         if (mask && mask[i] == 0) continue;
