@@ -143,14 +143,15 @@ int main(int argc, char **argv) {
         }
     }
     printf("\nsummary (median step of %d after %d warmup)\n", steps, warmup);
-    printf("%-7s %-6s %10s %12s %9s\n", "threads", "engine", "ms/step", "tokens/s", "nl/torch");
+    printf("%-7s %-6s %10s %12s %9s %10s\n", "threads", "engine", "ms/step", "tokens/s", "nl/torch", "last loss");
     for (int k = 0; k < nt; k++)
         for (int side = 0; side < 2; side++) {
             double s = side ? res_t[k] : res_nl[k];
             if (s <= 0) continue;
             char ratio[16] = "";
             if (!side && res_t[k] > 0) snprintf(ratio, sizeof ratio, "%.3f", res_t[k] / res_nl[k]);
-            printf("%-7d %-6s %10.2f %12.0f %9s\n", ts[k], side ? "torch" : "nnlab", s * 1e3, batch * ctx / s, ratio);
+            printf("%-7d %-6s %10.2f %12.0f %9s %10.4f\n", ts[k], side ? "torch" : "nnlab", s * 1e3, batch * ctx / s, ratio,
+                   side ? loss_t[k] : loss_nl[k]);
         }
     for (int k = 0; k < nt; k++)
         if (res_nl[k] > 0 && res_t[k] > 0)

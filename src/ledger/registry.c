@@ -12,7 +12,9 @@
     X(nl_exp_nngp_ntk)    \
     X(nl_exp_wide_deep)   \
     X(nl_exp_student_t_process) \
-    X(nl_exp_giraffe)
+    X(nl_exp_giraffe)     \
+    X(nl_exp_lm_infinite) \
+    X(nl_exp_powernorm)
 
 #define NL_DECLARE(v) extern const nl_experiment v;
 #define NL_ADDRESS(v) &v,
