@@ -12,4 +12,5 @@
 #include "nnlab/gradcheck.h"
 #include "nnlab/data.h"
 #include "nnlab/safetensors.h"
+#include "nnlab/gpreg.h"
 #endif
