@@ -13,4 +13,5 @@
 #include "nnlab/data.h"
 #include "nnlab/safetensors.h"
 #include "nnlab/gpreg.h"
+#include "nnlab/pfn.h"
 #endif
