@@ -25,6 +25,7 @@
  * result deterministic; backward parallelism is then limited to the number of distinct mask slices (a [T,S]
  * mask with a gradient gives a serial backward). Excluded (-inf) mask entries get gradient 0. */
 #ifndef NL_ATTN_TPL
+#include "core/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include "nnlab/ops.h"
@@ -62,7 +63,7 @@ typedef struct {
 #define NL_ATTN_TPL 1
 #define TY float
 #define SFX f32
-#define EXPT expf
+#define EXPT nl_vexpf
 #define LOGT logf
 #include __FILE__
 #undef TY
@@ -308,6 +309,7 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
     for (int64_t r = 0; r < tb; r++) {
         TY *row = sc + r * se;
         TY mx = (TY)-INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int64_t s = 0; s < se; s++) mx = row[s] > mx ? row[s] : mx;
         if (mx == (TY)-INFINITY) { /* no visible key: zero output, zero gradient */
             for (int64_t s = 0; s < se; s++) row[s] = 0;
@@ -315,12 +317,14 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
             continue;
         }
         double sum = 0;
+#pragma omp simd reduction(+ : sum)
         for (int64_t s = 0; s < se; s++) {
             TY e = EXPT(row[s] - mx);
             row[s] = e;
             sum += e;
         }
         const TY inv = (TY)(1.0 / sum);
+#pragma omp simd
         for (int64_t s = 0; s < se; s++) row[s] *= inv;
         if (lse) lse[r] = (TY)((double)mx + log(sum));
     }
@@ -360,6 +364,7 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
             if (l == (TY)-INFINITY) {
                 for (int64_t s = 0; s < w; s++) row[s] = 0;
             } else {
+#pragma omp simd
                 for (int64_t s = 0; s < w; s++) row[s] = EXPT(row[s] - l);
             }
             if (need_ds) {

@@ -1,6 +1,7 @@
 /* Losses: fused log-softmax + NLL cross-entropy (label smoothing, ignore index) and mean squared error.
  * f32 and f64; row statistics and sums are accumulated in double. Sums over many rows/elements go through
  * per-row or per-chunk partials added in a fixed order, so results do not depend on the thread count. */
+#include "core/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include <math.h>
@@ -20,32 +21,8 @@ typedef struct {
     int32_t ignore;     /* ignore_index (< 0: none) */
 } ce_saved;
 
-/* exp for f32 inside vectorised loops (same as in softmax.c): Cody-Waite reduction + Cephes polynomial,
- * max relative error 1.4 ulp; x < -87.34 gives 0, x > 88.37 saturates (only called with x <= ~0); NaN -> NaN. */
-static inline float ce_expf(float x) {
-    const float lo = -87.33654475f, hi = 88.37626266f;
-    float xc = x >= lo ? x : lo;
-    xc = xc <= hi ? xc : hi;
-    float fx = xc * 1.44269504088896341f;
-    fx = (fx + 12582912.0f) - 12582912.0f; /* round to nearest integer */
-    float r = xc - fx * 0.693359375f;
-    r = r - fx * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)fx + 127) << 23;
-    float sc;
-    memcpy(&sc, &bits, sizeof sc);
-    float y = p * sc;
-    y = x < lo ? 0.0f : y;
-    return x == x ? y : x;
-}
 
-#define CE_EXP_float ce_expf
+#define CE_EXP_float nl_vexpf
 #define CE_EXP_double exp
 
 #define DEF_CE(T)                                                                                       \

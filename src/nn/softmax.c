@@ -4,6 +4,7 @@
  * the sums are accumulated in double for f32. Last-axis case (I == 1): one task per row. Other axes: one task
  * per (o, block of up to SM_BLK columns of I), reading contiguous runs of the block, statistics on the stack.
  * Backward: softmax dx = y * (g - sum(g*y)); log-softmax dx = g - exp(y) * sum(g). */
+#include "core/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include <math.h>
@@ -13,34 +14,8 @@
 #define SM_PAR_MIN 32768 /* elements below which loops stay serial */
 #define SM_BLK 64         /* columns per task when the axis is not the last one */
 
-/* exp for f32 inside vectorised loops (glibc's expf does not vectorise without -ffast-math): Cody-Waite
- * reduction and the Cephes degree-6 polynomial, max relative error 1.4 ulp for normal results; x < -87.34
- * (including -inf) gives 0, x > 88.37 saturates at 2.4e38 (the softmax family only calls it with x <= 0),
- * NaN gives NaN. Branch-free, so `omp simd` loops containing it vectorise. */
-static inline float sm_expf(float x) {
-    const float lo = -87.33654475f, hi = 88.37626266f;
-    float xc = x >= lo ? x : lo;
-    xc = xc <= hi ? xc : hi;
-    float fx = xc * 1.44269504088896341f;
-    fx = (fx + 12582912.0f) - 12582912.0f; /* round to nearest integer (|fx| < 2^22) */
-    float r = xc - fx * 0.693359375f;
-    r = r - fx * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)fx + 127) << 23; /* 2^fx, fx in [-126, 127] */
-    float sc;
-    memcpy(&sc, &bits, sizeof sc);
-    float y = p * sc;
-    y = x < lo ? 0.0f : y;
-    return x == x ? y : x;
-}
 
-#define SM_EXP_float sm_expf
+#define SM_EXP_float nl_vexpf
 #define SM_EXP_double exp
 
 #define DEF_SM(T)                                                                                       \
