@@ -309,9 +309,11 @@ nl_status nl_gpr_mcmc_predict_ex(const nl_gpr_hyperprior *p, const double *x, co
                                            fmax(p->noise_a / p->noise_b, 2 * p->noise_min + 1e-12));
     hyper_to_u(&o, &h0, u);
     double lp = log_target(&o, u);
-    if (!isfinite(lp))
-        return nl_set_error(NL_ELINALG, "%s: the posterior cannot be evaluated at the prior means (%s)", who,
-                            nl_last_error());
+    if (!isfinite(lp)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", nl_last_error());
+        return nl_set_error(NL_ELINALG, "%s: the posterior cannot be evaluated at the prior means (%s)", who, msg);
+    }
     double *buf = NULL;
     if (m > 0) {
         buf = malloc(sizeof(double) * (size_t)m * 5);
