@@ -314,6 +314,20 @@ static void test_mcmc(void) {
     NLT_NEAR(m1, 0.0, 0.0);
     NLT_NEAR(v1, s1.outputscale + s1.noise, 1e-12);
     NLT_NEAR(l1, 0.5 * log(2 * M_PI * v1) + 0.5 * 0.09 / v1, 1e-12);
+    /* n = 0, m = 0: the chain samples the hyperprior itself (checks the Jacobian of the log maps: without it the
+     * lengthscale mean would be (a-1)/b = 0.33 instead of a/b = 0.5) */
+    {
+        enum { S = 3000 };
+        static nl_gpr_hyper ch[S];
+        nl_gpr_hyperprior pb = nl_gpr_hyperprior_botorch(1);
+        NLT_OK(nl_gpr_mcmc_predict_ex(&pb, NULL, NULL, 0, NULL, 0, 10, S, &rng, NULL, NULL, NULL, NULL, ch));
+        double sl = 0, so = 0, sn = 0;
+        for (int i = 0; i < S; i++) sl += ch[i].lengthscale[0], so += ch[i].outputscale, sn += ch[i].noise;
+        printf("  prior chain means: ls %.4f (0.5), os %.3f (13.33), noise %.3f (22)\n", sl / S, so / S, sn / S);
+        NLT_NEAR(sl / S, 0.5, 0.04);
+        NLT_NEAR(so / S / (2.0 / 0.15), 1.0, 0.1);
+        NLT_NEAR(sn / S / 22.0, 1.0, 0.1);
+    }
     /* determinism */
     nl_rng a, b;
     nl_rng_init(&a, 4, 4);
