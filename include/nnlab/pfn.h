@@ -127,7 +127,7 @@ typedef struct nl_pfn_config {
     int seq;                /* training sequence length T (recorded; predict accepts any length) */
 } nl_pfn_config;
 
-/* dim 1, emsize 64, 4 layers, 4 heads, d_ff 128, d_dec 128, 100 buckets, post-LN, seq 50. */
+/* dim 1, emsize 64, 4 layers, 4 heads, d_ff 128, d_dec 128, 1000 buckets, post-LN, seq 50. */
 nl_pfn_config nl_pfn_config_default(void);
 nl_status nl_pfn_config_check(const nl_pfn_config *c);
 
@@ -143,6 +143,7 @@ typedef struct nl_pfn {
     nl_params ps;
     char prior_name[32];
     char prior_desc[192];
+    double prior_ls, prior_os, prior_noise; /* hyperparameters of a fixed GP prior (0 otherwise) */
     int64_t steps_trained;
     nl_var *ex_w, *ex_b, *ey_w, *ey_b;
     nl_pfn_layer layer[NL_PFN_MAX_LAYERS];
@@ -216,6 +217,35 @@ nl_status nl_pfn_train(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_train_conf
 nl_status nl_pfn_save(const nl_pfn *m, const char *path);
 /* Load a checkpoint written by nl_pfn_save (a file of another kind -> NL_EFORMAT naming it). */
 nl_status nl_pfn_load(nl_pfn *m, const char *path);
+
+/* ---- evaluation against GP baselines (experiment.c) ---- */
+#define NL_PFN_EVAL_MAX_NS 32
+enum { NL_PFN_BASE_EXACT = 1, NL_PFN_BASE_MLE = 2, NL_PFN_BASE_MCMC = 4 };
+typedef struct nl_pfn_eval_config {
+    int n_ns;
+    int ns[NL_PFN_EVAL_MAX_NS];   /* context sizes n evaluated */
+    int datasets;                 /* held-out prior datasets per n */
+    int queries;                  /* held-out query points per dataset */
+    uint64_t seed;                /* data stream (distinct from training's) */
+    int baselines;                /* NL_PFN_BASE_* bits */
+    int mle_restarts, mle_iters;  /* nl_gpr_fit_mle (MAP under the hyperprior when there is one) */
+    int mcmc_warmup, mcmc_samples;
+    int mcmc_datasets;            /* datasets per n for MCMC (its cost; <= datasets; 0 = all) */
+    int verbose;
+} nl_pfn_eval_config;
+typedef struct nl_pfn_eval_result {
+    int n_ns;
+    int ns[NL_PFN_EVAL_MAX_NS];
+    double pfn[NL_PFN_EVAL_MAX_NS], exact[NL_PFN_EVAL_MAX_NS], mle[NL_PFN_EVAL_MAX_NS], mcmc[NL_PFN_EVAL_MAX_NS];
+    double pfn_on_mcmc[NL_PFN_EVAL_MAX_NS]; /* PFN NLL on the MCMC subset */
+    double diff_se[NL_PFN_EVAL_MAX_NS];     /* standard error of the per-dataset mean PFN - exact difference */
+    double pfn_seconds, exact_seconds, mle_seconds, mcmc_seconds;
+} nl_pfn_eval_result;
+/* Mean NLL per query point vs context size n, on fresh datasets of the prior p (the one the model was trained
+ * on): PFN, and the selected baselines. Exact GP uses each dataset's true hyperparameters. n = 0 skips MLE. */
+nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config *ec, nl_pfn_eval_result *r);
+/* Re-create the prior recorded in a model (gp-rbf / gp-matern / gp-hyper). */
+nl_status nl_pfn_prior_of_model(const nl_pfn *m, nl_pfn_prior *p);
 
 #ifdef __cplusplus
 }

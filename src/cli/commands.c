@@ -13,7 +13,8 @@
     X("lm", nl_cli_lm, "transformer language model with RoPE / Giraffe extensions: train, eval, generate (docs/transformer.md)") \
     X("rope", nl_cli_rope, "RoPE frequency tables of the position-encoding variants") \
     X("stp", nl_cli_stp, "Student-t process vs GP regression over NNGP kernels on syn-t (docs/student-t.md)") \
-    X("mup", nl_cli_mup, "muP / SP / NTK parametrisations: coord-check, lr-transfer, abc classifier (docs/mup.md)")
+    X("mup", nl_cli_mup, "muP / SP / NTK parametrisations: coord-check, lr-transfer, abc classifier (docs/mup.md)") \
+    X("pfn", nl_cli_pfn, "prior-data fitted networks: train on a GP prior, posterior predictive, NLL vs GP (docs/pfn.md)")
 
 #define NL_CLI_DECLARE(name, fn, summary) int fn(int argc, char **argv);
 #define NL_CLI_ENTRY(name, fn, summary) {name, fn, summary},

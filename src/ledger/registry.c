@@ -14,7 +14,8 @@
     X(nl_exp_student_t_process) \
     X(nl_exp_giraffe)     \
     X(nl_exp_lm_infinite) \
-    X(nl_exp_powernorm)
+    X(nl_exp_powernorm)   \
+    X(nl_exp_pfn)
 
 #define NL_DECLARE(v) extern const nl_experiment v;
 #define NL_ADDRESS(v) &v,

@@ -31,6 +31,13 @@ nl_status nl_pfn_save(const nl_pfn *m, const char *path) {
     put_int(o, "pfn.steps_trained", m->steps_trained);
     cJSON_AddStringToObject(o, "pfn.prior", m->prior_name);
     cJSON_AddStringToObject(o, "pfn.prior_desc", m->prior_desc);
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", m->prior_ls);
+    cJSON_AddStringToObject(o, "pfn.prior_ls", b);
+    snprintf(b, sizeof b, "%.17g", m->prior_os);
+    cJSON_AddStringToObject(o, "pfn.prior_os", b);
+    snprintf(b, sizeof b, "%.17g", m->prior_noise);
+    cJSON_AddStringToObject(o, "pfn.prior_noise", b);
     char *meta = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     int n = m->ps.n + 1;
@@ -112,6 +119,10 @@ nl_status nl_pfn_load(nl_pfn *m, const char *path) {
     const char *pn = nl_safetensors_get_metadata(&f, "pfn.prior"), *pd = nl_safetensors_get_metadata(&f, "pfn.prior_desc");
     snprintf(m->prior_name, sizeof m->prior_name, "%s", pn ? pn : "unknown");
     snprintf(m->prior_desc, sizeof m->prior_desc, "%s", pd ? pd : "");
+    const char *hv[3] = {nl_safetensors_get_metadata(&f, "pfn.prior_ls"), nl_safetensors_get_metadata(&f, "pfn.prior_os"),
+                         nl_safetensors_get_metadata(&f, "pfn.prior_noise")};
+    double *hd[3] = {&m->prior_ls, &m->prior_os, &m->prior_noise};
+    for (int k = 0; k < 3; k++) *hd[k] = hv[k] ? strtod(hv[k], NULL) : 0.0;
     if (f.n != m->ps.n + 1) {
         st = nl_set_error(NL_EFORMAT, "%s: PFN checkpoint has %d tensors, the configuration needs %d", path, f.n, m->ps.n + 1);
         goto fail;

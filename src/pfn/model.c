@@ -18,7 +18,7 @@ nl_pfn_config nl_pfn_config_default(void) {
     c.n_heads = 4;
     c.d_ff = 128;
     c.d_dec = 128;
-    c.n_buckets = 100;
+    c.n_buckets = 1000;
     c.pre_norm = 0;
     c.seq = 50;
     return c;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "nnlab/gpreg.h"
 #include "nnlab/pfn.h"
 
 nl_pfn_train_config nl_pfn_train_defaults(void) {
@@ -62,6 +63,8 @@ nl_status nl_pfn_fit(nl_pfn *m, const nl_pfn_config *cfg, const nl_pfn_prior *p,
     if (st) return st;
     snprintf(m->prior_name, sizeof m->prior_name, "%s", p->name);
     snprintf(m->prior_desc, sizeof m->prior_desc, "%s", p->desc);
+    const nl_gpr_hyper *h = nl_pfn_prior_gp_hyper_of(p);
+    if (h) m->prior_ls = h->lengthscale[0], m->prior_os = h->outputscale, m->prior_noise = h->noise;
     if ((st = nl_pfn_train(m, p, tc, stats))) nl_pfn_free(m);
     return st;
 }
