@@ -252,7 +252,7 @@ nl_status nl_pfn_predict(nl_pfn *m, const double *xc, const double *yc, int64_t 
         st = nl_set_error(NL_ENOMEM, "pfn predict: out of memory");
         goto done;
     }
-    memcpy(x, xc, (size_t)(n * d) * sizeof *x);
+    if (n) memcpy(x, xc, (size_t)(n * d) * sizeof *x);
     if (n) memcpy(y, yc, (size_t)n * sizeof *y);
     nl_set_grad_enabled(c, 0);
     for (int64_t q0 = 0; q0 < nq; q0 += cm) {
