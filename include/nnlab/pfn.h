@@ -239,6 +239,7 @@ typedef struct nl_pfn_eval_result {
     double pfn[NL_PFN_EVAL_MAX_NS], exact[NL_PFN_EVAL_MAX_NS], mle[NL_PFN_EVAL_MAX_NS], mcmc[NL_PFN_EVAL_MAX_NS];
     double pfn_on_mcmc[NL_PFN_EVAL_MAX_NS]; /* PFN NLL on the MCMC subset */
     double diff_se[NL_PFN_EVAL_MAX_NS];     /* standard error of the per-dataset mean PFN - exact difference */
+    double mcmc_diff_se[NL_PFN_EVAL_MAX_NS];/* the same for PFN - MCMC on the MCMC subset */
     double pfn_seconds, exact_seconds, mle_seconds, mcmc_seconds;
 } nl_pfn_eval_result;
 /* Mean NLL per query point vs context size n, on fresh datasets of the prior p (the one the model was trained

@@ -304,12 +304,12 @@ static int pfn_eval_cmd(int argc, char **argv) {
         status = CLI_FAIL;
     } else {
         printf("prior: %s\n", p.desc);
-        printf("n,pfn_nll,exact_gp_nll,diff,diff_se%s%s\n", mle ? ",mle_nll" : "", mcmc ? ",mcmc_nll,pfn_nll_mcmc_subset" : "");
+        printf("n,pfn_nll,exact_gp_nll,diff,diff_se%s%s\n", mle ? ",mle_nll" : "", mcmc ? ",mcmc_nll,pfn_nll_mcmc_subset,diff_mcmc_se" : "");
         double gap = 0;
         for (int i = 0; i < r.n_ns; i++) {
             printf("%d,%.5f,%.5f,%+.5f,%.5f", r.ns[i], r.pfn[i], r.exact[i], r.pfn[i] - r.exact[i], r.diff_se[i]);
             if (mle) printf(",%.5f", r.mle[i]);
-            if (mcmc) printf(",%.5f,%.5f", r.mcmc[i], r.pfn_on_mcmc[i]);
+            if (mcmc) printf(",%.5f,%.5f,%.5f", r.mcmc[i], r.pfn_on_mcmc[i], r.mcmc_diff_se[i]);
             printf("\n");
             gap += (r.pfn[i] - r.exact[i]) / r.n_ns;
         }
