@@ -231,7 +231,7 @@ nl_var *nl_pfn_loss(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int6
     return nl_pfn_bar_nll(c, &m->bar, logits, yt);
 }
 
-#define PREDICT_CHUNK 256
+#define PREDICT_CHUNK 128
 
 nl_status nl_pfn_predict(nl_pfn *m, const double *xc, const double *yc, int64_t n, const double *xq, int64_t nq,
                          double *probs) {
