@@ -69,8 +69,8 @@ static void help_pfn_predict(FILE *f) {
     fprintf(f,
             "usage: nnlab pfn predict --load FILE --context CTX.csv --query Q.csv [--threads T]\n"
             "\n"
-            "Posterior predictive of a trained PFN. CTX.csv: one row per context point, D x columns then y (an optional header\n"
-            "line is skipped; may have no rows only if it has a header). Q.csv: D x columns, optionally followed by a y column.\n"
+            "Posterior predictive of a trained PFN. CTX.csv: one row per context point (at least one), D x columns then y (an\n"
+            "optional header line is skipped). Q.csv: one row per query, D x columns, optionally followed by a y column.\n"
             "Prints CSV on stdout, one row per query: mean,median,q05,q95 and, when Q.csv has y, nll (= -log density of y).\n"
             "The mean NLL over the queries goes to stderr. NaN/Inf values, a wrong number of columns, or a checkpoint that is\n"
             "not a PFN are errors (exit 1).\n"
@@ -269,17 +269,20 @@ static int pfn_eval_cmd(int argc, char **argv) {
     if (!load) return cli_usage_error(cmd, "--load FILE is required");
     nl_pfn_eval_config ec;
     memset(&ec, 0, sizeof ec);
-    int64_t lst[NL_PFN_EVAL_MAX_NS];
-    char err[160];
-    if ((ns[0] == '0' && (ns[1] == ',' || !ns[1]))) {
-        /* cli_parse_list takes positive integers: handle a leading 0 here */
-        ec.ns[ec.n_ns++] = 0;
-        ns += ns[1] ? 2 : 1;
+    char err[160], item[32];
+    for (const char *q = ns; *q;) {
+        const char *e = strchr(q, ',');
+        size_t len = e ? (size_t)(e - q) : strlen(q);
+        if (len == 0 || len >= sizeof item) return cli_usage_error(cmd, "--ns: bad list '%s'", ns);
+        memcpy(item, q, len);
+        item[len] = 0;
+        int64_t v;
+        if (cli_parse_int(item, 0, 100000, &v, err, sizeof err)) return cli_usage_error(cmd, "--ns: %s", err);
+        if (ec.n_ns >= NL_PFN_EVAL_MAX_NS) return cli_usage_error(cmd, "--ns: at most %d sizes", NL_PFN_EVAL_MAX_NS);
+        ec.ns[ec.n_ns++] = (int)v;
+        q += len + (e ? 1 : 0);
+        if (e && !*q) return cli_usage_error(cmd, "--ns: bad list '%s'", ns);
     }
-    int nl_ = 0;
-    if (*ns && cli_parse_list(ns, 1, 100000, NL_PFN_EVAL_MAX_NS - ec.n_ns, lst, &nl_, err, sizeof err))
-        return cli_usage_error(cmd, "--ns: %s", err);
-    for (int i = 0; i < nl_; i++) ec.ns[ec.n_ns++] = (int)lst[i];
     if (!ec.n_ns) return cli_usage_error(cmd, "--ns: empty list");
     cli_threads(threads, opts[8].seen);
     nl_pfn m;
