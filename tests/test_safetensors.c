@@ -77,6 +77,22 @@ static void test_round_trip(void) {
         const char *q = nl_safetensors_get_metadata(&f, "note");
         NLT_CHECK(e && !strcmp(e, "3") && q && !strcmp(q, "q\"uote") && !nl_safetensors_get_metadata(&f, "x"),
                   "metadata");
+        long long iv = -1;
+        double dv = -1;
+        NLT_OK(nl_safetensors_metadata_int(&f, "epoch", 0, 10, &iv));
+        NLT_CHECK(iv == 3, "metadata_int %lld", iv);
+        NLT_OK(nl_safetensors_metadata_num(&f, "epoch", &dv));
+        NLT_CHECK(dv == 3.0, "metadata_num %g", dv);
+        NLT_CHECK(nl_safetensors_metadata_int(&f, "epoch", 4, 10, &iv) == NL_EFORMAT && strstr(nl_last_error(), "[4, 10]"),
+                  "out of range: %s", nl_last_error());
+        NLT_CHECK(nl_safetensors_metadata_num(&f, "note", &dv) == NL_EFORMAT && strstr(nl_last_error(), "note"),
+                  "not a number: %s", nl_last_error());
+        NLT_CHECK(nl_safetensors_metadata_int(&f, "x", 0, 1, &iv) == NL_EFORMAT && strstr(nl_last_error(), "lacks \"x\""),
+                  "missing key: %s", nl_last_error());
+        /* wrapping the previous message in a new one (the arguments alias the error buffer) */
+        nl_set_error(NL_EFORMAT, "%s | %s", "outer", nl_last_error());
+        NLT_CHECK(!strncmp(nl_last_error(), "outer | ", 8) && strstr(nl_last_error(), "lacks \"x\""), "wrap: %s",
+                  nl_last_error());
         const nl_st_tensor *w = nl_safetensors_find(&f, "layer0.weight");
         NLT_CHECK(w && w->dtype == (k ? NL_ST_F64 : NL_ST_F32) && w->ndim == 2 && w->shape[0] == 3 && w->shape[1] == 4,
                   "weight entry");

@@ -31,7 +31,8 @@ const char *nl_last_error(void);
 /* Status of the last error on this thread (NL_OK if none since nl_clear_error). */
 nl_status nl_last_status(void);
 void nl_clear_error(void);
-/* Record an error (printf-style message) and return s; used by library code and by extensions. */
+/* Record an error (printf-style message) and return s; used by library code and by extensions. The arguments may
+ * include nl_last_error() (to wrap the previous message: nl_set_error(s, "%s: %s", who, nl_last_error())). */
 nl_status nl_set_error(nl_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- threads ----

@@ -64,6 +64,10 @@ void nl_safetensors_close(nl_st_file *f);
 const nl_st_tensor *nl_safetensors_find(const nl_st_file *f, const char *name);
 /* Value of a __metadata__ key, or NULL. */
 const char *nl_safetensors_get_metadata(const nl_st_file *f, const char *key);
+/* A __metadata__ value parsed strictly as a base-10 integer in [lo, hi] / a finite number; a missing key or a bad
+ * value -> NL_EFORMAT naming the file, the key and the value. */
+nl_status nl_safetensors_metadata_int(const nl_st_file *f, const char *key, long long lo, long long hi, long long *out);
+nl_status nl_safetensors_metadata_num(const nl_st_file *f, const char *key, double *out);
 /* Convert a tensor of any numeric dtype (not F8) to dst (numel elements of dt). Handles unaligned data. */
 nl_status nl_st_tensor_convert(const nl_st_tensor *t, void *dst, nl_dtype dt);
 

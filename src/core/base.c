@@ -27,10 +27,12 @@ nl_status nl_last_status(void) { return g_status; }
 void nl_clear_error(void) { g_msg[0] = 0; g_status = NL_OK; }
 
 nl_status nl_set_error(nl_status s, const char *fmt, ...) {
+    char buf[sizeof g_msg]; /* format aside: the arguments may include nl_last_error() itself */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, buf, sizeof g_msg);
     g_status = s;
     return s;
 }

@@ -194,18 +194,19 @@ void nl_gpr__kmat_sym(const nl_gpr_hyper *h, const double *x, int64_t n, double 
     }
 }
 
-nl_status nl_gpr__factor(const nl_gpr_hyper *h, double *K, int64_t n, const double *y, nl_gp *gp, const char *who) {
-    nl_status s = nl_gp_fit(gp, K, n, y, 1, 0.0, h->noise, 0);
-    if (s == NL_ELINALG) s = nl_gp_fit(gp, K, n, y, 1, 0.0, h->noise + 1e-8 * h->outputscale, 0);
+/* The error of a failed factorisation of K + noise I (after the jitter retry), prefixed with the caller. */
+static nl_status factor_error(nl_status s, const nl_gpr_hyper *h, int64_t n, const char *who) {
     if (s == NL_ELINALG)
         return nl_set_error(NL_ELINALG, "%s: K + noise I is not positive definite even with jitter 1e-8 * outputscale "
                                         "(n = %lld, outputscale = %g, noise = %g)",
                             who, (long long)n, h->outputscale, h->noise);
-    if (s) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", nl_last_error());
-        return nl_set_error(s, "%s: %s", who, msg);
-    }
+    return nl_set_error(s, "%s: %s", who, nl_last_error());
+}
+
+nl_status nl_gpr__factor(const nl_gpr_hyper *h, double *K, int64_t n, const double *y, nl_gp *gp, const char *who) {
+    nl_status s = nl_gp_fit(gp, K, n, y, 1, 0.0, h->noise, 0);
+    if (s == NL_ELINALG) s = nl_gp_fit(gp, K, n, y, 1, 0.0, h->noise + 1e-8 * h->outputscale, 0);
+    if (s) return factor_error(s, h, n, who);
     return NL_OK;
 }
 
@@ -275,15 +276,7 @@ static nl_status prior_sample_impl(const nl_gpr_hyper *h, nl_rng *rng, int64_t n
         s = nl_cholesky_inplace(L, n);
         if (s != NL_ELINALG) break;
     }
-    if (s == NL_ELINALG)
-        return nl_set_error(NL_ELINALG, "%s: K + noise I is not positive definite even with jitter 1e-8 * outputscale "
-                                        "(n = %lld, outputscale = %g, noise = %g)",
-                            who, (long long)n, h->outputscale, h->noise);
-    if (s) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", nl_last_error());
-        return nl_set_error(s, "%s: %s", who, msg);
-    }
+    if (s) return factor_error(s, h, n, who);
     for (int64_t i = 0; i < n; i++) y[i] = nl_rng_normal(rng);
     cblas_dtrmv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, (int)n, L, (int)n, y, 1);
     return NL_OK;

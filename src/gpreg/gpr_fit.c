@@ -310,9 +310,8 @@ nl_status nl_gpr_mcmc_predict_ex(const nl_gpr_hyperprior *p, const double *x, co
     hyper_to_u(&o, &h0, u);
     double lp = log_target(&o, u);
     if (!isfinite(lp)) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", nl_last_error());
-        return nl_set_error(NL_ELINALG, "%s: the posterior cannot be evaluated at the prior means (%s)", who, msg);
+        return nl_set_error(NL_ELINALG, "%s: the posterior cannot be evaluated at the prior means (%s)", who,
+                            nl_last_error());
     }
     double *buf = NULL;
     if (m > 0) {

@@ -441,6 +441,31 @@ const char *nl_safetensors_get_metadata(const nl_st_file *f, const char *key) {
     return NULL;
 }
 
+nl_status nl_safetensors_metadata_int(const nl_st_file *f, const char *key, long long lo, long long hi, long long *out) {
+    const char *v = nl_safetensors_get_metadata(f, key);
+    if (!v) return nl_set_error(NL_EFORMAT, "%s: checkpoint metadata lacks \"%s\"", f->path, key);
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not an integer in [%lld, %lld]", f->path, key, v,
+                            lo, hi);
+    *out = x;
+    return NL_OK;
+}
+
+nl_status nl_safetensors_metadata_num(const nl_st_file *f, const char *key, double *out) {
+    const char *v = nl_safetensors_get_metadata(f, key);
+    if (!v) return nl_set_error(NL_EFORMAT, "%s: checkpoint metadata lacks \"%s\"", f->path, key);
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x))
+        return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not a finite number", f->path, key, v);
+    *out = x;
+    return NL_OK;
+}
+
 static float half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
     if (exp == 0) {

@@ -13,6 +13,11 @@ static void put_int(cJSON *o, const char *k, long long v) {
     snprintf(b, sizeof b, "%lld", v);
     cJSON_AddStringToObject(o, k, b);
 }
+static void put_num(cJSON *o, const char *k, double v) {
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", v);
+    cJSON_AddStringToObject(o, k, b);
+}
 
 nl_status nl_pfn_save(const nl_pfn *m, const char *path) {
     const nl_pfn_config *c = &m->cfg;
@@ -31,13 +36,9 @@ nl_status nl_pfn_save(const nl_pfn *m, const char *path) {
     put_int(o, "pfn.steps_trained", m->steps_trained);
     cJSON_AddStringToObject(o, "pfn.prior", m->prior_name);
     cJSON_AddStringToObject(o, "pfn.prior_desc", m->prior_desc);
-    char b[40];
-    snprintf(b, sizeof b, "%.17g", m->prior_ls);
-    cJSON_AddStringToObject(o, "pfn.prior_ls", b);
-    snprintf(b, sizeof b, "%.17g", m->prior_os);
-    cJSON_AddStringToObject(o, "pfn.prior_os", b);
-    snprintf(b, sizeof b, "%.17g", m->prior_noise);
-    cJSON_AddStringToObject(o, "pfn.prior_noise", b);
+    put_num(o, "pfn.prior_ls", m->prior_ls);
+    put_num(o, "pfn.prior_os", m->prior_os);
+    put_num(o, "pfn.prior_noise", m->prior_noise);
     char *meta = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     int n = m->ps.n + 1;
@@ -69,14 +70,10 @@ done:
 }
 
 static nl_status meta_int(const nl_st_file *f, const char *key, int lo, int hi, int *out) {
-    const char *s = nl_safetensors_get_metadata(f, key);
-    if (!s) return nl_set_error(NL_EFORMAT, "%s: PFN checkpoint lacks metadata \"%s\"", f->path, key);
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi)
-        return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not an integer in [%d, %d]", f->path, key, s, lo, hi);
-    *out = (int)v;
-    return NL_OK;
+    long long v;
+    nl_status st = nl_safetensors_metadata_int(f, key, lo, hi, &v);
+    if (!st) *out = (int)v;
+    return st;
 }
 
 nl_status nl_pfn_load(nl_pfn *m, const char *path) {
@@ -119,10 +116,12 @@ nl_status nl_pfn_load(nl_pfn *m, const char *path) {
     const char *pn = nl_safetensors_get_metadata(&f, "pfn.prior"), *pd = nl_safetensors_get_metadata(&f, "pfn.prior_desc");
     snprintf(m->prior_name, sizeof m->prior_name, "%s", pn ? pn : "unknown");
     snprintf(m->prior_desc, sizeof m->prior_desc, "%s", pd ? pd : "");
-    const char *hv[3] = {nl_safetensors_get_metadata(&f, "pfn.prior_ls"), nl_safetensors_get_metadata(&f, "pfn.prior_os"),
-                         nl_safetensors_get_metadata(&f, "pfn.prior_noise")};
+    const char *hk[3] = {"pfn.prior_ls", "pfn.prior_os", "pfn.prior_noise"}; /* optional: 0 when absent */
     double *hd[3] = {&m->prior_ls, &m->prior_os, &m->prior_noise};
-    for (int k = 0; k < 3; k++) *hd[k] = hv[k] ? strtod(hv[k], NULL) : 0.0;
+    for (int k = 0; k < 3; k++) {
+        *hd[k] = 0.0;
+        if (nl_safetensors_get_metadata(&f, hk[k]) && (st = nl_safetensors_metadata_num(&f, hk[k], hd[k]))) goto fail;
+    }
     if (f.n != m->ps.n + 1) {
         st = nl_set_error(NL_EFORMAT, "%s: PFN checkpoint has %d tensors, the configuration needs %d", path, f.n, m->ps.n + 1);
         goto fail;
