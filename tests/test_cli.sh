@@ -103,6 +103,23 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
       "python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); e=j[\"experiments\"]; assert len(e) >= 2 and all(k in x for x in e for k in (\"method\",\"paper\",\"claim\",\"status\"))' '$tmp/out'"
   fi
 
+  # ---- lm: usage errors and a tiny Lines (haystack) round trip (no dataset needed) ----
+  NEEDLE=--rope expect_usage "lm train unknown rope variant" lm train --task lines --rope spiral --steps 1
+  NEEDLE=--haystack expect_usage "lm train --haystack on text" lm train --haystack --steps 1
+  NEEDLE=--task expect_usage "lm train unknown task" lm train --task poems --steps 1
+  NL_NUM_THREADS=1 "$NNLAB" lm train --task lines --haystack --context 48 --layers 1 --d-model 16 --heads 2 --steps 3 \
+    --batch 2 --quiet --save "$tmp/lines.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm train --task lines --haystack -> exit 0 and a checkpoint" "[ $rc -eq 0 ] && [ -s '$tmp/lines.st' ]"
+  NL_NUM_THREADS=1 "$NNLAB" lm eval --load "$tmp/lines.st" --task lines --haystack --context 96 --samples 3 >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm eval beyond the training context without --extrapolate -> exit 1" "[ $rc -eq 1 ] && grep -q 'extrapolate' '$tmp/err'"
+  NL_NUM_THREADS=1 "$NNLAB" lm eval --load "$tmp/lines.st" --task lines --haystack --context 96 --extrapolate --samples 3 --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm eval --haystack --extrapolate -> exit 0 and an accuracy" "[ $rc -eq 0 ] && grep -q '\"accuracy\"' '$tmp/out'"
+  NEEDLE=--context expect_usage "lm eval --haystack with a context too short" lm eval --load "$tmp/lines.st" --task lines --haystack --context 20
+  : >"$tmp/empty.txt"
+  NL_NUM_THREADS=1 "$NNLAB" lm train --corpus "$tmp/empty.txt" --steps 1 --quiet >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm train on an empty corpus -> exit 1 naming it" "[ $rc -eq 1 ] && grep -q 'empty' '$tmp/err'"
+  NL_NUM_THREADS=1 "$NNLAB" lm eval --load "$tmp/lines.st" --corpus "$tmp/empty.txt" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm eval of a lines model on text -> non-zero with a message" "[ $rc -ne 0 ] && grep -q 'vocab' '$tmp/err'"
   if [ $data_ok = 1 ]; then
     # ---- missing dataset: a clear error naming the package, exit 1 ----
     NL_DATA_DIR="$tmp/nowhere" "$NNLAB" train mlp --epochs 1 --quiet >"$tmp/out" 2>"$tmp/err"; rc=$?

@@ -346,6 +346,90 @@ static void test_lines(void) {
     NLT_CHECK(answers > 4 && good == answers, "%d of %d answers match their line", good, answers);
 }
 
+/* haystack prompts: exact length, lines intact at some depth, filler elsewhere, answer = the queried line's value;
+ * haystack batches: one answer per row, targets only on it, prompts of varied length */
+static int is_filler(int32_t tok) {
+    static const char *const w[] = {"the", "grass", "is", "green", ".", "sky", "blue", "sun", "yellow", "here", "we",
+                                    "go", "there", "and", "back", "again"};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        if (!strcmp(nl_lines_token_str(tok), w[i])) return 1;
+    return 0;
+}
+
+static void test_lines_haystack(void) {
+    NLT_CHECK(nl_lines_vocab() == 98, "vocab %d", nl_lines_vocab());
+    NLT_CHECK(!strcmp(nl_lines_token_str(83), "the") && !strcmp(nl_lines_token_str(97), "again"), "filler tokens");
+    nl_rng r;
+    nl_rng_init(&r, 3, 4);
+    int32_t t[300];
+    int64_t pl;
+    int val;
+    for (int rep = 0; rep < 20; rep++) {
+        const int nl = 1 + rep % 3;
+        const int64_t P = nl_lines_prompt_len(nl) + 7 * rep;
+        int64_t n = nl_lines_haystack_sample(&r, nl, P, t, 300, &pl, &val);
+        NLT_CHECK(pl == P && n == P + 8, "lengths %lld %lld (P %lld)", (long long)n, (long long)pl, (long long)P);
+        NLT_CHECK(nl_lines_first_int(t + pl, n - pl) == val, "answer is the value");
+        int lines = 0, hits = 0, fill = 0;
+        const int32_t qa = t[pl - 6], qn = t[pl - 4];
+        for (int64_t i = 0; i < pl - 8;) {
+            if (!strcmp(nl_lines_token_str(t[i]), "line")) {
+                NLT_CHECK(!strcmp(nl_lines_token_str(t[i + 5]), "REGISTER_CONTENT") && !strcmp(nl_lines_token_str(t[i + 14]), "\n"),
+                          "an intact line at %lld", (long long)i);
+                if (t[i + 1] == qa && t[i + 3] == qn) {
+                    hits++;
+                    NLT_CHECK(nl_lines_first_int(t + i + 7, 7) == val, "the queried line holds the value");
+                }
+                lines++;
+                i += 15;
+            } else {
+                fill += is_filler(t[i]);
+                NLT_CHECK(is_filler(t[i]), "filler token '%s' at %lld", nl_lines_token_str(t[i]), (long long)i);
+                i++;
+            }
+        }
+        NLT_CHECK(lines == nl && hits == 1 && fill == 7 * rep, "%d lines, %d hits, %d filler", lines, hits, fill);
+    }
+    NLT_CHECK(nl_lines_haystack_sample(&r, 2, nl_lines_prompt_len(2) - 1, t, 300, &pl, &val) == -1, "too short a prompt");
+    NLT_CHECK(nl_lines_haystack_sample(&r, 1, 293, t, 300, &pl, &val) == -1 && nl_lines_haystack_sample(&r, 1, 292, t, 300, &pl, &val) == 300, "room for the answer");
+    /* batches */
+    nl_lines_batcher lb;
+    memset(&lb, 0, sizeof lb);
+    nl_rng_init(&lb.rng, 5, 0);
+    lb.haystack = 1;
+    lb.fill_queries = 1; /* ignored */
+    enum { BB = 8, TT = 80 };
+    int32_t ids[BB * TT], tg[BB * TT];
+    NLT_OK(nl_lines_batch(&lb, 0, BB, TT, ids, tg));
+    int64_t minp = TT, maxp = 0;
+    for (int b = 0; b < BB; b++) {
+        const int32_t *row = ids + b * TT, *tr = tg + b * TT;
+        int spans = 0, ntg = 0;
+        int64_t start = -1;
+        for (int t2 = 0; t2 < TT; t2++) {
+            if (tr[t2] >= 0) {
+                ntg++;
+                if (t2 == 0 || tr[t2 - 1] < 0) { spans++; start = t2; }
+            }
+        }
+        NLT_CHECK(spans == 1 && ntg == 8 && start >= 0, "row %d: %d target spans, %d targets", b, spans, ntg);
+        if (start < 0) continue;
+        NLT_CHECK(!strcmp(nl_lines_token_str(row[start]), "is") && !strcmp(nl_lines_token_str(row[start - 7]), "?"),
+                  "row %d: the target follows the query", b);
+        const int32_t qa = row[start - 5], qn = row[start - 3];
+        int good = 0;
+        for (int s2 = 0; s2 + 14 < start - 7; s2++)
+            if (!strcmp(nl_lines_token_str(row[s2]), "line") && row[s2 + 1] == qa && row[s2 + 3] == qn)
+                good = nl_lines_first_int(row + s2 + 7, 7) == nl_lines_first_int(tr + start, 8);
+        NLT_CHECK(good, "row %d: the answer is the line's value", b);
+        if (start + 1 < minp) minp = start + 1;
+        if (start + 1 > maxp) maxp = start + 1;
+    }
+    NLT_CHECK(maxp > minp, "prompt lengths vary (%lld..%lld)", (long long)minp, (long long)maxp);
+    int32_t small_ids[2 * 20], small_tg[2 * 20];
+    NLT_CHECK(nl_lines_batch(&lb, 0, 2, 20, small_ids, small_tg) == NL_EINVAL, "a window too short for a sample");
+}
+
 /* every norm kind: trains a few steps, eval forward equals cached decoding (running statistics) */
 static void test_norm_kinds(void) {
     const char *pat = "abcdefgh";
@@ -510,6 +594,7 @@ int main(void) {
     NLT_RUN(test_checkpoint);
     NLT_RUN(test_corpus_split);
     NLT_RUN(test_lines);
+    NLT_RUN(test_lines_haystack);
     NLT_RUN(test_norm_kinds);
     NLT_RUN(test_lminf);
     NLT_RUN(test_gelu);

@@ -263,6 +263,12 @@ int nl_lines_fit(int64_t max_tokens);
 /* Fill toks with a sample of n_lines lines; returns its length (prompt + answer). *prompt_len receives the prompt
  * length (the answer starts there), *value the queried value. cap: room in toks. */
 int64_t nl_lines_sample(nl_rng *rng, int n_lines, int32_t *toks, int64_t cap, int64_t *prompt_len, int *value);
+/* Haystack sample: the n_lines lines at uniform random depths inside filler sentences (the passkey task's "the grass
+ * is green . the sky is blue . the sun is yellow . here we go . there and back again ." repeated, from a random
+ * offset), then the query, so that the prompt has exactly prompt_tokens tokens (>= nl_lines_prompt_len(n_lines)).
+ * Returns the length (prompt + answer) or -1. Length grows with filler, not with the number of keys. */
+int64_t nl_lines_haystack_sample(nl_rng *rng, int n_lines, int64_t prompt_tokens, int32_t *toks, int64_t cap,
+                                 int64_t *prompt_len, int *value);
 /* First integer in a generated token sequence (digits joined), or -1 if none. */
 long nl_lines_first_int(const int32_t *toks, int64_t n);
 /* Training batches for nl_lm_train (an nl_lm_batch_fn; ud = nl_lines_batcher): each row is one sample with a
@@ -275,11 +281,16 @@ typedef struct nl_lines_batcher {
     int min_lines, max_lines;
     int loss_all;
     int fill_queries;
+    int haystack;   /* 1: haystack rows (min_lines..max(max_lines,1) lines, prompt length uniform from the dense
+                       length to T - answer, one query per row; fill_queries is ignored) */
 } nl_lines_batcher;
 nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *targets);
 /* Accuracy of greedy generation (eval scale of the model's rope config) on n_samples fresh samples with n_lines
  * lines each; *mean_len receives the mean prompt length. */
 nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, double *accuracy, double *mean_len);
+/* The same on haystack prompts of exactly prompt_tokens tokens. */
+nl_status nl_lines_eval_haystack(nl_lm *m, int n_lines, int64_t prompt_tokens, int n_samples, uint64_t seed,
+                                 double *accuracy);
 
 #ifdef __cplusplus
 }

@@ -57,7 +57,9 @@ static void help_lm_train(FILE *f) {
             "data:\n"
             "  --corpus SPEC        default (KJV + fortunes) | kjv | fortunes | FILE (raw bytes); split 90/5/5 by\n"
             "                       contiguous 64 KiB chunks\n"
-            "  --task NAME          text (default) or lines (synthetic LongChat-Lines retrieval, word tokens)\n" MODEL_HELP
+            "  --task NAME          text (default) or lines (synthetic LongChat-Lines retrieval, word tokens)\n"
+            "  --haystack           lines task: one line hidden at a random depth in filler sentences, prompts of\n"
+            "                       every length up to --context (default: lines back to back, as many as fit)\n" MODEL_HELP
             "training:\n"
             "  --steps N            optimizer steps (default 300)\n"
             "  --batch B            sequences per step (default 16)\n"
@@ -91,7 +93,10 @@ static void help_lm_eval(FILE *f) {
             "  --context N          evaluation window (default: the model's training context)\n"
             "  --extrapolate        allow --context beyond the training context (RoPE extrapolation/interpolation)\n"
             "  --max-windows N      evaluate at most N windows (default 64)\n"
-            "  --lines N            lines task: lines per prompt (default: as many as fit in --context)\n"
+            "  --lines N            lines task: lines per prompt (default: as many as fit in --context; 1 with\n"
+            "                       --haystack)\n"
+            "  --haystack           lines task: the lines hidden in filler sentences, prompt of exactly --context\n"
+            "                       minus the 8 answer tokens\n"
             "  --samples N          lines task: prompts (default 50)\n"
             "  --seed S, --threads T, --json\n" MODEL_HELP);
 }
@@ -225,11 +230,12 @@ static int lm_train(int argc, char **argv) {
     const char *corpus_spec = "default", *task = "text", *load = NULL, *save = NULL;
     int64_t steps = 300, batch = 16, warmup = 20, seed = 0, threads = 0;
     double lr = 3e-3, wd = 0.01, clip = 1.0;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, haystack = 0;
     cli_opt opts[] = {
         MODEL_OPTS(mo),
         {"--corpus", OPT_STR, &corpus_spec, 0, 0, 0, 0, "SPEC"},
         {"--task", OPT_STR, &task, 0, 0, 0, 0, "NAME"},
+        {"--haystack", OPT_FLAG, &haystack, 0, 0, 0, 0, NULL},
         {"--steps", OPT_INT, &steps, 1, 1e12, 0, 0, "N"},
         {"--batch", OPT_INT, &batch, 1, 65536, 0, 0, "B"},
         {"--lr", OPT_DOUBLE, &lr, 0, 10, 1, 0, "X"},
@@ -252,6 +258,7 @@ static int lm_train(int argc, char **argv) {
     int lines = 0;
     if (!strcmp(task, "lines")) lines = 1;
     else if (strcmp(task, "text")) return cli_usage_error(cmd, "--task: unknown task '%s' (text|lines)", task);
+    if (haystack && !lines) return cli_usage_error(cmd, "--haystack is for --task lines");
     cli_threads(threads, seen(opts, N, "--threads"));
 
     nl_lm m;
@@ -287,6 +294,7 @@ static int lm_train(int argc, char **argv) {
     memset(&lb, 0, sizeof lb);
     if (lines) {
         nl_rng_init(&lb.rng, (uint64_t)seed, (uint64_t)0x11E5ULL << 33);
+        lb.haystack = haystack;
         tc.batch_fn = nl_lines_batch;
         tc.batch_ud = &lb;
     }
@@ -301,7 +309,9 @@ static int lm_train(int argc, char **argv) {
     int64_t cnt = 0;
     int status = CLI_OK;
     if (lines) {
-        if (nl_lines_eval(&m, nl_lines_fit(m.cfg.context), 50, (uint64_t)seed + 1, &acc, NULL)) status = fail("train");
+        if (haystack ? nl_lines_eval_haystack(&m, 1, m.cfg.context - 8, 50, (uint64_t)seed + 1, &acc)
+                     : nl_lines_eval(&m, nl_lines_fit(m.cfg.context), 50, (uint64_t)seed + 1, &acc, NULL))
+            status = fail("train");
     } else if (nl_lm_eval_nll(&m, cp.valid, cp.n_valid, m.cfg.context, 16, 64, 0, &nll, &cnt)) {
         status = fail("train");
     }
@@ -342,7 +352,7 @@ static int lm_eval(int argc, char **argv) {
     model_opts mo = {128, 2, 128, 4, 0, 4, 0, "layernorm", "plain", "vanilla", 1, 1, 1, 0.5, 2048, 512, 10000, 0, 0};
     const char *corpus_spec = "default", *task = "text", *load = NULL, *split = "valid";
     int64_t seed = 0, threads = 0, max_windows = 64, n_lines = 0, samples = 50;
-    int json = 0, extrapolate = 0;
+    int json = 0, extrapolate = 0, haystack = 0;
     cli_opt opts[] = {
         MODEL_OPTS(mo),
         {"--corpus", OPT_STR, &corpus_spec, 0, 0, 0, 0, "SPEC"},
@@ -352,6 +362,7 @@ static int lm_eval(int argc, char **argv) {
         {"--extrapolate", OPT_FLAG, &extrapolate, 0, 0, 0, 0, NULL},
         {"--max-windows", OPT_INT, &max_windows, 1, 1e12, 0, 0, "N"},
         {"--lines", OPT_INT, &n_lines, 1, 1024, 0, 0, "N"},
+        {"--haystack", OPT_FLAG, &haystack, 0, 0, 0, 0, NULL},
         {"--samples", OPT_INT, &samples, 1, 1e7, 0, 0, "N"},
         {"--seed", OPT_INT, &seed, 0, 9.2e18, 0, 0, "S"},
         {"--threads", OPT_INT, &threads, 1, 1024, 0, 0, "T"},
@@ -366,6 +377,7 @@ static int lm_eval(int argc, char **argv) {
     if (!load) return cli_usage_error(cmd, "--load FILE is required");
     int lines = !strcmp(task, "lines");
     if (!lines && strcmp(task, "text")) return cli_usage_error(cmd, "--task: unknown task '%s' (text|lines)", task);
+    if (haystack && !lines) return cli_usage_error(cmd, "--haystack is for --task lines");
     if (strcmp(split, "valid") && strcmp(split, "test") && strcmp(split, "train"))
         return cli_usage_error(cmd, "--split: unknown split '%s' (valid|test|train)", split);
     cli_threads(threads, seen(opts, N, "--threads"));
@@ -386,11 +398,14 @@ static int lm_eval(int argc, char **argv) {
             cJSON_Delete(o);
             return cli_usage_error(cmd, "--task lines needs a lines model (vocab %d), the checkpoint has vocab %d", nl_lines_vocab(), c.vocab);
         }
-        int nlines = n_lines ? (int)n_lines : nl_lines_fit(T);
-        double acc, ml;
-        if (nlines < 1) status = cli_usage_error(cmd, "--context %lld holds no Lines prompt", (long long)T);
-        else if (nl_lm_check_length(&m, nl_lines_prompt_len(nlines) + 8, extrapolate)) status = fail("eval");
-        else if (nl_lines_eval(&m, nlines, (int)samples, (uint64_t)seed, &acc, &ml)) status = fail("eval");
+        int nlines = n_lines ? (int)n_lines : haystack ? 1 : nl_lines_fit(T);
+        double acc, ml = (double)(T - 8);
+        if (nlines < 1 || (haystack && nl_lines_prompt_len(nlines) + 8 > T))
+            status = cli_usage_error(cmd, "--context %lld holds no Lines prompt%s", (long long)T, haystack && nlines > 1 ? " with that many lines" : "");
+        else if (nl_lm_check_length(&m, haystack ? T : nl_lines_prompt_len(nlines) + 8, extrapolate)) status = fail("eval");
+        else if (haystack ? nl_lines_eval_haystack(&m, nlines, T - 8, (int)samples, (uint64_t)seed, &acc)
+                          : nl_lines_eval(&m, nlines, (int)samples, (uint64_t)seed, &acc, &ml))
+            status = fail("eval");
         else {
             printf("lines %d (mean prompt %.0f tokens), eval scale %g: accuracy %.3f over %lld prompts\n", nlines, ml,
                    m.cfg.rope.scale_eval, acc, (long long)samples);

@@ -3,6 +3,7 @@
  * Query:  ? line <adj> - <noun> : REGISTER_CONTENT is                        (8 tokens)
  * Answer: < d d d d d > \n                                                    (8 tokens) */
 #include "nnlab/transformer.h"
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,9 @@ enum { TK_NL = 0, TK_LINE, TK_DASH, TK_COLON, TK_REG, TK_IS, TK_LT, TK_GT, TK_Q,
 #define N_NOUN 32
 #define TK_ADJ (TK_D0 + 10)
 #define TK_NOUN (TK_ADJ + N_ADJ)
-#define VOCAB (TK_NOUN + N_NOUN)
+#define TK_FILL (TK_NOUN + N_NOUN)
+#define N_FILL 15
+#define VOCAB (TK_FILL + N_FILL)
 #define LINE_TOKENS 15
 #define QUERY_TOKENS 8
 #define ANSWER_TOKENS 8
@@ -27,6 +30,17 @@ static const char *const nouns[N_NOUN] = {
     "island", "jacket", "kettle", "ladder", "meadow", "needle", "oyster", "pencil", "quartz", "rocket", "saddle",
     "tunnel", "umbrella", "violin", "wagon", "yacht", "zipper", "beacon", "cactus", "dolphin", "feather"};
 
+/* Filler words of the haystack prompts (the passkey task's distractor sentences); "is" is the base token. */
+static const char *const fill_words[N_FILL] = {"the", "grass", "green", ".", "sky", "blue", "sun", "yellow", "here",
+                                               "we", "go", "there", "and", "back", "again"};
+enum { F_THE = TK_FILL, F_GRASS, F_GREEN, F_DOT, F_SKY, F_BLUE, F_SUN, F_YELLOW, F_HERE, F_WE, F_GO, F_THERE, F_AND,
+       F_BACK, F_AGAIN };
+/* "the grass is green . the sky is blue . the sun is yellow . here we go . there and back again ." (24 tokens) */
+static const int32_t fill_cycle[] = {F_THE, F_GRASS, TK_IS, F_GREEN, F_DOT, F_THE, F_SKY, TK_IS, F_BLUE, F_DOT,
+                                     F_THE, F_SUN, TK_IS, F_YELLOW, F_DOT, F_HERE, F_WE, F_GO, F_DOT,
+                                     F_THERE, F_AND, F_BACK, F_AGAIN, F_DOT};
+#define FILL_CYCLE ((int)(sizeof fill_cycle / sizeof fill_cycle[0]))
+
 int nl_lines_vocab(void) { return VOCAB; }
 
 const char *nl_lines_token_str(int32_t id) {
@@ -34,7 +48,8 @@ const char *nl_lines_token_str(int32_t id) {
     if (id < TK_D0) return base_words[id];
     if (id < TK_ADJ) return digits[id - TK_D0];
     if (id < TK_NOUN) return adjs[id - TK_ADJ];
-    return nouns[id - TK_NOUN];
+    if (id < TK_FILL) return nouns[id - TK_NOUN];
+    return fill_words[id - TK_FILL];
 }
 
 int64_t nl_lines_prompt_len(int n_lines) { return (int64_t)n_lines * LINE_TOKENS + QUERY_TOKENS; }
@@ -51,14 +66,25 @@ static int64_t put_value(int32_t *t, int64_t w, int value) {
     return w;
 }
 
-int64_t nl_lines_sample(nl_rng *rng, int n_lines, int32_t *toks, int64_t cap, int64_t *prompt_len, int *value) {
+static int cmp_i64(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One sample. prompt_tokens 0: the lines back to back (dense); otherwise the lines at uniform random depths in
+ * filler sentences so that the prompt has exactly prompt_tokens tokens (haystack). */
+static int64_t sample_impl(nl_rng *rng, int n_lines, int64_t prompt_tokens, int32_t *toks, int64_t cap,
+                           int64_t *prompt_len, int *value) {
     if (n_lines < 1 || n_lines > N_ADJ * N_NOUN) return -1;
-    const int64_t total = nl_lines_prompt_len(n_lines) + ANSWER_TOKENS;
+    const int64_t dense = nl_lines_prompt_len(n_lines);
+    if (prompt_tokens && prompt_tokens < dense) return -1;
+    const int64_t total = (prompt_tokens ? prompt_tokens : dense) + ANSWER_TOKENS;
     if (total > cap) return -1;
     int *keys = malloc(sizeof(int) * (size_t)n_lines), *vals = malloc(sizeof(int) * (size_t)n_lines);
+    int64_t *at = malloc(sizeof(int64_t) * (size_t)n_lines);   /* (n_lines) filler offset before each line */
     unsigned char *used = calloc(N_ADJ * N_NOUN, 1);
-    if (!keys || !vals || !used) {
-        free(keys); free(vals); free(used);
+    if (!keys || !vals || !at || !used) {
+        free(keys); free(vals); free(at); free(used);
         return -1;
     }
     for (int i = 0; i < n_lines; i++) {
@@ -69,8 +95,19 @@ int64_t nl_lines_sample(nl_rng *rng, int n_lines, int32_t *toks, int64_t cap, in
         keys[i] = k;
         vals[i] = (int)nl_rng_below(rng, 100000);
     }
-    int64_t w = 0;
-    for (int i = 0; i < n_lines; i++) {
+    const int64_t n_fill = prompt_tokens ? prompt_tokens - dense : 0;
+    int64_t fpos = 0;
+    if (n_fill) {
+        for (int i = 0; i < n_lines; i++) at[i] = (int64_t)nl_rng_below(rng, (uint64_t)n_fill + 1);
+        qsort(at, (size_t)n_lines, sizeof *at, cmp_i64);
+        fpos = (int64_t)nl_rng_below(rng, FILL_CYCLE);
+    } else
+        for (int i = 0; i < n_lines; i++) at[i] = 0;
+    int64_t w = 0, filled = 0;
+    for (int i = 0; i <= n_lines; i++) {
+        const int64_t upto = i < n_lines ? at[i] : n_fill;
+        for (; filled < upto; filled++) toks[w++] = fill_cycle[(fpos + filled) % FILL_CYCLE];
+        if (i == n_lines) break;
         toks[w++] = TK_LINE;
         toks[w++] = TK_ADJ + keys[i] / N_NOUN;
         toks[w++] = TK_DASH;
@@ -94,8 +131,18 @@ int64_t nl_lines_sample(nl_rng *rng, int n_lines, int32_t *toks, int64_t cap, in
     w = put_value(toks, w, vals[q]);
     toks[w++] = TK_NL;
     if (value) *value = vals[q];
-    free(keys); free(vals); free(used);
+    free(keys); free(vals); free(at); free(used);
     return w;
+}
+
+int64_t nl_lines_sample(nl_rng *rng, int n_lines, int32_t *toks, int64_t cap, int64_t *prompt_len, int *value) {
+    return sample_impl(rng, n_lines, 0, toks, cap, prompt_len, value);
+}
+
+int64_t nl_lines_haystack_sample(nl_rng *rng, int n_lines, int64_t prompt_tokens, int32_t *toks, int64_t cap,
+                                 int64_t *prompt_len, int *value) {
+    if (prompt_tokens < 1) return -1;
+    return sample_impl(rng, n_lines, prompt_tokens, toks, cap, prompt_len, value);
 }
 
 long nl_lines_first_int(const int32_t *toks, int64_t n) {
@@ -109,9 +156,38 @@ long nl_lines_first_int(const int32_t *toks, int64_t n) {
     return v;
 }
 
+/* Haystack rows: n_lines uniform in [min_lines, max(max_lines, 1)], prompt length uniform from the dense length to
+ * T - answer, one query per row (further queries could copy the previous answer). */
+static nl_status haystack_batch(nl_lines_batcher *u, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
+    int hi = u->max_lines > 0 ? u->max_lines : 1, lo = u->min_lines > 0 ? u->min_lines : 1;
+    if (lo > hi) lo = hi;
+    while (hi >= 1 && nl_lines_prompt_len(hi) + ANSWER_TOKENS > T) hi--;
+    if (hi < 1) return nl_set_error(NL_EINVAL, "lines batch: a window of %lld tokens holds no sample (need %lld)", (long long)T,
+                                    (long long)(nl_lines_prompt_len(1) + ANSWER_TOKENS));
+    if (lo > hi) lo = hi;
+    int32_t *tmp = malloc(sizeof(int32_t) * (size_t)T);
+    if (!tmp) return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
+    for (int64_t b = 0; b < B; b++) {
+        const int n_lines = lo + (int)nl_rng_below(&u->rng, (uint64_t)(hi - lo + 1));
+        const int64_t pmin = nl_lines_prompt_len(n_lines), pmax = T - ANSWER_TOKENS;
+        const int64_t P = pmin + (int64_t)nl_rng_below(&u->rng, (uint64_t)(pmax - pmin + 1));
+        int64_t pl;
+        const int64_t n = sample_impl(&u->rng, n_lines, P, tmp, T, &pl, NULL);
+        assert(n > 0 && n <= T);
+        int32_t *row = ids + b * T, *trow = tg + b * T;
+        for (int64_t t = 0; t < T; t++) {
+            row[t] = t < n ? tmp[t] : TK_NL;
+            trow[t] = t + 1 < n && (u->loss_all || t + 1 >= pl) ? tmp[t + 1] : -1;
+        }
+    }
+    free(tmp);
+    return NL_OK;
+}
+
 nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
     nl_lines_batcher *u = ud;
     (void)step;
+    if (u->haystack) return haystack_batch(u, B, T, ids, tg);
     int fit = nl_lines_fit(T);
     int hi = u->max_lines > 0 && u->max_lines < fit ? u->max_lines : fit, lo = u->min_lines > 0 ? u->min_lines : 1;
     if (hi < 1) return nl_set_error(NL_EINVAL, "lines batch: a window of %lld tokens holds no sample (need %lld)", (long long)T,
@@ -151,13 +227,18 @@ nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *
     return NL_OK;
 }
 
-nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, double *accuracy, double *mean_len) {
+/* Greedy accuracy over n_samples prompts; prompt_tokens 0 = dense. */
+static nl_status eval_impl(nl_lm *m, int n_lines, int64_t prompt_tokens, int n_samples, uint64_t seed, double *accuracy,
+                           double *mean_len) {
     *accuracy = 0;
     if (mean_len) *mean_len = 0;
     if (m->cfg.vocab < VOCAB)
         return nl_set_error(NL_EINVAL, "lines eval: model vocab %d < lines vocab %d", m->cfg.vocab, VOCAB);
     if (n_lines < 1 || n_samples < 1) return nl_set_error(NL_EINVAL, "lines eval: n_lines and n_samples must be >= 1");
-    const int64_t cap = nl_lines_prompt_len(n_lines) + ANSWER_TOKENS;
+    if (prompt_tokens && prompt_tokens < nl_lines_prompt_len(n_lines))
+        return nl_set_error(NL_EINVAL, "lines eval: a prompt of %lld tokens cannot hold %d lines (need %lld)",
+                            (long long)prompt_tokens, n_lines, (long long)nl_lines_prompt_len(n_lines));
+    const int64_t cap = (prompt_tokens ? prompt_tokens : nl_lines_prompt_len(n_lines)) + ANSWER_TOKENS;
     int32_t *t = malloc(sizeof(int32_t) * (size_t)cap);
     if (!t) return nl_set_error(NL_ENOMEM, "lines eval: out of memory");
     nl_rng r;
@@ -169,7 +250,7 @@ nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, dou
     for (int s = 0; s < n_samples; s++) {
         int64_t pl;
         int val;
-        if (nl_lines_sample(&r, n_lines, t, cap, &pl, &val) < 0) { st = nl_set_error(NL_EINVAL, "lines eval: bad sample"); break; }
+        if (sample_impl(&r, n_lines, prompt_tokens, t, cap, &pl, &val) < 0) { st = nl_set_error(NL_EINVAL, "lines eval: bad sample"); break; }
         int32_t out[ANSWER_TOKENS + 2];
         int64_t no = 0;
         if ((st = nl_lm_generate(m, t, pl, ANSWER_TOKENS, &o, NULL, out, &no))) break;
@@ -181,4 +262,14 @@ nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, dou
     *accuracy = (double)correct / n_samples;
     if (mean_len) *mean_len = lens / n_samples;
     return NL_OK;
+}
+
+nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, double *accuracy, double *mean_len) {
+    return eval_impl(m, n_lines, 0, n_samples, seed, accuracy, mean_len);
+}
+
+nl_status nl_lines_eval_haystack(nl_lm *m, int n_lines, int64_t prompt_tokens, int n_samples, uint64_t seed,
+                                 double *accuracy) {
+    if (prompt_tokens < 1) return nl_set_error(NL_EINVAL, "lines eval: prompt_tokens must be >= 1");
+    return eval_impl(m, n_lines, prompt_tokens, n_samples, seed, accuracy, NULL);
 }
