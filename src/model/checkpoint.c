@@ -86,31 +86,12 @@ static nl_status need(const meta_src *ms, const char *key, const char **out) {
     return NL_OK;
 }
 
+/* f->path is the path the file was opened with (= ms->path) */
 static nl_status get_ll(const meta_src *ms, const char *key, long long lo, long long hi, long long *out) {
-    const char *s;
-    nl_status st = need(ms, key, &s);
-    if (st) return st;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not an integer in [%lld, %lld]", ms->path, key, s, lo, hi);
-    *out = v;
-    return NL_OK;
+    return nl_safetensors_metadata_int(ms->f, key, lo, hi, out);
 }
 
-static nl_status get_d(const meta_src *ms, const char *key, double *out) {
-    const char *s;
-    nl_status st = need(ms, key, &s);
-    if (st) return st;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
-        return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not a finite number", ms->path, key, s);
-    *out = v;
-    return NL_OK;
-}
+static nl_status get_d(const meta_src *ms, const char *key, double *out) { return nl_safetensors_metadata_num(ms->f, key, out); }
 
 static nl_status get_list(const meta_src *ms, const char *key, int maxn, int64_t *v, int *n) {
     const char *s;

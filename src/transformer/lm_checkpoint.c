@@ -3,8 +3,7 @@
 #include "nnlab/transformer.h"
 #include "nnlab/safetensors.h"
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,24 +64,12 @@ static nl_status get_str(const nl_st_file *f, const char *key, const char **out)
     if (!*out) return nl_set_error(NL_EFORMAT, "%s: transformer_lm checkpoint lacks metadata \"%s\"", f->path, key);
     return NL_OK;
 }
-static nl_status get_num(const nl_st_file *f, const char *key, double *v) {
-    const char *s;
-    nl_status st = get_str(f, key, &s);
-    if (st) return st;
-    char *end;
-    errno = 0;
-    *v = strtod(s, &end);
-    if (end == s || *end || errno)
-        return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not a number", f->path, key, s);
-    return NL_OK;
-}
+static nl_status get_num(const nl_st_file *f, const char *key, double *v) { return nl_safetensors_metadata_num(f, key, v); }
 static nl_status get_int(const nl_st_file *f, const char *key, int *v) {
-    double d;
-    nl_status st = get_num(f, key, &d);
-    if (st) return st;
-    if (d != floor(d) || fabs(d) > 2e9) return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" is not an integer", f->path, key);
-    *v = (int)d;
-    return NL_OK;
+    long long x;
+    nl_status st = nl_safetensors_metadata_int(f, key, INT_MIN, INT_MAX, &x);
+    if (!st) *v = (int)x;
+    return st;
 }
 
 static nl_status cfg_from_st(const nl_st_file *f, nl_lm_config *c, int64_t *norm_step) {
@@ -121,7 +108,8 @@ static nl_status cfg_from_st(const nl_st_file *f, nl_lm_config *c, int64_t *norm
         return st;
     if (norm_step) {
         *norm_step = 0;
-        if (!get_num(f, "nnlab.norm_step", &dv)) *norm_step = (int64_t)dv;
+        long long ns;
+        if (!nl_safetensors_metadata_int(f, "nnlab.norm_step", 0, INT64_MAX, &ns)) *norm_step = (int64_t)ns;
     }
     nl_clear_error();
     return NL_OK;
