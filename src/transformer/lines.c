@@ -3,7 +3,6 @@
  * Query:  ? line <adj> - <noun> : REGISTER_CONTENT is                        (8 tokens)
  * Answer: < d d d d d > \n                                                    (8 tokens) */
 #include "nnlab/transformer.h"
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,7 +172,10 @@ static nl_status haystack_batch(nl_lines_batcher *u, int64_t B, int64_t T, int32
         const int64_t P = pmin + (int64_t)nl_rng_below(&u->rng, (uint64_t)(pmax - pmin + 1));
         int64_t pl;
         const int64_t n = sample_impl(&u->rng, n_lines, P, tmp, T, &pl, NULL);
-        assert(n > 0 && n <= T);
+        if (n < 0) { /* the sizes were checked above: only an allocation can fail */
+            free(tmp);
+            return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
+        }
         int32_t *row = ids + b * T, *trow = tg + b * T;
         for (int64_t t = 0; t < T; t++) {
             row[t] = t < n ? tmp[t] : TK_NL;
@@ -201,6 +203,10 @@ nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *
         int64_t pl;
         int val;
         int64_t n = nl_lines_sample(&u->rng, n_lines, tmp, cap, &pl, &val);
+        if (n < 0) {
+            free(tmp);
+            return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
+        }
         int32_t *row = ids + b * T, *trow = tg + b * T;
         for (int64_t t = 0; t < T; t++) {
             row[t] = t < n ? tmp[t] : TK_NL;
