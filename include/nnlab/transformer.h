@@ -254,6 +254,8 @@ nl_status nl_lm_corpus_split(const uint8_t *buf, int64_t n, int64_t chunk, int32
  * then the query "? line <adj>-<noun>: REGISTER_CONTENT is" (a question mark, then the queried line's own prefix,
  * like a chat template priming the answer) and the answer "<NNNNN>" and a newline. Tokens: "line", each adjective
  * and noun, "-", ":", "REGISTER_CONTENT", "is", "<", ">", "?", each digit, newline (vocab nl_lines_vocab()). */
+/* Tokens of an answer "< d d d d d >" plus the newline (what generation is given room for after a prompt). */
+#define NL_LINES_ANSWER_TOKENS 8
 int nl_lines_vocab(void);
 const char *nl_lines_token_str(int32_t id);
 /* Number of tokens of a prompt with n_lines lines (excluding the answer). */

@@ -309,7 +309,7 @@ static int lm_train(int argc, char **argv) {
     int64_t cnt = 0;
     int status = CLI_OK;
     if (lines) {
-        if (haystack ? nl_lines_eval_haystack(&m, 1, m.cfg.context - 8, 50, (uint64_t)seed + 1, &acc)
+        if (haystack ? nl_lines_eval_haystack(&m, 1, m.cfg.context - NL_LINES_ANSWER_TOKENS, 50, (uint64_t)seed + 1, &acc)
                      : nl_lines_eval(&m, nl_lines_fit(m.cfg.context), 50, (uint64_t)seed + 1, &acc, NULL))
             status = fail("train");
     } else if (nl_lm_eval_nll(&m, cp.valid, cp.n_valid, m.cfg.context, 16, 64, 0, &nll, &cnt)) {
@@ -399,11 +399,12 @@ static int lm_eval(int argc, char **argv) {
             return cli_usage_error(cmd, "--task lines needs a lines model (vocab %d), the checkpoint has vocab %d", nl_lines_vocab(), c.vocab);
         }
         int nlines = n_lines ? (int)n_lines : haystack ? 1 : nl_lines_fit(T);
-        double acc, ml = (double)(T - 8);
-        if (nlines < 1 || (haystack && nl_lines_prompt_len(nlines) + 8 > T))
+        double acc, ml = (double)(T - NL_LINES_ANSWER_TOKENS);
+        if (nlines < 1 || (haystack && nl_lines_prompt_len(nlines) + NL_LINES_ANSWER_TOKENS > T))
             status = cli_usage_error(cmd, "--context %lld holds no Lines prompt%s", (long long)T, haystack && nlines > 1 ? " with that many lines" : "");
-        else if (nl_lm_check_length(&m, haystack ? T : nl_lines_prompt_len(nlines) + 8, extrapolate)) status = fail("eval");
-        else if (haystack ? nl_lines_eval_haystack(&m, nlines, T - 8, (int)samples, (uint64_t)seed, &acc)
+        else if (nl_lm_check_length(&m, haystack ? T : nl_lines_prompt_len(nlines) + NL_LINES_ANSWER_TOKENS, extrapolate))
+            status = fail("eval");
+        else if (haystack ? nl_lines_eval_haystack(&m, nlines, T - NL_LINES_ANSWER_TOKENS, (int)samples, (uint64_t)seed, &acc)
                           : nl_lines_eval(&m, nlines, (int)samples, (uint64_t)seed, &acc, &ml))
             status = fail("eval");
         else {

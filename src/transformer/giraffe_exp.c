@@ -27,7 +27,6 @@
  * 20-100 prompts per point, a few lucky answers make 0.05 — so the verdict then uses perplexity. */
 #define LINES_FLOOR 0.1
 #define G_NVAR 5
-#define LINES_ANSWER 8   /* answer tokens of a Lines prompt: "< d d d d d > \n" */
 
 typedef struct giraffe_cfg {
     /* model (layers: Lines model; text_layers: byte LM) */
@@ -124,7 +123,7 @@ static nl_status lines_part(const giraffe_cfg *g, const nl_exp_options *opt, nl_
     nl_lm_train_result tr;
     if ((st = nl_lm_train(&base, &tc, &tr))) { nl_lm_free(&base); return st; }
     double acc0;
-    if ((st = nl_lines_eval_haystack(&base, 1, g->L - LINES_ANSWER, g->samples, g->seed + 7, &acc0))) { nl_lm_free(&base); return st; }
+    if ((st = nl_lines_eval_haystack(&base, 1, g->L - NL_LINES_ANSWER_TOKENS, g->samples, g->seed + 7, &acc0))) { nl_lm_free(&base); return st; }
     nl_exp_set(out, "lines_base_loss", tr.final_loss);
     nl_exp_set(out, "lines_base_acc_1x", acc0);
     nl_exp_set(out, "lines_pretrain_seconds", tr.seconds);
@@ -163,7 +162,7 @@ static nl_status lines_part(const giraffe_cfg *g, const nl_exp_options *opt, nl_
             int nb = 0, nlg = 0;
             for (int li = 0; li < g->n_len; li++) {
                 int mult = g->len_mult[li];
-                const int64_t P = (int64_t)mult * g->L - LINES_ANSWER;
+                const int64_t P = (int64_t)mult * g->L - NL_LINES_ANSWER_TOKENS;
                 double acc;
                 if ((st = nl_lines_eval_haystack(&m, 1, P, g->samples, g->seed + 1000 + (uint64_t)mult, &acc))) break;
                 if (gv->v == NL_ROPE_LINEAR) snprintf(nm, sizeof nm, "lines_acc_linear_s%g_%dx", scales[si], mult);

@@ -16,7 +16,7 @@ enum { TK_NL = 0, TK_LINE, TK_DASH, TK_COLON, TK_REG, TK_IS, TK_LT, TK_GT, TK_Q,
 #define VOCAB (TK_FILL + N_FILL)
 #define LINE_TOKENS 15
 #define QUERY_TOKENS 8
-#define ANSWER_TOKENS 8
+#define ANSWER_TOKENS NL_LINES_ANSWER_TOKENS
 
 static const char *const base_words[TK_D0] = {"\n", "line", "-", ":", "REGISTER_CONTENT", "is", "<", ">", "?"};
 static const char *const digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
