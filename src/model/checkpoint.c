@@ -86,7 +86,7 @@ static nl_status need(const meta_src *ms, const char *key, const char **out) {
     return NL_OK;
 }
 
-/* f->path is the path the file was opened with (= ms->path) */
+/* ms->f was opened from ms->path, so the engine parsers name the same file in their errors */
 static nl_status get_ll(const meta_src *ms, const char *key, long long lo, long long hi, long long *out) {
     return nl_safetensors_metadata_int(ms->f, key, lo, hi, out);
 }

@@ -80,7 +80,7 @@ static int64_t sample_impl(nl_rng *rng, int n_lines, int64_t prompt_tokens, int3
     const int64_t total = (prompt_tokens ? prompt_tokens : dense) + ANSWER_TOKENS;
     if (total > cap) return -1;
     int *keys = malloc(sizeof(int) * (size_t)n_lines), *vals = malloc(sizeof(int) * (size_t)n_lines);
-    int64_t *at = malloc(sizeof(int64_t) * (size_t)n_lines);   /* (n_lines) filler offset before each line */
+    int64_t *at = calloc((size_t)n_lines, sizeof(int64_t));   /* (n_lines) filler offset before each line */
     unsigned char *used = calloc(N_ADJ * N_NOUN, 1);
     if (!keys || !vals || !at || !used) {
         free(keys); free(vals); free(at); free(used);
@@ -100,8 +100,7 @@ static int64_t sample_impl(nl_rng *rng, int n_lines, int64_t prompt_tokens, int3
         for (int i = 0; i < n_lines; i++) at[i] = (int64_t)nl_rng_below(rng, (uint64_t)n_fill + 1);
         qsort(at, (size_t)n_lines, sizeof *at, cmp_i64);
         fpos = (int64_t)nl_rng_below(rng, FILL_CYCLE);
-    } else
-        for (int i = 0; i < n_lines; i++) at[i] = 0;
+    }
     int64_t w = 0, filled = 0;
     for (int i = 0; i <= n_lines; i++) {
         const int64_t upto = i < n_lines ? at[i] : n_fill;
@@ -155,23 +154,35 @@ long nl_lines_first_int(const int32_t *toks, int64_t n) {
     return v;
 }
 
-/* Haystack rows: n_lines uniform in [min_lines, max(max_lines, 1)], prompt length uniform from the dense length to
+/* Dense rows: n_lines uniform in [min_lines, max_lines or as many as fit], then (fill_queries) further queries.
+ * Haystack rows: n_lines uniform in [min_lines, max(max_lines, 1)], prompt length uniform from the dense length to
  * T - answer, one query per row (further queries could copy the previous answer). */
-static nl_status haystack_batch(nl_lines_batcher *u, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
-    int hi = u->max_lines > 0 ? u->max_lines : 1, lo = u->min_lines > 0 ? u->min_lines : 1;
-    if (lo > hi) lo = hi;
-    while (hi >= 1 && nl_lines_prompt_len(hi) + ANSWER_TOKENS > T) hi--;
+nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
+    nl_lines_batcher *u = ud;
+    (void)step;
+    const int hay = u->haystack;
+    int lo = u->min_lines > 0 ? u->min_lines : 1, hi;
+    if (hay) {
+        hi = u->max_lines > 0 ? u->max_lines : 1;
+        while (hi >= 1 && nl_lines_prompt_len(hi) + ANSWER_TOKENS > T) hi--;
+    } else {
+        const int fit = nl_lines_fit(T);
+        hi = u->max_lines > 0 && u->max_lines < fit ? u->max_lines : fit;
+    }
     if (hi < 1) return nl_set_error(NL_EINVAL, "lines batch: a window of %lld tokens holds no sample (need %lld)", (long long)T,
                                     (long long)(nl_lines_prompt_len(1) + ANSWER_TOKENS));
     if (lo > hi) lo = hi;
-    int32_t *tmp = malloc(sizeof(int32_t) * (size_t)T);
+    const int64_t cap = hay ? T : nl_lines_prompt_len(hi) + ANSWER_TOKENS;
+    int32_t *tmp = malloc(sizeof(int32_t) * (size_t)cap);
     if (!tmp) return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
     for (int64_t b = 0; b < B; b++) {
         const int n_lines = lo + (int)nl_rng_below(&u->rng, (uint64_t)(hi - lo + 1));
-        const int64_t pmin = nl_lines_prompt_len(n_lines), pmax = T - ANSWER_TOKENS;
-        const int64_t P = pmin + (int64_t)nl_rng_below(&u->rng, (uint64_t)(pmax - pmin + 1));
-        int64_t pl;
-        const int64_t n = sample_impl(&u->rng, n_lines, P, tmp, T, &pl, NULL);
+        int64_t P = 0, pl;
+        if (hay) {
+            const int64_t pmin = nl_lines_prompt_len(n_lines), pmax = T - ANSWER_TOKENS;
+            P = pmin + (int64_t)nl_rng_below(&u->rng, (uint64_t)(pmax - pmin + 1));
+        }
+        const int64_t n = sample_impl(&u->rng, n_lines, P, tmp, cap, &pl, NULL);
         if (n < 0) { /* the sizes were checked above: only an allocation can fail */
             free(tmp);
             return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
@@ -181,39 +192,7 @@ static nl_status haystack_batch(nl_lines_batcher *u, int64_t B, int64_t T, int32
             row[t] = t < n ? tmp[t] : TK_NL;
             trow[t] = t + 1 < n && (u->loss_all || t + 1 >= pl) ? tmp[t + 1] : -1;
         }
-    }
-    free(tmp);
-    return NL_OK;
-}
-
-nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
-    nl_lines_batcher *u = ud;
-    (void)step;
-    if (u->haystack) return haystack_batch(u, B, T, ids, tg);
-    int fit = nl_lines_fit(T);
-    int hi = u->max_lines > 0 && u->max_lines < fit ? u->max_lines : fit, lo = u->min_lines > 0 ? u->min_lines : 1;
-    if (hi < 1) return nl_set_error(NL_EINVAL, "lines batch: a window of %lld tokens holds no sample (need %lld)", (long long)T,
-                                    (long long)(nl_lines_prompt_len(1) + ANSWER_TOKENS));
-    if (lo > hi) lo = hi;
-    const int64_t cap = nl_lines_prompt_len(hi) + ANSWER_TOKENS;
-    int32_t *tmp = malloc(sizeof(int32_t) * (size_t)cap);
-    if (!tmp) return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
-    for (int64_t b = 0; b < B; b++) {
-        int n_lines = lo + (int)nl_rng_below(&u->rng, hi - lo + 1);
-        int64_t pl;
-        int val;
-        int64_t n = nl_lines_sample(&u->rng, n_lines, tmp, cap, &pl, &val);
-        if (n < 0) {
-            free(tmp);
-            return nl_set_error(NL_ENOMEM, "lines batch: out of memory");
-        }
-        int32_t *row = ids + b * T, *trow = tg + b * T;
-        for (int64_t t = 0; t < T; t++) {
-            row[t] = t < n ? tmp[t] : TK_NL;
-            trow[t] = -1;
-        }
-        for (int64_t t = 0; t + 1 < n && t < T; t++)
-            if (u->loss_all || t + 1 >= pl) trow[t] = tmp[t + 1];
+        if (hay) continue;
         /* further queries about lines of this sample */
         int64_t w = n;
         while (u->fill_queries && w + QUERY_TOKENS + ANSWER_TOKENS <= T) {
