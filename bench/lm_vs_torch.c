@@ -1,6 +1,6 @@
 /* bench/lm_vs_torch.c — training throughput (tokens/s) of the transformer LM, nnlab vs PyTorch, same run.
  *
- * Model: include/nnlab/transformer.h defaults — bytes (vocab 256), 2 pre-LayerNorm blocks, d_model 128, 4 heads
+ * Model: include/transformer/transformer.h defaults — bytes (vocab 256), 2 pre-LayerNorm blocks, d_model 128, 4 heads
  * (head dim 32), MLP 512 (exact GELU), RoPE (plain), tied embedding; batch 16 x context 128 tokens per step;
  * AdamW (lr 3e-3, betas 0.9/0.99, wd 0.01 on matrices), clip 1. Data: random windows of the KJV + fortunes train
  * split (nl_lm_corpus_load "default"; a temp file of those bytes is handed to the PyTorch side). One step is the
@@ -13,7 +13,7 @@
  *                          [--no-torch]
  * Env: NLB_THREADS (default "1,2"), NL_SOURCE_DIR (to find bench/lm_vs_torch.py). */
 #include "bench_util.h"
-#include "nnlab/transformer.h"
+#include "transformer/transformer.h"
 #include <math.h>
 
 typedef struct { double median_s, tps, loss; int ok; } torch_result;

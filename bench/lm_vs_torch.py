@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch side of bench/lm_vs_torch.c: the same decoder-only transformer LM training step as nnlab's.
 
-Model (include/nnlab/transformer.h): byte vocabulary 256, token embedding tied to the output matrix, L pre-norm
+Model (include/transformer/transformer.h): byte vocabulary 256, token embedding tied to the output matrix, L pre-norm
 blocks of [LayerNorm -> fused qkv Linear (no bias) -> RoPE (rotate_half pairing, base 1e4) on q, k -> causal
 softmax attention -> output Linear (no bias) -> residual] and [LayerNorm -> Linear(d, 4d) -> exact GELU ->
 Linear(4d, d) -> residual], final LayerNorm, logits = x E^T, mean cross-entropy. AdamW (lr 3e-3, betas 0.9/0.99,

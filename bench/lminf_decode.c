@@ -1,5 +1,5 @@
 /* bench/lminf_decode.c — per-token decoding latency and memory of one attention layer at a long context:
- * LM-Infinite's ring-buffer cache (include/nnlab/longctx.h nl_lambda_cache, n_global + n_local slots) against a
+ * LM-Infinite's ring-buffer cache (include/lm_infinite/lm_infinite.h nl_lm_infinite_cache, n_global + n_local slots) against a
  * full KV cache (every past token; rotated keys and values in a growing array, capacity doubling like the LM's
  * cache, reserved up front for the run), both in double precision, same RoPE, same per-key work (one dot product for the score, one axpy for
  * the value).
@@ -12,7 +12,7 @@
  * usage: bench_lminf_decode [--heads 8] [--dim 64] [--global 4] [--local 1024] [--ctx 1024,65536] [--steps 64]
  *        (one thread; the layer shape is that of a 512-wide model with 8 heads of 64) */
 #include "bench_util.h"
-#include "nnlab/longctx.h"
+#include "lm_infinite/lm_infinite.h"
 #include <math.h>
 #include <sys/wait.h>
 
@@ -110,9 +110,9 @@ static int child(int lminf, int64_t H, int64_t D, int64_t ng, int64_t nloc, int6
     nl_tensor bt = nl_tensor_wrap(buf, NL_F64, 1, (int64_t[]){pool * per * 3});
     nl_rng_fill_normal(&r, &bt, 0, 1);
     int64_t sh[3] = {1, H, D};
-    nl_lambda_cache kc;
+    nl_lm_infinite_cache kc;
     full_cache fc = {H, D, 0, 0, theta, NULL, NULL, NULL};
-    if (lminf && nl_lambda_cache_init(&kc, 1, H, D, D, theta, (nl_lambda_cfg){ng, nloc, nloc})) {
+    if (lminf && nl_lm_infinite_cache_init(&kc, 1, H, D, D, theta, (nl_lm_infinite_cfg){ng, nloc, nloc})) {
         fprintf(stderr, "%s\n", nl_last_error());
         return 1;
     }
@@ -124,10 +124,10 @@ static int child(int lminf, int64_t H, int64_t D, int64_t ng, int64_t nloc, int6
         const double *kk = buf + (pos % pool) * 3 * per, *vv = kk + per, *qq = vv + per;             \
         if (lminf) {                                                                                 \
             nl_tensor kt = nl_tensor_wrap((void *)kk, NL_F64, 3, sh), vt = nl_tensor_wrap((void *)vv, NL_F64, 3, sh); \
-            nl_lambda_cache_append(&kc, &kt, &vt, pos);                                              \
+            nl_lm_infinite_cache_append(&kc, &kt, &vt, pos);                                              \
             if (do_attend) {                                                                         \
                 nl_tensor qt = nl_tensor_wrap((void *)qq, NL_F64, 3, sh), ot = nl_tensor_wrap(out, NL_F64, 3, sh); \
-                nl_lambda_cache_attend(&kc, &qt, pos, &ot);                                          \
+                nl_lm_infinite_cache_attend(&kc, &qt, pos, &ot);                                          \
             }                                                                                        \
         } else {                                                                                     \
             if (!full_append(&fc, kk, vv)) { fprintf(stderr, "out of memory\n"); return 1; }         \
@@ -143,9 +143,9 @@ static int child(int lminf, int64_t H, int64_t D, int64_t ng, int64_t nloc, int6
         t[rep] = (nlb_now() - t0) / steps;
     }
     const double med = nlb_median(t, 5);
-    const size_t cb = lminf ? nl_lambda_cache_bytes(&kc) : full_bytes(&fc);
+    const size_t cb = lminf ? nl_lm_infinite_cache_bytes(&kc) : full_bytes(&fc);
     printf("RESULT %s %lld %.9f %zu %ld %.6f\n", lminf ? "lminf" : "full", (long long)ctx, med, cb, vm_hwm_kb(), out[0]);
-    if (lminf) nl_lambda_cache_free(&kc);
+    if (lminf) nl_lm_infinite_cache_free(&kc);
     free(fc.kr); free(fc.v); free(fc.sc); free(buf);
     return 0;
 }

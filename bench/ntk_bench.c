@@ -17,7 +17,7 @@
  * Env: NLB_THREADS (default "1,2"), NL_SOURCE_DIR (to find bench/ntk_numpy.py), NL_DATA_DIR (dataset). */
 #include "bench_util.h"
 #include "nnlab/data.h"
-#include "nnlab/kernels.h"
+#include "kernels/kernels.h"
 #include <math.h>
 
 typedef struct {

@@ -1,4 +1,4 @@
-/* bench/pfn_bench.c — PFN posterior predictive vs MLE-II and MCMC under the BoTorch GP hyperprior (docs/pfn.md).
+/* bench/pfn_bench.c — PFN posterior predictive vs MLE-II and MCMC under the BoTorch GP hyperprior (methods/pfn/README.md).
  *
  * For each test task (a GP drawn from the Matern-5/2 hyperprior, d = 1): n context points (n in --ns, default
  * 5,10,20,30) and --queries held-out points (default 1000) of the same function. Times, per task:
@@ -12,8 +12,8 @@
  * The PFN: --load FILE (a gp-hyper PFN, e.g. from `nnlab pfn train --prior gp-hyper` or the full ledger run), or
  * trained here with --steps (default 1500) steps of a small model (E 64, 4 layers). */
 #include "bench_util.h"
-#include "nnlab/gpreg.h"
-#include "nnlab/pfn.h"
+#include "gp/gp.h"
+#include "pfn/pfn.h"
 
 static void usage(void) {
     fprintf(stderr,

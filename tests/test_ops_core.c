@@ -1,5 +1,7 @@
 /* Core ops: value tests against hand-computed numbers and finite-difference gradient checks (f64 and f32). */
 #include "nltest.h"
+#include <stdlib.h>
+#include <math.h>
 #include "nnlab/extend.h"
 
 /* deterministic pseudo-random fill in [lo, hi) */
@@ -387,9 +389,38 @@ static void test_gradcheck_catches_errors(void) {
     free(in.data);
 }
 
+/* nl_gelu's vectorised f32 path equals the libm reference nl_unary(NL_U_GELU) (values and gradients) */
+static void test_gelu_f32(void) {
+    enum { N = 4003 };
+    float *x = malloc(sizeof(float) * N), *g = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * i / (N - 1);
+        g[i] = (float)sin(0.37 * i);
+    }
+    int64_t sh[1] = {N};
+    nl_ctx *c = nl_ctx_new(0, 0), *c2 = nl_ctx_new(0, 0);
+    nl_var *a = nl_leaf(c, nl_tensor_wrap(x, NL_F32, 1, sh), 1), *b = nl_leaf(c2, nl_tensor_wrap(x, NL_F32, 1, sh), 1);
+    nl_var *ya = nl_gelu(c, a), *yb = nl_unary(c2, b, NL_U_GELU, 0);
+    nl_tensor seed = nl_tensor_wrap(g, NL_F32, 1, sh);
+    NLT_OK(nl_backward_seed(c, ya, &seed));
+    NLT_OK(nl_backward_seed(c2, yb, &seed));
+    double wv = 0, wg = 0;
+    for (int i = 0; i < N; i++) {
+        double s = fmax(1.0, fabs(x[i]));
+        wv = fmax(wv, fabs(((float *)ya->val.data)[i] - ((float *)yb->val.data)[i]) / s);
+        wg = fmax(wg, fabs(((float *)a->grad.data)[i] - ((float *)b->grad.data)[i]) / s);
+    }
+    NLT_CHECK(wv < 5e-7 && wg < 1e-6, "gelu values differ by %g, gradients by %g", wv, wg);
+    nl_ctx_free(c);
+    nl_ctx_free(c2);
+    free(x);
+    free(g);
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_arena);
+    NLT_RUN(test_gelu_f32);
     NLT_RUN(test_binary_values);
     NLT_RUN(test_binary_grads);
     NLT_RUN(test_unary);

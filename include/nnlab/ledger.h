@@ -6,8 +6,8 @@
  * named series of (x, y) points for plots) and judge (the pass rule: compares the metrics with the claim and
  * writes a one-line "measured" summary).
  *
- * Registering a method: define `const nl_experiment nl_exp_<name> = {...};` in the method's own source file
- * and add one line `X(nl_exp_<name>)` to the list in src/ledger/registry.c.
+ * Registering a method: its folder's method.c lists its experiments in its nl_method (below), and one line of
+ * methods/methods.def registers the method (docs/architecture.md, "Adding a method").
  *
  * nl_repro_run runs a selection, prints the table (method, claim, measured, verdict, seconds), and writes
  * DIR/ledger.json and DIR/report.html (a self-contained page: the table and an inline SVG line plot per plot
@@ -79,11 +79,29 @@ struct nl_experiment {
     int (*judge)(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n);
 };
 
-/* Registry (src/ledger/registry.c). */
-int nl_experiment_count(void);
-const nl_experiment *nl_experiment_at(int i);
-const nl_experiment *nl_experiment_find(const char *name);
+/* "ready" unless e->status says otherwise ("planned" when run is NULL). */
 const char *nl_experiment_status(const nl_experiment *e);
+
+/* ---- methods ----
+ * A method is one paper's implementation: one id everywhere (the folder methods/<id with '-' as '_'>, its ledger
+ * entries, its command `nnlab <id>`, its header and its symbol prefix nl_<id with '-' as '_'>_, its README).
+ * Each method defines one `const nl_method nl_method_<folder>` (methods/<folder>/method.c) and is registered by
+ * one line of methods/methods.def; the registry (methods/methods.h) lists them for the CLI, `nnlab list`, the
+ * ledger and the test suite (docs/architecture.md, "Adding a method"). */
+typedef struct nl_method_alias {
+    const char *name;                       /* older command spelling kept for scripts ("widedeep") */
+    int (*cli)(int argc, char **argv);      /* what it runs (argv: the arguments after the alias) */
+} nl_method_alias;
+
+typedef struct nl_method {
+    const char *id;                         /* "wide-deep" */
+    const char *summary;                    /* one line for `nnlab --help` */
+    int (*cli)(int argc, char **argv);      /* `nnlab <id> ...` (argv: the arguments after the id) */
+    const nl_method_alias *aliases;         /* terminated by a NULL name, or NULL */
+    const nl_experiment *const *experiments;/* this method's ledger entries, NULL-terminated */
+    void (*init)(void);                     /* registers plug-ins (e.g. an attention kind) with the libraries; NULL
+                                             * if none; called once by nl_methods_init before any command runs */
+} nl_method;
 
 /* ---- reproduction runs ---- */
 typedef struct nl_repro_entry {

@@ -65,6 +65,57 @@ nl_var *nl_dropout(nl_ctx *c, nl_var *x, double p, int train, nl_rng *rng);
  * requires a gradient it receives dScores summed over its broadcast dims (0 at excluded entries). */
 nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
 
+/* ======================================= PowerNorm ======================================= *
+ * x [..., C] (channels last, any leading dims; each row of C values is one token). Training step t (1-based,
+ * counted by the op):
+ *   (1) group scaling per token (groups > 0): u = x / sqrt(mean_{c in group}(x^2) + gs_eps), C/groups channels
+ *       per group (groups = attention heads in the paper; 1 = one RMS over all C; 0 = off, u = x);
+ *   (2) s2_B[c] = mean over non-pad tokens of u[c]^2;
+ *   (3) z = u / sqrt(s2_B + eps) if t <= warmup, else z = u / sqrt(psi + eps) with psi from before this step;
+ *   (4) y = gamma z + beta (gamma/beta [C] or NULL);
+ *   (5) psi <- psi (t-1)/t + s2_B/t if t < warmup (cumulative average; strict '<' as the official code), then
+ *       always psi <- alpha_f psi + (1 - alpha_f) s2_B.
+ * Eval (train = 0): y = gamma u / sqrt(psi + eps) + beta; nothing changes; exact backward.
+ * Approximate backward (training): g = gamma dL/dy; g_hat = g - (1-alpha_b) Gamma z (Gamma from before);
+ *   Gamma <- Gamma + mean over non-pad tokens of g_hat z; dL/du = g_hat / sqrt(s2_B + eps) (the batch statistic,
+ *   also after warmup); dL/dgamma = sum dL/dy z; dL/dbeta = sum dL/dy (over all tokens). Group scaling (1) is
+ *   differentiated exactly (as autograd does in the official code): dx = r (du - u mean_group(du u)), r =
+ *   1/sqrt(mean_group(x^2) + gs_eps).
+ * The state update of step (5) happens in the forward (also in no-grad mode, like BatchNorm); the Gamma update
+ * happens when the backward of that node runs (once per backward call). */
+typedef struct nl_powernorm_state {
+    int64_t C;        /* channels */
+    int groups;       /* group scaling groups (C % groups == 0), 0 = no group scaling */
+    int64_t warmup;   /* steps t <= warmup normalise with the batch statistic */
+    double alpha_f;   /* forward running-average rate (0.9) */
+    double alpha_b;   /* backward running-average rate (0.9) */
+    double eps;       /* added to s2_B / psi (1e-5) */
+    double gs_eps;    /* added in group scaling (1e-5) */
+    int64_t step;     /* training forwards done (mirrored in `iters` when present) */
+    nl_var *psi;      /* (C) running quadratic mean, init 1 (buffer) */
+    nl_var *Gamma;    /* (C) backward running statistic, init 0 (buffer) */
+    nl_var *iters;    /* (1) step counter as a buffer (exact below 2^24 in f32), or NULL */
+    void *own;        /* internal: storage when no parameter store is used */
+} nl_powernorm_state;
+
+/* Set up a PowerNorm over C channels with alpha_f = alpha_b = 0.9, eps = gs_eps = 1e-5 (change the fields after
+ * init if needed). With ps != NULL the buffers are added to ps as non-trainable entries "<prefix>.running_phi"
+ * [C], "<prefix>.ema_gz" [C], "<prefix>.iters" [1] (the official code's names), in the store's dtype, so they are
+ * checkpointed and the step counter restarts where a loaded checkpoint left it; pn must not be used after
+ * nl_params_free(ps). With ps == NULL, pn owns f64 buffers. gamma/beta are NOT created (pass your own, as for
+ * nl_batchnorm; the usual init is gamma = 1, beta = 0). */
+nl_status nl_powernorm_init(nl_powernorm_state *pn, int64_t C, int groups, int64_t warmup, nl_params *ps,
+                            const char *prefix);
+void nl_powernorm_free(nl_powernorm_state *pn);
+/* Zero the statistics: psi = 1, Gamma = 0, step = 0. */
+void nl_powernorm_reset(nl_powernorm_state *pn);
+/* The op. pad_mask: (numel(x)/C) bytes, nonzero = padding token (excluded from s2_B and from Gamma's mean), or
+ * NULL. pn must stay alive until the backward of the returned node has run. Training with every token padded is
+ * an error (NL_EINVAL). f32 and f64. */
+nl_var *nl_powernorm(nl_ctx *c, nl_powernorm_state *pn, nl_var *x, nl_var *gamma, nl_var *beta, const uint8_t *pad_mask,
+                     int train);
+
+
 #ifdef __cplusplus
 }
 #endif

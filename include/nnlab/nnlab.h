@@ -1,4 +1,4 @@
-/* nnlab/nnlab.h — everything. */
+/* nnlab/nnlab.h — the engine, all of it (libraries: lib/<name>/<name>.h; methods: methods/<folder>/<folder>.h). */
 #ifndef NNLAB_H
 #define NNLAB_H
 #include "nnlab/base.h"
@@ -12,6 +12,8 @@
 #include "nnlab/gradcheck.h"
 #include "nnlab/data.h"
 #include "nnlab/safetensors.h"
-#include "nnlab/gpreg.h"
-#include "nnlab/pfn.h"
+#include "nnlab/model.h"
+#include "nnlab/param.h"
+#include "nnlab/train.h"
+#include "nnlab/ledger.h"
 #endif

@@ -1,5 +1,5 @@
 /* Strict command-line parsing: every number is checked with an end pointer and a range. */
-#include "cli.h"
+#include "nnlab/cli.h"
 #include "nnlab/base.h"
 #include <errno.h>
 #include <math.h>
@@ -7,17 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
+int nl_cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "nnlab%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\n(see 'nnlab %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
-    return CLI_USAGE;
+    return NL_CLI_USAGE;
 }
 
-int cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out, char *err, size_t n) {
+int nl_cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out, char *err, size_t n) {
     char *end;
     errno = 0;
     if (!s || !*s) { snprintf(err, n, "empty value (expected an integer)"); return -1; }
@@ -31,7 +31,7 @@ int cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out, char *err
     return 0;
 }
 
-int cli_parse_double(const char *s, double lo, double hi, int lo_open, double *out, char *err, size_t n) {
+int nl_cli_parse_double(const char *s, double lo, double hi, int lo_open, double *out, char *err, size_t n) {
     char *end;
     errno = 0;
     if (!s || !*s) { snprintf(err, n, "empty value (expected a number)"); return -1; }
@@ -46,7 +46,7 @@ int cli_parse_double(const char *s, double lo, double hi, int lo_open, double *o
     return 0;
 }
 
-int cli_parse_list(const char *s, int64_t lo, int64_t hi, int max, int64_t *out, int *n, char *err, size_t errn) {
+int nl_cli_parse_list(const char *s, int64_t lo, int64_t hi, int max, int64_t *out, int *n, char *err, size_t errn) {
     *n = 0;
     if (!s || !*s) { snprintf(err, errn, "empty list"); return -1; }
     const char *p = s;
@@ -59,7 +59,7 @@ int cli_parse_list(const char *s, int64_t lo, int64_t hi, int max, int64_t *out,
         item[len] = 0;
         if (*n >= max) { snprintf(err, errn, "'%s' has more than %d entries", s, max); return -1; }
         char e2[128];
-        if (cli_parse_int(item, lo, hi, &out[*n], e2, sizeof e2)) { snprintf(err, errn, "in '%s': %s", s, e2); return -1; }
+        if (nl_cli_parse_int(item, lo, hi, &out[*n], e2, sizeof e2)) { snprintf(err, errn, "in '%s': %s", s, e2); return -1; }
         (*n)++;
         if (!comma) break;
         p = comma + 1;
@@ -67,7 +67,7 @@ int cli_parse_list(const char *s, int64_t lo, int64_t hi, int max, int64_t *out,
     return 0;
 }
 
-int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, int n_opts, const char **pos, int max_pos, int *n_pos,
+int nl_cli_parse(const char *cmd, int argc, char **argv, nl_cli_opt *opts, int n_opts, const char **pos, int max_pos, int *n_pos,
               int *help) {
     *n_pos = 0;
     *help = 0;
@@ -79,26 +79,26 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, int n_opts,
         }
         if (a[0] != '-' || !strcmp(a, "-")) {
             if (*n_pos >= max_pos) {
-                if (max_pos == 0) return cli_usage_error(cmd, "unexpected argument '%s'", a);
-                return cli_usage_error(cmd, "too many arguments ('%s')", a);
+                if (max_pos == 0) return nl_cli_usage_error(cmd, "unexpected argument '%s'", a);
+                return nl_cli_usage_error(cmd, "too many arguments ('%s')", a);
             }
             pos[(*n_pos)++] = a;
             continue;
         }
-        if (a[1] != '-') return cli_usage_error(cmd, "unknown option '%s' (options are spelled --name)", a);
+        if (a[1] != '-') return nl_cli_usage_error(cmd, "unknown option '%s' (options are spelled --name)", a);
         char name[64];
         const char *eq = strchr(a, '=');
         size_t nl = eq ? (size_t)(eq - a) : strlen(a);
-        if (nl >= sizeof name) return cli_usage_error(cmd, "unknown option '%.40s...'", a);
+        if (nl >= sizeof name) return nl_cli_usage_error(cmd, "unknown option '%.40s...'", a);
         memcpy(name, a, nl);
         name[nl] = 0;
-        cli_opt *o = NULL;
+        nl_cli_opt *o = NULL;
         for (int k = 0; k < n_opts; k++)
             if (!strcmp(opts[k].name, name)) o = &opts[k];
-        if (!o) return cli_usage_error(cmd, "unknown option '%s'", name);
+        if (!o) return nl_cli_usage_error(cmd, "unknown option '%s'", name);
         o->seen = 1;
-        if (o->type == OPT_FLAG) {
-            if (eq) return cli_usage_error(cmd, "option %s takes no value", name);
+        if (o->type == NL_OPT_FLAG) {
+            if (eq) return nl_cli_usage_error(cmd, "option %s takes no value", name);
             *(int *)o->dst = 1;
             continue;
         }
@@ -106,30 +106,30 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, int n_opts,
         if (eq) val = eq + 1;
         else {
             if (i + 1 >= argc || (argv[i + 1][0] == '-' && argv[i + 1][1] == '-'))
-                return cli_usage_error(cmd, "option %s needs a value (%s)", name, o->metavar ? o->metavar : "VALUE");
+                return nl_cli_usage_error(cmd, "option %s needs a value (%s)", name, o->metavar ? o->metavar : "VALUE");
             val = argv[++i];
         }
         char err[256];
         switch (o->type) {
-        case OPT_INT:
-            if (cli_parse_int(val, (int64_t)o->lo, (int64_t)o->hi, (int64_t *)o->dst, err, sizeof err))
-                return cli_usage_error(cmd, "%s: %s", name, err);
+        case NL_OPT_INT:
+            if (nl_cli_parse_int(val, (int64_t)o->lo, (int64_t)o->hi, (int64_t *)o->dst, err, sizeof err))
+                return nl_cli_usage_error(cmd, "%s: %s", name, err);
             break;
-        case OPT_DOUBLE:
-            if (cli_parse_double(val, o->lo, o->hi, o->lo_open, (double *)o->dst, err, sizeof err))
-                return cli_usage_error(cmd, "%s: %s", name, err);
+        case NL_OPT_DOUBLE:
+            if (nl_cli_parse_double(val, o->lo, o->hi, o->lo_open, (double *)o->dst, err, sizeof err))
+                return nl_cli_usage_error(cmd, "%s: %s", name, err);
             break;
-        case OPT_STR:
-            if (!*val) return cli_usage_error(cmd, "%s: empty value", name);
+        case NL_OPT_STR:
+            if (!*val) return nl_cli_usage_error(cmd, "%s: empty value", name);
             *(const char **)o->dst = val;
             break;
         default: break;
         }
     }
-    return CLI_OK;
+    return NL_CLI_OK;
 }
 
-void cli_threads(int64_t threads, int seen) {
+void nl_cli_threads(int64_t threads, int seen) {
     if (seen) nl_set_num_threads((int)threads);
     else nl_threads_init();
 }

@@ -86,3 +86,8 @@ nl_status nl_curve_add(nl_curve *c, double x, double y) {
     c->n++;
     return NL_OK;
 }
+
+const char *nl_experiment_status(const nl_experiment *e) {
+    if (e->status) return e->status;
+    return e->run ? "ready" : "planned";
+}

@@ -25,7 +25,7 @@
  * result deterministic; backward parallelism is then limited to the number of distinct mask slices (a [T,S]
  * mask with a gradient gives a serial backward). Excluded (-inf) mask entries get gradient 0. */
 #ifndef NL_ATTN_TPL
-#include "core/vmath.h"
+#include "internal/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include "nnlab/ops.h"

@@ -1,7 +1,7 @@
 /* Losses: fused log-softmax + NLL cross-entropy (label smoothing, ignore index) and mean squared error.
  * f32 and f64; row statistics and sums are accumulated in double. Sums over many rows/elements go through
  * per-row or per-chunk partials added in a fixed order, so results do not depend on the thread count. */
-#include "core/vmath.h"
+#include "internal/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include <math.h>

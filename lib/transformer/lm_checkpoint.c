@@ -1,0 +1,176 @@
+/* Transformer LM checkpoints: safetensors tensors + the architecture (and RoPE/attention settings) in
+ * __metadata__. */
+#include "transformer/transformer.h"
+#include "nnlab/safetensors.h"
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put(cJSON *o, const char *k, const char *v) { cJSON_AddItemToObject(o, k, cJSON_CreateString(v)); }
+static void put_num(cJSON *o, const char *k, double v) {
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", v);
+    put(o, k, b);
+}
+static void put_int(cJSON *o, const char *k, long long v) {
+    char b[32];
+    snprintf(b, sizeof b, "%lld", v);
+    put(o, k, b);
+}
+
+nl_status nl_lm_save(const nl_lm *m, const char *path) {
+    const nl_lm_config *c = &m->cfg;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return nl_set_error(NL_ENOMEM, "lm save: out of memory");
+    put(o, "nnlab.model", "transformer_lm");
+    put(o, "nnlab.format", "1");
+    put(o, "nnlab.dtype", nl_dtype_name(c->dtype));
+    put_int(o, "nnlab.vocab", c->vocab);
+    put_int(o, "nnlab.context", c->context);
+    put_int(o, "nnlab.layers", c->n_layers);
+    put_int(o, "nnlab.d_model", c->d_model);
+    put_int(o, "nnlab.heads", c->n_heads);
+    put_int(o, "nnlab.d_ff", c->d_ff);
+    put(o, "nnlab.norm", nl_lm_norm_name(c->norm));
+    put_num(o, "nnlab.norm_eps", c->norm_eps);
+    put_num(o, "nnlab.bn_momentum", c->bn_momentum);
+    put_num(o, "nnlab.pn_alpha", c->pn_alpha);
+    put_int(o, "nnlab.pn_warmup", (long long)c->pn_warmup);
+    put_int(o, "nnlab.tie", c->tie_weights);
+    put(o, "nnlab.attn", nl_lm_attn_name(c->attn == NL_LM_ATTN_CUSTOM ? NL_LM_ATTN_VANILLA : c->attn));
+    put_int(o, "nnlab.lminf_global", c->lminf_global);
+    put_int(o, "nnlab.lminf_local", c->lminf_local);
+    put(o, "nnlab.rope.variant", nl_rope_variant_name(c->rope.variant));
+    put_num(o, "nnlab.rope.base", c->rope.base);
+    put_num(o, "nnlab.rope.scale_train", c->rope.scale_train);
+    put_num(o, "nnlab.rope.scale_eval", c->rope.scale_eval);
+    put_num(o, "nnlab.rope.power", c->rope.power);
+    put_num(o, "nnlab.rope.truncate", c->rope.truncate);
+    put_num(o, "nnlab.rope.xpos_gamma", c->rope.xpos_gamma);
+    put_int(o, "nnlab.rope.randomized", c->rope.randomized);
+    put_int(o, "nnlab.norm_step", (long long)m->norm_step);
+    char *js = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!js) return nl_set_error(NL_ENOMEM, "lm save: out of memory");
+    nl_status st = nl_safetensors_save(path, &m->ps, js);
+    free(js);
+    return st;
+}
+
+static nl_status get_str(const nl_st_file *f, const char *key, const char **out) {
+    *out = nl_safetensors_get_metadata(f, key);
+    if (!*out) return nl_set_error(NL_EFORMAT, "%s: transformer_lm checkpoint lacks metadata \"%s\"", f->path, key);
+    return NL_OK;
+}
+static nl_status get_num(const nl_st_file *f, const char *key, double *v) { return nl_safetensors_metadata_num(f, key, v); }
+static nl_status get_int(const nl_st_file *f, const char *key, int *v) {
+    long long x;
+    nl_status st = nl_safetensors_metadata_int(f, key, INT_MIN, INT_MAX, &x);
+    if (!st) *v = (int)x;
+    return st;
+}
+
+static nl_status cfg_from_st(const nl_st_file *f, nl_lm_config *c, int64_t *norm_step) {
+    const char *model = nl_safetensors_get_metadata(f, "nnlab.model");
+    if (!model)
+        return nl_set_error(NL_EFORMAT, "%s: not an nnlab model checkpoint (no \"nnlab.model\" in __metadata__)", f->path);
+    if (strcmp(model, "transformer_lm"))
+        return nl_set_error(NL_EFORMAT, "%s: checkpoint of a different architecture (\"%s\"), not a transformer_lm",
+                            f->path, model);
+    *c = nl_lm_config_default();
+    const char *s;
+    nl_status st;
+    int iv;
+    double dv;
+    if ((st = get_str(f, "nnlab.dtype", &s))) return st;
+    if (!strcmp(s, "f32")) c->dtype = NL_F32;
+    else if (!strcmp(s, "f64")) c->dtype = NL_F64;
+    else return nl_set_error(NL_EFORMAT, "%s: unknown dtype \"%s\"", f->path, s);
+    if ((st = get_int(f, "nnlab.vocab", &c->vocab)) || (st = get_int(f, "nnlab.context", &c->context)) ||
+        (st = get_int(f, "nnlab.layers", &c->n_layers)) || (st = get_int(f, "nnlab.d_model", &c->d_model)) ||
+        (st = get_int(f, "nnlab.heads", &c->n_heads)) || (st = get_int(f, "nnlab.d_ff", &c->d_ff)) ||
+        (st = get_int(f, "nnlab.tie", &c->tie_weights)) || (st = get_num(f, "nnlab.norm_eps", &c->norm_eps)) ||
+        (st = get_int(f, "nnlab.lminf_global", &c->lminf_global)) || (st = get_int(f, "nnlab.lminf_local", &c->lminf_local)))
+        return st;
+    if (!get_num(f, "nnlab.bn_momentum", &dv)) c->bn_momentum = dv;
+    if (!get_num(f, "nnlab.pn_alpha", &dv)) c->pn_alpha = dv;
+    if (!get_int(f, "nnlab.pn_warmup", &iv)) c->pn_warmup = iv;
+    if ((st = get_str(f, "nnlab.norm", &s)) || (st = nl_lm_norm_parse(s, &c->norm))) return st;
+    if ((st = get_str(f, "nnlab.attn", &s)) || (st = nl_lm_attn_parse(s, &c->attn))) return st;
+    if ((st = get_str(f, "nnlab.rope.variant", &s)) || (st = nl_rope_variant_parse(s, &c->rope.variant))) return st;
+    if ((st = get_num(f, "nnlab.rope.base", &c->rope.base)) || (st = get_num(f, "nnlab.rope.scale_train", &c->rope.scale_train)) ||
+        (st = get_num(f, "nnlab.rope.scale_eval", &c->rope.scale_eval)) || (st = get_num(f, "nnlab.rope.power", &c->rope.power)) ||
+        (st = get_num(f, "nnlab.rope.truncate", &c->rope.truncate)) ||
+        (st = get_num(f, "nnlab.rope.xpos_gamma", &c->rope.xpos_gamma)) ||
+        (st = get_int(f, "nnlab.rope.randomized", &c->rope.randomized)))
+        return st;
+    if (norm_step) {
+        *norm_step = 0;
+        long long ns;
+        if (!nl_safetensors_metadata_int(f, "nnlab.norm_step", 0, INT64_MAX, &ns)) *norm_step = (int64_t)ns;
+    }
+    nl_clear_error();
+    return NL_OK;
+}
+
+nl_status nl_lm_config_from_file(const char *path, nl_lm_config *cfg) {
+    nl_st_file f;
+    nl_status st = nl_safetensors_open(path, &f);
+    if (st) return st;
+    st = cfg_from_st(&f, cfg, NULL);
+    nl_safetensors_close(&f);
+    return st;
+}
+
+nl_status nl_lm_load(nl_lm *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    nl_st_file f;
+    nl_status st = nl_safetensors_open(path, &f);
+    if (st) return st;
+    nl_lm_config cfg;
+    int64_t ns = 0;
+    st = cfg_from_st(&f, &cfg, &ns);
+    nl_safetensors_close(&f);
+    if (st) return st;
+    if ((st = nl_lm_init(m, &cfg, 0))) return st;
+    if ((st = nl_safetensors_load_params(path, &m->ps, 1, NULL))) {
+        nl_lm_free(m);
+        return st;
+    }
+    m->norm_step = ns;
+    return NL_OK;
+}
+
+nl_status nl_lm_load_into(nl_lm *m, const char *path) {
+    nl_lm_config fc;
+    nl_st_file f;
+    nl_status st = nl_safetensors_open(path, &f);
+    if (st) return st;
+    int64_t ns = 0;
+    st = cfg_from_st(&f, &fc, &ns);
+    nl_safetensors_close(&f);
+    if (st) return st;
+    const nl_lm_config *c = &m->cfg;
+#define CMP(field, what)                                                                                       \
+    if (fc.field != c->field)                                                                                  \
+        return nl_set_error(NL_EINVAL, "%s: checkpoint has %s %lld, model has %lld (architecture mismatch)", path, \
+                            what, (long long)fc.field, (long long)c->field);
+    CMP(vocab, "vocab")
+    CMP(n_layers, "layers")
+    CMP(d_model, "d_model")
+    CMP(n_heads, "heads")
+    CMP(d_ff, "d_ff")
+    CMP(tie_weights, "tie")
+#undef CMP
+    if (fc.norm != c->norm)
+        return nl_set_error(NL_EINVAL, "%s: checkpoint has norm %s, model has %s (architecture mismatch)", path,
+                            nl_lm_norm_name(fc.norm), nl_lm_norm_name(c->norm));
+    if (fc.dtype != c->dtype)
+        return nl_set_error(NL_EINVAL, "%s: checkpoint dtype %s, model dtype %s", path, nl_dtype_name(fc.dtype),
+                            nl_dtype_name(c->dtype));
+    if ((st = nl_safetensors_load_params(path, &m->ps, 1, NULL))) return st;
+    m->norm_step = ns;
+    return NL_OK;
+}
