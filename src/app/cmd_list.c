@@ -1,5 +1,6 @@
 /* nnlab list */
 #include "app.h"
+#include "methods.h"
 #include "nnlab/ledger.h"
 #include <cjson/cJSON.h>
 #include <string.h>
@@ -8,7 +9,7 @@ static void help_list(FILE *f) {
     fprintf(f,
             "usage: nnlab list [--json]\n"
             "\n"
-            "List every registered experiment of the claims ledger: method, status, paper and claim.\n"
+            "List every registered experiment of the claims ledger: name, method (methods/<folder>), status, paper, claim.\n"
             "\n"
             "  --json               one JSON document with the same fields and the quick/full configurations\n");
 }
@@ -31,6 +32,8 @@ int cmd_list(int argc, char **argv) {
             const nl_experiment *e = nl_experiment_at(i);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "method", e->name);
+            const nl_method *m = nl_experiment_method(e);
+            cJSON_AddStringToObject(o, "method_id", m ? m->id : "");
             cJSON_AddStringToObject(o, "status", nl_experiment_status(e));
             cJSON_AddStringToObject(o, "paper", e->paper ? e->paper : "");
             cJSON_AddStringToObject(o, "claim", e->claim ? e->claim : "");
@@ -56,6 +59,8 @@ int cmd_list(int argc, char **argv) {
         const nl_experiment *e = nl_experiment_at(i);
         printf("%-*s  %-*s  %s\n", wm, e->name, ws, nl_experiment_status(e), e->paper ? e->paper : "");
         printf("%-*s  %-*s  claim: %s\n", wm, "", ws, "", e->claim ? e->claim : "");
+        const nl_method *m = nl_experiment_method(e);
+        if (m && strcmp(m->id, e->name)) printf("%-*s  %-*s  method: %s\n", wm, "", ws, "", m->id);
         if (i + 1 < n) printf("\n");
     }
     return NL_CLI_OK;
