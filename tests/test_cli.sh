@@ -36,11 +36,20 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
     check "nnlab $args -> exit 0" "[ $rc -eq 0 ] && [ -s '$tmp/out' ]"
   done
   # the core commands and every registered method command (listed by nnlab --help)
-  method_cmds=$("$NNLAB" --help | sed -n '/^method commands:/,/^$/p' | sed -n 's/^  \([a-z0-9_-]*\) .*/\1/p')
-  for cmd in train eval list repro $method_cmds; do
+  method_cmds=$("$NNLAB" --help | sed -n '/^method commands/,/^older/p' | sed -n 's/^  \([a-z0-9_-]*\) .*/\1/p')
+  lib_cmds=$("$NNLAB" --help | sed -n '/^library commands/,/^$/p' | sed -n 's/^  \([a-z0-9_-]*\) .*/\1/p')
+  n_method_cmds=$(echo $method_cmds | wc -w)
+  check "nnlab --help lists the method commands ($n_method_cmds)" "[ $n_method_cmds -ge 8 ]"
+  for cmd in train eval list repro $lib_cmds $method_cmds; do
     "$NNLAB" $cmd --help >"$tmp/out" 2>&1; rc=$?
     check "nnlab $cmd --help -> exit 0 and usage" "[ $rc -eq 0 ] && grep -q 'usage: nnlab $cmd' '$tmp/out'"
   done
+  # the older spellings are aliases of the method commands
+  for pair in widedeep:wide-deep kernel:nngp-ntk stp:student-t-process rope:giraffe; do
+    "$NNLAB" ${pair%%:*} --help >"$tmp/out" 2>&1; rc=$?
+    check "alias nnlab ${pair%%:*} -> nnlab ${pair##*:}" "[ $rc -eq 0 ] && grep -q 'usage: nnlab ${pair##*:}' '$tmp/out'"
+  done
+  NEEDLE="nnlab repro baselines" expect_usage "a method without a command of its own" baselines
   "$NNLAB" train mlp --epochs 3 --help >"$tmp/out" 2>&1; rc=$?
   check "--help after other flags -> exit 0" "[ $rc -eq 0 ] && grep -q 'usage: nnlab train' '$tmp/out'"
 
@@ -114,6 +123,13 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
   check "lm eval beyond the training context without --extrapolate -> exit 1" "[ $rc -eq 1 ] && grep -q 'extrapolate' '$tmp/err'"
   NL_NUM_THREADS=1 "$NNLAB" lm eval --load "$tmp/lines.st" --task lines --haystack --context 96 --extrapolate --samples 3 --json >"$tmp/out" 2>"$tmp/err"; rc=$?
   check "lm eval --haystack --extrapolate -> exit 0 and an accuracy" "[ $rc -eq 0 ] && grep -q '\"accuracy\"' '$tmp/out'"
+  # the method commands over the LM: lm-infinite evaluates past the context with no --extrapolate; powernorm trains
+  NL_NUM_THREADS=1 "$NNLAB" lm-infinite eval --load "$tmp/lines.st" --task lines --haystack --context 96 --samples 3 --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm-infinite eval beyond the training context -> exit 0 and an accuracy" "[ $rc -eq 0 ] && grep -q '\"accuracy\"' '$tmp/out'"
+  NL_NUM_THREADS=1 "$NNLAB" powernorm train --task lines --haystack --context 48 --layers 1 --d-model 16 --heads 2 --steps 3 \
+    --quiet --save "$tmp/pn.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "powernorm train -> exit 0 and a PowerNorm checkpoint" "[ $rc -eq 0 ] && grep -aq 'running_phi' '$tmp/pn.st'"
+  NEEDLE=subcommand expect_usage "powernorm unknown subcommand" powernorm fit
   NEEDLE=--context expect_usage "lm eval --haystack with a context too short" lm eval --load "$tmp/lines.st" --task lines --haystack --context 20
   : >"$tmp/empty.txt"
   NL_NUM_THREADS=1 "$NNLAB" lm train --corpus "$tmp/empty.txt" --steps 1 --quiet >"$tmp/out" 2>"$tmp/err"; rc=$?

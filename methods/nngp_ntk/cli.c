@@ -1,5 +1,5 @@
-/* nnlab kernel — NNGP / NTK matrices of infinitely wide fully connected networks between the rows of CSV
- * files (methods/nngp_ntk/README.md). Entry point: nl_nngp_ntk_cli(argc, argv) with the arguments after "kernel". */
+/* nnlab nngp-ntk — NNGP / NTK matrices of infinitely wide fully connected networks between the rows of CSV
+ * files (methods/nngp_ntk/README.md). Entry point: nl_nngp_ntk_cli(argc, argv) with the arguments after "nngp-ntk" (or its alias "kernel"). */
 #include "nngp_ntk/nngp_ntk.h"
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@ int nl_nngp_ntk_cli(int argc, char **argv);
 
 static void help_kernel(FILE *f) {
     fprintf(f,
-            "usage: nnlab kernel nngp|ntk --x A.csv [--y B.csv] [options]\n"
+            "usage: nnlab nngp-ntk nngp|ntk --x A.csv [--y B.csv] [options]\n"
             "\n"
             "The infinite-width NNGP or NTK of a fully connected network (neural-tangents conventions) between the rows\n"
             "of A and the rows of B (or of A against itself), printed as CSV: row i, column j = K(a_i, b_j), \"%%.17g\".\n"
@@ -40,11 +40,11 @@ static void help_kernel(FILE *f) {
             "\n"
             "Exit status: 0 success, 1 bad input file or computation error, 2 bad command line.\n"
             "\n"
-            "example: nnlab kernel ntk --depth 2 --act erf --sb 0.1 --x train.csv --y test.csv > K.csv\n");
+            "example: nnlab nngp-ntk ntk --depth 2 --act erf --sb 0.1 --x train.csv --y test.csv > K.csv\n");
 }
 
 int nl_nngp_ntk_cli(int argc, char **argv) {
-    const char *cmd = "kernel";
+    const char *cmd = "nngp-ntk";
     const char *xpath = NULL, *ypath = NULL, *act = "relu", *param = "ntk", *quad = "polar", *out = "-";
     int64_t depth = 1, width = 0, deg = 25, threads = 0;
     double sw = 1.0, sb = 0.0, sw_out = -1.0, sb_out = -1.0;
@@ -104,41 +104,41 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
 
     nl_csv a = {0}, b = {0};
     if (nl_csv_read(xpath, &a, 0)) {
-        fprintf(stderr, "nnlab kernel: --x: %s\n", nl_last_error());
+        fprintf(stderr, "nnlab nngp-ntk: --x: %s\n", nl_last_error());
         return NL_CLI_FAIL;
     }
     if (ypath && nl_csv_read(ypath, &b, 0)) {
-        fprintf(stderr, "nnlab kernel: --y: %s\n", nl_last_error());
+        fprintf(stderr, "nnlab nngp-ntk: --y: %s\n", nl_last_error());
         nl_csv_free(&a);
         return NL_CLI_FAIL;
     }
     rc = NL_CLI_FAIL;
     double *K = NULL;
     if (ypath && b.cols != a.cols) {
-        fprintf(stderr, "nnlab kernel: %s has %lld columns but %s has %lld: the points must have the same dimension\n",
+        fprintf(stderr, "nnlab nngp-ntk: %s has %lld columns but %s has %lld: the points must have the same dimension\n",
                 xpath, (long long)a.cols, ypath, (long long)b.cols);
         goto done;
     }
     int64_t n = a.rows, m = ypath ? b.rows : a.rows;
     K = malloc(sizeof(double) * (size_t)n * (size_t)m);
     if (!K) {
-        fprintf(stderr, "nnlab kernel: out of memory for a %lld x %lld matrix\n", (long long)n, (long long)m);
+        fprintf(stderr, "nnlab nngp-ntk: out of memory for a %lld x %lld matrix\n", (long long)n, (long long)m);
         goto done;
     }
     nl_status s = nl_kernel_matrix(&cfg, a.data, n, ypath ? b.data : NULL, m, a.cols, which, NL_F64,
                                    which == NL_KERNEL_NNGP ? K : NULL, which == NL_KERNEL_NTK ? K : NULL, 0);
     if (s) {
-        fprintf(stderr, "nnlab kernel: %s\n", nl_last_error());
+        fprintf(stderr, "nnlab nngp-ntk: %s\n", nl_last_error());
         goto done;
     }
     for (int64_t k = 0; k < n * m; k++)
         if (!isfinite(K[k])) {
-            fprintf(stderr, "nnlab kernel: entry (%lld, %lld) is not finite (%g): inputs or hyperparameters too large\n",
+            fprintf(stderr, "nnlab nngp-ntk: entry (%lld, %lld) is not finite (%g): inputs or hyperparameters too large\n",
                     (long long)(k / m), (long long)(k % m), K[k]);
             goto done;
         }
     if (nl_csv_write(out, n, m, K, NULL)) {
-        fprintf(stderr, "nnlab kernel: %s\n", nl_last_error());
+        fprintf(stderr, "nnlab nngp-ntk: %s\n", nl_last_error());
         goto done;
     }
     rc = NL_CLI_OK;

@@ -1,5 +1,5 @@
-/* nnlab stp — Student-t process vs GP regression over NNGP kernels on the syn-t data (methods/student_t_process/README.md).
- * Entry point: nl_student_t_process_cli(argc, argv) with the arguments after "stp". */
+/* nnlab student-t-process — Student-t process vs GP regression over NNGP kernels on the syn-t data (methods/student_t_process/README.md).
+ * Entry point: nl_student_t_process_cli(argc, argv) with the arguments after "student-t-process" (or its alias "stp"). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@ int nl_student_t_process_cli(int argc, char **argv);
 
 static void help_stp(FILE *f) {
     fprintf(f,
-            "usage: nnlab stp [options]\n"
+            "usage: nnlab student-t-process [options]\n"
             "\n"
             "Scale mixture of NNGPs (Lee et al., ICLR 2022): an inverse-gamma prior on the last-layer variance makes the NNGP\n"
             "a Student-t process, y ~ MVT_{2 alpha}(0, (beta/alpha)(K + noise I)). Runs syn-t: y = GP(RBF, l=1) sample on\n"
@@ -34,7 +34,7 @@ static void help_stp(FILE *f) {
             "Exit status: 0 ran and the STP test NLL is lower than the GP's, 1 error or the pass rule failed, 2 bad\n"
             "command line.\n"
             "\n"
-            "example: nnlab stp --n 200 --steps 100 --seed 3 --json\n");
+            "example: nnlab student-t-process --n 200 --steps 100 --seed 3 --json\n");
 }
 
 static cJSON *jnum(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
@@ -49,7 +49,7 @@ static void add_hyp(cJSON *o, const char *name, const nl_student_t_process_hyp *
 }
 
 int nl_student_t_process_cli(int argc, char **argv) {
-    const char *cmd = "stp";
+    const char *cmd = "student-t-process";
     int64_t n = 300, steps = 150, splits = 3, seed = 1, depth = 2, threads = 0;
     double lr = 0.05;
     int full = 0, json = 0, quiet = 0;
@@ -88,7 +88,7 @@ int nl_student_t_process_cli(int argc, char **argv) {
     nl_cli_threads(threads, opts[7].seen);
     nl_student_t_process_synt_result r;
     if (nl_student_t_process_synt_run(&c, &r)) {
-        fprintf(stderr, "nnlab stp: %s\n", nl_last_error());
+        fprintf(stderr, "nnlab student-t-process: %s\n", nl_last_error());
         return NL_CLI_FAIL;
     }
     int pass = isfinite(r.stp_nll) && isfinite(r.gp_nll) && r.stp_nll < r.gp_nll;

@@ -1,5 +1,5 @@
-/* nnlab widedeep — the infinitely wide and deep network classifiers on Dirichlet data on the sphere
- * (methods/wide_deep/README.md). Entry point: nl_wide_deep_cli(argc, argv) with the arguments after "widedeep". */
+/* nnlab wide-deep — the infinitely wide and deep network classifiers on Dirichlet data on the sphere
+ * (methods/wide_deep/README.md). Entry point: nl_wide_deep_cli(argc, argv) with the arguments after "wide-deep" (or its alias "widedeep"). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@ int nl_wide_deep_cli(int argc, char **argv);
 
 static void help_widedeep(FILE *f) {
     fprintf(f,
-            "usage: nnlab widedeep [options]\n"
+            "usage: nnlab wide-deep [options]\n"
             "\n"
             "Infinitely wide and deep networks as kernel classifiers (Radhakrishnan, Belkin & Uhler 2022): the NNGP and\n"
             "NTK of normalised dual activations iterated to depth L, classifier sign(y^T K_train^-1 k(x)) without ridge,\n"
@@ -45,7 +45,7 @@ static void help_widedeep(FILE *f) {
             "Exit status: 0 ran (and the pass rule passed, or could not be evaluated for this selection), 1 error or\n"
             "the pass rule failed, 2 bad command line.\n"
             "\n"
-            "example: nnlab widedeep --n 2000 --dual hermite_2,2d_opt --depth 50,100\n");
+            "example: nnlab wide-deep --n 2000 --dual hermite_2,2d_opt --depth 50,100\n");
 }
 
 static int wd_parse_duals(const char *s, nl_wide_deep_config *c) {
@@ -54,12 +54,12 @@ static int wd_parse_duals(const char *s, nl_wide_deep_config *c) {
     for (;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == 0 || len >= sizeof c->duals[0]) return nl_cli_usage_error("widedeep", "--dual: bad list '%s'", s);
-        if (c->n_duals >= NL_WIDE_DEEP_MAX_DUALS) return nl_cli_usage_error("widedeep", "--dual: at most %d duals", NL_WIDE_DEEP_MAX_DUALS);
+        if (len == 0 || len >= sizeof c->duals[0]) return nl_cli_usage_error("wide-deep", "--dual: bad list '%s'", s);
+        if (c->n_duals >= NL_WIDE_DEEP_MAX_DUALS) return nl_cli_usage_error("wide-deep", "--dual: at most %d duals", NL_WIDE_DEEP_MAX_DUALS);
         memcpy(c->duals[c->n_duals], p, len);
         c->duals[c->n_duals][len] = 0;
         nl_wide_deep_dual d;
-        if (nl_wide_deep_dual_parse(c->duals[c->n_duals], &d)) return nl_cli_usage_error("widedeep", "--dual: %s", nl_last_error());
+        if (nl_wide_deep_dual_parse(c->duals[c->n_duals], &d)) return nl_cli_usage_error("wide-deep", "--dual: %s", nl_last_error());
         c->n_duals++;
         if (!comma) return NL_CLI_OK;
         p = comma + 1;
@@ -207,7 +207,7 @@ int nl_wide_deep_cli(int argc, char **argv) {
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int help = 0, n_pos = 0;
-    int rc = nl_cli_parse("widedeep", argc, argv, opts, n_opts, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("wide-deep", argc, argv, opts, n_opts, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_widedeep(stdout);
@@ -217,32 +217,32 @@ int nl_wide_deep_cli(int argc, char **argv) {
     if (full) nl_wide_deep_config_full(&c);
     else nl_wide_deep_config_quick(&c); /* no options: exactly the ledger's quick run */
     double a1[64], a2[64];
-    if (nl_wide_deep_alphas((int)dim, a1, a2)) return nl_cli_usage_error("widedeep", "--dim: %s", nl_last_error());
+    if (nl_wide_deep_alphas((int)dim, a1, a2)) return nl_cli_usage_error("wide-deep", "--dim: %s", nl_last_error());
     c.dim = (int)dim;
     if (n > 0) c.n_train = n;
     if (n_test > 0) c.n_test = n_test;
     c.seed = (uint64_t)seed;
     c.prior1 = prior;
-    if (prior >= 1) return nl_cli_usage_error("widedeep", "--prior: %g must be in (0, 1)", prior);
+    if (prior >= 1) return nl_cli_usage_error("wide-deep", "--prior: %g must be in (0, 1)", prior);
     if (duals && (rc = wd_parse_duals(duals, &c))) return rc;
     if (depths) {
         char err[256];
         int nd = 0;
         if (nl_cli_parse_list(depths, 0, 100000000, NL_WIDE_DEEP_MAX_DEPTHS, c.depths, &nd, err, sizeof err))
-            return nl_cli_usage_error("widedeep", "--depth: %s", err);
+            return nl_cli_usage_error("wide-deep", "--depth: %s", err);
         for (int i = 1; i < nd; i++)
-            if (c.depths[i] <= c.depths[i - 1]) return nl_cli_usage_error("widedeep", "--depth: depths must increase ('%s')", depths);
+            if (c.depths[i] <= c.depths[i - 1]) return nl_cli_usage_error("wide-deep", "--depth: depths must increase ('%s')", depths);
         c.n_depths = nd;
     }
     if (!strcmp(kernel, "nngp")) c.kernels = NL_WIDE_DEEP_NNGP;
     else if (!strcmp(kernel, "ntk")) c.kernels = NL_WIDE_DEEP_NTK;
     else if (!strcmp(kernel, "both")) c.kernels = NL_WIDE_DEEP_NNGP | NL_WIDE_DEEP_NTK;
-    else return nl_cli_usage_error("widedeep", "--kernel: '%s' is not nngp, ntk or both", kernel);
+    else return nl_cli_usage_error("wide-deep", "--kernel: '%s' is not nngp, ntk or both", kernel);
     if (relu_n >= 0) c.relu_n_train = relu_n;
     if (c.relu_n_train > c.n_train) c.relu_n_train = c.n_train;
     if (relu_test > 0) c.relu_n_test = relu_test;
     if (c.relu_n_test > c.n_test) c.relu_n_test = c.n_test;
-    if (c.relu_n_train > 0 && c.relu_n_train < 2) return nl_cli_usage_error("widedeep", "--relu-n: need 0 (skip) or >= 2");
+    if (c.relu_n_train > 0 && c.relu_n_train < 2) return nl_cli_usage_error("wide-deep", "--relu-n: need 0 (skip) or >= 2");
     c.relu_depth = relu_depth;
     c.relu_eps = relu_eps;
     if (margin >= 0) c.bayes_margin = margin;
@@ -254,7 +254,7 @@ int nl_wide_deep_cli(int argc, char **argv) {
 
     nl_wide_deep_result r;
     if (nl_wide_deep_run(&c, swap, &r)) {
-        fprintf(stderr, "nnlab widedeep: %s\n", nl_last_error());
+        fprintf(stderr, "nnlab wide-deep: %s\n", nl_last_error());
         return NL_CLI_FAIL;
     }
     char msg[512];
