@@ -22,7 +22,7 @@ extern "C" {
  * nontrivial (Theorem 3.5) iff a_{L+1} + b_{L+1} + r = 1 or 2 a_{L+1} + c = 1;
  * a stable parametrisation admits feature learning iff r = 0 (Theorem 3.6) and a stable nontrivial one is in the
  * kernel regime iff r > 0 (Theorem 3.8; Corollary 3.9: never both).
- * Condition (3) is part of Theorem 3.3 but missing from the summary in shared/methods/infinite-width.md: without
+ * Condition (3) is part of Theorem 3.3 though short summaries of the theorem often omit it: without
  * it SP with LR ~ n^-1/2 (c = 1/2) would pass as "stable, feature learning" although its logits grow like sqrt(n). */
 #define NL_MUP_ABC_MAX_HIDDEN 16
 
