@@ -376,6 +376,45 @@ static void test_checkpoint_roundtrip(void) {
     nl_model_free(&m);
 }
 
+/* The key scheme is frozen: the writer produces exactly the metadata that earlier versions wrote, and a file
+ * with that hand-written metadata (as written before the shared nl_st_meta builder) still loads. */
+static void test_checkpoint_legacy_metadata(void) {
+    static const char legacy[] = "{\"nnlab.model\":\"mlp\",\"nnlab.format\":\"1\",\"nnlab.dtype\":\"f32\",\"nnlab.classes\":\"10\","
+                                 "\"nnlab.activation\":\"relu\",\"nnlab.dropout\":\"0.10000000000000001\","
+                                 "\"nnlab.input_mean\":\"0.13070000000000001\",\"nnlab.input_std\":\"0.30809999999999998\","
+                                 "\"nnlab.sizes\":\"784,32,10\",\"nnlab.note\":\"x\"}";
+    int64_t s[3] = {784, 32, 10};
+    nl_model_config cfg = nl_mlp_config(3, s, NL_ACT_RELU, 0.1);
+    cfg.input_mean = 0.1307;
+    cfg.input_std = 0.3081;
+    nl_model m, l;
+    NLT_OK(nl_model_init(&m, &cfg, 5));
+    const char *k[1] = {"nnlab.note"}, *v[1] = {"x"};
+    char *js = nl_model_metadata_json(&m, 1, k, v);
+    NLT_CHECK(js && !strcmp(js, legacy), "metadata changed:\n  %s\n  %s", js ? js : "(null)", legacy);
+    free(js);
+    char dir[] = "/tmp/nltest_legacy_XXXXXX";
+    NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256];
+    snprintf(path, sizeof path, "%s/old.safetensors", dir);
+    /* the exact legacy bytes, and a hand-written variant with short numbers and no extra key */
+    const char *files[2] = {legacy, "{\"nnlab.model\":\"mlp\",\"nnlab.format\":\"1\",\"nnlab.sizes\":\"784,32,10\",\"nnlab.classes\":\"10\","
+                                     "\"nnlab.dtype\":\"f32\",\"nnlab.activation\":\"relu\",\"nnlab.dropout\":\"0.1\","
+                                     "\"nnlab.input_mean\":\"0.1307\",\"nnlab.input_std\":\"0.3081\"}"};
+    for (int i = 0; i < 2; i++) {
+        NLT_OK(nl_safetensors_save(path, &m.ps, files[i]));
+        NLT_OK(nl_model_load(&l, path));
+        NLT_CHECK(l.cfg.kind == NL_MODEL_MLP && l.cfg.n_sizes == 3 && l.cfg.sizes[1] == 32 && l.cfg.dropout == 0.1 &&
+                      l.cfg.input_mean == 0.1307 && l.cfg.input_std == 0.3081 && l.cfg.n_classes == 10,
+                  "legacy config %d restored", i);
+        NLT_CHECK(l.ps.total == m.ps.total && !memcmp(l.ps.data, m.ps.data, (size_t)m.ps.total * 4), "tensors restored");
+        nl_model_free(&l);
+    }
+    nl_model_free(&m);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_predict(void) {
     int64_t s[3] = {784, 32, 10};
     nl_model_config cfg = nl_mlp_config(3, s, NL_ACT_RELU, 0);
@@ -418,6 +457,7 @@ int main(int argc, char **argv) {
     NLT_RUN(test_gradcheck_mlp_f64);
     NLT_RUN(test_gradcheck_cnn_f64);
     NLT_RUN(test_checkpoint_roundtrip);
+    NLT_RUN(test_checkpoint_legacy_metadata);
     NLT_RUN(test_predict);
     return nlt_finish();
 }

@@ -2,6 +2,8 @@
  * bytes the writer produces, adversarial files (every truncation, bad headers, bad ranges), strict loading, and
  * atomic replacement (failures keep the old file and leave no temp files). */
 #include <dirent.h>
+#include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -528,6 +530,112 @@ static void test_atomic(void) {
     nl_params_free(&b);
 }
 
+/* ---- checkpoint metadata builder and readers ---- */
+static void test_meta(void) {
+    const double nums[] = {0.1, 1.0 / 3.0, -0.0, 5e-324, 1.7976931348623157e308, -2.5e-17, 1e22, 123456789.123456789};
+    const int nn = (int)(sizeof nums / sizeof nums[0]);
+    int64_t lst[3] = {1, 28, 28}, back[4];
+    nl_st_meta m;
+    NLT_OK(nl_st_meta_init(&m));
+    NLT_OK(nl_st_meta_put_str(&m, "nnlab.model", "mlp"));
+    NLT_OK(nl_st_meta_put_str(&m, "nnlab.note", "first"));
+    NLT_OK(nl_st_meta_put_int(&m, "nnlab.classes", 10));
+    NLT_OK(nl_st_meta_put_int(&m, "nnlab.big", -9223372036854775807LL - 1));
+    NLT_OK(nl_st_meta_put_ints(&m, "nnlab.input", 3, lst));
+    NLT_OK(nl_st_meta_put_str(&m, "nnlab.note", "café \"quoted\"")); /* replaces, moved to the end */
+    char key[32];
+    for (int i = 0; i < nn; i++) {
+        snprintf(key, sizeof key, "test.num%d", i);
+        NLT_OK(nl_st_meta_put_num(&m, key, nums[i]));
+    }
+    char *js = nl_st_meta_json(&m);
+    NLT_CHECK(js != NULL, "json: %s", nl_last_error());
+    NLT_CHECK(js && contains(js, "\"nnlab.model\":\"mlp\",\"nnlab.classes\":\"10\"") && contains(js, "\"nnlab.input\":\"1,28,28\"") &&
+                  contains(js, "\"test.num0\":\"0.10000000000000001\"") && !contains(js, "first"),
+              "json %s", js ? js : "(null)");
+    nl_st_meta_free(&m);
+    nl_st_meta_free(&m); /* safe twice */
+    nl_params a;
+    make_store(&a, NL_F32, 1.0);
+    const char *p = path_in("meta.safetensors");
+    NLT_OK(nl_safetensors_save(p, &a, js));
+    free(js);
+    nl_st_file f;
+    NLT_OK(nl_safetensors_open(p, &f));
+    const char *sv;
+    long long iv;
+    int n;
+    NLT_OK(nl_safetensors_metadata_str(&f, "nnlab.model", &sv));
+    NLT_CHECK(!strcmp(sv, "mlp"), "str %s", sv);
+    NLT_OK(nl_safetensors_metadata_str(&f, "nnlab.note", &sv));
+    NLT_CHECK(!strcmp(sv, "café \"quoted\"") && !strcmp(f.meta_key[f.n_meta - 1 - nn], "nnlab.note"), "replaced %s", sv);
+    NLT_OK(nl_safetensors_metadata_int(&f, "nnlab.classes", 1, 100, &iv));
+    NLT_CHECK(iv == 10, "int %lld", iv);
+    NLT_OK(nl_safetensors_metadata_int(&f, "nnlab.big", LLONG_MIN, LLONG_MAX, &iv));
+    NLT_CHECK(iv == LLONG_MIN, "int %lld", iv);
+    NLT_OK(nl_safetensors_metadata_ints(&f, "nnlab.input", 1, 100, 4, back, &n));
+    NLT_CHECK(n == 3 && back[0] == 1 && back[1] == 28 && back[2] == 28, "list n=%d", n);
+    for (int i = 0; i < nn; i++) {
+        double d = 1;
+        snprintf(key, sizeof key, "test.num%d", i);
+        NLT_OK(nl_safetensors_metadata_num(&f, key, &d));
+        NLT_CHECK(!memcmp(&d, &nums[i], sizeof d), "%s: %.17g came back as %.17g", key, nums[i], d);
+    }
+    /* strict readers: missing keys and bad values name the file and the key */
+    NLT_CHECK(nl_safetensors_metadata_str(&f, "nnlab.absent", &sv) == NL_EFORMAT && contains(nl_last_error(), "nnlab.absent") &&
+                  contains(nl_last_error(), "meta.safetensors"), "%s", nl_last_error());
+    NLT_CHECK(nl_safetensors_metadata_int(&f, "nnlab.classes", 11, 20, &iv) == NL_EFORMAT, "range");
+    NLT_CHECK(nl_safetensors_metadata_int(&f, "nnlab.model", 0, 9, &iv) == NL_EFORMAT && contains(nl_last_error(), "nnlab.model"), "%s", nl_last_error());
+    double dv;
+    NLT_CHECK(nl_safetensors_metadata_num(&f, "nnlab.input", &dv) == NL_EFORMAT, "a list is not a number");
+    NLT_CHECK(nl_safetensors_metadata_ints(&f, "nnlab.input", 1, 100, 2, back, &n) == NL_EFORMAT, "too many");
+    NLT_CHECK(nl_safetensors_metadata_ints(&f, "nnlab.input", 2, 100, 4, back, &n) == NL_EFORMAT, "element range");
+    NLT_CHECK(nl_safetensors_metadata_ints(&f, "nnlab.note", 0, 100, 4, back, &n) == NL_EFORMAT && contains(nl_last_error(), "nnlab.note"),
+              "%s", nl_last_error());
+    nl_safetensors_close(&f);
+    unlink(p);
+    nl_params_free(&a);
+
+    /* non-finite numbers are refused, and the first failure sticks */
+    NLT_OK(nl_st_meta_init(&m));
+    NLT_CHECK(nl_st_meta_put_num(&m, "nnlab.x", NAN) == NL_EINVAL && contains(nl_last_error(), "nnlab.x"), "%s", nl_last_error());
+    NLT_CHECK(nl_st_meta_put_str(&m, "nnlab.y", "ok") == NL_EINVAL && m.status == NL_EINVAL, "sticky");
+    NLT_CHECK(nl_st_meta_json(&m) == NULL && contains(nl_last_error(), "nnlab.x"), "json after failure: %s", nl_last_error());
+    nl_st_meta_free(&m);
+    NLT_OK(nl_st_meta_init(&m));
+    NLT_CHECK(nl_st_meta_put_num(&m, "nnlab.x", -INFINITY) == NL_EINVAL, "-inf");
+    nl_st_meta_free(&m);
+    NLT_OK(nl_st_meta_init(&m));
+    NLT_CHECK(nl_st_meta_put_str(&m, "nnlab.x", NULL) == NL_EINVAL && nl_st_meta_put_str(&m, "", "v") == NL_EINVAL, "NULL value");
+    nl_st_meta_free(&m);
+}
+
+static void test_mkdir_p(void) {
+    char d[400], file[400], bad[512];
+    snprintf(d, sizeof d, "%s/mk/a//b/c/", g_dir);
+    NLT_OK(nl_mkdir_p(d));
+    struct stat st;
+    NLT_CHECK(stat(d, &st) == 0 && S_ISDIR(st.st_mode), "nested dirs created");
+    NLT_OK(nl_mkdir_p(d)); /* existing: fine */
+    snprintf(d, sizeof d, "%s/mk", g_dir);
+    NLT_OK(nl_mkdir_p(d));
+    snprintf(file, sizeof file, "%s/mk/file", g_dir);
+    FILE *fp = fopen(file, "w");
+    NLT_CHECK(fp != NULL, "create %s", file);
+    if (fp) fclose(fp);
+    snprintf(bad, sizeof bad, "%s/sub/dir", file);
+    NLT_CHECK(nl_mkdir_p(bad) == NL_EIO && contains(nl_last_error(), "cannot create directory") && contains(nl_last_error(), "mk/file"),
+              "through a file: %s", nl_last_error());
+    NLT_CHECK(nl_mkdir_p(file) == NL_EIO && contains(nl_last_error(), "not a directory"), "a file: %s", nl_last_error());
+    NLT_CHECK(nl_mkdir_p("") == NL_EINVAL, "empty path");
+    unlink(file);
+    const char *rm[] = {"mk/a/b/c", "mk/a/b", "mk/a", "mk"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(d, sizeof d, "%s/%s", g_dir, rm[i]);
+        NLT_CHECK(rmdir(d) == 0, "rmdir %s", d);
+    }
+}
+
 int main(void) {
     if (!mkdtemp(g_dir)) {
         perror("mkdtemp");
@@ -540,6 +648,8 @@ int main(void) {
     NLT_RUN(test_adversarial);
     NLT_RUN(test_truncation_every_byte);
     NLT_RUN(test_atomic);
+    NLT_RUN(test_meta);
+    NLT_RUN(test_mkdir_p);
     NLT_CHECK(count_temps(g_dir) == 0, "no temp files left in %s", g_dir);
     rmdir(g_dir);
     return nlt_finish();

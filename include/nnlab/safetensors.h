@@ -68,6 +68,11 @@ const char *nl_safetensors_get_metadata(const nl_st_file *f, const char *key);
  * value -> NL_EFORMAT naming the file, the key and the value. */
 nl_status nl_safetensors_metadata_int(const nl_st_file *f, const char *key, long long lo, long long hi, long long *out);
 nl_status nl_safetensors_metadata_num(const nl_st_file *f, const char *key, double *out);
+/* A __metadata__ value that must be present (NL_EFORMAT naming the file and key otherwise); *out points into f. */
+nl_status nl_safetensors_metadata_str(const nl_st_file *f, const char *key, const char **out);
+/* A comma-separated list of 1..maxn base-10 integers, each in [lo, hi] ("784,256,10"); *n receives the count. */
+nl_status nl_safetensors_metadata_ints(const nl_st_file *f, const char *key, long long lo, long long hi, int maxn,
+                                       int64_t *v, int *n);
 /* Convert a tensor of any numeric dtype (not F8) to dst (numel elements of dt). Handles unaligned data. */
 nl_status nl_st_tensor_convert(const nl_st_tensor *t, void *dst, nl_dtype dt);
 
@@ -79,6 +84,37 @@ typedef struct nl_st_entry {
     const int64_t *shape;            /* (ndim), entries >= 0 */
     const void *data;                /* (numel * itemsize) contiguous little-endian bytes */
 } nl_st_entry;
+
+/* ---- checkpoint metadata: key scheme and builder ----
+ * Every nnlab checkpoint keeps its description in __metadata__, whose values are all JSON strings:
+ *   "nnlab.model"   what the file holds ("mlp", "cnn", "transformer_lm", "pfn"); readers refuse a file without it
+ *                   or with another kind, naming the file;
+ *   "nnlab.format"  layout version of the engine models ("1"); "nnlab.dtype" ("f32" | "f64");
+ *   "nnlab.<field>" the architecture fields of the engine model or library (see nnlab/model.h,
+ *                   transformer/transformer.h; nested settings as "nnlab.rope.base");
+ *   "<method>.<field>" fields owned by a method (e.g. "pfn.dim", "pfn.prior").
+ * Value forms: names as written ("relu"); integers as base-10 text ("256"); numbers as %.17g text, which strtod
+ * turns back into the identical double ("0.10000000000000001"), never inf or nan; integer lists comma-separated
+ * without spaces ("1,28,28"). Readers use nl_safetensors_metadata_str / _int / _num / _ints (strict: the whole
+ * value must parse and be in range). Keys are only ever added, so files written earlier keep loading.
+ *
+ * Builder: init, put values (a key put twice keeps the last value, moved to the end), nl_st_meta_json, free.
+ * The first failing put (NULL value, empty key, non-finite number, no memory) is remembered in status and
+ * later puts and nl_st_meta_json do nothing but return it / NULL, so callers may check once at the end. */
+typedef struct nl_st_meta {
+    void *json;       /* internal: the JSON object being built */
+    nl_status status; /* first failure, NL_OK while all puts succeeded */
+} nl_st_meta;
+
+nl_status nl_st_meta_init(nl_st_meta *m);
+nl_status nl_st_meta_put_str(nl_st_meta *m, const char *key, const char *val);
+nl_status nl_st_meta_put_int(nl_st_meta *m, const char *key, long long v);
+nl_status nl_st_meta_put_num(nl_st_meta *m, const char *key, double v); /* NL_EINVAL for inf / nan */
+nl_status nl_st_meta_put_ints(nl_st_meta *m, const char *key, int n, const int64_t *v);
+/* The metadata as a JSON object string for nl_safetensors_write / _save (malloc'd: free()), or NULL with the
+ * error set. The builder stays valid (free it with nl_st_meta_free). */
+char *nl_st_meta_json(nl_st_meta *m);
+void nl_st_meta_free(nl_st_meta *m);
 
 /* Write tensors e[0..n) in that order (names must be unique and not "__metadata__"). metadata_json: NULL or
  * a JSON object whose values are all strings, stored as __metadata__. */
@@ -105,6 +141,10 @@ nl_status nl_atomic_open(nl_atomic_file *af, const char *path);
 nl_status nl_atomic_write(nl_atomic_file *af, const void *p, size_t n);
 nl_status nl_atomic_commit(nl_atomic_file *af);   /* always releases af (also on failure) */
 void nl_atomic_abort(nl_atomic_file *af);         /* remove the temp file; safe to call twice */
+
+/* Create directory dir and any missing parents (mode 0755, like mkdir -p). An existing directory is fine; a
+ * component that exists but is not a directory, or any other failure, gives NL_EIO naming the path. */
+nl_status nl_mkdir_p(const char *dir);
 
 #ifdef __cplusplus
 }

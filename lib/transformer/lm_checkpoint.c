@@ -2,69 +2,52 @@
  * __metadata__. */
 #include "transformer/transformer.h"
 #include "nnlab/safetensors.h"
-#include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void put(cJSON *o, const char *k, const char *v) { cJSON_AddItemToObject(o, k, cJSON_CreateString(v)); }
-static void put_num(cJSON *o, const char *k, double v) {
-    char b[40];
-    snprintf(b, sizeof b, "%.17g", v);
-    put(o, k, b);
-}
-static void put_int(cJSON *o, const char *k, long long v) {
-    char b[32];
-    snprintf(b, sizeof b, "%lld", v);
-    put(o, k, b);
-}
-
 nl_status nl_lm_save(const nl_lm *m, const char *path) {
     const nl_lm_config *c = &m->cfg;
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return nl_set_error(NL_ENOMEM, "lm save: out of memory");
-    put(o, "nnlab.model", "transformer_lm");
-    put(o, "nnlab.format", "1");
-    put(o, "nnlab.dtype", nl_dtype_name(c->dtype));
-    put_int(o, "nnlab.vocab", c->vocab);
-    put_int(o, "nnlab.context", c->context);
-    put_int(o, "nnlab.layers", c->n_layers);
-    put_int(o, "nnlab.d_model", c->d_model);
-    put_int(o, "nnlab.heads", c->n_heads);
-    put_int(o, "nnlab.d_ff", c->d_ff);
-    put(o, "nnlab.norm", nl_lm_norm_name(c->norm));
-    put_num(o, "nnlab.norm_eps", c->norm_eps);
-    put_num(o, "nnlab.bn_momentum", c->bn_momentum);
-    put_num(o, "nnlab.pn_alpha", c->pn_alpha);
-    put_int(o, "nnlab.pn_warmup", (long long)c->pn_warmup);
-    put_int(o, "nnlab.tie", c->tie_weights);
-    put(o, "nnlab.attn", nl_lm_attn_name(c->attn == NL_LM_ATTN_CUSTOM ? NL_LM_ATTN_VANILLA : c->attn));
-    put_int(o, "nnlab.lminf_global", c->lminf_global);
-    put_int(o, "nnlab.lminf_local", c->lminf_local);
-    put(o, "nnlab.rope.variant", nl_rope_variant_name(c->rope.variant));
-    put_num(o, "nnlab.rope.base", c->rope.base);
-    put_num(o, "nnlab.rope.scale_train", c->rope.scale_train);
-    put_num(o, "nnlab.rope.scale_eval", c->rope.scale_eval);
-    put_num(o, "nnlab.rope.power", c->rope.power);
-    put_num(o, "nnlab.rope.truncate", c->rope.truncate);
-    put_num(o, "nnlab.rope.xpos_gamma", c->rope.xpos_gamma);
-    put_int(o, "nnlab.rope.randomized", c->rope.randomized);
-    put_int(o, "nnlab.norm_step", (long long)m->norm_step);
-    char *js = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!js) return nl_set_error(NL_ENOMEM, "lm save: out of memory");
-    nl_status st = nl_safetensors_save(path, &m->ps, js);
+    nl_st_meta meta;
+    nl_st_meta *o = &meta;
+    nl_status st = nl_st_meta_init(o);
+    if (st) return st;
+    nl_st_meta_put_str(o, "nnlab.model", "transformer_lm");
+    nl_st_meta_put_str(o, "nnlab.format", "1");
+    nl_st_meta_put_str(o, "nnlab.dtype", nl_dtype_name(c->dtype));
+    nl_st_meta_put_int(o, "nnlab.vocab", c->vocab);
+    nl_st_meta_put_int(o, "nnlab.context", c->context);
+    nl_st_meta_put_int(o, "nnlab.layers", c->n_layers);
+    nl_st_meta_put_int(o, "nnlab.d_model", c->d_model);
+    nl_st_meta_put_int(o, "nnlab.heads", c->n_heads);
+    nl_st_meta_put_int(o, "nnlab.d_ff", c->d_ff);
+    nl_st_meta_put_str(o, "nnlab.norm", nl_lm_norm_name(c->norm));
+    nl_st_meta_put_num(o, "nnlab.norm_eps", c->norm_eps);
+    nl_st_meta_put_num(o, "nnlab.bn_momentum", c->bn_momentum);
+    nl_st_meta_put_num(o, "nnlab.pn_alpha", c->pn_alpha);
+    nl_st_meta_put_int(o, "nnlab.pn_warmup", (long long)c->pn_warmup);
+    nl_st_meta_put_int(o, "nnlab.tie", c->tie_weights);
+    nl_st_meta_put_str(o, "nnlab.attn", nl_lm_attn_name(c->attn == NL_LM_ATTN_CUSTOM ? NL_LM_ATTN_VANILLA : c->attn));
+    nl_st_meta_put_int(o, "nnlab.lminf_global", c->lminf_global);
+    nl_st_meta_put_int(o, "nnlab.lminf_local", c->lminf_local);
+    nl_st_meta_put_str(o, "nnlab.rope.variant", nl_rope_variant_name(c->rope.variant));
+    nl_st_meta_put_num(o, "nnlab.rope.base", c->rope.base);
+    nl_st_meta_put_num(o, "nnlab.rope.scale_train", c->rope.scale_train);
+    nl_st_meta_put_num(o, "nnlab.rope.scale_eval", c->rope.scale_eval);
+    nl_st_meta_put_num(o, "nnlab.rope.power", c->rope.power);
+    nl_st_meta_put_num(o, "nnlab.rope.truncate", c->rope.truncate);
+    nl_st_meta_put_num(o, "nnlab.rope.xpos_gamma", c->rope.xpos_gamma);
+    nl_st_meta_put_int(o, "nnlab.rope.randomized", c->rope.randomized);
+    nl_st_meta_put_int(o, "nnlab.norm_step", (long long)m->norm_step);
+    char *js = nl_st_meta_json(o);
+    nl_st_meta_free(o);
+    if (!js) return o->status;
+    st = nl_safetensors_save(path, &m->ps, js);
     free(js);
     return st;
 }
 
-static nl_status get_str(const nl_st_file *f, const char *key, const char **out) {
-    *out = nl_safetensors_get_metadata(f, key);
-    if (!*out) return nl_set_error(NL_EFORMAT, "%s: transformer_lm checkpoint lacks metadata \"%s\"", f->path, key);
-    return NL_OK;
-}
-static nl_status get_num(const nl_st_file *f, const char *key, double *v) { return nl_safetensors_metadata_num(f, key, v); }
 static nl_status get_int(const nl_st_file *f, const char *key, int *v) {
     long long x;
     nl_status st = nl_safetensors_metadata_int(f, key, INT_MIN, INT_MAX, &x);
@@ -84,26 +67,26 @@ static nl_status cfg_from_st(const nl_st_file *f, nl_lm_config *c, int64_t *norm
     nl_status st;
     int iv;
     double dv;
-    if ((st = get_str(f, "nnlab.dtype", &s))) return st;
+    if ((st = nl_safetensors_metadata_str(f, "nnlab.dtype", &s))) return st;
     if (!strcmp(s, "f32")) c->dtype = NL_F32;
     else if (!strcmp(s, "f64")) c->dtype = NL_F64;
     else return nl_set_error(NL_EFORMAT, "%s: unknown dtype \"%s\"", f->path, s);
     if ((st = get_int(f, "nnlab.vocab", &c->vocab)) || (st = get_int(f, "nnlab.context", &c->context)) ||
         (st = get_int(f, "nnlab.layers", &c->n_layers)) || (st = get_int(f, "nnlab.d_model", &c->d_model)) ||
         (st = get_int(f, "nnlab.heads", &c->n_heads)) || (st = get_int(f, "nnlab.d_ff", &c->d_ff)) ||
-        (st = get_int(f, "nnlab.tie", &c->tie_weights)) || (st = get_num(f, "nnlab.norm_eps", &c->norm_eps)) ||
+        (st = get_int(f, "nnlab.tie", &c->tie_weights)) || (st = nl_safetensors_metadata_num(f, "nnlab.norm_eps", &c->norm_eps)) ||
         (st = get_int(f, "nnlab.lminf_global", &c->lminf_global)) || (st = get_int(f, "nnlab.lminf_local", &c->lminf_local)))
         return st;
-    if (!get_num(f, "nnlab.bn_momentum", &dv)) c->bn_momentum = dv;
-    if (!get_num(f, "nnlab.pn_alpha", &dv)) c->pn_alpha = dv;
+    if (!nl_safetensors_metadata_num(f, "nnlab.bn_momentum", &dv)) c->bn_momentum = dv;
+    if (!nl_safetensors_metadata_num(f, "nnlab.pn_alpha", &dv)) c->pn_alpha = dv;
     if (!get_int(f, "nnlab.pn_warmup", &iv)) c->pn_warmup = iv;
-    if ((st = get_str(f, "nnlab.norm", &s)) || (st = nl_lm_norm_parse(s, &c->norm))) return st;
-    if ((st = get_str(f, "nnlab.attn", &s)) || (st = nl_lm_attn_parse(s, &c->attn))) return st;
-    if ((st = get_str(f, "nnlab.rope.variant", &s)) || (st = nl_rope_variant_parse(s, &c->rope.variant))) return st;
-    if ((st = get_num(f, "nnlab.rope.base", &c->rope.base)) || (st = get_num(f, "nnlab.rope.scale_train", &c->rope.scale_train)) ||
-        (st = get_num(f, "nnlab.rope.scale_eval", &c->rope.scale_eval)) || (st = get_num(f, "nnlab.rope.power", &c->rope.power)) ||
-        (st = get_num(f, "nnlab.rope.truncate", &c->rope.truncate)) ||
-        (st = get_num(f, "nnlab.rope.xpos_gamma", &c->rope.xpos_gamma)) ||
+    if ((st = nl_safetensors_metadata_str(f, "nnlab.norm", &s)) || (st = nl_lm_norm_parse(s, &c->norm))) return st;
+    if ((st = nl_safetensors_metadata_str(f, "nnlab.attn", &s)) || (st = nl_lm_attn_parse(s, &c->attn))) return st;
+    if ((st = nl_safetensors_metadata_str(f, "nnlab.rope.variant", &s)) || (st = nl_rope_variant_parse(s, &c->rope.variant))) return st;
+    if ((st = nl_safetensors_metadata_num(f, "nnlab.rope.base", &c->rope.base)) || (st = nl_safetensors_metadata_num(f, "nnlab.rope.scale_train", &c->rope.scale_train)) ||
+        (st = nl_safetensors_metadata_num(f, "nnlab.rope.scale_eval", &c->rope.scale_eval)) || (st = nl_safetensors_metadata_num(f, "nnlab.rope.power", &c->rope.power)) ||
+        (st = nl_safetensors_metadata_num(f, "nnlab.rope.truncate", &c->rope.truncate)) ||
+        (st = nl_safetensors_metadata_num(f, "nnlab.rope.xpos_gamma", &c->rope.xpos_gamma)) ||
         (st = get_int(f, "nnlab.rope.randomized", &c->rope.randomized)))
         return st;
     if (norm_step) {

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 int nl_mup_cli(int argc, char **argv);
 
@@ -52,19 +51,6 @@ static void help_mup(FILE *f) {
 }
 
 /* ---------------- coord-check ---------------- */
-static nl_status mkdir_p(const char *dir) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *q = buf + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return nl_set_error(NL_EIO, "cannot create %s: %s", buf, strerror(errno));
-            *q = '/';
-        }
-    if (mkdir(buf, 0755) && errno != EEXIST) return nl_set_error(NL_EIO, "cannot create %s: %s", buf, strerror(errno));
-    return NL_OK;
-}
-
 static nl_status write_text(const char *path, const char *text) {
     nl_atomic_file af;
     nl_status s = nl_atomic_open(&af, path);
@@ -186,7 +172,7 @@ static int cmd_coord(int argc, char **argv) {
         fprintf(stderr, "nnlab mup coord-check: error: %s\n", nl_last_error());
         return NL_CLI_FAIL;
     }
-    if (out && (s = mkdir_p(out))) {
+    if (out && (s = nl_mkdir_p(out))) {
         fprintf(stderr, "nnlab mup coord-check: error: %s\n", nl_last_error());
         free(x);
         free(y);

@@ -1,6 +1,5 @@
 /* PFN checkpoints: safetensors with the configuration and prior in __metadata__ and the bucket borders as an F64
  * tensor (include/pfn/pfn.h). */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,44 +7,38 @@
 #include "pfn/pfn.h"
 #include "nnlab/safetensors.h"
 
-static void put_int(cJSON *o, const char *k, long long v) {
-    char b[32];
-    snprintf(b, sizeof b, "%lld", v);
-    cJSON_AddStringToObject(o, k, b);
-}
-static void put_num(cJSON *o, const char *k, double v) {
-    char b[40];
-    snprintf(b, sizeof b, "%.17g", v);
-    cJSON_AddStringToObject(o, k, b);
-}
-
 nl_status nl_pfn_save(const nl_pfn *m, const char *path) {
     const nl_pfn_config *c = &m->cfg;
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return nl_set_error(NL_ENOMEM, "pfn save: out of memory");
-    cJSON_AddStringToObject(o, "nnlab.model", "pfn");
-    put_int(o, "pfn.dim", c->dim);
-    put_int(o, "pfn.emsize", c->emsize);
-    put_int(o, "pfn.layers", c->n_layers);
-    put_int(o, "pfn.heads", c->n_heads);
-    put_int(o, "pfn.d_ff", c->d_ff);
-    put_int(o, "pfn.d_dec", c->d_dec);
-    put_int(o, "pfn.buckets", c->n_buckets);
-    put_int(o, "pfn.pre_norm", c->pre_norm);
-    put_int(o, "pfn.seq", c->seq);
-    put_int(o, "pfn.steps_trained", m->steps_trained);
-    cJSON_AddStringToObject(o, "pfn.prior", m->prior_name);
-    cJSON_AddStringToObject(o, "pfn.prior_desc", m->prior_desc);
-    put_num(o, "pfn.prior_ls", m->prior_ls);
-    put_num(o, "pfn.prior_os", m->prior_os);
-    put_num(o, "pfn.prior_noise", m->prior_noise);
-    char *meta = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    nl_st_meta mb;
+    nl_st_meta *o = &mb;
+    if (nl_st_meta_init(o)) return o->status;
+    nl_st_meta_put_str(o, "nnlab.model", "pfn");
+    nl_st_meta_put_int(o, "pfn.dim", c->dim);
+    nl_st_meta_put_int(o, "pfn.emsize", c->emsize);
+    nl_st_meta_put_int(o, "pfn.layers", c->n_layers);
+    nl_st_meta_put_int(o, "pfn.heads", c->n_heads);
+    nl_st_meta_put_int(o, "pfn.d_ff", c->d_ff);
+    nl_st_meta_put_int(o, "pfn.d_dec", c->d_dec);
+    nl_st_meta_put_int(o, "pfn.buckets", c->n_buckets);
+    nl_st_meta_put_int(o, "pfn.pre_norm", c->pre_norm);
+    nl_st_meta_put_int(o, "pfn.seq", c->seq);
+    nl_st_meta_put_int(o, "pfn.steps_trained", m->steps_trained);
+    nl_st_meta_put_str(o, "pfn.prior", m->prior_name);
+    nl_st_meta_put_str(o, "pfn.prior_desc", m->prior_desc);
+    nl_st_meta_put_num(o, "pfn.prior_ls", m->prior_ls);
+    nl_st_meta_put_num(o, "pfn.prior_os", m->prior_os);
+    nl_st_meta_put_num(o, "pfn.prior_noise", m->prior_noise);
+    char *meta = nl_st_meta_json(o);
+    nl_st_meta_free(o);
     int n = m->ps.n + 1;
-    nl_st_entry *e = calloc((size_t)n, sizeof *e);
+    nl_st_entry *e = NULL;
     int64_t kb = m->bar.K + 1;
     nl_status st;
-    if (!meta || !e) {
+    if (!meta) {
+        st = o->status;
+        goto done;
+    }
+    if (!(e = calloc((size_t)n, sizeof *e))) {
         st = nl_set_error(NL_ENOMEM, "pfn save: out of memory");
         goto done;
     }

@@ -99,3 +99,30 @@ nl_status nl_atomic_commit(nl_atomic_file *af) {
     atomic_release(af);
     return NL_OK;
 }
+
+nl_status nl_mkdir_p(const char *dir) {
+    if (!dir || !*dir) return nl_set_error(NL_EINVAL, "mkdir: empty directory path");
+    size_t n = strlen(dir);
+    char *p = malloc(n + 1);
+    if (!p) return nl_set_error(NL_ENOMEM, "mkdir %s: out of memory", dir);
+    memcpy(p, dir, n + 1);
+    nl_status st = NL_OK;
+    for (char *q = p + 1;; q++) {
+        if (*q == '/' || *q == 0) {
+            char c = *q;
+            *q = 0;
+            if (q[-1] != '/' && mkdir(p, 0755) && errno != EEXIST) {
+                st = nl_set_error(NL_EIO, "cannot create directory %s: %s", p, strerror(errno));
+                break;
+            }
+            *q = c;
+            if (!c) break;
+        }
+    }
+    free(p);
+    if (st) return st;
+    struct stat sb;
+    if (stat(dir, &sb)) return nl_set_error(NL_EIO, "cannot create directory %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return nl_set_error(NL_EIO, "cannot create directory %s: it exists and is not a directory", dir);
+    return NL_OK;
+}

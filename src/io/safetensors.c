@@ -460,6 +460,7 @@ nl_status nl_safetensors_metadata_num(const nl_st_file *f, const char *key, doub
     char *end;
     errno = 0;
     double x = strtod(v, &end);
+    if (errno == ERANGE && isfinite(x) && x != 0) errno = 0; /* a subnormal (as %.17g writes one) is exact enough */
     if (errno || end == v || *end || !isfinite(x))
         return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not a finite number", f->path, key, v);
     *out = x;

@@ -3,11 +3,8 @@
 #include "nnlab/safetensors.h"
 #include "sbuf.h"
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 
 #ifndef NL_VERSION_STRING
 #define NL_VERSION_STRING "0.1.0"
@@ -122,23 +119,6 @@ nl_status nl_ledger_write_json(const char *path, const nl_repro_entry *en, int n
 }
 
 /* ---- the run ---- */
-static nl_status mkdir_p(const char *dir) {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return nl_set_error(NL_EINVAL, "output directory path too long");
-    for (char *q = p + 1; ; q++) {
-        if (*q == '/' || *q == 0) {
-            char c = *q;
-            *q = 0;
-            if (mkdir(p, 0755) && errno != EEXIST) return nl_set_error(NL_EIO, "cannot create directory %s: %s", p, strerror(errno));
-            *q = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return nl_set_error(NL_EIO, "%s is not a directory", dir);
-    return NL_OK;
-}
-
 static nl_status write_outputs(const nl_repro_options *opt, const nl_repro_entry *en, int n) {
     if (!opt->out_dir) return NL_OK;
     char path[4200];
@@ -155,7 +135,7 @@ nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_o
     *entries = NULL;
     *n_failed = 0;
     nl_status s;
-    if (opt->out_dir && (s = mkdir_p(opt->out_dir))) return s;
+    if (opt->out_dir && (s = nl_mkdir_p(opt->out_dir))) return s;
     nl_repro_entry *en = calloc((size_t)(n > 0 ? n : 1), sizeof *en);
     if (!en) return nl_set_error(NL_ENOMEM, "repro: out of memory");
     if (opt->threads > 0) nl_set_num_threads(opt->threads);

@@ -1,76 +1,48 @@
 /* Model checkpoints: safetensors tensors + the architecture in __metadata__. */
 #include "nnlab/model.h"
 #include "nnlab/safetensors.h"
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void put(cJSON *o, const char *k, const char *v) { cJSON_AddItemToObject(o, k, cJSON_CreateString(v)); }
-
-static void put_num(cJSON *o, const char *k, double v) {
-    char b[40];
-    snprintf(b, sizeof b, "%.17g", v);
-    put(o, k, b);
-}
-
-static void put_int(cJSON *o, const char *k, long long v) {
-    char b[32];
-    snprintf(b, sizeof b, "%lld", v);
-    put(o, k, b);
-}
-
-static void put_list(cJSON *o, const char *k, int n, const int64_t *v) {
-    char b[512];
-    size_t len = 0;
-    b[0] = 0;
-    for (int i = 0; i < n && len < sizeof b; i++) len += snprintf(b + len, sizeof b - len, i ? ",%lld" : "%lld", (long long)v[i]);
-    put(o, k, b);
-}
-
 char *nl_model_metadata_json(const nl_model *m, int n_extra, const char *const *keys, const char *const *vals) {
     const nl_model_config *c = &m->cfg;
-    cJSON *o = cJSON_CreateObject();
-    if (!o) { nl_set_error(NL_ENOMEM, "model metadata: out of memory"); return NULL; }
-    put(o, "nnlab.model", nl_model_kind_name(c->kind));
-    put(o, "nnlab.format", "1");
-    put(o, "nnlab.dtype", nl_dtype_name(c->dtype));
-    put_int(o, "nnlab.classes", c->n_classes);
-    put(o, "nnlab.activation", nl_activation_name(c->act));
-    put_num(o, "nnlab.dropout", c->dropout);
-    put_num(o, "nnlab.input_mean", c->input_mean);
-    put_num(o, "nnlab.input_std", c->input_std);
+    nl_st_meta o;
+    if (nl_st_meta_init(&o)) return NULL;
+    nl_st_meta_put_str(&o, "nnlab.model", nl_model_kind_name(c->kind));
+    nl_st_meta_put_str(&o, "nnlab.format", "1");
+    nl_st_meta_put_str(&o, "nnlab.dtype", nl_dtype_name(c->dtype));
+    nl_st_meta_put_int(&o, "nnlab.classes", c->n_classes);
+    nl_st_meta_put_str(&o, "nnlab.activation", nl_activation_name(c->act));
+    nl_st_meta_put_num(&o, "nnlab.dropout", c->dropout);
+    nl_st_meta_put_num(&o, "nnlab.input_mean", c->input_mean);
+    nl_st_meta_put_num(&o, "nnlab.input_std", c->input_std);
     if (c->kind == NL_MODEL_MLP) {
-        put_list(o, "nnlab.sizes", c->n_sizes, c->sizes);
+        nl_st_meta_put_ints(&o, "nnlab.sizes", c->n_sizes, c->sizes);
     } else {
         int64_t g[3] = {c->in_channels, c->in_height, c->in_width}, ch[NL_MODEL_MAX_BLOCKS];
         for (int i = 0; i < c->n_blocks; i++) ch[i] = c->channels[i];
-        put_list(o, "nnlab.input", 3, g);
-        put_list(o, "nnlab.channels", c->n_blocks, ch);
-        put_int(o, "nnlab.kernel", c->kernel);
-        put_int(o, "nnlab.pool", c->pool);
-        put_int(o, "nnlab.batchnorm", c->batchnorm);
-        put_int(o, "nnlab.hidden", (long long)c->hidden);
-        put_num(o, "nnlab.bn_momentum", c->bn_momentum);
-        put_num(o, "nnlab.bn_eps", c->bn_eps);
+        nl_st_meta_put_ints(&o, "nnlab.input", 3, g);
+        nl_st_meta_put_ints(&o, "nnlab.channels", c->n_blocks, ch);
+        nl_st_meta_put_int(&o, "nnlab.kernel", c->kernel);
+        nl_st_meta_put_int(&o, "nnlab.pool", c->pool);
+        nl_st_meta_put_int(&o, "nnlab.batchnorm", c->batchnorm);
+        nl_st_meta_put_int(&o, "nnlab.hidden", (long long)c->hidden);
+        nl_st_meta_put_num(&o, "nnlab.bn_momentum", c->bn_momentum);
+        nl_st_meta_put_num(&o, "nnlab.bn_eps", c->bn_eps);
     }
-    for (int i = 0; i < n_extra; i++) {
-        cJSON_DeleteItemFromObject(o, keys[i]);
-        put(o, keys[i], vals[i] ? vals[i] : "");
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) nl_set_error(NL_ENOMEM, "model metadata: out of memory");
+    for (int i = 0; i < n_extra; i++) nl_st_meta_put_str(&o, keys[i], vals[i] ? vals[i] : "");
+    char *s = nl_st_meta_json(&o);
+    nl_st_meta_free(&o);
     return s;
 }
 
 nl_status nl_model_save(const nl_model *m, const char *path, int n_extra, const char *const *keys, const char *const *vals) {
     char *meta = nl_model_metadata_json(m, n_extra, keys, vals);
-    if (!meta) return NL_ENOMEM;
+    if (!meta) return nl_last_status();
     nl_status s = nl_safetensors_save(path, &m->ps, meta);
-    cJSON_free(meta);
+    free(meta);
     return s;
 }
 
@@ -80,37 +52,9 @@ typedef struct {
     const char *path;
 } meta_src;
 
-static nl_status need(const meta_src *ms, const char *key, const char **out) {
-    *out = nl_safetensors_get_metadata(ms->f, key);
-    if (!*out) return nl_set_error(NL_EFORMAT, "%s: checkpoint metadata lacks \"%s\"", ms->path, key);
-    return NL_OK;
-}
-
-/* ms->f was opened from ms->path, so the engine parsers name the same file in their errors */
-static nl_status get_ll(const meta_src *ms, const char *key, long long lo, long long hi, long long *out) {
-    return nl_safetensors_metadata_int(ms->f, key, lo, hi, out);
-}
-
-static nl_status get_d(const meta_src *ms, const char *key, double *out) { return nl_safetensors_metadata_num(ms->f, key, out); }
-
+/* ms->f was opened from ms->path, so the engine readers name the same file in their errors */
 static nl_status get_list(const meta_src *ms, const char *key, int maxn, int64_t *v, int *n) {
-    const char *s;
-    nl_status st = need(ms, key, &s);
-    if (st) return st;
-    *n = 0;
-    const char *p = s;
-    while (1) {
-        char *end;
-        errno = 0;
-        long long x = strtoll(p, &end, 10);
-        if (errno || end == p || x < 1 || x > (1 << 24) || *n >= maxn)
-            return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not a list of at most %d positive integers", ms->path, key, s, maxn);
-        v[(*n)++] = x;
-        if (!*end) break;
-        if (*end != ',') return nl_set_error(NL_EFORMAT, "%s: metadata \"%s\" = \"%s\" is not a comma-separated list", ms->path, key, s);
-        p = end + 1;
-    }
-    return NL_OK;
+    return nl_safetensors_metadata_ints(ms->f, key, 1, 1 << 24, maxn, v, n);
 }
 
 static nl_status config_from_meta(const meta_src *ms, nl_model_config *cfg) {
@@ -124,7 +68,7 @@ static nl_status config_from_meta(const meta_src *ms, nl_model_config *cfg) {
     const char *s;
     nl_status st;
     long long v;
-    if ((st = need(ms, "nnlab.format", &s))) return st;
+    if ((st = nl_safetensors_metadata_str(ms->f, "nnlab.format", &s))) return st;
     if (strcmp(s, "1")) return nl_set_error(NL_EFORMAT, "%s: checkpoint format \"%s\" is not supported (expected 1)", ms->path, s);
     memset(cfg, 0, sizeof *cfg);
     int64_t lst[NL_MODEL_MAX_LAYERS + 1];
@@ -141,28 +85,28 @@ static nl_status config_from_meta(const meta_src *ms, nl_model_config *cfg) {
         int chi[NL_MODEL_MAX_BLOCKS];
         for (int i = 0; i < nb; i++) chi[i] = (int)ch[i];
         *cfg = nl_cnn_config((int)lst[0], (int)lst[1], (int)lst[2], nb, chi, 0, 1);
-        if ((st = get_ll(ms, "nnlab.kernel", 1, 99, &v))) return st;
+        if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.kernel", 1, 99, &v))) return st;
         cfg->kernel = (int)v;
-        if ((st = get_ll(ms, "nnlab.pool", 1, 99, &v))) return st;
+        if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.pool", 1, 99, &v))) return st;
         cfg->pool = (int)v;
-        if ((st = get_ll(ms, "nnlab.batchnorm", 0, 1, &v))) return st;
+        if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.batchnorm", 0, 1, &v))) return st;
         cfg->batchnorm = (int)v;
-        if ((st = get_ll(ms, "nnlab.hidden", 0, 1 << 24, &v))) return st;
+        if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.hidden", 0, 1 << 24, &v))) return st;
         cfg->hidden = v;
-        if ((st = get_d(ms, "nnlab.bn_momentum", &cfg->bn_momentum))) return st;
-        if ((st = get_d(ms, "nnlab.bn_eps", &cfg->bn_eps))) return st;
+        if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.bn_momentum", &cfg->bn_momentum))) return st;
+        if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.bn_eps", &cfg->bn_eps))) return st;
     }
-    if ((st = get_ll(ms, "nnlab.classes", 1, 1 << 24, &v))) return st;
+    if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.classes", 1, 1 << 24, &v))) return st;
     cfg->n_classes = (int)v;
-    if ((st = need(ms, "nnlab.dtype", &s))) return st;
+    if ((st = nl_safetensors_metadata_str(ms->f, "nnlab.dtype", &s))) return st;
     if (!strcmp(s, "f32")) cfg->dtype = NL_F32;
     else if (!strcmp(s, "f64")) cfg->dtype = NL_F64;
     else return nl_set_error(NL_EFORMAT, "%s: metadata \"nnlab.dtype\" = \"%s\" (expected f32 or f64)", ms->path, s);
-    if ((st = need(ms, "nnlab.activation", &s))) return st;
+    if ((st = nl_safetensors_metadata_str(ms->f, "nnlab.activation", &s))) return st;
     if (nl_activation_parse(s, &cfg->act)) return nl_set_error(NL_EFORMAT, "%s: metadata \"nnlab.activation\" = \"%s\" is unknown", ms->path, s);
-    if ((st = get_d(ms, "nnlab.dropout", &cfg->dropout))) return st;
-    if ((st = get_d(ms, "nnlab.input_mean", &cfg->input_mean))) return st;
-    if ((st = get_d(ms, "nnlab.input_std", &cfg->input_std))) return st;
+    if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.dropout", &cfg->dropout))) return st;
+    if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.input_mean", &cfg->input_mean))) return st;
+    if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.input_std", &cfg->input_std))) return st;
     if (nl_model_config_check(cfg)) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", nl_last_error());
