@@ -42,6 +42,23 @@ void nl_threads_init(void);
 void nl_set_num_threads(int n);
 int nl_get_num_threads(void);
 
+/* ---- progress ----
+ * Convention for long library calls (training loops, experiments, sweeps): the call's config has an
+ * `int verbose` field (0 silent, >= 1 progress lines, higher values more detail where a call documents it), and
+ * every progress line goes through nl_progress(), never straight to stderr or a FILE. Where the lines end up is
+ * chosen by the caller with nl_set_progress(): the default (and fn == NULL) writes each line plus '\n' to stderr
+ * and flushes. The sink is thread-local, so experiments running concurrently on different threads can each
+ * collect their own lines; a thread that never calls nl_set_progress writes to stderr. Lines are handed over
+ * without a trailing newline. Callbacks that can steer a computation (nl_train_callbacks.on_step, ...) are hooks,
+ * not progress, and stay as they are. Errors are not progress: they go to nl_set_error. */
+typedef void (*nl_progress_fn)(void *ud, const char *line);
+/* Route this thread's progress lines to fn(ud, line); fn == NULL restores the default (stderr). */
+void nl_set_progress(nl_progress_fn fn, void *ud);
+/* This thread's sink (NULL: stderr) and, if ud is not NULL, its user data; to save and restore around a call. */
+nl_progress_fn nl_get_progress(void **ud);
+/* Format one progress line (printf-style; a trailing newline is dropped) and hand it to this thread's sink. */
+void nl_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Monotonic wall clock in seconds. */
 double nl_time(void);
 

@@ -58,7 +58,7 @@ nl_status nl_curve_add(nl_curve *c, double x, double y);
 typedef struct nl_exp_options {
     int full;              /* 0: quick configuration, 1: full */
     int threads;           /* > 0: thread count to use (already applied by nl_repro_run) */
-    int verbose;           /* 0: quiet; 1: progress on stderr */
+    int verbose;           /* 0: quiet; >= 1: progress lines through nl_progress (base.h) */
     const char *out_dir;   /* where the ledger goes; an experiment may write extra files there (may be NULL) */
 } nl_exp_options;
 
@@ -117,7 +117,7 @@ typedef struct nl_repro_entry {
 typedef struct nl_repro_options {
     int full;
     int threads;           /* > 0: nl_set_num_threads before running */
-    int verbose;           /* progress of each experiment on stderr */
+    int verbose;           /* progress: the experiments' lines through nl_progress, "[i/n]" lines on stderr */
     const char *out_dir;   /* created if needed; NULL = write no files */
     FILE *table;           /* where the table goes (NULL = nowhere) */
 } nl_repro_options;

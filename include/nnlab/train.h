@@ -12,9 +12,10 @@
  * weights, so the last good checkpoint on disk survives. The model in memory is left as it was at the failing
  * step (the optimizer changes nothing on a non-finite gradient).
  *
- * Progress: with verbose >= 1 and stderr a TTY, a one-line bar "epoch e/E step s/S loss samples/s ETA" is
- * redrawn with \r; otherwise plain lines are printed every log_every steps (default: ~5 per epoch). One summary
- * line per epoch. verbose 0 prints nothing. */
+ * Progress (the convention of base.h): lines go through nl_progress, so to this thread's sink. Only when no sink is
+ * set (the default, stderr) and stderr is a TTY is a one-line bar "epoch e/E step s/S loss samples/s ETA" redrawn
+ * in place with \r on stderr (a bar cannot be redrawn through a line sink); otherwise plain lines are sent every
+ * log_every steps (default: ~5 per epoch). One summary line per epoch. verbose 0 prints nothing. */
 #ifndef NNLAB_TRAIN_H
 #define NNLAB_TRAIN_H
 #include "nnlab/data.h"
@@ -40,7 +41,7 @@ typedef struct nl_train_config {
     const char *checkpoint_path; /* written after every evaluation and at the end (NULL = none) */
     int64_t eval_batch;      /* batch of evaluations (default 1000) */
     double label_smoothing;  /* of the default cross-entropy loss */
-    int verbose;             /* 0 silent, 1 progress + epoch lines (stderr) */
+    int verbose;             /* 0 silent, 1 progress + epoch lines (nl_progress) */
     int64_t log_every;       /* non-TTY progress lines every this many steps (0 = about 5 per epoch) */
     int64_t curve_every;     /* training-loss curve: mean loss over this many steps per point (0 = ~20 per epoch) */
     const char *valid_name;  /* how the validation set is called in messages ("valid" by default, e.g. "test") */

@@ -21,7 +21,7 @@ int nl_gpr__all_finite(const double *v, int64_t n) {
     return 1;
 }
 
-void nl_gpr__kern_and_dls(nl_gpr_kernel kernel, double r2, double *kv, double *c) {
+static void kern_and_dls(nl_gpr_kernel kernel, double r2, double *kv, double *c) {
     if (kernel == NL_GPR_RBF) {
         double e = exp(-0.5 * r2);
         *kv = e;
@@ -34,7 +34,7 @@ void nl_gpr__kern_and_dls(nl_gpr_kernel kernel, double r2, double *kv, double *c
     }
 }
 
-double nl_gpr__log_gamma_pdf(double x, double a, double b) {
+static double log_gamma_pdf(double x, double a, double b) {
     if (!(x > 0)) return -INFINITY;
     return a * log(b) - lgamma(a) + (a - 1.0) * log(x) - b * x;
 }
@@ -144,7 +144,7 @@ nl_status nl_gpr_kernel_matrix(const nl_gpr_hyper *h, const double *x1, int64_t 
                 r2 += t * t;
             }
             double kv;
-            nl_gpr__kern_and_dls(h->kernel, r2, &kv, NULL);
+            kern_and_dls(h->kernel, r2, &kv, NULL);
             K[i * n2 + j] = h->outputscale * kv;
         }
     }
@@ -168,13 +168,13 @@ static void kmat_lower(const nl_gpr_hyper *h, const double *x, int64_t n, double
                 r2 += t * t;
             }
             double kv;
-            nl_gpr__kern_and_dls(h->kernel, r2, &kv, NULL);
+            kern_and_dls(h->kernel, r2, &kv, NULL);
             K[i * n + j] = os * kv;
         }
     }
 }
 
-void nl_gpr__kmat_sym(const nl_gpr_hyper *h, const double *x, int64_t n, double *K) {
+static void kmat_sym(const nl_gpr_hyper *h, const double *x, int64_t n, double *K) {
     int d = h->dim;
     double il[NL_GPR_MAX_DIM];
     for (int k = 0; k < d; k++) il[k] = 1.0 / h->lengthscale[k];
@@ -188,7 +188,7 @@ void nl_gpr__kmat_sym(const nl_gpr_hyper *h, const double *x, int64_t n, double 
                 r2 += t * t;
             }
             double kv;
-            nl_gpr__kern_and_dls(h->kernel, r2, &kv, NULL);
+            kern_and_dls(h->kernel, r2, &kv, NULL);
             K[i * n + j] = K[j * n + i] = os * kv;
         }
     }
@@ -203,7 +203,7 @@ static nl_status factor_error(nl_status s, const nl_gpr_hyper *h, int64_t n, con
     return nl_set_error(s, "%s: %s", who, nl_last_error());
 }
 
-nl_status nl_gpr__factor(const nl_gpr_hyper *h, double *K, int64_t n, const double *y, nl_gp *gp, const char *who) {
+static nl_status factor(const nl_gpr_hyper *h, double *K, int64_t n, const double *y, nl_gp *gp, const char *who) {
     nl_status s = nl_gp_fit(gp, K, n, y, 1, 0.0, h->noise, 0);
     if (s == NL_ELINALG) s = nl_gp_fit(gp, K, n, y, 1, 0.0, h->noise + 1e-8 * h->outputscale, 0);
     if (s) return factor_error(s, h, n, who);
@@ -229,9 +229,9 @@ double nl_gpr_hyperprior_logpdf(const nl_gpr_hyperprior *p, const nl_gpr_hyper *
     if (!p || !h || h->dim != p->dim) return NAN;
     if (h->noise < p->noise_min) return -INFINITY;
     double lp = 0;
-    for (int i = 0; i < p->dim; i++) lp += nl_gpr__log_gamma_pdf(h->lengthscale[i], p->ls_a, p->ls_b);
-    lp += nl_gpr__log_gamma_pdf(h->outputscale, p->os_a, p->os_b);
-    lp += nl_gpr__log_gamma_pdf(h->noise, p->noise_a, p->noise_b);
+    for (int i = 0; i < p->dim; i++) lp += log_gamma_pdf(h->lengthscale[i], p->ls_a, p->ls_b);
+    lp += log_gamma_pdf(h->outputscale, p->os_a, p->os_b);
+    lp += log_gamma_pdf(h->noise, p->noise_a, p->noise_b);
     return lp;
 }
 
@@ -330,11 +330,11 @@ nl_status nl_gpr_predict(const nl_gpr_hyper *h, const double *xc, const double *
             free(K), free(Ks), free(kss);
             return nl_set_error(NL_ENOMEM, "%s: out of memory (n = %lld, m = %lld)", who, (long long)n, (long long)m);
         }
-        nl_gpr__kmat_sym(h, xc, n, K);
+        kmat_sym(h, xc, n, K);
         nl_gpr_kernel_matrix(h, xq, m, xc, n, Ks);
         for (int64_t i = 0; i < m; i++) kss[i] = h->outputscale;
         nl_gp gp;
-        s = nl_gpr__factor(h, K, n, yc, &gp, who);
+        s = factor(h, K, n, yc, &gp, who);
         if (!s) s = nl_gp_predict(&gp, Ks, m, mean);
         if (!s) s = nl_gp_variance(&gp, Ks, kss, m, var);
         nl_gp_free(&gp);
@@ -363,9 +363,9 @@ nl_status nl_gpr_lml(const nl_gpr_hyper *h, const double *x, const double *y, in
         return nl_set_error(NL_EINVAL, "%s: NaN or Inf in the inputs", who);
     double *K = malloc(sizeof(double) * (size_t)n * (size_t)n);
     if (!K) return nl_set_error(NL_ENOMEM, "%s: out of memory (n = %lld)", who, (long long)n);
-    nl_gpr__kmat_sym(h, x, n, K);
+    kmat_sym(h, x, n, K);
     nl_gp gp;
-    s = nl_gpr__factor(h, K, n, y, &gp, who);
+    s = factor(h, K, n, y, &gp, who);
     if (s) { free(K); return s; }
     *lml = -gp.nll;
     if (grad) {
@@ -395,7 +395,7 @@ nl_status nl_gpr_lml(const nl_gpr_hyper *h, const double *x, const double *y, in
                     r2 += dx2[k];
                 }
                 double kv, c;
-                nl_gpr__kern_and_dls(h->kernel, r2, &kv, &c);
+                kern_and_dls(h->kernel, r2, &kv, &c);
                 gos += 2 * w * os * kv;
                 for (int k = 0; k < d; k++) gls[k] += 2 * w * os * c * dx2[k];
             }

@@ -732,7 +732,7 @@ nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result
         if (s >= tail_from) { tail += lv; ntail++; }
         res->steps = s + 1;
         if (tc->verbose && tc->log_every > 0 && ((s + 1) % tc->log_every == 0 || s == 0))
-            fprintf(stderr, "  step %lld/%lld loss %.4f lr %.2e (%.1fs)\n", (long long)s + 1, (long long)tc->steps, lv,
+            nl_progress("  step %lld/%lld loss %.4f lr %.2e (%.1fs)", (long long)s + 1, (long long)tc->steps, lv,
                     nl_sched_lr(&oc, s), nl_time() - t0);
         if (tc->time_limit > 0 && nl_time() - t0 > tc->time_limit) {
             if (!ntail) { tail = lv; ntail = 1; }

@@ -206,7 +206,7 @@ typedef struct nl_lm_train_config {
     double lr, min_ratio, weight_decay, clip, beta2;
     int64_t warmup;
     uint64_t seed;                   /* data sampling */
-    int verbose;                     /* progress lines on stderr every log_every steps */
+    int verbose;                     /* progress lines (nl_progress) every log_every steps */
     int64_t log_every;
     double time_limit;               /* seconds, 0 = none (stops early, result.steps tells) */
     const int32_t *tokens;           /* default batches */

@@ -98,12 +98,12 @@ static nl_status clone_lm(nl_lm *dst, const nl_lm *src, const giraffe_cfg *g, nl
 static void logv(const nl_exp_options *opt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logv(const nl_exp_options *opt, const char *fmt, ...) {
     if (!opt->verbose) return;
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "giraffe: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    nl_progress("giraffe: %s", buf);
 }
 
 static nl_status lines_part(const giraffe_cfg *g, const nl_exp_options *opt, nl_exp_result *out) {

@@ -184,7 +184,7 @@ static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_
             snprintf(name, sizeof name, "ppl_%s_%lld", an[a], (long long)T);
             nl_exp_set(out, name, exp(nll));
             nl_curve_add(pc, (double)T, exp(nll));
-            if (opt->verbose) fprintf(stderr, "  lm-infinite: %s length %lld: perplexity %.3f\n", an[a], (long long)T, exp(nll));
+            if (opt->verbose) nl_progress("  lm-infinite: %s length %lld: perplexity %.3f", an[a], (long long)T, exp(nll));
         }
     }
     nl_lm_free(&m);
@@ -221,7 +221,7 @@ static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_
             nl_curve_add(kc, (double)T, acc);
             nl_curve_add(kn, (double)T, accn);
             if (opt->verbose)
-                fprintf(stderr, "  lm-infinite: %s length %lld: passkey %.2f (needle near the end %.2f)\n", an[a], (long long)T, acc, accn);
+                nl_progress("  lm-infinite: %s length %lld: passkey %.2f (needle near the end %.2f)", an[a], (long long)T, acc, accn);
         }
     }
     nl_exp_set(out, "n_lens", cfg->n_lens);

@@ -132,9 +132,9 @@ typedef struct nl_mup_transfer_result {
     double seconds;
 } nl_mup_transfer_result;
 
-/* progress: NULL or a stream for one line per run. train: the dataset (the ledger entry uses Fashion-MNIST's
+/* verbose: 0 silent, >= 1 one progress line per run through nl_progress (base.h). train: the dataset (the ledger entry uses Fashion-MNIST's
  * training split); its first n_train rows are used, standardised on themselves. */
-nl_status nl_mup_transfer_run(const nl_mup_transfer_config *cfg, const nl_dataset *train, FILE *progress,
+nl_status nl_mup_transfer_run(const nl_mup_transfer_config *cfg, const nl_dataset *train, int verbose,
                           nl_mup_transfer_result *res);
 /* The pass rule's ingredients for parametrisation pi (0 SP, 1 muP, 2 broken): shift = max - min over widths of the
  * best grid index (n_lr when some width diverged at every LR); widest_best: at the widest model's best LR the widest

@@ -550,7 +550,7 @@ static void test_transfer_synthetic(void) {
     c.broken = 1;
     c.seed = 3;
     nl_mup_transfer_result res;
-    NLT_OK(nl_mup_transfer_run(&c, &ds, NULL, &res));
+    NLT_OK(nl_mup_transfer_run(&c, &ds, 0, &res));
     NLT_CHECK(res.n_param == 3 && res.n_widths == 2 && res.n_lr == 4, "result shape");
     for (int p = 0; p < 3; p++)
         for (int w = 0; w < 2; w++) {
@@ -585,7 +585,7 @@ static void test_transfer_synthetic(void) {
     NLT_CHECK(shift == 4, "all-diverged width counts as a full shift (%d)", shift);
     nl_dataset_free(&ds);
     c.n_widths = 1;
-    NLT_CHECK(nl_mup_transfer_run(&c, &ds, NULL, &res) == NL_EINVAL, "one width rejected");
+    NLT_CHECK(nl_mup_transfer_run(&c, &ds, 0, &res) == NL_EINVAL, "one width rejected");
 }
 
 /* The ledger entry `mup` in quick mode must pass (about 2 minutes on 2 idle cores; much longer on a loaded machine). In the sanitizer build it is

@@ -62,7 +62,7 @@ void nl_mup_transfer_summary(const nl_mup_transfer_result *r, int pi, int *shift
     }
 }
 
-nl_status nl_mup_transfer_run(const nl_mup_transfer_config *cfg, const nl_dataset *full, FILE *progress, nl_mup_transfer_result *res) {
+nl_status nl_mup_transfer_run(const nl_mup_transfer_config *cfg, const nl_dataset *full, int verbose, nl_mup_transfer_result *res) {
     memset(res, 0, sizeof *res);
     nl_status s = check_cfg(cfg, full);
     if (s) return s;
@@ -128,11 +128,9 @@ nl_status nl_mup_transfer_run(const nl_mup_transfer_config *cfg, const nl_datase
                 if (s) break;
                 res->loss[pi][wi][k] = loss;
                 if (isfinite(loss) && (best < 0 || loss < res->loss[pi][wi][best])) best = k;
-                if (progress) {
-                    fprintf(progress, "mup lr transfer: %-6s width %5lld  log2 lr %6.2f  loss %s%.4f  (%.1f s)\n", g_pnames[pi],
-                            (long long)cfg->widths[wi], log2lr, isfinite(loss) ? "" : "diverged ", loss, nl_time() - t0);
-                    fflush(progress);
-                }
+                if (verbose)
+                    nl_progress("mup lr transfer: %-6s width %5lld  log2 lr %6.2f  loss %s%.4f  (%.1f s)", g_pnames[pi],
+                                (long long)cfg->widths[wi], log2lr, isfinite(loss) ? "" : "diverged ", loss, nl_time() - t0);
             }
             res->best[pi][wi] = best;
         }
@@ -149,7 +147,7 @@ static nl_status mup_run(const nl_experiment *e, const void *config, const nl_ex
     nl_status s = nl_dataset_load(&train, "fashion-mnist", "train", NULL);
     if (s) return s;
     nl_mup_transfer_result r;
-    s = nl_mup_transfer_run(cfg, &train, opt->verbose ? stderr : NULL, &r);
+    s = nl_mup_transfer_run(cfg, &train, opt->verbose, &r);
     nl_dataset_free(&train);
     if (s) return s;
     static const char *const plots[3] = {"SP: training loss vs log2 LR", "muP: training loss vs log2 LR",

@@ -141,7 +141,7 @@ nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config
             r->mcmc_diff_se[i] = sqrt(v / (double)mcmc_b);
         }
         if (ec->verbose)
-            fprintf(stderr, "pfn eval n=%3lld: PFN %.4f  exact %.4f (diff %+.4f +- %.4f)  MLE %.4f  MCMC %.4f (PFN on MCMC subset %.4f)\n",
+            nl_progress("pfn eval n=%3lld: PFN %.4f  exact %.4f (diff %+.4f +- %.4f)  MLE %.4f  MCMC %.4f (PFN on MCMC subset %.4f)",
                     (long long)n, r->pfn[i], r->exact[i], r->pfn[i] - r->exact[i], r->diff_se[i], r->mle[i], r->mcmc[i],
                     r->pfn_on_mcmc[i]);
     }
@@ -206,7 +206,7 @@ static nl_status pfn_ledger_run(const nl_experiment *e, const void *config, cons
         /* keep the trained model next to the ledger (the benchmark can --load the full-mode one) */
         char path[1024];
         snprintf(path, sizeof path, "%s/pfn_%s.safetensors", opt->out_dir, x->prior);
-        if (nl_pfn_save(&m, path) && opt->verbose) fprintf(stderr, "pfn: could not save %s: %s\n", path, nl_last_error());
+        if (nl_pfn_save(&m, path) && opt->verbose) nl_progress("pfn: could not save %s: %s", path, nl_last_error());
     }
     nl_pfn_eval_config ec;
     memset(&ec, 0, sizeof ec);

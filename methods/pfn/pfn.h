@@ -189,7 +189,7 @@ typedef struct nl_pfn_train_config {
     double clip;            /* global gradient-norm clip (0 = off) */
     int64_t border_datasets;/* datasets of seq points sampled for the borders */
     uint64_t seed;          /* init (NL_PFN_STREAM_INIT), data (NL_PFN_STREAM_DATA), borders */
-    int verbose;            /* progress on stderr */
+    int verbose;            /* progress lines (nl_progress) */
     double max_seconds;     /* stop early after this wall time (0 = no limit) */
 } nl_pfn_train_config;
 
@@ -232,7 +232,7 @@ typedef struct nl_pfn_eval_config {
     int mle_restarts, mle_iters;  /* nl_gpr_fit_mle (MAP under the hyperprior when there is one) */
     int mcmc_warmup, mcmc_samples;
     int mcmc_datasets;            /* datasets per n for MCMC (its cost; <= datasets; 0 = all) */
-    int verbose;
+    int verbose;                  /* one progress line per n (nl_progress) */
 } nl_pfn_eval_config;
 typedef struct nl_pfn_eval_result {
     int n_ns;

@@ -119,7 +119,7 @@ nl_status nl_pfn_train(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_train_conf
             double avg = 0;
             int64_t k0 = s >= 99 ? s - 99 : 0;
             for (int64_t k = k0; k <= s; k++) avg += curve[k] / (double)(s - k0 + 1);
-            fprintf(stderr, "pfn step %lld/%lld  loss %.4f (mean of last %lld %.4f)  lr %.2e  |g| %.3g  %.1fs\n", (long long)s,
+            nl_progress("pfn step %lld/%lld  loss %.4f (mean of last %lld %.4f)  lr %.2e  |g| %.3g  %.1fs", (long long)s,
                     (long long)tc->steps, lv, (long long)(s - k0 + 1), avg, nl_optim_lr(&opt), opt.last_grad_norm, nl_time() - t0);
         }
     }

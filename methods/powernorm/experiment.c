@@ -270,7 +270,7 @@ static nl_status clf_run(int kind, const pn_exp_cfg *cfg, int verbose, double *a
         if (s >= cfg->cl_steps - cfg->cl_steps / 10) { tail += lv; ntail++; }
         if (curve && (s % 10 == 0 || s == cfg->cl_steps - 1)) nl_curve_add(curve, (double)s, lv);
         if (verbose && (s % 100 == 0 || s == cfg->cl_steps - 1))
-            fprintf(stderr, "  powernorm/classify %s step %lld loss %.4f\n", kind_name[kind], (long long)s, lv);
+            nl_progress("  powernorm/classify %s step %lld loss %.4f", kind_name[kind], (long long)s, lv);
     }
     int64_t correct = 0, seen = 0;
     if (!st) {
@@ -360,7 +360,7 @@ static nl_status pn_run(const nl_experiment *e, const void *config, const nl_exp
         snprintf(name, sizeof name, "clf_train_loss_%s", kind_name[k]);
         nl_exp_set(out, name, cfl);
         if (opt->verbose)
-            fprintf(stderr, "  powernorm: %s: LM test perplexity %.3f (train loss %.3f), classification accuracy %.3f\n",
+            nl_progress("  powernorm: %s: LM test perplexity %.3f (train loss %.3f), classification accuracy %.3f",
                     kind_name[k], ppl, fl, acc);
     }
     free(tr);

@@ -115,7 +115,7 @@ nl_status nl_student_t_process_synt_run(const nl_student_t_process_synt_config *
             rmse[m] = sd * sqrt(se / (double)nte);
             if (sp == 0) *(m == 0 ? &r->stp_hyp : &r->gp_hyp) = h;
             if (c->verbose)
-                fprintf(stderr, "syn-t split %d %s: test NLL %.4f rmse %.3f (sw2 %.3g sb2 %.3g noise %.3g alpha %.3g beta %.3g)\n", sp,
+                nl_progress("syn-t split %d %s: test NLL %.4f rmse %.3f (sw2 %.3g sb2 %.3g noise %.3g alpha %.3g beta %.3g)", sp,
                         m == 0 ? "STP" : "GP ", nll[m], rmse[m], h.sw2, h.sb2, h.noise, h.alpha, h.beta);
         }
         r->stp_nll += nll[0] / c->n_splits, r->gp_nll += nll[1] / c->n_splits;

@@ -75,7 +75,7 @@ typedef struct nl_student_t_process_synt_config {
     int n_splits;          /* independent data sets (seed, seed+1, ...); NLLs averaged (default 1) */
     uint64_t seed;
     nl_student_t_process_fit_cfg fit;    /* Adam and kernel settings shared by STP and GP (student field set per model) */
-    int verbose;
+    int verbose;                         /* one progress line per split and model (nl_progress) */
 } nl_student_t_process_synt_config;
 
 typedef struct nl_student_t_process_synt_result {

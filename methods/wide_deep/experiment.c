@@ -146,7 +146,7 @@ nl_status nl_wide_deep_run(const nl_wide_deep_config *c, const char *swap, nl_wi
     res->err_devroye = nl_wide_deep_error(pd, yte, m);
     res->err_majority = nl_wide_deep_error(pm, yte, m);
     if (c->verbose)
-        fprintf(stderr, "wide-deep: d=%d n=%lld/%lld  Bayes %.4f  1-NN %.4f  Devroye %.4f  majority %.4f\n", dim, (long long)n,
+        nl_progress("wide-deep: d=%d n=%lld/%lld  Bayes %.4f  1-NN %.4f  Devroye %.4f  majority %.4f", dim, (long long)n,
                 (long long)m, res->err_bayes, res->err_1nn, res->err_devroye, res->err_majority);
     snprintf(res->opt_dual, sizeof res->opt_dual, "%dd_opt", dim);
 
@@ -167,7 +167,7 @@ nl_status nl_wide_deep_run(const nl_wide_deep_config *c, const char *swap, nl_wi
                 R->rcond[k][l] = inf[k][l].rcond;
                 if (inf[k][l].status != NL_OK) {
                     R->singular[k][l] = 1;
-                    if (c->verbose) fprintf(stderr, "wide-deep: %s\n", inf[k][l].msg);
+                    if (c->verbose) nl_progress("wide-deep: %s", inf[k][l].msg);
                     continue;
                 }
                 const int8_t *p = pk[k] + l * m;
@@ -179,9 +179,12 @@ nl_status nl_wide_deep_run(const nl_wide_deep_config *c, const char *swap, nl_wi
             }
         R->seconds = nl_time() - tt;
         if (c->verbose) {
-            fprintf(stderr, "wide-deep: %-10s (%s) %.1fs  err NNGP/NTK by depth:", R->dual, nl_wide_deep_class_name(R->cls), R->seconds);
-            for (int l = 0; l < nd; l++) fprintf(stderr, " L%lld %.3f/%.3f", (long long)c->depths[l], R->err[0][l], R->err[1][l]);
-            fprintf(stderr, "\n");
+            char line[64 + 32 * NL_WIDE_DEEP_MAX_DEPTHS];
+            int o = snprintf(line, sizeof line, "wide-deep: %-10s (%s) %.1fs  err NNGP/NTK by depth:", R->dual,
+                             nl_wide_deep_class_name(R->cls), R->seconds);
+            for (int l = 0; l < nd && o > 0 && (size_t)o < sizeof line; l++)
+                o += snprintf(line + o, sizeof line - (size_t)o, " L%lld %.3f/%.3f", (long long)c->depths[l], R->err[0][l], R->err[1][l]);
+            nl_progress("%s", line);
         }
         /* summaries for the pass rule */
         for (int l = 0; l < nd; l++) {
@@ -263,9 +266,8 @@ nl_status nl_wide_deep_run(const nl_wide_deep_config *c, const char *swap, nl_wi
         free(rp), free(rmaj), free(r1nn);
         if (st) goto done;
         if (c->verbose)
-            fprintf(stderr,
-                    "wide-deep: ReLU NTK, %lld train (ybar %+.3f, kappa %.3f) / %lld test, L* = %lld%s (%.1fs): agreement with "
-                    "majority %.4f (err %.4f, majority err %.4f)\n",
+            nl_progress("wide-deep: ReLU NTK, %lld train (ybar %+.3f, kappa %.3f) / %lld test, L* = %lld%s (%.1fs): agreement with "
+                    "majority %.4f (err %.4f, majority err %.4f)",
                     (long long)rn, res->relu_ybar, res->relu_kappa, (long long)rm, (long long)L, res->relu_capped ? " (capped)" : "",
                     nl_time() - tt, res->relu_agree_maj_final, res->relu_err[nrd - 1], res->relu_maj_err);
     }

@@ -158,7 +158,7 @@ typedef struct nl_wide_deep_config {
     int64_t relu_n_train, relu_n_test, relu_depth, relu_depth_cap;
     double relu_eps;
     double bayes_margin;           /* pass rule: |err(<dim>d_opt NNGP) - err(Bayes)| <= bayes_margin */
-    int verbose;                   /* progress on stderr */
+    int verbose;                   /* progress lines (nl_progress) */
 } nl_wide_deep_config;
 
 /* quick: d = 2, 1500 training / 5000 test points, duals relu erf hermite_2 hermite_3 2d_opt 3d_opt at depths

@@ -1,4 +1,4 @@
-/* Error state (thread-local), threads, clock. */
+/* Error state (thread-local), progress sink (thread-local), threads, clock. */
 #include "nnlab/base.h"
 #include <cblas.h>
 #include <omp.h>
@@ -35,6 +35,48 @@ nl_status nl_set_error(nl_status s, const char *fmt, ...) {
     memcpy(g_msg, buf, sizeof g_msg);
     g_status = s;
     return s;
+}
+
+static _Thread_local nl_progress_fn g_progress_fn;
+static _Thread_local void *g_progress_ud;
+
+void nl_set_progress(nl_progress_fn fn, void *ud) {
+    g_progress_fn = fn;
+    g_progress_ud = fn ? ud : NULL;
+}
+
+nl_progress_fn nl_get_progress(void **ud) {
+    if (ud) *ud = g_progress_ud;
+    return g_progress_fn;
+}
+
+void nl_progress(const char *fmt, ...) {
+    char small[1024], *buf = small;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof small) { /* long line: format again into a buffer of the right size */
+        char *big = malloc((size_t)n + 1);
+        if (big) {
+            va_start(ap, fmt);
+            vsnprintf(big, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+            buf = big;
+        } else {
+            n = (int)sizeof small - 1; /* out of memory: hand over the truncated line */
+        }
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
+    if (g_progress_fn) {
+        g_progress_fn(g_progress_ud, buf);
+    } else {
+        fputs(buf, stderr);
+        fputc('\n', stderr);
+        fflush(stderr);
+    }
+    if (buf != small) free(buf);
 }
 
 static int g_threads = 0;

@@ -127,7 +127,7 @@ static void fmt_eta(double sec, char *buf, size_t n) {
 }
 
 typedef struct {
-    int tty, verbose;
+    int tty, verbose; /* tty: redraw a bar in place on stderr (default sink and stderr is a terminal) */
     double last_draw;
     int drawn;     /* a bar is on screen (needs a newline before other output) */
 } display;
@@ -161,12 +161,12 @@ static void log_line(display *d, const char *fmt, ...) __attribute__((format(pri
 static void log_line(display *d, const char *fmt, ...) {
     if (d->verbose < 1) return;
     bar_clear(d);
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
+    nl_progress("%s", buf);
 }
 
 /* ---------------- the loop ---------------- */
@@ -225,7 +225,9 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
     static const nl_train_callbacks no_cb;
     if (!cb) cb = &no_cb;
     const char *vname = cfg->valid_name ? cfg->valid_name : "valid";
-    display d = {isatty(2), cfg->verbose, 0, 0};
+    /* the redrawn bar only when progress goes to the default sink and that is a terminal; with a sink set
+     * (nl_set_progress) everything, the periodic step lines included, goes through nl_progress */
+    display d = {isatty(2) && !nl_get_progress(NULL), cfg->verbose, 0, 0};
     int64_t last_ckpt_epoch = 0;
 
     /* ---- checks ---- */
