@@ -117,7 +117,7 @@ typedef struct nl_repro_entry {
 typedef struct nl_repro_options {
     int full;
     int threads;           /* > 0: nl_set_num_threads before running */
-    int verbose;           /* progress: the experiments' lines through nl_progress, "[i/n]" lines on stderr */
+    int verbose;           /* progress through nl_progress (base.h): the "[i/n]" lines and the experiments' own */
     const char *out_dir;   /* created if needed; NULL = write no files */
     FILE *table;           /* where the table goes (NULL = nowhere) */
 } nl_repro_options;

@@ -145,7 +145,7 @@ nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_o
         x->e = list[i];
         nl_exp_result_init(&x->r);
         if (opt->verbose)
-            fprintf(stderr, "[%d/%d] %s (%s): %s\n", i + 1, n, x->e->name, opt->full ? "full" : "quick",
+            nl_progress("[%d/%d] %s (%s): %s", i + 1, n, x->e->name, opt->full ? "full" : "quick",
                     (opt->full ? x->e->full_desc : x->e->quick_desc) ? (opt->full ? x->e->full_desc : x->e->quick_desc) : "");
         nl_clear_error();
         double t0 = nl_time();
@@ -168,7 +168,7 @@ nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_o
         }
         if (!x->pass) (*n_failed)++;
         if (opt->verbose)
-            fprintf(stderr, "[%d/%d] %s: %s, %s (%.1f s)\n", i + 1, n, x->e->name, x->pass ? "pass" : "FAIL", x->measured, x->seconds);
+            nl_progress("[%d/%d] %s: %s, %s (%.1f s)", i + 1, n, x->e->name, x->pass ? "pass" : "FAIL", x->measured, x->seconds);
         if ((s = write_outputs(opt, en, i + 1))) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", nl_last_error());
