@@ -41,6 +41,15 @@ nl_status nl_set_error(nl_status s, const char *fmt, ...) __attribute__((format(
 void nl_threads_init(void);
 void nl_set_num_threads(int n);
 int nl_get_num_threads(void);
+/* Single-threaded BLAS inside an OpenMP loop. Debian's pthreads OpenBLAS does not detect that it is called from
+ * inside an OpenMP parallel region, so a BLAS call in each of T OpenMP threads would start T more threads each
+ * (T*T threads spinning against each other). Bracket such a region so that at most T threads run at a time:
+ *     int saved = nl_blas_serial_begin();      // OpenBLAS -> 1 thread; returns the count to restore
+ *     #pragma omp parallel ... { ... cblas / nl_gemm calls ... }
+ *     nl_blas_serial_end(saved);               // OpenBLAS -> saved threads (nl_get_num_threads() at begin)
+ * Call both outside any parallel region, from the same thread; not reentrant (do not nest the brackets). */
+int nl_blas_serial_begin(void);
+void nl_blas_serial_end(int saved);
 
 /* ---- progress ----
  * Convention for long library calls (training loops, experiments, sweeps): the call's config has an

@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void openblas_set_num_threads(int);
-
 #define NL_LAMBDA_TILE 64                 /* query rows per tile of the blockwise op */
 #define NL_LAMBDA_BIG ((int64_t)1 << 50)  /* window sizes above this are treated as unlimited */
 
@@ -301,14 +299,14 @@ static int run_slices(nl_ctx *c, int64_t nbh, int64_t per, slice_fn fn, const vo
         for (int64_t bh = 0; bh < nbh; bh++) fn(arg, bh, scr);
         return 1;
     }
-    openblas_set_num_threads(1);
+    const int blas_saved = nl_blas_serial_begin();
 #pragma omp parallel num_threads(nth)
     {
         double *my = scr + (size_t)omp_get_thread_num() * (size_t)per;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < nbh; bh++) fn(arg, bh, my);
     }
-    openblas_set_num_threads(nl_get_num_threads());
+    nl_blas_serial_end(blas_saved);
     return 1;
 }
 static void fwd_ref_w(const void *a, int64_t bh, double *s) { ref_fwd_slice(a, bh, s); }

@@ -93,6 +93,14 @@ int nl_get_num_threads(void) {
     return g_threads;
 }
 
+int nl_blas_serial_begin(void) {
+    int saved = nl_get_num_threads();
+    openblas_set_num_threads(1);
+    return saved;
+}
+
+void nl_blas_serial_end(int saved) { openblas_set_num_threads(saved > 0 ? saved : 1); }
+
 void nl_threads_init(void) {
     const char *e = getenv("NL_NUM_THREADS");
     int n = e ? atoi(e) : 0;

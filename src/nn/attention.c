@@ -25,10 +25,10 @@
  * result deterministic; backward parallelism is then limited to the number of distinct mask slices (a [T,S]
  * mask with a gradient gives a serial backward). Excluded (-inf) mask entries get gradient 0. */
 #ifndef NL_ATTN_TPL
-#include "internal/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include "nnlab/ops.h"
+#include "nnlab/vmath.h"
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -96,14 +96,14 @@ static void attn_run(const attn_args *a, attn_item_fn fn, int64_t n, int par, in
         for (int64_t it = 0; it < n; it++) fn(a, it, scr);
         return;
     }
-    openblas_set_num_threads(1);
+    const int blas_saved = nl_blas_serial_begin();
 #pragma omp parallel num_threads(nth)
     {
         char *my = scr + (size_t)omp_get_thread_num() * per;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < n; it++) fn(a, it, my);
     }
-    openblas_set_num_threads(nth);
+    nl_blas_serial_end(blas_saved);
 }
 
 static int attn_par(int64_t items, double total_flops, int nth) {

@@ -105,7 +105,7 @@ static nl_status conv_run(nl_ctx *c, conv_args *a, nl_dtype dt, int bwd) {
     }
     a->inner_par = 0;
     const size_t dw_off = (size_t)(K * nb * P) + (nb > 1 ? (size_t)(O * nb * P) : 0);
-    openblas_set_num_threads(1);
+    const int blas_saved = nl_blas_serial_begin();
 #pragma omp parallel num_threads(nth)
     {
         char *my = scr + (size_t)omp_get_thread_num() * per * es;
@@ -117,7 +117,7 @@ static nl_status conv_run(nl_ctx *c, conv_args *a, nl_dtype dt, int bwd) {
             else { if (f32) conv_bwd_chunk_f32(a, ci, my, dwp); else conv_bwd_chunk_f64(a, ci, my, dwp); }
         }
     }
-    openblas_set_num_threads(nth);
+    nl_blas_serial_end(blas_saved);
     if (priv_dw) { /* gw += sum over threads, in thread order */
         if (f32) dw_reduce_f32(a->gw, scr, nth, per, dw_off, O * K);
         else dw_reduce_f64(a->gw, scr, nth, per, dw_off, O * K);

@@ -1,9 +1,9 @@
 /* Losses: fused log-softmax + NLL cross-entropy (label smoothing, ignore index) and mean squared error.
  * f32 and f64; row statistics and sums are accumulated in double. Sums over many rows/elements go through
  * per-row or per-chunk partials added in a fixed order, so results do not depend on the thread count. */
-#include "internal/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
+#include "nnlab/vmath.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

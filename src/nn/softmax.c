@@ -4,9 +4,9 @@
  * the sums are accumulated in double for f32. Last-axis case (I == 1): one task per row. Other axes: one task
  * per (o, block of up to SM_BLK columns of I), reading contiguous runs of the block, statistics on the stack.
  * Backward: softmax dx = y * (g - sum(g*y)); log-softmax dx = g - exp(y) * sum(g). */
-#include "internal/vmath.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
+#include "nnlab/vmath.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
