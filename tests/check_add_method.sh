@@ -45,7 +45,7 @@ static nl_status run(const nl_experiment *e, const void *cfg, const nl_exp_optio
     nl_exp_set(out, "mean", nl_tiny_mean(1, n));
     return nl_exp_set(out, "n", n);
 }
-static int judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t len) {
+static int judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t len) {
     double m = nl_exp_get(r, "mean", NULL), n = nl_exp_get(r, "n", NULL);
     double se = sqrt(1.0 / 12.0 / n);
     snprintf(measured, len, "mean %.4f (1/2 +- %.4f)", m, 4 * se);

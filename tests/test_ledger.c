@@ -42,7 +42,7 @@ static nl_status fake_run(const nl_experiment *e, const void *config, const nl_e
     return NL_OK;
 }
 
-static int fake_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int fake_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     double acc = nl_exp_get(r, "accuracy", NULL);
     snprintf(measured, n, "accuracy %.1f%% (need >= 50%%)", 100 * acc);
     return acc >= 0.5;
@@ -90,6 +90,106 @@ static void test_status(void) {
     NLT_CHECK(!strcmp(nl_experiment_status(&ready), "ready"), "ready status");
     ready.status = "blocked";
     NLT_CHECK(!strcmp(nl_experiment_status(&ready), "blocked"), "explicit status");
+}
+
+/* ---- schema v2: a two-part rule, controls judged by the same rule, seeds ---- */
+typedef struct { double acc, gap; int control_ok; } v2_cfg;
+
+static void v2_fill(nl_exp_result *r, double acc, double gap) {
+    nl_exp_set(r, "accuracy", acc);
+    nl_exp_set(r, "gap", gap);
+}
+
+static nl_status v2_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
+    const v2_cfg *c = config;
+    v2_fill(out, c->acc, c->gap);
+    out->seeds = 3;
+    /* a broken variant (fails part "gap") and a generic substitute that fails (or, to test, passes) everything */
+    nl_exp_result *b = nl_exp_control_add(out, "no-gap", "broken", "the variant without the mechanism");
+    nl_exp_result *g = nl_exp_control_add(out, "generic", "generic", "a generic substitute");
+    if (!b || !g) return NL_ENOMEM;
+    NLT_CHECK(nl_exp_control_add(out, "no-gap", "broken", "again") == b, "control found by name");
+    v2_fill(b, c->acc, 0.0);
+    v2_fill(g, c->control_ok ? c->acc : 0.3, c->control_ok ? c->gap : 0.0);
+    return NL_OK;
+}
+
+static int v2_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
+    double acc = nl_exp_get(r, "accuracy", NULL), gap = nl_exp_get(r, "gap", NULL);
+    nl_exp_part_set(r, "accuracy", "accuracy >= 0.5", acc >= 0.5, "%.2f", acc);
+    nl_exp_part_set(r, "gap", "gap > 0.1 (margin)", gap > 0.1, "%.2f", gap);
+    snprintf(measured, n, "accuracy %.2f, gap %.2f", acc, gap);
+    return nl_exp_parts_pass(r);
+}
+
+static const v2_cfg v2_ok = {0.9, 0.3, 0}, v2_leaky = {0.9, 0.3, 1};
+static const nl_experiment e_v2 = {"v2", "E. Author", "Accuracy >= 50% and a gap.", "q", "f", &v2_ok, &v2_ok, "accuracy,gap", NULL, v2_run, v2_judge};
+static const nl_experiment e_v2_leaky = {"v2-leaky", "E. Author", "Same, but a control passes.", "q", "f", &v2_leaky, &v2_leaky, "accuracy,gap",
+                                         NULL, v2_run, v2_judge};
+
+static void test_v2(void) {
+    char dir[] = "/tmp/nltest_ledger2_XXXXXX";
+    NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    const nl_experiment *list[2] = {&e_v2, &e_v2_leaky};
+    nl_repro_options ro = {0, 1, 0, dir, NULL};
+    nl_repro_entry *en = NULL;
+    int n_failed = -1;
+    NLT_OK(nl_repro_run(list, 2, &ro, &en, &n_failed));
+    NLT_CHECK(n_failed == 1, "failed %d", n_failed);
+    NLT_CHECK(en[0].pass && en[0].r.n_parts == 2 && en[0].r.n_controls == 2, "v2 passes with its controls rejected");
+    NLT_CHECK(!en[0].r.controls[0].verdict && !en[0].r.controls[1].verdict, "both controls rejected");
+    NLT_CHECK(en[0].r.controls[0].r->n_parts == 2 && en[0].r.controls[0].r->parts[0].pass && !en[0].r.controls[0].r->parts[1].pass,
+              "the broken control fails exactly the gap part");
+    NLT_CHECK(strstr(en[0].measured, "controls rejected 2/2") != NULL, "measured: %s", en[0].measured);
+    NLT_CHECK(!en[1].pass && en[1].r.controls[1].verdict && strstr(en[1].measured, "controls rejected 1/2"),
+              "a control the rule accepts fails the entry: %s", en[1].measured);
+    char json[300];
+    snprintf(json, sizeof json, "%s/ledger.json", dir);
+    char *txt = slurp(json);
+    cJSON *root = txt ? cJSON_Parse(txt) : NULL;
+    cJSON *e0 = root ? cJSON_GetArrayItem(cJSON_GetObjectItem(root, "entries"), 0) : NULL;
+    NLT_CHECK(e0 != NULL, "ledger.json parses");
+    if (e0) {
+        cJSON *parts = cJSON_GetObjectItem(e0, "parts"), *ctr = cJSON_GetObjectItem(e0, "controls");
+        NLT_CHECK(cJSON_GetArraySize(parts) == 2 && !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(parts, 1), "rule")->valuestring, "gap > 0.1 (margin)"),
+                  "parts in JSON");
+        cJSON *c0 = cJSON_GetArrayItem(ctr, 0);
+        NLT_CHECK(cJSON_GetArraySize(ctr) == 2 && !strcmp(cJSON_GetObjectItem(c0, "verdict")->valuestring, "fail") &&
+                      !strcmp(cJSON_GetObjectItem(c0, "kind")->valuestring, "broken") &&
+                      cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "metrics"), "gap") != NULL,
+                  "controls in JSON");
+        NLT_CHECK(cJSON_GetObjectItem(e0, "seeds")->valueint == 3, "seeds");
+        const char *mach = cJSON_GetObjectItem(e0, "machine")->valuestring, *commit = cJSON_GetObjectItem(e0, "commit")->valuestring;
+        NLT_CHECK(mach && strstr(mach, "BLAS core") && strstr(mach, "threads 1"), "machine: %s", mach);
+        NLT_CHECK(commit && strlen(commit) >= 7, "commit: %s", commit);
+    }
+    cJSON_Delete(root);
+    free(txt);
+    nl_repro_free(en, 2);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    NLT_CHECK(system(cmd) == 0, "cleanup");
+}
+
+static void test_stats(void) {
+    const double x[4] = {1, 2, 3, 4}, y[4] = {0.5, 1.5, 2.0, 3.0};
+    double m, se;
+    nl_stats_mean_se(x, 4, &m, &se);
+    NLT_NEAR(m, 2.5, 1e-12);
+    NLT_NEAR(se, sqrt(5.0 / 3.0 / 4.0), 1e-12);   /* sd^2 = 5/3 */
+    nl_stats_mean_se(x, 1, &m, &se);
+    NLT_CHECK(m == 1 && isnan(se), "one sample: no standard error");
+    double md, sd;
+    double t = nl_stats_paired_t(x, y, 4, &md, &sd);  /* differences 0.5 0.5 1 1: mean 0.75, sd^2 1/12 */
+    NLT_NEAR(md, 0.75, 1e-12);
+    NLT_NEAR(sd, sqrt(1.0 / 12.0 / 4.0), 1e-12);
+    NLT_NEAR(t, 0.75 / sqrt(1.0 / 48.0), 1e-9);
+    NLT_CHECK(isinf(nl_stats_paired_t(x, x + 0, 1, NULL, NULL)) == 0, "n = 1 gives NaN");
+    const double a[3] = {2, 3, 4}, b[3] = {1, 2, 3};
+    NLT_CHECK(nl_stats_paired_t(a, b, 3, NULL, NULL) == INFINITY, "constant positive differences");
+    NLT_NEAR(nl_stats_t95(1), 6.314, 1e-9);
+    NLT_NEAR(nl_stats_t95(9), 1.833, 1e-9);
+    NLT_NEAR(nl_stats_t95(1000), 1.645, 1e-9);
 }
 
 static int count_tmp_files(const char *dir) {
@@ -215,6 +315,8 @@ static void test_repro_run(void) {
 int main(void) {
     NLT_RUN(test_result_api);
     NLT_RUN(test_status);
+    NLT_RUN(test_v2);
+    NLT_RUN(test_stats);
     NLT_RUN(test_repro_run);
     return nlt_finish();
 }

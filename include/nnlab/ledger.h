@@ -36,13 +36,41 @@ typedef struct nl_curve {
     double *x, *y;         /* (n) points; non-finite y values are skipped when drawing */
 } nl_curve;
 
-typedef struct nl_exp_result {
+/* Schema v2 (docs/repro.md). A claim is judged as parts — its statements, each with its own rule and verdict —
+ * and the entry also runs controls: variants that a correct rule must reject (a broken implementation, a generic
+ * substitute, the baseline the paper beats). A control is a child result that the entry's run fills with the same
+ * metric names as the main result; nl_repro_run applies the entry's judge to it, and the entry passes only when
+ * the main result passes and every control fails. */
+typedef struct nl_exp_part {
+    char name[64];         /* short id of the statement ("robust", "eval-scale") */
+    char rule[256];        /* the rule in words, with its margin ("mean acc(linear) - best other > 0.05") */
+    char measured[256];    /* what was measured against it */
+    int pass;
+} nl_exp_part;
+
+typedef struct nl_exp_result nl_exp_result;
+typedef struct nl_exp_control {
+    char name[64];         /* "no-global-tokens" */
+    char kind[16];         /* "broken", "generic" or "baseline" */
+    char what[256];        /* one line: what the variant is */
+    nl_exp_result *r;      /* its metrics (same names as the main result), parts filled by the judge */
+    int verdict;           /* the rule's verdict on it (1 = the rule accepted it: the entry fails) */
+    char measured[256];
+} nl_exp_control;
+
+struct nl_exp_result {
     int n_metrics, cap_metrics;
     nl_metric *metrics;    /* (n_metrics) in insertion order */
     int n_curves, cap_curves;
     nl_curve **curves;     /* (n_curves) */
     char note[256];        /* optional free text shown in the report */
-} nl_exp_result;
+    int n_parts, cap_parts;
+    nl_exp_part *parts;    /* (n_parts) set by the judge (nl_exp_part_set) */
+    int n_controls, cap_controls;
+    nl_exp_control *controls; /* (n_controls) created by the run (nl_exp_control_add) */
+    int seeds;             /* seeds the judged quantities are averaged over (0 = not stated) */
+    int deterministic;     /* 1: nothing random (no seeds needed) */
+};
 
 void nl_exp_result_init(nl_exp_result *r);
 void nl_exp_result_free(nl_exp_result *r);
@@ -53,6 +81,30 @@ double nl_exp_get(const nl_exp_result *r, const char *name, int *found);
 /* The curve (plot, name), created empty on first use (labels taken from that first call); NULL on OOM. */
 nl_curve *nl_exp_curve(nl_exp_result *r, const char *plot, const char *name, const char *xlabel, const char *ylabel);
 nl_status nl_curve_add(nl_curve *c, double x, double y);
+/* Record (or overwrite, by name) a part of the claim with its rule and verdict; measured is printf-style. */
+nl_status nl_exp_part_set(nl_exp_result *r, const char *name, const char *rule, int pass, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* 1 when every part passes (and there is at least one). */
+int nl_exp_parts_pass(const nl_exp_result *r);
+/* The control `name` (created empty on first use with its kind and one-line description); NULL on OOM. The run
+ * fills the returned result's metrics; nl_repro_run judges it. */
+nl_exp_result *nl_exp_control_add(nl_exp_result *r, const char *name, const char *kind, const char *what);
+
+/* ---- statistics over seeds ---- */
+/* Mean and standard error of the mean (sd / sqrt(n), sd with n - 1) of x[0..n); se = NAN when n < 2. */
+void nl_stats_mean_se(const double *x, int n, double *mean, double *se);
+/* Paired comparison of a[i] - b[i]: mean difference, its standard error, and the t statistic (mean / se; df = n - 1).
+ * Returns t (NAN when n < 2; +-INFINITY when every difference is equal and non-zero). */
+double nl_stats_paired_t(const double *a, const double *b, int n, double *mean_diff, double *se_diff);
+/* One-sided critical value t_{0.95, df} of Student's t (df >= 1; the normal 1.645 beyond df = 120). */
+double nl_stats_t95(int df);
+
+/* ---- provenance ---- */
+/* "CPU model name; BLAS core <OpenBLAS core type>; threads T" of this machine. */
+void nl_machine_describe(char *buf, size_t n);
+/* The source commit the library was built from ("unknown" outside a git checkout), "+dirty" when it had
+ * uncommitted changes at build time. */
+const char *nl_build_commit(void);
 
 /* ---- experiments ---- */
 typedef struct nl_exp_options {
@@ -75,8 +127,9 @@ struct nl_experiment {
     const char *status;        /* shown by `nnlab list`; NULL = "ready" (or "planned" when run is NULL) */
     /* Run the experiment with config (quick or full) and fill out. Non-OK = error (message in nl_last_error). */
     nl_status (*run)(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out);
-    /* Pass rule: 1 pass, 0 fail; writes a one-line summary of what was measured against the claim. */
-    int (*judge)(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n);
+    /* Pass rule: 1 pass, 0 fail; writes a one-line summary of what was measured against the claim and records the
+     * claim's parts (nl_exp_part_set). Called on the main result and on every control's result. */
+    int (*judge)(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n);
 };
 
 /* "ready" unless e->status says otherwise ("planned" when run is NULL). */
@@ -109,8 +162,9 @@ typedef struct nl_repro_entry {
     nl_exp_result r;
     int pass;              /* verdict */
     int errored;           /* run returned an error (then pass = 0) */
-    char measured[256];
+    char measured[512];
     char error[512];
+    char machine[256];     /* nl_machine_describe at the start of the run */
     double seconds;
 } nl_repro_entry;
 

@@ -78,7 +78,7 @@ static nl_status baseline_run(const nl_experiment *e, const void *config, const 
     return NL_OK;
 }
 
-static int baseline_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int baseline_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     double acc = nl_exp_get(r, "test_accuracy", NULL), thr = nl_exp_get(r, "threshold", NULL);
     double secs = nl_exp_get(r, "train_seconds", NULL);
     int pass = acc >= thr;

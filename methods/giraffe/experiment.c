@@ -313,7 +313,7 @@ static double best_other(const nl_exp_result *r, const char *fmt, int lower_bett
     return best;
 }
 
-static int giraffe_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int giraffe_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     (void)e;
     const giraffe_cfg *g = full ? &g_full : &g_quick;
     char nm[64];

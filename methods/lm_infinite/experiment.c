@@ -241,7 +241,7 @@ done_data:
     return st;
 }
 
-static int lminf_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int lminf_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     const lminf_cfg *cfg = full ? e->full : e->quick;
     char name[64];
     double p[2][LMI_MAX_LENS], k[2][LMI_MAX_LENS], kn[2][LMI_MAX_LENS];

@@ -194,7 +194,7 @@ static void best_list(const nl_exp_result *r, const char *pn, char *buf, size_t 
     }
 }
 
-static int mup_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int mup_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     (void)e;
     (void)full;
     int fb = 0;

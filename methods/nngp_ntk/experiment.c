@@ -149,7 +149,7 @@ out:
     return s;
 }
 
-static int nk_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int nk_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     double g = nl_exp_get(r, "nngp_accuracy", NULL), t = nl_exp_get(r, "ntk_accuracy", NULL);
     double mlp = nl_exp_get(r, "mlp_accuracy", NULL), mg = nl_exp_get(r, "margin", NULL);
     int pass = g >= mlp - mg && t >= mlp - mg;

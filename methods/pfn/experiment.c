@@ -278,7 +278,7 @@ static nl_status pfn_ledger_run(const nl_experiment *e, const void *config, cons
     return st;
 }
 
-static int pfn_ledger_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int pfn_ledger_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     (void)e;
     double gap = nl_exp_get(r, "gap_vs_exact", NULL), se = nl_exp_get(r, "gap_se", NULL), tol = nl_exp_get(r, "tolerance", NULL);
     double mp = nl_exp_get(r, "pfn_mean_nll", NULL), mx = nl_exp_get(r, "gp_mean_nll", NULL);

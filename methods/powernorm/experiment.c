@@ -377,7 +377,7 @@ static nl_status pn_run(const nl_experiment *e, const void *config, const nl_exp
     return st;
 }
 
-static int pn_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int pn_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     const double pl = nl_exp_get(r, "lm_ppl_layernorm", NULL), pb = nl_exp_get(r, "lm_ppl_batchnorm", NULL),
                  pp = nl_exp_get(r, "lm_ppl_powernorm", NULL);
     const double al = nl_exp_get(r, "clf_acc_layernorm", NULL), ab = nl_exp_get(r, "clf_acc_batchnorm", NULL),

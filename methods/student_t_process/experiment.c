@@ -176,7 +176,7 @@ static nl_status stp_ledger_run(const nl_experiment *e, const void *config, cons
     return NL_OK;
 }
 
-static int stp_ledger_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int stp_ledger_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     (void)e, (void)full;
     double s = nl_exp_get(r, "stp_test_nll", NULL), g = nl_exp_get(r, "gp_test_nll", NULL);
     int pass = isfinite(s) && isfinite(g) && s < g;

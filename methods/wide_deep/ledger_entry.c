@@ -88,7 +88,7 @@ static nl_status wd_ledger_run(const nl_experiment *e, const void *config, const
     return NL_OK;
 }
 
-static int wd_ledger_judge(const nl_experiment *e, const nl_exp_result *r, int full, char *measured, size_t n) {
+static int wd_ledger_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
     (void)e, (void)full;
     char opt_dual[16];
     snprintf(opt_dual, sizeof opt_dual, "%dd_opt", (int)nl_exp_get(r, "dim", NULL));

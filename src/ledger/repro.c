@@ -68,6 +68,42 @@ static nl_status write_file_atomic(const char *path, const char *data, size_t le
     return nl_atomic_commit(&af);
 }
 
+static cJSON *parts_json(const nl_exp_result *r) {
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; k < r->n_parts; k++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "name", r->parts[k].name);
+        cJSON_AddStringToObject(p, "rule", r->parts[k].rule);
+        cJSON_AddStringToObject(p, "measured", r->parts[k].measured);
+        cJSON_AddStringToObject(p, "verdict", r->parts[k].pass ? "pass" : "fail");
+        cJSON_AddItemToArray(a, p);
+    }
+    return a;
+}
+
+/* schema v2 fields of one entry: parts, controls (with their metrics and parts), seeds, machine, commit */
+static void add_v2(cJSON *o, const nl_repro_entry *x) {
+    cJSON_AddItemToObject(o, "parts", parts_json(&x->r));
+    cJSON *cs = cJSON_AddArrayToObject(o, "controls");
+    for (int k = 0; k < x->r.n_controls; k++) {
+        const nl_exp_control *c = &x->r.controls[k];
+        cJSON *co = cJSON_CreateObject();
+        cJSON_AddStringToObject(co, "name", c->name);
+        cJSON_AddStringToObject(co, "kind", c->kind);
+        cJSON_AddStringToObject(co, "what", c->what);
+        cJSON_AddStringToObject(co, "verdict", c->verdict ? "pass" : "fail");
+        cJSON_AddStringToObject(co, "measured", c->measured);
+        cJSON *m = cJSON_AddObjectToObject(co, "metrics");
+        for (int j = 0; j < c->r->n_metrics; j++) cJSON_AddItemToObject(m, c->r->metrics[j].name, num(c->r->metrics[j].value));
+        cJSON_AddItemToObject(co, "parts", parts_json(c->r));
+        cJSON_AddItemToArray(cs, co);
+    }
+    cJSON_AddNumberToObject(o, "seeds", x->r.seeds);
+    if (x->r.deterministic) cJSON_AddTrueToObject(o, "deterministic");
+    cJSON_AddStringToObject(o, "machine", x->machine);
+    cJSON_AddStringToObject(o, "commit", nl_build_commit());
+}
+
 nl_status nl_ledger_write_json(const char *path, const nl_repro_entry *en, int n, const char *mode) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "nnlab_version", NL_VERSION_STRING);
@@ -89,6 +125,7 @@ nl_status nl_ledger_write_json(const char *path, const nl_repro_entry *en, int n
         cJSON_AddItemToObject(o, "seconds", num(x->seconds));
         if (x->errored) cJSON_AddStringToObject(o, "error", x->error);
         if (x->r.note[0]) cJSON_AddStringToObject(o, "note", x->r.note);
+        add_v2(o, x);
         cJSON *cs = cJSON_AddArrayToObject(o, "curves");
         for (int k = 0; k < x->r.n_curves; k++) {
             const nl_curve *c = x->r.curves[k];
@@ -119,6 +156,25 @@ nl_status nl_ledger_write_json(const char *path, const nl_repro_entry *en, int n
 }
 
 /* ---- the run ---- */
+/* Judge the main result, then every control with the same rule: the entry passes when the main result passes and
+ * the rule rejects every control (a control the rule accepts is reported in the measured line). */
+static int judge_entry(nl_repro_entry *x, int full) {
+    int pass = x->e->judge(x->e, &x->r, full, x->measured, sizeof x->measured) ? 1 : 0;
+    if (x->r.n_parts > 0 && !nl_exp_parts_pass(&x->r)) pass = 0;
+    int accepted = 0;
+    for (int k = 0; k < x->r.n_controls; k++) {
+        nl_exp_control *c = &x->r.controls[k];
+        c->verdict = x->e->judge(x->e, c->r, full, c->measured, sizeof c->measured) ? 1 : 0;
+        accepted += c->verdict;
+    }
+    if (x->r.n_controls > 0) {
+        size_t len = strlen(x->measured);
+        snprintf(x->measured + len, sizeof x->measured - len, "; controls rejected %d/%d", x->r.n_controls - accepted,
+                 x->r.n_controls);
+    }
+    return pass && !accepted;
+}
+
 static nl_status write_outputs(const nl_repro_options *opt, const nl_repro_entry *en, int n) {
     if (!opt->out_dir) return NL_OK;
     char path[4200];
@@ -148,6 +204,7 @@ nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_o
             nl_progress("[%d/%d] %s (%s): %s", i + 1, n, x->e->name, opt->full ? "full" : "quick",
                     (opt->full ? x->e->full_desc : x->e->quick_desc) ? (opt->full ? x->e->full_desc : x->e->quick_desc) : "");
         nl_clear_error();
+        nl_machine_describe(x->machine, sizeof x->machine);
         double t0 = nl_time();
         if (!x->e->run) {
             s = nl_set_error(NL_ESTATE, "experiment '%s' has no run function (status: %s)", x->e->name, nl_experiment_status(x->e));
@@ -161,7 +218,7 @@ nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_o
             snprintf(x->error, sizeof x->error, "%s: %s", nl_status_name(s), nl_last_error()[0] ? nl_last_error() : "(no message)");
             snprintf(x->measured, sizeof x->measured, "error: %s", x->error);
         } else if (x->e->judge) {
-            x->pass = x->e->judge(x->e, &x->r, opt->full, x->measured, sizeof x->measured) ? 1 : 0;
+            x->pass = judge_entry(x, opt->full);
         } else {
             x->pass = 1;
             snprintf(x->measured, sizeof x->measured, "ran (no pass rule)");

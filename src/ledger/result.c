@@ -1,6 +1,7 @@
 /* Experiment results: metrics (name -> double) and curves (named (x, y) series). */
 #include "nnlab/ledger.h"
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,12 @@ void nl_exp_result_init(nl_exp_result *r) { memset(r, 0, sizeof *r); }
 void nl_exp_result_free(nl_exp_result *r) {
     if (!r) return;
     free(r->metrics);
+    free(r->parts);
+    for (int i = 0; i < r->n_controls; i++) {
+        nl_exp_result_free(r->controls[i].r);
+        free(r->controls[i].r);
+    }
+    free(r->controls);
     for (int i = 0; i < r->n_curves; i++) {
         free(r->curves[i]->x);
         free(r->curves[i]->y);
@@ -90,4 +97,124 @@ nl_status nl_curve_add(nl_curve *c, double x, double y) {
 const char *nl_experiment_status(const nl_experiment *e) {
     if (e->status) return e->status;
     return e->run ? "ready" : "planned";
+}
+
+/* ---- schema v2: parts and controls ---- */
+nl_status nl_exp_part_set(nl_exp_result *r, const char *name, const char *rule, int pass, const char *fmt, ...) {
+    nl_exp_part *p = NULL;
+    for (int i = 0; i < r->n_parts; i++)
+        if (!strcmp(r->parts[i].name, name)) p = &r->parts[i];
+    if (!p) {
+        if (strlen(name) >= sizeof p->name) return nl_set_error(NL_EINVAL, "part name '%s' is too long", name);
+        if (r->n_parts == r->cap_parts) {
+            int nc = r->cap_parts ? 2 * r->cap_parts : 4;
+            nl_exp_part *np = realloc(r->parts, (size_t)nc * sizeof *np);
+            if (!np) return nl_set_error(NL_ENOMEM, "parts: out of memory");
+            r->parts = np;
+            r->cap_parts = nc;
+        }
+        p = &r->parts[r->n_parts++];
+        memset(p, 0, sizeof *p);
+        snprintf(p->name, sizeof p->name, "%s", name);
+    }
+    snprintf(p->rule, sizeof p->rule, "%s", rule ? rule : "");
+    p->pass = pass ? 1 : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->measured, sizeof p->measured, fmt ? fmt : "", ap);
+    va_end(ap);
+    return NL_OK;
+}
+
+int nl_exp_parts_pass(const nl_exp_result *r) {
+    if (r->n_parts == 0) return 0;
+    for (int i = 0; i < r->n_parts; i++)
+        if (!r->parts[i].pass) return 0;
+    return 1;
+}
+
+nl_exp_result *nl_exp_control_add(nl_exp_result *r, const char *name, const char *kind, const char *what) {
+    for (int i = 0; i < r->n_controls; i++)
+        if (!strcmp(r->controls[i].name, name)) return r->controls[i].r;
+    if (strlen(name) >= sizeof r->controls[0].name) {
+        nl_set_error(NL_EINVAL, "control name '%s' is too long", name);
+        return NULL;
+    }
+    if (r->n_controls == r->cap_controls) {
+        int nc = r->cap_controls ? 2 * r->cap_controls : 4;
+        nl_exp_control *c = realloc(r->controls, (size_t)nc * sizeof *c);
+        if (!c) { nl_set_error(NL_ENOMEM, "controls: out of memory"); return NULL; }
+        r->controls = c;
+        r->cap_controls = nc;
+    }
+    nl_exp_control *c = &r->controls[r->n_controls];
+    memset(c, 0, sizeof *c);
+    c->r = calloc(1, sizeof *c->r);
+    if (!c->r) { nl_set_error(NL_ENOMEM, "controls: out of memory"); return NULL; }
+    r->n_controls++;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->kind, sizeof c->kind, "%s", kind ? kind : "broken");
+    snprintf(c->what, sizeof c->what, "%s", what ? what : "");
+    return c->r;
+}
+
+/* ---- statistics ---- */
+void nl_stats_mean_se(const double *x, int n, double *mean, double *se) {
+    double m = 0, ss = 0;
+    for (int i = 0; i < n; i++) m += x[i];
+    m = n > 0 ? m / n : NAN;
+    for (int i = 0; i < n; i++) ss += (x[i] - m) * (x[i] - m);
+    if (mean) *mean = m;
+    if (se) *se = n >= 2 ? sqrt(ss / (n - 1) / n) : NAN;
+}
+
+double nl_stats_paired_t(const double *a, const double *b, int n, double *mean_diff, double *se_diff) {
+    double m = 0, ss = 0;
+    for (int i = 0; i < n; i++) m += a[i] - b[i];
+    m = n > 0 ? m / n : NAN;
+    for (int i = 0; i < n; i++) ss += (a[i] - b[i] - m) * (a[i] - b[i] - m);
+    const double se = n >= 2 ? sqrt(ss / (n - 1) / n) : NAN;
+    if (mean_diff) *mean_diff = m;
+    if (se_diff) *se_diff = se;
+    if (n < 2) return NAN;
+    if (se == 0) return m > 0 ? INFINITY : (m < 0 ? -INFINITY : NAN);
+    return m / se;
+}
+
+double nl_stats_t95(int df) {
+    /* one-sided 95% quantiles of Student's t (standard tables) */
+    static const double t[30] = {6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812,
+                                 1.796, 1.782, 1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725,
+                                 1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697};
+    if (df < 1) return NAN;
+    if (df <= 30) return t[df - 1];
+    if (df <= 40) return 1.697 + (1.684 - 1.697) * (df - 30) / 10.0;
+    if (df <= 60) return 1.684 + (1.671 - 1.684) * (df - 40) / 20.0;
+    if (df <= 120) return 1.671 + (1.658 - 1.671) * (df - 60) / 60.0;
+    return 1.645;
+}
+
+/* ---- provenance ---- */
+char *openblas_get_corename(void); /* OpenBLAS extension */
+
+void nl_machine_describe(char *buf, size_t n) {
+    char model[160] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10)) {
+                const char *c = strchr(line, ':');
+                if (c) {
+                    c++;
+                    while (*c == ' ' || *c == '\t') c++;
+                    snprintf(model, sizeof model, "%s", c);
+                    model[strcspn(model, "\n")] = 0;
+                }
+                break;
+            }
+        fclose(f);
+    }
+    const char *core = openblas_get_corename();
+    snprintf(buf, n, "%s; BLAS core %s; threads %d", model, core ? core : "?", nl_get_num_threads());
 }
