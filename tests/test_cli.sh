@@ -53,6 +53,16 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
   "$NNLAB" train mlp --epochs 3 --help >"$tmp/out" 2>&1; rc=$?
   check "--help after other flags -> exit 0" "[ $rc -eq 0 ] && grep -q 'usage: nnlab train' '$tmp/out'"
 
+  # ---- report --markdown ----
+  printf '{"mode":"quick","entries":[{"method":"x","verdict":"pass","commit":"abc1234","machine":"m","seconds":1.5,"seeds":3,"measured":"a | b","parts":[{"name":"p1","rule":"r","measured":"m","verdict":"pass"}],"controls":[{"name":"c1","kind":"broken","what":"w","measured":"m","verdict":"fail"}],"metrics":{"acc":0.5}}]}' >"$tmp/l.json"
+  "$NNLAB" report --markdown "$tmp/l.json" >"$tmp/out" 2>&1; rc=$?
+  check "report --markdown -> exit 0 with parts, controls, commit" "[ $rc -eq 0 ] && grep -q 'abc1234' '$tmp/out' && grep -q '| p1 | r | m | pass |' '$tmp/out' && grep -q 'rejected' '$tmp/out' && grep -q 'a \\\\| b' '$tmp/out'"
+  "$NNLAB" report --markdown "$tmp/l.json" nosuch >"$tmp/out" 2>&1; rc=$?
+  check "report of a missing entry -> exit 1" "[ $rc -eq 1 ]"
+  echo 'not json' >"$tmp/bad.json"
+  "$NNLAB" report --markdown "$tmp/bad.json" >"$tmp/out" 2>&1; rc=$?
+  check "report of a malformed ledger -> exit 1" "[ $rc -eq 1 ] && grep -q 'not a ledger' '$tmp/out'"
+  NEEDLE=--markdown expect_usage "report without --markdown" report
   # ---- usage errors ----
   NEEDLE=frobnicate expect_usage "unknown command" frobnicate
   NEEDLE="mlp|cnn" expect_usage "train without a model" train

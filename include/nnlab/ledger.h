@@ -193,6 +193,12 @@ nl_status nl_ledger_write_html(const char *path, const nl_repro_entry *entries, 
 /* The SVG line chart of the curves of r belonging to plot group `plot` (malloc'd string). */
 char *nl_ledger_svg(const nl_exp_result *r, const char *plot, int width, int height);
 
+/* Markdown of the entries of a ledger.json (all, or only[0..n_only) by name) to f: per entry a heading with the
+ * verdict, the commit, machine, seconds and seeds it was measured with, the configuration, the measured line and
+ * tables of the parts, the controls and the metrics (`nnlab report --markdown`; method READMEs paste its output).
+ * NL_EIO / NL_EFORMAT for an unreadable or malformed file, NL_ENOTFOUND when a requested entry is missing. */
+nl_status nl_ledger_markdown(const char *path, FILE *f, const char *const *only, int n_only);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_repro(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Commands of the libraries (not methods): name, function, one-line summary; terminated by a NULL name. */
 typedef struct app_command {

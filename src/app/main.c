@@ -16,6 +16,7 @@ static const app_command g_generic[] = {
     {"eval", cmd_eval, "evaluate a saved checkpoint on a dataset"},
     {"list", cmd_list, "every registered method and experiment of the claims ledger (paper, claim, status)"},
     {"repro", cmd_repro, "run ledger experiments (quick or full), write DIR/ledger.json and DIR/report.html"},
+    {"report", cmd_report, "the measured tables of a ledger.json as Markdown (for the method docs)"},
     {NULL, NULL, NULL}};
 
 static void help_main(FILE *f) {

@@ -143,6 +143,41 @@ static void fmt_metric(char *b, size_t n, double v) {
     else snprintf(b, n, "%.6g", v);
 }
 
+/* the claim's parts and the controls, as two small tables */
+static void html_parts_controls(nl_sbuf *b, const nl_repro_entry *x) {
+    if (x->r.n_parts) {
+        sb_puts(b, "<table class=\"parts\"><thead><tr><th>part</th><th>rule</th><th>measured</th><th>verdict</th></tr></thead><tbody>\n");
+        for (int k = 0; k < x->r.n_parts; k++) {
+            const nl_exp_part *p = &x->r.parts[k];
+            sb_puts(b, "<tr><td>");
+            sb_esc(b, p->name);
+            sb_puts(b, "</td><td>");
+            sb_esc(b, p->rule);
+            sb_puts(b, "</td><td>");
+            sb_esc(b, p->measured);
+            sb_printf(b, "</td><td class=\"%s\">%s</td></tr>\n", p->pass ? "pass" : "fail", p->pass ? "pass" : "fail");
+        }
+        sb_puts(b, "</tbody></table>\n");
+    }
+    if (x->r.n_controls) {
+        sb_puts(b, "<table class=\"controls\"><thead><tr><th>control</th><th>kind</th><th>what</th><th>measured</th><th>rule says</th></tr></thead><tbody>\n");
+        for (int k = 0; k < x->r.n_controls; k++) {
+            const nl_exp_control *c = &x->r.controls[k];
+            sb_puts(b, "<tr><td>");
+            sb_esc(b, c->name);
+            sb_puts(b, "</td><td>");
+            sb_esc(b, c->kind);
+            sb_puts(b, "</td><td>");
+            sb_esc(b, c->what);
+            sb_puts(b, "</td><td>");
+            sb_esc(b, c->measured);
+            /* a control is supposed to fail: "rejected" is the good outcome */
+            sb_printf(b, "</td><td class=\"%s\">%s</td></tr>\n", c->verdict ? "fail" : "pass", c->verdict ? "ACCEPTED" : "rejected");
+        }
+        sb_puts(b, "</tbody></table>\n");
+    }
+}
+
 nl_status nl_ledger_write_html(const char *path, const nl_repro_entry *en, int n, const char *mode) {
     nl_sbuf b = {0};
     int passed = 0;
@@ -209,7 +244,15 @@ nl_status nl_ledger_write_html(const char *path, const nl_repro_entry *en, int n
             sb_printf(&b, "</code> = %s", v);
         }
         if (!x->r.n_metrics) sb_puts(&b, "(none)");
-        sb_puts(&b, "</dd></dl>\n<div class=\"plots\">\n");
+        sb_printf(&b, "</dd><dt>seeds</dt><dd>%s", x->r.deterministic ? "deterministic" : "");
+        if (!x->r.deterministic) sb_printf(&b, "%d", x->r.seeds);
+        sb_puts(&b, "</dd><dt>machine, commit</dt><dd>");
+        sb_esc(&b, x->machine);
+        sb_puts(&b, ", ");
+        sb_esc(&b, nl_build_commit());
+        sb_puts(&b, "</dd></dl>\n");
+        html_parts_controls(&b, x);
+        sb_puts(&b, "<div class=\"plots\">\n");
         /* one chart per distinct plot group, in order of first appearance */
         for (int k = 0; k < x->r.n_curves; k++) {
             int seen = 0;
