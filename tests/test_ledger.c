@@ -1,6 +1,7 @@
 /* Claims ledger: results API, registry, the repro runner with passing / failing / erroring experiments,
  * ledger.json (valid JSON with every field), report.html (table, SVG), the printed table. */
 #include "nltest.h"
+#include <signal.h>
 #include "nnlab/ledger.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -131,7 +132,7 @@ static void test_v2(void) {
     char dir[] = "/tmp/nltest_ledger2_XXXXXX";
     NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     const nl_experiment *list[2] = {&e_v2, &e_v2_leaky};
-    nl_repro_options ro = {0, 1, 0, dir, NULL};
+    nl_repro_options ro = {0, 1, 0, dir, NULL, 0};
     nl_repro_entry *en = NULL;
     int n_failed = -1;
     NLT_OK(nl_repro_run(list, 2, &ro, &en, &n_failed));
@@ -192,6 +193,53 @@ static void test_stats(void) {
     NLT_NEAR(nl_stats_t95(1000), 1.645, 1e-9);
 }
 
+/* -j 2: every experiment in its own process; the same entries (metrics, parts, controls, curves, verdicts) as -j 1,
+ * in the selection's order, and a crashing experiment becomes an error entry instead of killing the run */
+static nl_status crash_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
+    raise(SIGSEGV);
+    return NL_OK;
+}
+static const nl_experiment e_crash = {"crash", "F. Author", "It crashes.", "q", "f", &good, &good, "", NULL, crash_run, fake_judge};
+
+static void test_jobs(void) {
+    const nl_experiment *list[4] = {&e_v2, &e_pass, &e_v2_leaky, &e_fail};
+    nl_repro_entry *a = NULL, *b = NULL;
+    int fa = -1, fb = -1;
+    char dir[] = "/tmp/nltest_jobs_XXXXXX";
+    NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    nl_repro_options seq = {0, 1, 0, NULL, NULL, 1}, par = {0, 2, 0, dir, NULL, 2};
+    NLT_OK(nl_repro_run(list, 4, &seq, &a, &fa));
+    NLT_OK(nl_repro_run(list, 4, &par, &b, &fb));   /* 2 threads / 2 jobs = 1 thread each, as seq */
+    NLT_CHECK(fa == fb && fa == 2, "failed %d vs %d", fa, fb);
+    for (int i = 0; i < 4; i++) {
+        NLT_CHECK(a[i].e == b[i].e && a[i].pass == b[i].pass && !strcmp(a[i].measured, b[i].measured), "entry %d: %s vs %s", i,
+                  a[i].measured, b[i].measured);
+        NLT_CHECK(a[i].r.n_metrics == b[i].r.n_metrics && a[i].r.n_parts == b[i].r.n_parts && a[i].r.n_controls == b[i].r.n_controls &&
+                      a[i].r.n_curves == b[i].r.n_curves && a[i].r.seeds == b[i].r.seeds,
+                  "entry %d: same fields", i);
+        for (int k = 0; k < a[i].r.n_metrics && k < b[i].r.n_metrics; k++) {
+            double x = a[i].r.metrics[k].value, y = b[i].r.metrics[k].value;
+            NLT_CHECK((isnan(x) && isnan(y)) || x == y, "entry %d metric %s: %.17g vs %.17g", i, a[i].r.metrics[k].name, x, y);
+        }
+        for (int k = 0; k < a[i].r.n_controls && k < b[i].r.n_controls; k++)
+            NLT_CHECK(a[i].r.controls[k].verdict == b[i].r.controls[k].verdict, "entry %d control %d", i, k);
+    }
+    char path[400];
+    snprintf(path, sizeof path, "%s/logs/good.log", dir);
+    FILE *f = fopen(path, "r");
+    NLT_CHECK(f != NULL, "per-experiment log %s", path);
+    if (f) fclose(f);
+    nl_repro_free(a, 4);
+    nl_repro_free(b, 4);
+    const nl_experiment *l2[3] = {&e_pass, &e_crash, &e_fail};
+    NLT_OK(nl_repro_run(l2, 3, &par, &b, &fb));
+    NLT_CHECK(fb == 2 && b[0].pass && b[1].errored && strstr(b[1].error, "signal") && !b[2].pass, "crash isolated: %s", b[1].error);
+    nl_repro_free(b, 3);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    NLT_CHECK(system(cmd) == 0, "cleanup");
+}
+
 static int count_tmp_files(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
@@ -211,7 +259,7 @@ static void test_repro_run(void) {
     snprintf(html, sizeof html, "%s/report.html", out);
     const nl_experiment *list[4] = {&e_pass, &e_err, &e_fail, &e_planned};
     FILE *table = tmpfile();
-    nl_repro_options ro = {0, 1, 0, out, table};
+    nl_repro_options ro = {0, 1, 0, out, table, 0};
     nl_repro_entry *en = NULL;
     int n_failed = -1;
     NLT_OK(nl_repro_run(list, 4, &ro, &en, &n_failed));
@@ -317,6 +365,7 @@ int main(void) {
     NLT_RUN(test_status);
     NLT_RUN(test_v2);
     NLT_RUN(test_stats);
+    NLT_RUN(test_jobs);
     NLT_RUN(test_repro_run);
     return nlt_finish();
 }

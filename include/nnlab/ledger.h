@@ -162,7 +162,7 @@ typedef struct nl_repro_entry {
     nl_exp_result r;
     int pass;              /* verdict */
     int errored;           /* run returned an error (then pass = 0) */
-    char measured[512];
+    char measured[600];    /* the judge's line (+ controls), or "error: " + error */
     char error[512];
     char machine[256];     /* nl_machine_describe at the start of the run */
     double seconds;
@@ -174,6 +174,9 @@ typedef struct nl_repro_options {
     int verbose;           /* progress through nl_progress (base.h): the "[i/n]" lines and the experiments' own */
     const char *out_dir;   /* created if needed; NULL = write no files */
     FILE *table;           /* where the table goes (NULL = nowhere) */
+    int jobs;              /* > 1: run up to `jobs` experiments at once, each in its own process with max(1, threads /
+                            * jobs) threads and its output in out_dir/logs/<name>.log; the ledger keeps the selection's
+                            * order and equals a sequential run with that thread count (src/ledger/parallel.c) */
 } nl_repro_options;
 
 /* Run list[0..n), filling entries (n, allocated, free with nl_repro_free). *n_failed counts fails and errors.

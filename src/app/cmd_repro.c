@@ -7,9 +7,10 @@
 
 static void help_repro(FILE *f) {
     fprintf(f,
-            "usage: nnlab repro [METHOD...] [--quick|--full] [--out DIR] [--threads T]\n"
+            "usage: nnlab repro [METHOD...] [--quick|--full] [--out DIR] [--threads T] [-j N]\n"
             "\n"
-            "Run the selected experiments (default: all registered, see `nnlab list`), judge each against its claim,\n"
+            "Run the selected experiments (a ledger entry such as mlp, or a method id such as baselines = mlp cnn; default:\n"
+            "all registered, see `nnlab list`), judge each against its claim,\n"
             "print the table (method, claim, measured, verdict, seconds) and write DIR/ledger.json and a\n"
             "self-contained DIR/report.html (table + SVG plots). The files are rewritten after every experiment.\n"
             "Exit status 1 if any experiment fails or errors (the others still run).\n"
@@ -18,19 +19,31 @@ static void help_repro(FILE *f) {
             "  --full               full configurations (the paper-scale numbers)\n"
             "  --out DIR            output directory (default: out)\n"
             "  --threads T          threads (default: NL_NUM_THREADS or all cores)\n"
+            "  -j N, --jobs N       run up to N experiments at once, each in its own process with max(1, T/N) threads and its\n"
+            "                       output in DIR/logs/<entry>.log (default: the number of cores, at most the number of\n"
+            "                       experiments); the ledger keeps the selection's order and equals `-j 1 --threads T/N`\n"
             "  --quiet              no per-experiment progress on stderr\n");
 }
 
 int cmd_repro(int argc, char **argv) {
     int quick = 0, full = 0, quiet = 0;
     const char *out = "out";
-    int64_t threads = 0;
+    int64_t threads = 0, jobs = 0;
+    /* -j N / -jN are spelled --jobs N for the parser */
+    char jbuf[32];
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "-j")) argv[i] = "--jobs";
+        else if (!strncmp(argv[i], "-j", 2) && argv[i][2] != '-') {
+            snprintf(jbuf, sizeof jbuf, "--jobs=%.20s", argv[i] + 2);
+            argv[i] = jbuf;
+        }
     nl_cli_opt opts[] = {
         {"--quick", NL_OPT_FLAG, &quick, 0, 0, 0, 0, NULL},
         {"--full", NL_OPT_FLAG, &full, 0, 0, 0, 0, NULL},
         {"--out", NL_OPT_STR, &out, 0, 0, 0, 0, "DIR"},
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
+        {"--jobs", NL_OPT_INT, &jobs, 1, 1024, 0, 0, "N"},
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     const int n_all = nl_experiment_count();
@@ -81,7 +94,8 @@ int cmd_repro(int argc, char **argv) {
     if (n_pos == 0)
         for (int k = 0; k < n_all; k++) sel[n++] = nl_experiment_at(k);
     nl_cli_threads(threads, opts[3].seen);
-    nl_repro_options ro = {full, nl_get_num_threads(), !quiet, out, stdout};
+    if (!opts[5].seen) jobs = nl_get_num_threads();   /* default: all cores */
+    nl_repro_options ro = {full, nl_get_num_threads(), !quiet, out, stdout, (int)jobs};
     nl_repro_entry *en;
     int n_failed;
     nl_status s = nl_repro_run(sel, n, &ro, &en, &n_failed);

@@ -2,6 +2,7 @@
 #include "nnlab/ledger.h"
 #include "nnlab/safetensors.h"
 #include "sbuf.h"
+#include "ledger_internal.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
@@ -175,7 +176,7 @@ static int judge_entry(nl_repro_entry *x, int full) {
     return pass && !accepted;
 }
 
-static nl_status write_outputs(const nl_repro_options *opt, const nl_repro_entry *en, int n) {
+nl_status nl__repro_write_outputs(const nl_repro_options *opt, const nl_repro_entry *en, int n) {
     if (!opt->out_dir) return NL_OK;
     char path[4200];
     const char *mode = opt->full ? "full" : "quick";
@@ -184,6 +185,33 @@ static nl_status write_outputs(const nl_repro_options *opt, const nl_repro_entry
     if (s) return s;
     snprintf(path, sizeof path, "%s/report.html", opt->out_dir);
     return nl_ledger_write_html(path, en, n, mode);
+}
+
+/* Run and judge one experiment into x (x zeroed by the caller). Never fails: an error is recorded in the entry. */
+void nl__repro_run_one(nl_repro_entry *x, const nl_experiment *e, const nl_repro_options *opt, const nl_exp_options *eo) {
+    x->e = e;
+    nl_exp_result_init(&x->r);
+    nl_clear_error();
+    nl_machine_describe(x->machine, sizeof x->machine);
+    double t0 = nl_time();
+    nl_status s;
+    if (!x->e->run) {
+        s = nl_set_error(NL_ESTATE, "experiment '%s' has no run function (status: %s)", x->e->name, nl_experiment_status(x->e));
+    } else {
+        s = x->e->run(x->e, opt->full ? x->e->full : x->e->quick, eo, &x->r);
+    }
+    x->seconds = nl_time() - t0;
+    if (s) {
+        x->errored = 1;
+        x->pass = 0;
+        snprintf(x->error, sizeof x->error, "%s: %s", nl_status_name(s), nl_last_error()[0] ? nl_last_error() : "(no message)");
+        snprintf(x->measured, sizeof x->measured, "error: %s", x->error);
+    } else if (x->e->judge) {
+        x->pass = judge_entry(x, opt->full);
+    } else {
+        x->pass = 1;
+        snprintf(x->measured, sizeof x->measured, "ran (no pass rule)");
+    }
 }
 
 nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_options *opt, nl_repro_entry **entries,
@@ -196,37 +224,22 @@ nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_o
     if (!en) return nl_set_error(NL_ENOMEM, "repro: out of memory");
     if (opt->threads > 0) nl_set_num_threads(opt->threads);
     nl_exp_options eo = {opt->full, opt->threads > 0 ? opt->threads : nl_get_num_threads(), opt->verbose, opt->out_dir};
+    if (opt->jobs > 1 && n > 1) {
+        s = nl__repro_run_parallel(list, n, opt, en, n_failed);
+        *entries = en;
+        if (!s) nl_ledger_print_table(opt->table, en, n);
+        return s;
+    }
     for (int i = 0; i < n; i++) {
         nl_repro_entry *x = &en[i];
-        x->e = list[i];
-        nl_exp_result_init(&x->r);
         if (opt->verbose)
-            nl_progress("[%d/%d] %s (%s): %s", i + 1, n, x->e->name, opt->full ? "full" : "quick",
-                    (opt->full ? x->e->full_desc : x->e->quick_desc) ? (opt->full ? x->e->full_desc : x->e->quick_desc) : "");
-        nl_clear_error();
-        nl_machine_describe(x->machine, sizeof x->machine);
-        double t0 = nl_time();
-        if (!x->e->run) {
-            s = nl_set_error(NL_ESTATE, "experiment '%s' has no run function (status: %s)", x->e->name, nl_experiment_status(x->e));
-        } else {
-            s = x->e->run(x->e, opt->full ? x->e->full : x->e->quick, &eo, &x->r);
-        }
-        x->seconds = nl_time() - t0;
-        if (s) {
-            x->errored = 1;
-            x->pass = 0;
-            snprintf(x->error, sizeof x->error, "%s: %s", nl_status_name(s), nl_last_error()[0] ? nl_last_error() : "(no message)");
-            snprintf(x->measured, sizeof x->measured, "error: %s", x->error);
-        } else if (x->e->judge) {
-            x->pass = judge_entry(x, opt->full);
-        } else {
-            x->pass = 1;
-            snprintf(x->measured, sizeof x->measured, "ran (no pass rule)");
-        }
+            nl_progress("[%d/%d] %s (%s): %s", i + 1, n, list[i]->name, opt->full ? "full" : "quick",
+                        (opt->full ? list[i]->full_desc : list[i]->quick_desc) ? (opt->full ? list[i]->full_desc : list[i]->quick_desc) : "");
+        nl__repro_run_one(x, list[i], opt, &eo);
         if (!x->pass) (*n_failed)++;
         if (opt->verbose)
             nl_progress("[%d/%d] %s: %s, %s (%.1f s)", i + 1, n, x->e->name, x->pass ? "pass" : "FAIL", x->measured, x->seconds);
-        if ((s = write_outputs(opt, en, i + 1))) {
+        if ((s = nl__repro_write_outputs(opt, en, i + 1))) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", nl_last_error());
             *entries = en;
