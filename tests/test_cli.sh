@@ -3,7 +3,7 @@
 # usage: test_cli.sh NNLAB [fast|repro|all]
 #   fast:  usage errors (exit 2 + a message naming the flag), --help on every command, list, a tiny
 #          train -> save -> eval round trip, JSON output, missing dataset, NaN stop keeping the last checkpoint,
-#          progress output on a TTY and off it
+#          progress output on a TTY and off it, an unwritable stdout (/dev/full), --save checked before training
 #   repro: THE quick-mode check: `nnlab repro mlp cnn --quick` passes both baselines (ledger.json verdicts and
 #          test accuracies >= 86% / 88%), report.html written
 set -u
@@ -146,6 +146,60 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
   check "lm train on an empty corpus -> exit 1 naming it" "[ $rc -eq 1 ] && grep -q 'empty' '$tmp/err'"
   NL_NUM_THREADS=1 "$NNLAB" lm eval --load "$tmp/lines.st" --corpus "$tmp/empty.txt" >"$tmp/out" 2>"$tmp/err"; rc=$?
   check "lm eval of a lines model on text -> non-zero with a message" "[ $rc -ne 0 ] && grep -q 'vocab' '$tmp/err'"
+  # ---- lm: a tiny byte-level text model; generate; the corpus and --save checked before training ----
+  head -c 3000 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 3000 >"$tmp/small.txt"
+  NL_NUM_THREADS=1 "$NNLAB" lm train --corpus "$tmp/small.txt" --context 16 --layers 1 --d-model 16 --heads 2 --steps 2 \
+    --batch 2 --quiet --save "$tmp/text.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm train on a small text corpus -> exit 0 and a checkpoint" "[ $rc -eq 0 ] && [ -s '$tmp/text.st' ]"
+  printf 'in the beginning' >"$tmp/tiny.txt"
+  NL_NUM_THREADS=1 "$NNLAB" lm train --corpus "$tmp/tiny.txt" --context 48 --layers 1 --d-model 16 --heads 2 --steps 1000000 \
+    >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm train on a corpus shorter than one window -> exit 1 before training, naming both lengths" \
+    "[ $rc -eq 1 ] && grep -q 'too short' '$tmp/err' && grep -q '16 bytes' '$tmp/err' && grep -q 'context of 48' '$tmp/err' && ! grep -q 'step ' '$tmp/err'"
+  NL_NUM_THREADS=1 "$NNLAB" lm train --corpus "$tmp/small.txt" --context 16 --layers 1 --d-model 16 --heads 2 --steps 1000000 \
+    --quiet --save "$tmp/nodir/lm.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm train --save into a missing directory -> exit 1 at the start" "[ $rc -eq 1 ] && grep -q 'nodir/lm.st' '$tmp/err' && grep -q 'does not exist' '$tmp/err'"
+  NL_NUM_THREADS=1 "$NNLAB" lm generate --load "$tmp/lines.st" --prompt hi >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm generate with a lines model -> exit 2 naming its real vocab" "[ $rc -eq 2 ] && grep -Eq 'vocab [1-9][0-9]*' '$tmp/err' && ! grep -q 'vocab 0' '$tmp/err'"
+  NL_NUM_THREADS=1 "$NNLAB" lm generate --load "$tmp/text.st" --prompt "$(printf 'ab\xff\xc3(\xed\xa0\x80z')" --tokens 60 \
+    --temperature 2 --top-k 0 --extrapolate --json >"$tmp/gen.json" 2>"$tmp/err"; rc=$?
+  check "lm generate --json with invalid UTF-8 -> exit 0" "[ $rc -eq 0 ]"
+  if [ $have_py = 1 ]; then
+    check "lm generate --json is valid UTF-8 JSON, invalid bytes replaced by U+FFFD" \
+      "python3 -c 'import json,sys; j=json.loads(open(sys.argv[1],\"rb\").read().decode(\"utf-8\")); assert j[\"prompt\"]==\"ab\ufffd\ufffd(\ufffd\ufffd\ufffdz\", ascii(j[\"prompt\"]); assert isinstance(j[\"text\"], str)' '$tmp/gen.json'"
+  fi
+  NL_NUM_THREADS=1 "$NNLAB" pfn train --steps 1000000 --out "$tmp/nodir/p.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "pfn train --out into a missing directory -> exit 1 at the start" "[ $rc -eq 1 ] && grep -q 'nodir/p.st' '$tmp/err'"
+  "$NNLAB" train mlp --epochs 1 --save "$tmp/nodir/m.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "train --save into a missing directory -> exit 1 at the start" "[ $rc -eq 1 ] && grep -q 'nodir/m.st' '$tmp/err' && ! grep -q 'epoch' '$tmp/err'"
+  : >"$tmp/afile"
+  "$NNLAB" train mlp --epochs 1 --save "$tmp/afile/m.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "train --save under a regular file -> exit 1 at the start" "[ $rc -eq 1 ] && grep -q 'afile/m.st' '$tmp/err'"
+  "$NNLAB" train mlp --epochs 1 --save "$tmp" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "train --save naming a directory -> exit 1 at the start" "[ $rc -eq 1 ] && grep -q 'is a directory' '$tmp/err'"
+
+  # ---- an unwritable stdout: exit 1 with a message, never a silent exit 0 ----
+  if [ -w /dev/full ]; then
+    full_check() { # description, args...: exit 1 and "cannot write output" on stderr
+      local what="$1"; shift
+      "$@" >/dev/full 2>"$tmp/err"; local rc=$?
+      check "$what > /dev/full -> exit 1 with a message (got $rc)" "[ $rc -eq 1 ] && grep -q 'cannot write output: No space left on device' '$tmp/err'"
+    }
+    full_check "nnlab list" "$NNLAB" list
+    full_check "nnlab list --json" "$NNLAB" list --json
+    full_check "nnlab --help" "$NNLAB" --help
+    full_check "nnlab --version" "$NNLAB" --version
+    for cmd in train eval list repro $lib_cmds $method_cmds; do full_check "nnlab $cmd --help" "$NNLAB" $cmd --help; done
+    full_check "nnlab lm generate" env NL_NUM_THREADS=1 "$NNLAB" lm generate --load "$tmp/text.st" --prompt ab --tokens 8
+    full_check "nnlab lm generate --json" env NL_NUM_THREADS=1 "$NNLAB" lm generate --load "$tmp/text.st" --prompt ab --tokens 8 --json
+    full_check "nnlab lm eval --json" env NL_NUM_THREADS=1 "$NNLAB" lm eval --load "$tmp/lines.st" --task lines --samples 2 --json
+    full_check "nnlab lines-task method command" env NL_NUM_THREADS=1 "$NNLAB" lm-infinite eval --load "$tmp/lines.st" --task lines --haystack --context 96 --samples 2 --json
+    printf '0\n1\n' >"$tmp/x.csv"
+    full_check "nnlab nngp-ntk (CSV on stdout)" env NL_NUM_THREADS=1 "$NNLAB" nngp-ntk nngp --x "$tmp/x.csv"
+  else
+    echo "skip unwritable-stdout checks: /dev/full is absent"
+  fi
+
   if [ $data_ok = 1 ]; then
     # ---- missing dataset: a clear error naming the package, exit 1 ----
     NL_DATA_DIR="$tmp/nowhere" "$NNLAB" train mlp --epochs 1 --quiet >"$tmp/out" 2>"$tmp/err"; rc=$?
@@ -166,6 +220,12 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
       "$NNLAB" eval --load "$tmp/m.safetensors" --json >"$tmp/out" 2>"$tmp/err"; rc=$?
       check "eval --json -> exit 0" "[ $rc -eq 0 ]"
       eacc=$(json_get "$(cat "$tmp/out")" 'j["accuracy"]')
+      if [ -w /dev/full ]; then
+        "$NNLAB" eval --load "$tmp/m.safetensors" --limit 200 --json >/dev/full 2>"$tmp/err"; rc=$?
+        check "eval --json > /dev/full -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'cannot write output' '$tmp/err'"
+        "$NNLAB" train mlp --limit 500 --epochs 1 --hidden 16 --json --quiet >/dev/full 2>"$tmp/err"; rc=$?
+        check "train --json > /dev/full -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'cannot write output' '$tmp/err'"
+      fi
       check "eval accuracy $eacc equals train's test accuracy $acc" "python3 -c 'import sys; assert abs(float(sys.argv[1]) - float(sys.argv[2])) < 1e-9' '$eacc' '$acc'"
     else
       check "JSON has test_accuracy, epoch_seconds, samples_per_sec" "echo '$line' | grep -q '\"test_accuracy\"' && echo '$line' | grep -q '\"epoch_seconds\":\[' && echo '$line' | grep -q '\"samples_per_sec\"'"

@@ -35,6 +35,10 @@ int nl_cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out, char *
 int nl_cli_parse_double(const char *s, double lo, double hi, int lo_open, double *out, char *err, size_t n);
 /* Comma-separated positive integers ("256,256"), at most max. */
 int nl_cli_parse_list(const char *s, int64_t lo, int64_t hi, int max, int64_t *out, int *n, char *err, size_t errn);
+/* An output file named by FLAG (--save, --out) can be written: its directory exists and is writable and the path is
+ * not a directory. Checked before a long run starts, so that a typo does not cost the run. Prints "nnlab CMD: FLAG
+ * 'PATH': why" to stderr and returns NL_CLI_FAIL, else NL_CLI_OK. */
+int nl_cli_check_output_file(const char *cmd, const char *flag, const char *path);
 /* Apply --threads (if given) or NL_NUM_THREADS. */
 void nl_cli_threads(int64_t threads, int seen);
 

@@ -124,6 +124,37 @@ static void print_json(cJSON *o) {
     cJSON_Delete(o);
 }
 
+/* A copy of the n bytes of s as valid UTF-8 (malloc'd, NUL-terminated): every byte that does not start a
+ * well-formed sequence (stray continuation bytes, truncated, overlong or surrogate sequences, code points above
+ * U+10FFFF) and every NUL becomes U+FFFD. NULL when out of memory. */
+static char *utf8_sanitize(const char *s, int64_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    char *o = malloc((size_t)n * 3 + 1), *w = o;
+    if (!o) return NULL;
+    for (int64_t i = 0; i < n;) {
+        const unsigned c = u[i];
+        int len = c >= 0x01 && c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (len > 1) {
+            /* the second byte's range depends on the first (no overlongs, no surrogates, nothing above U+10FFFF) */
+            const unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+            if (i + len > n || u[i + 1] < lo || u[i + 1] > hi) len = 0;
+            for (int k = 2; len && k < len; k++)
+                if (u[i + k] < 0x80 || u[i + k] > 0xBF) len = 0;
+        }
+        if (!len) {
+            memcpy(w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i++;
+        } else {
+            memcpy(w, u + i, (size_t)len);
+            w += len;
+            i += len;
+        }
+    }
+    *w = 0;
+    return o;
+}
+
 static int fail(const char *cmd) {
     fprintf(stderr, "nnlab lm %s: %s\n", cmd, nl_last_error());
     return NL_CLI_FAIL;
@@ -257,6 +288,7 @@ static int lm_train(int argc, char **argv) {
     if (!strcmp(task, "lines")) lines = 1;
     else if (strcmp(task, "text")) return nl_cli_usage_error(cmd, "--task: unknown task '%s' (text|lines)", task);
     if (haystack && !lines) return nl_cli_usage_error(cmd, "--haystack is for --task lines");
+    if (save && nl_cli_check_output_file(cmd, "--save", save)) return NL_CLI_FAIL;
     nl_cli_threads(threads, seen(opts, N, "--threads"));
 
     nl_lm m;
@@ -274,16 +306,28 @@ static int lm_train(int argc, char **argv) {
         if ((rc = apply_model_opts(cmd, &mo, opts, N, &c, 1))) return rc;
         if (nl_lm_init(&m, &c, (uint64_t)seed)) return fail("train");
     }
-    if (lines && m.cfg.vocab != nl_lines_vocab()) {
+    const int vocab = m.cfg.vocab; /* nl_lm_free clears m */
+    if (lines && vocab != nl_lines_vocab()) {
         nl_lm_free(&m);
-        return nl_cli_usage_error(cmd, "--task lines needs a lines model (vocab %d), the checkpoint has vocab %d", nl_lines_vocab(), c.vocab);
+        return nl_cli_usage_error(cmd, "--task lines needs a lines model (vocab %d), the checkpoint has vocab %d", nl_lines_vocab(), vocab);
     }
-    if (!lines && m.cfg.vocab < 256) {
+    if (!lines && vocab < 256) {
         nl_lm_free(&m);
-        return nl_cli_usage_error(cmd, "this model has vocab %d: a byte corpus needs 256 (use --task lines for a lines model)", c.vocab);
+        return nl_cli_usage_error(cmd, "this model has vocab %d: a byte corpus needs 256 (use --task lines for a lines model)", vocab);
     }
     corpus cp = {0};
     if (!lines && load_corpus(corpus_spec, &cp)) { nl_lm_free(&m); return fail("train"); }
+    if (!lines && (cp.n_train < (int64_t)m.cfg.context + 2 || cp.n_valid < (int64_t)m.cfg.context + 1)) {
+        /* training samples windows of context + 1 tokens from the train split, validation needs one window too */
+        fprintf(stderr, "nnlab lm train: the corpus '%s' (%lld bytes) is too short for a context of %d tokens: its training "
+                        "split has %lld tokens (needs %d) and its validation split %lld (needs %d), about %lld bytes of "
+                        "corpus in all; use a longer corpus or a smaller --context\n",
+                corpus_spec, (long long)(cp.n_train + cp.n_valid + cp.n_test), m.cfg.context, (long long)cp.n_train,
+                m.cfg.context + 2, (long long)cp.n_valid, m.cfg.context + 1, 20LL * (m.cfg.context + 2));
+        free_corpus(&cp);
+        nl_lm_free(&m);
+        return NL_CLI_FAIL;
+    }
     nl_lm_train_config tc = nl_lm_train_defaults();
     tc.steps = steps; tc.batch = batch; tc.lr = lr; tc.warmup = warmup; tc.weight_decay = wd; tc.clip = clip;
     tc.seed = (uint64_t)seed; tc.verbose = !quiet; tc.log_every = steps >= 10 ? steps / 10 : 1;
@@ -479,8 +523,9 @@ static int lm_generate(int argc, char **argv) {
     if (nl_lm_config_check(&c)) { nl_lm_free(&m); return fail("generate"); }
     m.cfg = c;
     if (m.cfg.vocab < 256) {
+        const int vocab = m.cfg.vocab; /* nl_lm_free clears m */
         nl_lm_free(&m);
-        return nl_cli_usage_error(cmd, "this model has vocab %d: generate works on byte-level text models", m.cfg.vocab);
+        return nl_cli_usage_error(cmd, "this model has vocab %d: generate works on byte-level text models", vocab);
     }
     int64_t np = (int64_t)strlen(prompt);
     int32_t *p = malloc(sizeof(int32_t) * (size_t)np), *out = malloc(sizeof(int32_t) * (size_t)tokens);
@@ -498,14 +543,27 @@ static int lm_generate(int argc, char **argv) {
     for (int64_t i = 0; i < no; i++) text[i] = (char)out[i];
     text[no] = 0;
     if (json) {
+        /* JSON strings are Unicode: the bytes that are not valid UTF-8 (and NUL) become U+FFFD */
+        char *jp = utf8_sanitize(prompt, np), *jt = utf8_sanitize(text, no);
+        if (!jp || !jt) {
+            free(jp);
+            free(jt);
+            nl_set_error(NL_ENOMEM, "out of memory");
+            status = fail("generate");
+            goto done;
+        }
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "prompt", cJSON_CreateString(prompt));
-        cJSON_AddItemToObject(o, "text", cJSON_CreateString(text));
+        cJSON_AddItemToObject(o, "prompt", cJSON_CreateString(jp));
+        cJSON_AddItemToObject(o, "text", cJSON_CreateString(jt));
         cJSON_AddItemToObject(o, "tokens", cJSON_CreateNumber((double)no));
         cJSON_AddItemToObject(o, "seconds", jnum(secs));
         print_json(o);
+        free(jp);
+        free(jt);
     } else {
-        printf("%s%s\n", prompt, text);
+        fputs(prompt, stdout); /* the raw bytes, NUL included */
+        fwrite(text, 1, (size_t)no, stdout);
+        putchar('\n');
     }
 done:
     free(p);

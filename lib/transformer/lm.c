@@ -724,10 +724,14 @@ nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result
         nl_var *loss = nl_lm_loss(m, c, ids, tg, B, T, 1);
         if (!loss) { st = nl_last_status(); goto done; }
         double lv = nl_item(loss);
-        if (!isfinite(lv)) { st = nl_set_error(NL_ENONFINITE, "lm train: step %lld: loss is not finite", (long long)s + 1); goto done; }
+        if (!isfinite(lv)) {
+            st = nl_set_error(NL_ENONFINITE, "lm train: step %lld: loss is %s", (long long)s + 1, isnan(lv) ? "NaN" : lv > 0 ? "+Inf" : "-Inf");
+            goto done;
+        }
         nl_params_zero_grad(&m->ps);
-        if ((st = nl_backward(c, loss))) goto done;
-        if ((st = nl_optim_step(&opt))) goto done;
+        /* the step, then what failed (a non-finite gradient names its parameter) */
+        if ((st = nl_backward(c, loss))) { st = nl_set_error(st, "lm train: step %lld: backward: %s", (long long)s + 1, nl_last_error()); goto done; }
+        if ((st = nl_optim_step(&opt))) { st = nl_set_error(st, "lm train: step %lld: %s", (long long)s + 1, nl_last_error()); goto done; }
         if (s == 0) res->first_loss = lv;
         if (s >= tail_from) { tail += lv; ntail++; }
         res->steps = s + 1;

@@ -548,6 +548,36 @@ static void test_errors(void) {
     NLT_CHECK(nl_lm_load(&m, "/nonexistent.safetensors") != NL_OK, "missing checkpoint");
 }
 
+/* Attention whose output is finite but whose backward is not: sqrt(q - q) adds 0, its derivative at 0 is infinite. */
+static nl_var *nan_grad_attn(nl_ctx *c, const nl_lm_attn_args *a, void *ud) {
+    (void)ud;
+    nl_var *o = nl_attention(c, a->q, a->k, a->v, NULL, 1, 0.0);
+    return o ? nl_add(c, o, nl_sqrt(c, nl_sub(c, a->q, a->q))) : NULL;
+}
+
+/* A diverging run names the step and what went non-finite: the loss (NaN weight) or a parameter's gradient. */
+static void test_divergence_message(void) {
+    int32_t tok[64];
+    for (int i = 0; i < 64; i++) tok[i] = i % 11;
+    nl_lm_config c = tiny(NL_F32);
+    nl_lm m;
+    NLT_OK(nl_lm_init(&m, &c, 1));
+    ((float *)m.ps.data)[m.ps.p[0]->offset] = NAN; /* the loss is NaN from the first step */
+    nl_lm_train_config tc = nl_lm_train_defaults();
+    tc.steps = 3; tc.batch = 2; tc.tokens = tok; tc.n_tokens = 64;
+    nl_lm_train_result r;
+    NLT_CHECK(nl_lm_train(&m, &tc, &r) == NL_ENONFINITE && strstr(nl_last_error(), "step 1: loss is NaN"), "%s", nl_last_error());
+    nl_lm_free(&m);
+    c.attn = NL_LM_ATTN_CUSTOM;
+    c.attn_fn = nan_grad_attn;
+    NLT_OK(nl_lm_init(&m, &c, 1));
+    nl_status st = nl_lm_train(&m, &tc, &r);
+    NLT_CHECK(st == NL_ENONFINITE && strstr(nl_last_error(), "step 1: ") && strstr(nl_last_error(), "gradient") &&
+                  strstr(nl_last_error(), "parameter '"),
+              "the step and the parameter: %s", nl_last_error());
+    nl_lm_free(&m);
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_gradcheck_f64);
@@ -562,5 +592,6 @@ int main(void) {
     NLT_RUN(test_norm_kinds);
     NLT_RUN(test_attn_plugin);
     NLT_RUN(test_errors);
+    NLT_RUN(test_divergence_message);
     return nlt_finish();
 }

@@ -140,6 +140,7 @@ static int pfn_train(int argc, char **argv) {
     }
     if (!out) return nl_cli_usage_error(cmd, "--out FILE is required");
     if (emsize % heads) return nl_cli_usage_error(cmd, "--emsize %lld is not divisible by --heads %lld", (long long)emsize, (long long)heads);
+    if (nl_cli_check_output_file(cmd, "--out", out)) return NL_CLI_FAIL;
     nl_cli_threads(threads, opts[20].seen);
     nl_pfn_prior p;
     if (nl_pfn_prior_by_name(&p, prior, (int)dim, ls, os, noise)) {

@@ -178,6 +178,7 @@ int cmd_train(int argc, char **argv) {
     rc_.train.patience = (int)patience;
     rc_.train.checkpoint_path = save;
     rc_.train.verbose = quiet ? 0 : 1;
+    if (save && nl_cli_check_output_file("train", "--save", save)) return NL_CLI_FAIL;
     nl_cli_threads(threads, seen_threads);
 
     nl_model m;

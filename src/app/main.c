@@ -3,6 +3,7 @@
 #include "app.h"
 #include "methods.h"
 #include "nnlab/base.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,7 +70,31 @@ static void fix_omp_wait_policy(char **argv) {
     /* exec failed: carry on with the default policy */
 }
 
-int main(int argc, char **argv) {
+/* Every command's output must reach its destination: a full disk or /dev/full turns into exit 1 with a message,
+ * never a silent exit 0 with nothing written. Errors are sticky (ferror), so a write that failed mid-way through a
+ * long output is caught here too, whatever the command did with the return values of printf. The final close
+ * catches errors that only the kernel reports (NFS, quota). A stdout closed from the start (`>&-`) with nothing
+ * written is not an error (EBADF from the close only). */
+static int finish_output(int rc) {
+    const int e0 = errno; /* the errno of a write that failed mid-way (the stream keeps only the flag) */
+    int err = 0;
+    if (ferror(stdout))
+        err = e0 == ENOSPC || e0 == EIO || e0 == EPIPE || e0 == EBADF || e0 == EFBIG || e0 == EDQUOT || e0 == EROFS ? e0 : EIO;
+    errno = 0;
+    if (fflush(stdout) != 0 && !err) err = errno ? errno : EIO;
+    if (ferror(stdout) && !err) err = EIO;
+    errno = 0;
+    if (fclose(stdout) != 0 && !err && errno != EBADF) err = errno ? errno : EIO;
+    if (!err) return rc;
+    fprintf(stderr, "nnlab: cannot write output: %s\n", strerror(err));
+    return rc ? rc : NL_CLI_FAIL;
+}
+
+static int run_command(int argc, char **argv);
+
+int main(int argc, char **argv) { return finish_output(run_command(argc, argv)); }
+
+static int run_command(int argc, char **argv) {
     fix_omp_wait_policy(argv);
     nl_methods_init();
     if (argc < 2) {

@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int nl_cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -132,4 +134,29 @@ int nl_cli_parse(const char *cmd, int argc, char **argv, nl_cli_opt *opts, int n
 void nl_cli_threads(int64_t threads, int seen) {
     if (seen) nl_set_num_threads((int)threads);
     else nl_threads_init();
+}
+
+int nl_cli_check_output_file(const char *cmd, const char *flag, const char *path) {
+    const char *why = NULL;
+    char dir[4096];
+    struct stat st;
+    if (!path || !*path) {
+        why = "the file name is empty";
+    } else if (strlen(path) >= sizeof dir) {
+        why = "the path is too long";
+    } else {
+        const char *slash = strrchr(path, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == path) snprintf(dir, sizeof dir, "/");
+        else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (slash && !slash[1]) why = "names a directory, not a file";
+        else if (stat(dir, &st) != 0) why = errno == ENOTDIR ? "a component of its directory is not a directory" : "its directory does not exist";
+        else if (!S_ISDIR(st.st_mode)) why = "its directory is not a directory";
+        else if (access(dir, W_OK | X_OK) != 0) why = "its directory is not writable";
+        else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) why = "is a directory";
+    }
+    if (!why) return NL_CLI_OK;
+    fprintf(stderr, "nnlab%s%s: %s%s'%s': %s (checked before any work starts)\n", cmd ? " " : "", cmd ? cmd : "",
+            flag ? flag : "", flag ? " " : "", path ? path : "", why);
+    return NL_CLI_FAIL;
 }
