@@ -65,13 +65,20 @@ nl_status nl_train__resume(const char *path, nl_model *m, nl_optim *o, nl_batche
         (st = nl_safetensors_metadata_int(&f, "train.drop_last", 0, 1, &dl)) ||
         (st = nl_train_state_get_u64(&f, "train.seed", &seed)) || (st = nl_train_state_get_rng(&f, "train.dropout_rng", &drng)))
         goto out;
+    if ((st = nl_safetensors_load_params(path, &m->ps, 1, NULL))) { /* the architecture first */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", nl_last_error());
+        st = nl_set_error(st, "resume: %s (the checkpoint's architecture differs from this run's)", msg);
+        goto out;
+    }
     if (n != bt->ds->n) what = "training examples";
     else if (batch != bt->batch) what = "batch size";
-    else if (dl != bt->drop_last) what = "drop_last setting";
+    else if (dl != bt->drop_last) what = "drop_last";
     if (what) {
-        st = nl_set_error(NL_EINVAL, "resume %s: the run had %lld %s, this one has %lld (they must match to continue the data order)", path,
-                          what[0] == 't' ? n : what[0] == 'b' ? batch : dl, what,
-                          what[0] == 't' ? (long long)bt->ds->n : what[0] == 'b' ? (long long)bt->batch : (long long)bt->drop_last);
+        long long had = what[0] == 't' ? n : what[0] == 'b' ? batch : dl;
+        long long has = what[0] == 't' ? (long long)bt->ds->n : what[0] == 'b' ? (long long)bt->batch : (long long)bt->drop_last;
+        st = nl_set_error(NL_EINVAL, "resume %s: %s %lld in the saved run, %lld in this one (they must match to continue the data order)",
+                          path, what, had, has);
         goto out;
     }
     if (pos > n) {
@@ -86,12 +93,6 @@ nl_status nl_train__resume(const char *path, nl_model *m, nl_optim *o, nl_batche
     p->best_epoch = v;
     if ((st = nl_safetensors_metadata_int(&f, "train.since_best", 0, 1 << 30, &v))) goto out;
     p->since_best = (int)v;
-    if ((st = nl_safetensors_load_params(path, &m->ps, 1, NULL))) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", nl_last_error());
-        st = nl_set_error(st, "resume: %s (the checkpoint's architecture differs from this run's)", msg);
-        goto out;
-    }
     if ((st = nl_train_state_get_optim(&f, o))) goto out;
     m->dropout_rng = drng;
     bt->seed = seed;
