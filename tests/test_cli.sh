@@ -200,6 +200,18 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
     echo "skip unwritable-stdout checks: /dev/full is absent"
   fi
 
+  # ---- lm: resumable training (2 + 2 steps == 4, byte-identical checkpoints), on a small text file ----
+  for i in $(seq 60); do echo "the cat sat on the mat $i"; done >"$tmp/cat.txt"
+  lt="lm train --corpus $tmp/cat.txt --context 16 --layers 1 --d-model 16 --heads 2 --d-ff 32 --batch 2 --warmup 2 --steps 4 --threads 1 --quiet"
+  NEEDLE=--save-every expect_usage "lm train --save-every without --save" $lt --save-every 2
+  NEEDLE=--resume expect_usage "lm train --resume on the lines task" lm train --task lines --steps 1 --resume "$tmp/lines.st"
+  "$NNLAB" $lt --stop-after 2 --save "$tmp/l2.st" >"$tmp/out" 2>"$tmp/err" && \
+    "$NNLAB" $lt --resume "$tmp/l2.st" --save "$tmp/l22.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  "$NNLAB" $lt --save "$tmp/l4.st" --save-every 1 >"$tmp/out" 2>"$tmp/err"; rc4=$?
+  check "lm train --stop-after 2 then --resume, and 4 steps -> exit 0" "[ $rc -eq 0 ] && [ $rc4 -eq 0 ]"
+  check "lm 2 + 2 steps resumed give the same checkpoint as 4" "cmp -s '$tmp/l22.st' '$tmp/l4.st'"
+  "$NNLAB" ${lt/--layers 1/--layers 2} --resume "$tmp/l2.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "lm train --resume from another architecture -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'architecture mismatch' '$tmp/err'"
   if [ $data_ok = 1 ]; then
     # ---- missing dataset: a clear error naming the package, exit 1 ----
     NL_DATA_DIR="$tmp/nowhere" "$NNLAB" train mlp --epochs 1 --quiet >"$tmp/out" 2>"$tmp/err"; rc=$?
@@ -243,6 +255,30 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
     printf 'garbage' >"$tmp/bad.safetensors"
     "$NNLAB" eval --load "$tmp/bad.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
     check "eval of a corrupt file -> exit 1" "[ $rc -eq 1 ] && [ -s '$tmp/err' ]"
+
+    # ---- resumable training: 2 + 2 epochs resumed == 4 at once (byte-identical checkpoints), --save-every ----
+    tr="train mlp --limit 600 --batch 64 --hidden 32 --seed 4 --threads 1 --quiet"
+    NEEDLE=--save-every expect_usage "train --save-every without --save" $tr --epochs 1 --save-every 3
+    "$NNLAB" $tr --epochs 2 --save "$tmp/r2.st" >"$tmp/out" 2>"$tmp/err" && \
+      "$NNLAB" $tr --epochs 4 --resume "$tmp/r2.st" --save "$tmp/r22.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    "$NNLAB" $tr --epochs 4 --save "$tmp/r4.st" --save-every 7 >"$tmp/out" 2>"$tmp/err"; rc4=$?
+    check "train --resume (2 + 2 epochs) and 4 epochs -> exit 0" "[ $rc -eq 0 ] && [ $rc4 -eq 0 ]"
+    if [ $have_py = 1 ]; then # same tensors (weights, optimizer moments) and step; the schedule horizon key differs
+      check "2 + 2 epochs resumed give bit-identical weights and optimizer state to 4" "python3 -c '
+import json, struct, sys
+def rd(p):
+    b = open(p, \"rb\").read(); n = struct.unpack(\"<Q\", b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
+    return {k: d[v[\"data_offsets\"][0]:v[\"data_offsets\"][1]] for k, v in h.items() if k != \"__metadata__\"}, h[\"__metadata__\"]
+(a, ma), (b, mb) = rd(sys.argv[1]), rd(sys.argv[2])
+assert a == b and \"train.optim.m\" in a and ma[\"train.step\"] == mb[\"train.step\"] == \"40\"
+' '$tmp/r22.st' '$tmp/r4.st'"
+    fi
+    "$NNLAB" eval --load "$tmp/r22.st" --limit 200 >"$tmp/out" 2>&1; rc=$?
+    check "a resumable checkpoint loads in eval -> exit 0" "[ $rc -eq 0 ] && grep -q 'accuracy' '$tmp/out'"
+    "$NNLAB" $tr --epochs 4 --resume "$tmp/m.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "train --resume from another architecture -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'architecture' '$tmp/err'"
+    "$NNLAB" train cnn --limit 600 --batch 64 --epochs 1 --quiet --resume "$tmp/r2.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "train cnn --resume an mlp checkpoint -> exit 1 naming both" "[ $rc -eq 1 ] && grep -q 'mlp' '$tmp/err' && grep -q 'cnn' '$tmp/err'"
 
     # ---- NaN: stop with the step named, exit 1, the previous checkpoint survives ----
     cp "$tmp/m.safetensors" "$tmp/keep.safetensors"

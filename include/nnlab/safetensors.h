@@ -124,7 +124,8 @@ nl_status nl_safetensors_save(const char *path, const nl_params *ps, const char 
 /* Copy each tensor of the file into the parameter with the same name. A tensor whose shape or dtype differs
  * from its parameter is always an error (NL_ESHAPE / NL_EDTYPE); strict also requires every parameter to be
  * present and no extra tensors (NL_EFORMAT). Nothing is copied unless everything checks out.
- * n_loaded (may be NULL) receives the number of parameters set. */
+ * n_loaded (may be NULL) receives the number of parameters set. Tensors named "train.*" (the training state of
+ * a resumable checkpoint, nnlab/train.h) are skipped, never matched against parameters. */
 nl_status nl_safetensors_load_params(const char *path, nl_params *ps, int strict, int *n_loaded);
 
 /* ---- atomic file replacement ----

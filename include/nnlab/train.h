@@ -21,6 +21,7 @@
 #include "nnlab/data.h"
 #include "nnlab/model.h"
 #include "nnlab/optim.h"
+#include "nnlab/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +46,8 @@ typedef struct nl_train_config {
     int64_t log_every;       /* non-TTY progress lines every this many steps (0 = about 5 per epoch) */
     int64_t curve_every;     /* training-loss curve: mean loss over this many steps per point (0 = ~20 per epoch) */
     const char *valid_name;  /* how the validation set is called in messages ("valid" by default, e.g. "test") */
+    int64_t save_every;      /* > 0 (needs checkpoint_path): also write a checkpoint after every this many steps */
+    const char *resume_path; /* continue the run saved in this checkpoint (see "resumable training" below) */
 } nl_train_config;
 
 /* 10 epochs, batch 128, Adam (optim.h defaults), seed 0, eval_every 1, no early stopping, verbose 1. */
@@ -118,6 +121,64 @@ typedef struct nl_train_result {
 nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *valid, const nl_train_config *cfg,
                        const nl_train_callbacks *cb, nl_train_result *res);
 void nl_train_result_free(nl_train_result *res);
+
+/* ---- resumable training ----
+ * Every checkpoint nl_train_run writes (after evaluations, every save_every steps, at the end) is resumable: it is
+ * an ordinary model checkpoint (nl_model_load / `nnlab eval --load` read it as before, parameter loading skips
+ * tensors named "train.*") that also holds the training state:
+ *   tensors  "train.optim.m" (momentum / Adam first moment) and "train.optim.v" (Adam second moment), flat
+ *            (ps->total elements, the store dtype, store order);
+ *   metadata "train.step" (optimizer steps done), "train.optim.*" (the whole nl_optim_config: kind, lr, momentum,
+ *            nesterov, weight_decay, beta1, beta2, eps, clip_norm, sched, warmup_steps, total_steps, min_ratio;
+ *            and the optimizer's step), and, from nl_train_run: "train.epoch" (0-based epoch of the data order
+ *            to continue in), "train.pos" (its rows already consumed), "train.seed" (shuffling seed),
+ *            "train.batch", "train.drop_last", "train.n" (training examples), "train.dropout_rng"
+ *            ("seed,stream,counter" of the model's dropout generator), "train.best_valid_accuracy",
+ *            "train.best_epoch", "train.since_best" (early stopping). The LM (transformer.h) adds its own keys.
+ * Resuming (cfg->resume_path) loads the weights (the architecture must match: every tensor name and shape),
+ * the optimizer state and configuration, the step, the data position and the RNG states, then continues until
+ * the run's planned total (cfg->steps, or cfg->epochs epochs). The optimizer settings and the LR schedule,
+ * with its horizon total_steps, are the stored ones (so a cosine/linear schedule continues exactly as planned
+ * by the run that wrote the file); the shuffling seed too. The batch size and the training set size must
+ * match. For a fixed seed and thread count, a run stopped after k steps and resumed gives bit-identical weights
+ * and optimizer state to the uninterrupted run. Not carried: the restore_best snapshot (the weights of the best
+ * evaluation before the resume) and the result's per-epoch records and curves (they cover the resumed part);
+ * the final "best weights" checkpoint of restore_best holds no training state (resuming from it is refused).
+ *
+ * The builder below is what nl_train_run and the LM use; a library adds keys under its own "train." names. */
+#define NL_TRAIN_STATE_MAX 48
+typedef struct nl_train_state {
+    int n;                                   /* metadata entries */
+    char key[NL_TRAIN_STATE_MAX][40];
+    char val[NL_TRAIN_STATE_MAX][80];
+    const char *keyp[NL_TRAIN_STATE_MAX];    /* key[i] / val[i], for nl_model_save-style (n, keys, vals) */
+    const char *valp[NL_TRAIN_STATE_MAX];
+    const nl_optim *opt;                     /* its moments are written as tensors (NULL: none) */
+    nl_status status;                        /* first failure (too many keys), NL_OK otherwise */
+} nl_train_state;
+
+void nl_train_state_init(nl_train_state *s);
+void nl_train_state_put_int(nl_train_state *s, const char *key, long long v);
+void nl_train_state_put_u64(nl_train_state *s, const char *key, uint64_t v);
+void nl_train_state_put_num(nl_train_state *s, const char *key, double v); /* skipped when not finite */
+void nl_train_state_put_rng(nl_train_state *s, const char *key, const nl_rng *r); /* "seed,stream,counter" */
+/* "train.optim.*" keys (config and step) and the moments of o as tensors. */
+void nl_train_state_put_optim(nl_train_state *s, const nl_optim *o);
+/* Write the parameters of ps, then the state's tensors, with metadata_json (which must already hold the
+ * state's keys: build it with s->n, s->keyp, s->valp as extra keys), atomically. */
+nl_status nl_train_state_write(const char *path, const nl_params *ps, const nl_train_state *s, const char *metadata_json);
+/* Open a resumable checkpoint: NL_EFORMAT naming the file when it holds no training state ("train.step"). */
+nl_status nl_train_state_open(const char *path, nl_st_file *f);
+nl_status nl_train_state_get_u64(const nl_st_file *f, const char *key, uint64_t *v);
+nl_status nl_train_state_get_rng(const nl_st_file *f, const char *key, nl_rng *r);
+/* Restore o (initialised on the same store) from f: the configuration (the kind must equal o's, NL_EINVAL
+ * otherwise), the step and the moments (element counts and dtype must match). Group multipliers stay o's. */
+nl_status nl_train_state_get_optim(const nl_st_file *f, nl_optim *o);
+/* Rewrite the checkpoint at path with m's weights and the extra metadata keys, keeping the training state the
+ * file already holds (its "train.*" tensors and keys; none when it has no state or does not exist). Used by
+ * `nnlab train` to add the test accuracy to the final checkpoint without losing resumability. */
+nl_status nl_model_save_keep_state(const nl_model *m, const char *path, int n_extra, const char *const *keys,
+                                   const char *const *vals);
 
 /* Accuracy (fraction in [0, 1]) and mean cross-entropy of m on ds, eval mode, no gradients, batches of 1000.
  * Either output may be NULL. */

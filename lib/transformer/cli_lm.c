@@ -68,7 +68,15 @@ static void help_lm_train(FILE *f) {
             "  --seed S             init and data seed (default 0)\n"
             "  --threads T          threads (default: NL_NUM_THREADS or all cores)\n"
             "  --load FILE          start from a checkpoint (fine-tuning; its architecture is used)\n"
-            "  --save FILE          write the trained model (safetensors, architecture in __metadata__)\n"
+            "  --save FILE          write the trained model (safetensors, architecture in __metadata__); the file is\n"
+            "                       resumable: it also holds the AdamW state, the step and the RNG states (tensors\n"
+            "                       and metadata keys \"train.*\", ignored by eval/generate/--load)\n"
+            "  --save-every N       also write --save FILE (atomically) every N steps\n"
+            "  --resume FILE        continue the run saved in FILE up to --steps in total (task text only; give the\n"
+            "                       same model flags, --batch and --context; the optimizer settings and the LR\n"
+            "                       schedule with its horizon are the saved ones). For a fixed seed and --threads,\n"
+            "                       the result is bit-identical to the uninterrupted run. FILE may equal --save\n"
+            "  --stop-after N       stop after N steps in total although the schedule spans --steps (train in parts)\n"
             "  --json               one final JSON line on stdout\n"
             "  --quiet              no progress lines\n"
             "\n"
@@ -256,7 +264,8 @@ static void free_corpus(corpus *cp) {
 static int lm_train(int argc, char **argv) {
     const char *cmd = "lm train";
     model_opts mo = {128, 2, 128, 4, 0, 4, 0, "layernorm", "plain", "vanilla", 1, 1, 1, 0.5, 2048, 512, 10000, 0, 0};
-    const char *corpus_spec = "default", *task = "text", *load = NULL, *save = NULL;
+    const char *corpus_spec = "default", *task = "text", *load = NULL, *save = NULL, *resume = NULL;
+    int64_t save_every = 0, stop_after = 0;
     int64_t steps = 300, batch = 16, warmup = 20, seed = 0, threads = 0;
     double lr = 3e-3, wd = 0.01, clip = 1.0;
     int json = 0, quiet = 0, haystack = 0;
@@ -275,6 +284,9 @@ static int lm_train(int argc, char **argv) {
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
         {"--load", NL_OPT_STR, &load, 0, 0, 0, 0, "FILE"},
         {"--save", NL_OPT_STR, &save, 0, 0, 0, 0, "FILE"},
+        {"--save-every", NL_OPT_INT, &save_every, 1, 1e12, 0, 0, "N"},
+        {"--resume", NL_OPT_STR, &resume, 0, 0, 0, 0, "FILE"},
+        {"--stop-after", NL_OPT_INT, &stop_after, 1, 1e12, 0, 0, "N"},
         {"--json", NL_OPT_FLAG, &json, 0, 0, 0, 0, NULL},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
     };
@@ -288,6 +300,8 @@ static int lm_train(int argc, char **argv) {
     if (!strcmp(task, "lines")) lines = 1;
     else if (strcmp(task, "text")) return nl_cli_usage_error(cmd, "--task: unknown task '%s' (text|lines)", task);
     if (haystack && !lines) return nl_cli_usage_error(cmd, "--haystack is for --task lines");
+    if (save_every > 0 && !save) return nl_cli_usage_error(cmd, "--save-every needs --save FILE");
+    if (resume && lines) return nl_cli_usage_error(cmd, "--resume is supported for --task text only");
     if (save && nl_cli_check_output_file(cmd, "--save", save)) return NL_CLI_FAIL;
     nl_cli_threads(threads, seen(opts, N, "--threads"));
 
@@ -332,6 +346,7 @@ static int lm_train(int argc, char **argv) {
     tc.steps = steps; tc.batch = batch; tc.lr = lr; tc.warmup = warmup; tc.weight_decay = wd; tc.clip = clip;
     tc.seed = (uint64_t)seed; tc.verbose = !quiet; tc.log_every = steps >= 10 ? steps / 10 : 1;
     tc.tokens = cp.train; tc.n_tokens = cp.n_train;
+    tc.save_path = save; tc.save_every = save_every; tc.resume_path = resume; tc.stop_after = stop_after;
     nl_lines_batcher lb;
     memset(&lb, 0, sizeof lb);
     if (lines) {
@@ -357,7 +372,7 @@ static int lm_train(int argc, char **argv) {
     } else if (nl_lm_eval_nll(&m, cp.valid, cp.n_valid, m.cfg.context, 16, 64, 0, &nll, &cnt)) {
         status = fail("train");
     }
-    if (!status && save && nl_lm_save(&m, save)) status = fail("train");
+    /* --save: nl_lm_train wrote the (resumable) checkpoint at the end */
     if (!status) {
         if (!quiet) {
             fprintf(stderr, "trained %lld steps in %.1fs (%.0f tokens/s); loss %.4f -> %.4f\n", (long long)r.steps, r.seconds,

@@ -715,9 +715,17 @@ nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result
     if (!c || !ids || !tg) { st = nl_set_error(NL_ENOMEM, "lm train: out of memory"); goto done; }
     nl_rng r;
     nl_rng_init(&r, tc->seed, (uint64_t)0xDA7AULL << 32);
+    int64_t s0 = 0; /* first step: 0, or where the resumed run stopped */
+    if (tc->save_every < 0 || (tc->save_every > 0 && !tc->save_path)) {
+        st = nl_set_error(NL_EINVAL, "lm train: save_every %lld needs a save path (and must be >= 0)", (long long)tc->save_every);
+        goto done;
+    }
+    if (tc->resume_path && (st = nl_lm_resume_train(m, tc->resume_path, &opt, &r, B, T, &s0))) goto done;
+    res->steps = s0;
+    const int64_t s_end = tc->stop_after > 0 && tc->stop_after < tc->steps ? tc->stop_after : tc->steps;
     double t0 = nl_time(), tail = 0;
     int64_t ntail = 0, tail_from = tc->steps - (tc->steps / 10 > 0 ? tc->steps / 10 : 1);
-    for (int64_t s = 0; s < tc->steps; s++) {
+    for (int64_t s = s0; s < s_end; s++) {
         st = tc->batch_fn ? tc->batch_fn(tc->batch_ud, s, B, T, ids, tg) : default_batch(tc, &r, B, T, ids, tg);
         if (st) goto done;
         nl_ctx_reset(c);
@@ -732,17 +740,20 @@ nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result
         /* the step, then what failed (a non-finite gradient names its parameter) */
         if ((st = nl_backward(c, loss))) { st = nl_set_error(st, "lm train: step %lld: backward: %s", (long long)s + 1, nl_last_error()); goto done; }
         if ((st = nl_optim_step(&opt))) { st = nl_set_error(st, "lm train: step %lld: %s", (long long)s + 1, nl_last_error()); goto done; }
-        if (s == 0) res->first_loss = lv;
+        if (s == s0) res->first_loss = lv;
         if (s >= tail_from) { tail += lv; ntail++; }
         res->steps = s + 1;
+        if (tc->save_every > 0 && (s + 1) % tc->save_every == 0 && (st = nl_lm_save_train(m, tc->save_path, &opt, &r, B, T, s + 1)))
+            goto done;
         if (tc->verbose && tc->log_every > 0 && ((s + 1) % tc->log_every == 0 || s == 0))
             nl_progress("  step %lld/%lld loss %.4f lr %.2e (%.1fs)", (long long)s + 1, (long long)tc->steps, lv,
-                    nl_sched_lr(&oc, s), nl_time() - t0);
+                    nl_sched_lr(&opt.cfg, s), nl_time() - t0);
         if (tc->time_limit > 0 && nl_time() - t0 > tc->time_limit) {
             if (!ntail) { tail = lv; ntail = 1; }
             break;
         }
     }
+    if (tc->save_path && (st = nl_lm_save_train(m, tc->save_path, &opt, &r, B, T, res->steps))) goto done;
     res->final_loss = ntail ? tail / (double)ntail : res->first_loss;
     res->seconds = nl_time() - t0;
     res->tokens_per_sec = res->seconds > 0 ? (double)(res->steps * B * T) / res->seconds : 0;

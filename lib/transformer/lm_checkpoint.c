@@ -2,17 +2,15 @@
  * __metadata__. */
 #include "transformer/transformer.h"
 #include "nnlab/safetensors.h"
+#include "nnlab/train.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-nl_status nl_lm_save(const nl_lm *m, const char *path) {
+/* the architecture keys of nl_lm_save into o */
+static void lm_meta(const nl_lm *m, nl_st_meta *o) {
     const nl_lm_config *c = &m->cfg;
-    nl_st_meta meta;
-    nl_st_meta *o = &meta;
-    nl_status st = nl_st_meta_init(o);
-    if (st) return st;
     nl_st_meta_put_str(o, "nnlab.model", "transformer_lm");
     nl_st_meta_put_str(o, "nnlab.format", "1");
     nl_st_meta_put_str(o, "nnlab.dtype", nl_dtype_name(c->dtype));
@@ -40,6 +38,14 @@ nl_status nl_lm_save(const nl_lm *m, const char *path) {
     nl_st_meta_put_num(o, "nnlab.rope.xpos_gamma", c->rope.xpos_gamma);
     nl_st_meta_put_int(o, "nnlab.rope.randomized", c->rope.randomized);
     nl_st_meta_put_int(o, "nnlab.norm_step", (long long)m->norm_step);
+}
+
+nl_status nl_lm_save(const nl_lm *m, const char *path) {
+    nl_st_meta meta;
+    nl_st_meta *o = &meta;
+    nl_status st = nl_st_meta_init(o);
+    if (st) return st;
+    lm_meta(m, o);
     char *js = nl_st_meta_json(o);
     nl_st_meta_free(o);
     if (!js) return o->status;
@@ -156,4 +162,59 @@ nl_status nl_lm_load_into(nl_lm *m, const char *path) {
     if ((st = nl_safetensors_load_params(path, &m->ps, 1, NULL))) return st;
     m->norm_step = ns;
     return NL_OK;
+}
+
+/* ---- resumable training (transformer.h) ---- */
+nl_status nl_lm_save_train(const nl_lm *m, const char *path, const nl_optim *opt, const nl_rng *data_rng, int64_t batch,
+                           int64_t context, int64_t step) {
+    nl_train_state ts;
+    nl_train_state_init(&ts);
+    nl_train_state_put_int(&ts, "train.step", (long long)step);
+    nl_train_state_put_int(&ts, "train.batch", (long long)batch);
+    nl_train_state_put_int(&ts, "train.context", (long long)context);
+    nl_train_state_put_rng(&ts, "train.data_rng", data_rng);
+    nl_train_state_put_rng(&ts, "train.pos_rng", &m->pos_rng);
+    nl_train_state_put_optim(&ts, opt);
+    if (ts.status) return ts.status;
+    nl_st_meta meta;
+    nl_status st = nl_st_meta_init(&meta);
+    if (st) return st;
+    lm_meta(m, &meta);
+    for (int i = 0; i < ts.n; i++) nl_st_meta_put_str(&meta, ts.keyp[i], ts.valp[i]);
+    char *js = nl_st_meta_json(&meta);
+    nl_st_meta_free(&meta);
+    if (!js) return meta.status;
+    st = nl_train_state_write(path, &m->ps, &ts, js);
+    free(js);
+    return st;
+}
+
+nl_status nl_lm_resume_train(nl_lm *m, const char *path, nl_optim *opt, nl_rng *data_rng, int64_t batch, int64_t context,
+                             int64_t *step) {
+    if (m->cfg.norm == NL_LM_NORM_POWER)
+        return nl_set_error(NL_EINVAL, "resume %s: a powernorm model cannot be resumed (its running statistics are not in "
+                                       "the checkpoint)", path);
+    nl_st_file f;
+    nl_status st = nl_train_state_open(path, &f);
+    if (st) return st;
+    long long s, b, t;
+    nl_rng dr, pr;
+    if ((st = nl_safetensors_metadata_int(&f, "train.step", 0, INT64_MAX, &s)) ||
+        (st = nl_safetensors_metadata_int(&f, "train.batch", 1, INT64_MAX, &b)) ||
+        (st = nl_safetensors_metadata_int(&f, "train.context", 1, INT64_MAX, &t)) ||
+        (st = nl_train_state_get_rng(&f, "train.data_rng", &dr)) || (st = nl_train_state_get_rng(&f, "train.pos_rng", &pr)))
+        goto out;
+    if (b != batch || t != context) {
+        st = nl_set_error(NL_EINVAL, "resume %s: the run used batch %lld and context %lld, this one %lld and %lld (they must match)",
+                          path, b, t, (long long)batch, (long long)context);
+        goto out;
+    }
+    if ((st = nl_lm_load_into(m, path))) goto out; /* architecture check, weights, norm_step */
+    if ((st = nl_train_state_get_optim(&f, opt))) goto out;
+    *data_rng = dr;
+    m->pos_rng = pr;
+    *step = s;
+out:
+    nl_safetensors_close(&f);
+    return st;
 }

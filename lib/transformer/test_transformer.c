@@ -269,6 +269,85 @@ static void test_checkpoint(void) {
     nl_lm_free(&m2);
 }
 
+/* 2 + 2 steps resumed from a checkpoint == 4 at once: weights, AdamW state, RNGs (random windows, randomised
+ * positions), batch-norm running statistics and the warmup + cosine schedule all continue bit-identically. */
+static int same_bytes(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int ok = fa && fb, ca, cb;
+    while (ok && (ca = fgetc(fa)) == (cb = fgetc(fb)) && ca != EOF) {}
+    ok = ok && ca == EOF && cb == EOF;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return ok;
+}
+
+static void test_resume_lm(void) {
+    char pa[] = "/tmp/nl_test_lmr_XXXXXX", pb[] = "/tmp/nl_test_lmr_XXXXXX", pc[] = "/tmp/nl_test_lmr_XXXXXX";
+    close(mkstemp(pa));
+    close(mkstemp(pb));
+    close(mkstemp(pc));
+    const char *pat = "the cat sat on the mat. ";
+    int32_t tok[600];
+    for (int i = 0; i < 600; i++) tok[i] = (unsigned char)pat[i % (int)strlen(pat)];
+    nl_lm_config c = tiny(NL_F32);
+    c.vocab = 256;
+    c.norm = NL_LM_NORM_BATCH;
+    c.rope.randomized = 1;
+    nl_lm_train_config tc = nl_lm_train_defaults();
+    tc.steps = 4; tc.batch = 3; tc.warmup = 2; tc.tokens = tok; tc.n_tokens = 600; tc.seed = 11;
+    nl_lm m0, m1, m2;
+    nl_lm_train_result r;
+    NLT_OK(nl_lm_init(&m0, &c, 2));
+    tc.save_path = pa;
+    NLT_OK(nl_lm_train(&m0, &tc, &r)); /* uninterrupted */
+    NLT_OK(nl_lm_init(&m1, &c, 2));
+    tc.save_path = pb;
+    tc.stop_after = 2;
+    NLT_OK(nl_lm_train(&m1, &tc, &r)); /* stopped after 2 of 4 */
+    NLT_CHECK(r.steps == 2, "stopped at %lld", (long long)r.steps);
+    NLT_OK(nl_lm_init(&m2, &c, 77));   /* another init: the weights must come from the file */
+    tc.stop_after = 0;
+    tc.resume_path = pb;
+    tc.save_path = pc;
+    tc.save_every = 1;
+    NLT_OK(nl_lm_train(&m2, &tc, &r));
+    NLT_CHECK(r.steps == 4, "resumed to %lld", (long long)r.steps);
+    NLT_CHECK(!memcmp(m0.ps.data, m2.ps.data, sizeof(float) * (size_t)m0.ps.total) && m0.norm_step == m2.norm_step,
+              "2 + 2 steps differ from 4");
+    NLT_CHECK(same_bytes(pa, pc), "the final checkpoints (weights, optimizer state, RNGs) differ");
+    /* the resumable file loads as a plain checkpoint */
+    nl_lm l;
+    NLT_OK(nl_lm_load(&l, pc));
+    NLT_CHECK(!memcmp(l.ps.data, m0.ps.data, sizeof(float) * (size_t)m0.ps.total), "loaded weights");
+    nl_lm_free(&l);
+    /* refusals: another batch; another architecture; a weights-only file; a powernorm model */
+    tc.save_path = NULL;
+    tc.save_every = 0;
+    tc.batch = 2;
+    NLT_CHECK(nl_lm_train(&m2, &tc, &r) == NL_EINVAL && strstr(nl_last_error(), "batch"), "%s", nl_last_error());
+    tc.batch = 3;
+    nl_lm_config c3 = c;
+    c3.n_layers = 2;
+    NLT_OK(nl_lm_init(&l, &c3, 1));
+    NLT_CHECK(nl_lm_train(&l, &tc, &r) == NL_EINVAL && strstr(nl_last_error(), "layers"), "%s", nl_last_error());
+    nl_lm_free(&l);
+    NLT_OK(nl_lm_save(&m0, pa));
+    tc.resume_path = pa;
+    NLT_CHECK(nl_lm_train(&m2, &tc, &r) == NL_EFORMAT && strstr(nl_last_error(), "no training state"), "%s", nl_last_error());
+    c3 = c;
+    c3.norm = NL_LM_NORM_POWER;
+    NLT_OK(nl_lm_init(&l, &c3, 1));
+    tc.resume_path = pb;
+    NLT_CHECK(nl_lm_train(&l, &tc, &r) == NL_EINVAL && strstr(nl_last_error(), "powernorm"), "%s", nl_last_error());
+    nl_lm_free(&l);
+    unlink(pa);
+    unlink(pb);
+    unlink(pc);
+    nl_lm_free(&m0);
+    nl_lm_free(&m1);
+    nl_lm_free(&m2);
+}
+
 static void test_corpus_split(void) {
     int64_t n = 65536 * 40 + 123;
     uint8_t *b = malloc((size_t)n);
@@ -586,6 +665,7 @@ int main(void) {
     NLT_RUN(test_kv_cache_growth);
     NLT_RUN(test_training_reduces_loss);
     NLT_RUN(test_checkpoint);
+    NLT_RUN(test_resume_lm);
     NLT_RUN(test_corpus_split);
     NLT_RUN(test_lines);
     NLT_RUN(test_lines_haystack);

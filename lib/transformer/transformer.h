@@ -213,6 +213,12 @@ typedef struct nl_lm_train_config {
     int64_t n_tokens;
     nl_lm_batch_fn batch_fn;
     void *batch_ud;
+    /* resumable training (nnlab/train.h "resumable training" for the shared format) */
+    const char *save_path;           /* write a resumable checkpoint here at the end (and every save_every steps) */
+    int64_t save_every;              /* > 0 (needs save_path): checkpoint every this many steps, atomically */
+    const char *resume_path;         /* continue the run saved in this checkpoint (see nl_lm_resume_train) */
+    int64_t stop_after;              /* > 0: stop after this many steps in total although the schedule spans
+                                      * `steps` (an interrupted run, for resuming later) */
 } nl_lm_train_config;
 typedef struct nl_lm_train_result {
     int64_t steps;
@@ -222,6 +228,20 @@ typedef struct nl_lm_train_result {
 /* steps 200, batch 16, lr 3e-3, min_ratio 0.1, wd 0.01, clip 1, beta2 0.99, warmup 20. */
 nl_lm_train_config nl_lm_train_defaults(void);
 nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result *res);
+/* Resumable LM checkpoints: nl_lm_save's file plus the training state of nnlab/train.h ("train.optim.m/v" tensors,
+ * "train.optim.*" keys) and "train.step", "train.batch", "train.context", "train.data_rng" (the random-window
+ * sampler) and "train.pos_rng" (randomised RoPE positions) ("seed,stream,counter"). nl_lm_load reads it as a
+ * weights-only checkpoint. nl_lm_train writes one when save_path is set; with resume_path it restores weights
+ * (architecture compared as nl_lm_load_into does), optimizer state and settings (the AdamW settings and the
+ * warmup + cosine schedule with its horizon are the stored ones, so the LR continues as the original run
+ * planned), step and RNG states, then trains up to tc->steps in total. Batch size and context must match; a
+ * batch_fn receives the global step and keeps its own state (the CLI resumes only the text task); a powernorm
+ * model is refused (its running statistics are not stored). For a fixed seed and thread count, k steps then a
+ * resume to n give bit-identical weights and optimizer state to n steps at once. */
+nl_status nl_lm_save_train(const nl_lm *m, const char *path, const nl_optim *opt, const nl_rng *data_rng, int64_t batch,
+                           int64_t context, int64_t step);
+nl_status nl_lm_resume_train(nl_lm *m, const char *path, nl_optim *opt, nl_rng *data_rng, int64_t batch, int64_t context,
+                             int64_t *step);
 
 /* ---- checkpoints (safetensors) ----
  * __metadata__: "nnlab.model" = "transformer_lm", "nnlab.format" = "1", "nnlab.dtype", "nnlab.vocab",

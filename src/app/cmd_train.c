@@ -41,7 +41,14 @@ static void help_train(FILE *f) {
             "  --seed S             seed of init, shuffling and dropout (default 0)\n"
             "  --threads T          threads (default: NL_NUM_THREADS or all cores)\n"
             "output:\n"
-            "  --save FILE          write the trained model (a checkpoint is also written after every epoch)\n"
+            "  --save FILE          write the trained model (a checkpoint is also written after every epoch); every\n"
+            "                       checkpoint is resumable: it also holds the optimizer state, step, data position\n"
+            "                       and RNG state (tensors and metadata keys \"train.*\"; `nnlab eval` ignores them)\n"
+            "  --save-every N       also write the checkpoint (atomically) every N steps (needs --save)\n"
+            "  --resume FILE        continue the run saved in FILE (same model, data, --limit and --batch) up to\n"
+            "                       --epochs / --steps in total; the optimizer settings, LR schedule (with its\n"
+            "                       horizon) and seed are the saved ones. For a fixed seed and --threads, 2 + 2 epochs\n"
+            "                       resumed give bit-identical weights to 4 at once. FILE may equal --save\n"
             "  --json               print one final JSON line on stdout (test_accuracy, epoch_seconds, samples_per_sec, ...)\n"
             "  --quiet              no progress output\n"
             "\n"
@@ -54,7 +61,8 @@ static cJSON *jnum(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSO
 
 int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *data_dir = NULL, *hidden = "256,256", *act = "relu", *channels = "16,32";
-    const char *optim = "adam", *sched = "constant", *save = NULL;
+    const char *optim = "adam", *sched = "constant", *save = NULL, *resume = NULL;
+    int64_t save_every = 0;
     int64_t epochs = 5, steps = 0, batch = 128, seed = 0, threads = 0, valid = 0, limit = 0, fc = 0, warmup = 0, patience = 0;
     double lr = 0, momentum = 0.9, wd = 0, dropout = 0, clip = 0;
     int json = 0, quiet = 0;
@@ -88,6 +96,8 @@ int cmd_train(int argc, char **argv) {
         {"--seed", NL_OPT_INT, &seed, 0, 9.2e18, 0, 0, "S"},
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
         {"--save", NL_OPT_STR, &save, 0, 0, 0, 0, "FILE"},
+        {"--save-every", NL_OPT_INT, &save_every, 1, 1e12, 0, 0, "N"},
+        {"--resume", NL_OPT_STR, &resume, 0, 0, 0, 0, "FILE"},
         {"--json", NL_OPT_FLAG, &json, 0, 0, 0, 0, NULL},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
     };
@@ -177,6 +187,9 @@ int cmd_train(int argc, char **argv) {
     rc_.train.seed = (uint64_t)seed;
     rc_.train.patience = (int)patience;
     rc_.train.checkpoint_path = save;
+    if (save_every > 0 && !save) return nl_cli_usage_error("train", "--save-every needs --save FILE");
+    rc_.train.save_every = save_every;
+    rc_.train.resume_path = resume;
     rc_.train.verbose = quiet ? 0 : 1;
     if (save && nl_cli_check_output_file("train", "--save", save)) return NL_CLI_FAIL;
     nl_cli_threads(threads, seen_threads);
@@ -188,13 +201,13 @@ int cmd_train(int argc, char **argv) {
     if (!s && save) {
         char acc[32], eps[32];
         snprintf(acc, sizeof acc, "%.6f", res.test_accuracy);
-        snprintf(eps, sizeof eps, "%d", tr->n_epochs);
+        snprintf(eps, sizeof eps, "%lld", tr->n_epochs ? (long long)tr->epoch[tr->n_epochs - 1].epoch : 0LL); /* resumed runs too */
         const char *k[4 + NL_PARAM_META_N] = {"nnlab.dataset", "nnlab.test_accuracy", "nnlab.epoch", "nnlab.creator"};
         const char *v[4 + NL_PARAM_META_N] = {data, acc, eps, "nnlab train"};
         char pv[NL_PARAM_META_N][32];
         int np = nl_param_metadata(&par, &m.cfg, k + 4, pv); /* the parametrisation, restored by `nnlab eval` */
         for (int i = 0; i < np; i++) v[4 + i] = pv[i];
-        if ((s = nl_model_save(&m, save, 4 + np, k, v))) {
+        if ((s = nl_model_save_keep_state(&m, save, 4 + np, k, v))) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", nl_last_error());
             nl_set_error(s, "saving the model: %s", msg);

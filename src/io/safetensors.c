@@ -715,6 +715,7 @@ nl_status nl_safetensors_load_params(const char *path, nl_params *ps, int strict
     }
     for (int i = 0; i < f.n && !st; i++) {
         const nl_st_tensor *t = &f.t[i];
+        if (!strncmp(t->name, "train.", 6)) continue; /* training state of a resumable checkpoint (train.h) */
         nl_param *p = nl_params_find(ps, t->name);
         if (!p) {
             if (strict)

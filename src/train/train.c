@@ -1,6 +1,7 @@
 /* The supervised training loop: steps, metrics, progress display, evaluation, early stopping, checkpoints,
  * NaN/Inf detection. */
 #include "nnlab/train.h"
+#include "internal/train_resume.h"
 #include "nnlab/nn.h"
 #include "nnlab/ops.h"
 #include <math.h>
@@ -251,6 +252,8 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
     if (!(cfg->label_smoothing >= 0 && cfg->label_smoothing < 1))
         return fail(r, NL_EINVAL, "train: label_smoothing %g must be in [0, 1)", cfg->label_smoothing);
     if (cfg->threads > 0) nl_set_num_threads(cfg->threads);
+    if (cfg->save_every < 0 || (cfg->save_every > 0 && !cfg->checkpoint_path))
+        return fail(r, NL_EINVAL, "train: save_every %lld needs a checkpoint path (and must be >= 0)", (long long)cfg->save_every);
 
     nl_batcher bt;
     nl_status s = nl_batcher_init(&bt, train, cfg->batch, 1, cfg->seed);
@@ -297,9 +300,22 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
     p.total_steps = total;
     p.valid_accuracy = p.valid_loss = NAN;
     int stop = 0;
+    int64_t start_ep = 1;
+    if (cfg->resume_path) { /* resumable training (train.h): weights, optimizer, data position, RNG, early stopping */
+        nl_train__pos rp;
+        if ((s = nl_train__resume(cfg->resume_path, m, &opt, &bt, &rp, &start_ep))) {
+            s = fail(r, s, "%s", nl_last_error());
+            goto out;
+        }
+        r->steps = rp.step;
+        r->best_valid_accuracy = rp.best_valid_accuracy;
+        r->best_epoch = rp.best_epoch;
+        since_best = rp.since_best;
+        log_line(&d, "resumed from %s at step %lld (epoch %lld)", cfg->resume_path, (long long)rp.step, (long long)start_ep);
+    }
 
-    for (int64_t ep = 1; ep <= n_epochs && !stop; ep++) {
-        if (ep > 1) nl_batcher_reset(&bt);
+    for (int64_t ep = start_ep; ep <= n_epochs && !stop; ep++) {
+        if (ep > start_ep) nl_batcher_reset(&bt);
         p.epoch = ep;
         nl_epoch_record er;
         memset(&er, 0, sizeof er);
@@ -385,6 +401,22 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
                 log_line(&d, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f samples/s ETA %s", (long long)ep, (long long)n_epochs,
                          (long long)r->steps, (long long)total, lv, pd.samples_per_sec, e);
             }
+            if (cfg->save_every > 0 && r->steps % cfg->save_every == 0) {
+                const nl_param *bad;
+                if (!nl_model_params_finite(m, &bad)) {
+                    r->nonfinite = 1;
+                    r->bad_step = r->steps;
+                    s = fail(r, NL_ENONFINITE, "step %lld: %s is not finite after the update", (long long)r->steps, bad->name);
+                    goto out;
+                }
+                nl_train__pos cp = {r->steps, ep, r->best_valid_accuracy, r->best_epoch, since_best};
+                if ((s = nl_train__checkpoint(cfg->checkpoint_path, m, &opt, &bt, &cp))) {
+                    s = fail(r, s, "checkpoint at step %lld: %s", (long long)r->steps, nl_last_error());
+                    goto out;
+                }
+                r->checkpoints++;
+                last_ckpt_epoch = ep;
+            }
             if (cb->on_step && cb->on_step(cb->ud, m, &p)) {
                 r->stopped_by_callback = 1;
                 stop = 1;
@@ -432,11 +464,8 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
                 }
             }
             if (cfg->checkpoint_path) {
-                char es[32], ss[32];
-                snprintf(es, sizeof es, "%lld", (long long)ep);
-                snprintf(ss, sizeof ss, "%lld", (long long)r->steps);
-                const char *k[2] = {"nnlab.epoch", "nnlab.step"}, *v[2] = {es, ss};
-                if ((s = nl_model_save(m, cfg->checkpoint_path, 2, k, v))) {
+                nl_train__pos cp = {r->steps, ep, r->best_valid_accuracy, r->best_epoch, since_best};
+                if ((s = nl_train__checkpoint(cfg->checkpoint_path, m, &opt, &bt, &cp))) {
                     s = fail(r, s, "checkpoint after epoch %lld: %s", (long long)ep, nl_last_error());
                     goto out;
                 }
