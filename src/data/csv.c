@@ -66,15 +66,12 @@ static int parse_num(const field *f, double *v, int *range_err) {
 
 nl_status nl_csv_read(const char *path, nl_csv *out, int flags) {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        int e = errno;
-        return nl_set_error(e == ENOENT ? NL_ENOTFOUND : NL_EIO, "cannot open %s: %s", path, strerror(e));
-    }
+    FILE *fp;
+    nl_status st = nl_open_regular(path, NL_CSV_MAX_BYTES, &fp, NULL);
+    if (st) return st;
     size_t cap = 1 << 16, len = 0;
     char *txt = malloc(cap);
-    nl_status st = NL_OK;
-    while (txt) {
+    while (txt && len <= NL_CSV_MAX_BYTES) { /* the file may grow after the size check */
         if (len == cap) {
             char *nt = realloc(txt, cap * 2);
             if (!nt) {
@@ -96,7 +93,13 @@ nl_status nl_csv_read(const char *path, nl_csv *out, int flags) {
         free(txt);
         return nl_set_error(NL_EIO, "file %s: read error", path);
     }
-    if (len == 0) {
+    if (len > NL_CSV_MAX_BYTES) {
+        free(txt);
+        return nl_set_error(NL_EFORMAT, "file %s: more than the limit of %llu bytes", path,
+                            (unsigned long long)NL_CSV_MAX_BYTES);
+    }
+    size_t pos = len >= 3 && !memcmp(txt, "\xEF\xBB\xBF", 3) ? 3 : 0; /* a UTF-8 byte order mark is skipped */
+    if (len == pos) {
         free(txt);
         return nl_set_error(NL_EFORMAT, "file %s: empty file (expected rows of comma-separated numbers)", path);
     }
@@ -106,7 +109,6 @@ nl_status nl_csv_read(const char *path, nl_csv *out, int flags) {
     char **header = NULL;
     int first = 1;
     int64_t line = 0;
-    size_t pos = 0;
     while (pos < len && !st) {
         size_t e = pos;
         while (e < len && txt[e] != '\n') e++;
@@ -129,12 +131,24 @@ nl_status nl_csv_read(const char *path, nl_csv *out, int flags) {
             int is_header;
             if (flags & NL_CSV_HEADER) is_header = 1;
             else if (flags & NL_CSV_NO_HEADER) is_header = 0;
-            else {
-                is_header = 0;
+            else { /* the rule (nnlab/data.h): a header iff no field is a number; a mix is an error */
+                int64_t names = 0, first_name = -1;
                 for (int64_t j = 0; j < k; j++) {
                     double v;
                     int re;
-                    if (!parse_num(&fs[j], &v, &re)) is_header = 1;
+                    if (!parse_num(&fs[j], &v, &re) && names++ == 0) first_name = j;
+                }
+                is_header = names == k;
+                if (names && names < k) {
+                    const field *f = &fs[first_name];
+                    st = nl_set_error(NL_EFORMAT,
+                                      "%s:%lld:%zu: field %lld is %s%.*s%s, but other fields of the first row are "
+                                      "numbers (a header row must have no numeric field; force the choice with "
+                                      "NL_CSV_HEADER / NL_CSV_NO_HEADER)",
+                                      path, (long long)line, f->col, (long long)first_name + 1,
+                                      f->n ? "not a number: '" : "empty", (int)(f->n > 40 ? 40 : f->n), f->s,
+                                      f->n ? "'" : "");
+                    break;
                 }
             }
             if (is_header) {

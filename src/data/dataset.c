@@ -154,18 +154,17 @@ static nl_status load_dir(nl_dataset *ds, const char *dir, const char *prefix, c
     if (!find_file(dir, base, lp, sizeof lp))
         return nl_set_error(NL_ENOTFOUND, "%s not found at %s (no %s[.gz]): %s", pretty, dir, base, hint);
     nl_idx im, lb;
-    nl_status st = nl_idx_read(ip, &im);
+    nl_idx_expect wl = {.ndim = 1, .max_elems = NL_DATASET_MAX_ROWS, .what = "(labels: n)"};
+    nl_status st = nl_idx_read_expect(lp, &wl, &lb);
     if (st) return st;
-    st = nl_idx_read(lp, &lb);
+    char why[PATH_MAX + 64];
+    snprintf(why, sizeof why, "(images: n, rows, cols; %s has %lld labels)", lp, (long long)lb.dims[0]);
+    nl_idx_expect wi = {.ndim = 3, .dims = {lb.dims[0]}, .max_elems = NL_DATASET_MAX_ELEMS, .what = why};
+    st = nl_idx_read_expect(ip, &wi, &im);
     if (st) {
-        nl_idx_free(&im);
+        nl_idx_free(&lb);
         return st;
     }
-    if (im.ndim != 3) st = nl_set_error(NL_EFORMAT, "file %s: expected 3 dimensions (n, rows, cols), got %d", ip, im.ndim);
-    else if (lb.ndim != 1) st = nl_set_error(NL_EFORMAT, "file %s: expected 1 dimension (n), got %d", lp, lb.ndim);
-    else if (im.dims[0] != lb.dims[0])
-        st = nl_set_error(NL_EFORMAT, "%s has %lld images but %s has %lld labels", ip, (long long)im.dims[0], lp,
-                          (long long)lb.dims[0]);
     for (int64_t i = 0; !st && i < lb.numel; i++)
         if (lb.data[i] > 9)
             st = nl_set_error(NL_EFORMAT, "file %s: label %d at index %lld is out of range 0..9", lp, lb.data[i],

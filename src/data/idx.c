@@ -1,5 +1,6 @@
 /* IDX reader (MNIST format), plain or gzip. Strict: magic, sizes, exact byte count, no trailing bytes. */
 #include "nnlab/data.h"
+#include "nnlab/safetensors.h" /* nl_open_regular */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,16 +106,20 @@ void nl_idx_free(nl_idx *m) {
     memset(m, 0, sizeof *m);
 }
 
-nl_status nl_idx_read(const char *path, nl_idx *out) {
+nl_status nl_idx_read(const char *path, nl_idx *out) { return nl_idx_read_expect(path, NULL, out); }
+
+/* deflate inflates at most 1032 bytes per input byte; a gzip file claiming more content than that is truncated */
+#define GZ_MAX_RATIO 1032
+
+nl_status nl_idx_read_expect(const char *path, const nl_idx_expect *want, nl_idx *out) {
     memset(out, 0, sizeof *out);
     src s;
     memset(&s, 0, sizeof s);
     s.path = path;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        return nl_set_error(e == ENOENT ? NL_ENOTFOUND : NL_EIO, "cannot open %s: %s", path, strerror(e));
-    }
+    FILE *f;
+    uint64_t fsize;
+    nl_status st0 = nl_open_regular(path, 0, &f, &fsize);
+    if (st0) return st0;
     unsigned char mg[2];
     size_t nm = fread(mg, 1, 2, f);
     if (nm == 0) {
@@ -176,6 +181,11 @@ nl_status nl_idx_read(const char *path, nl_idx *out) {
                           4 * ndim, (long long)got);
         goto fail;
     }
+    if (want && want->ndim && ndim != want->ndim) {
+        st = nl_set_error(NL_EFORMAT, "file %s: %d IDX dimensions, expected %d%s%s", path, ndim, want->ndim,
+                          want->what ? " " : "", want->what ? want->what : "");
+        goto fail;
+    }
     int64_t numel = 1;
     out->ndim = ndim;
     for (int d = 0; d < NL_IDX_MAXDIM; d++) out->dims[d] = 1;
@@ -194,6 +204,38 @@ nl_status nl_idx_read(const char *path, nl_idx *out) {
         }
     }
     out->numel = numel;
+    /* the geometry against the caller's expectation and the file's size, before anything is allocated */
+    for (int d = 0; want && d < ndim; d++)
+        if (want->dims[d] && out->dims[d] != want->dims[d]) {
+            st = nl_set_error(NL_EFORMAT, "file %s: IDX dimension %d is %lld, expected %lld%s%s", path, d,
+                              (long long)out->dims[d], (long long)want->dims[d], want->what ? " " : "",
+                              want->what ? want->what : "");
+            goto fail;
+        }
+    if (want && want->max_elems && numel > want->max_elems) {
+        st = nl_set_error(NL_EFORMAT, "file %s: IDX sizes give %lld elements, more than the limit of %lld%s%s", path,
+                          (long long)numel, (long long)want->max_elems, want->what ? " " : "",
+                          want->what ? want->what : "");
+        goto fail;
+    }
+    const char *what = ndim >= 3 ? "image data" : ndim == 1 ? "label data" : "data";
+    uint64_t hbytes = 4 + 4 * (uint64_t)ndim;
+    if (!is_gz && fsize - hbytes < (uint64_t)numel) {
+        st = nl_set_error(NL_EFORMAT, "file %s: truncated: expected %lld bytes of %s, got %lld", path,
+                          (long long)numel, what, (long long)(fsize - hbytes));
+        goto fail;
+    }
+    if (!is_gz && fsize - hbytes > (uint64_t)numel) {
+        st = nl_set_error(NL_EFORMAT, "file %s: trailing data after the %lld bytes of %s", path, (long long)numel,
+                          what);
+        goto fail;
+    }
+    if (is_gz && (uint64_t)numel + hbytes > fsize * GZ_MAX_RATIO) {
+        st = nl_set_error(NL_EFORMAT, "file %s: truncated: %lld bytes of %s cannot come from %llu bytes of gzip "
+                                      "(deflate expands at most %d times)",
+                          path, (long long)numel, what, (unsigned long long)fsize, GZ_MAX_RATIO);
+        goto fail;
+    }
     out->data = malloc((size_t)numel);
     if (!out->data) {
         st = nl_set_error(NL_ENOMEM, "file %s: out of memory (%lld bytes)", path, (long long)numel);
@@ -201,7 +243,6 @@ nl_status nl_idx_read(const char *path, nl_idx *out) {
     }
     got = src_read(&s, out->data, numel);
     if (got < 0) goto fail_set;
-    const char *what = ndim >= 3 ? "image data" : ndim == 1 ? "label data" : "data";
     if (got < numel) {
         st = nl_set_error(NL_EFORMAT, "file %s: truncated: expected %lld bytes of %s, got %lld", path,
                           (long long)numel, what, (long long)got);

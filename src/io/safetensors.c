@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -109,6 +108,45 @@ static int cmp_name_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The first key that occurs twice among the members of object o (sorted: O(k log k)); "" if none, NULL when out
+ * of memory. Runs after the escaped-NUL scan, so keys compare as whole strings. */
+static const char *dup_key(const cJSON *o) {
+    int k = 0;
+    for (const cJSON *c = o->child; c; c = c->next) k++;
+    if (k < 2) return "";
+    const char **keys = malloc((size_t)k * sizeof *keys);
+    if (!keys) return NULL;
+    k = 0;
+    for (const cJSON *c = o->child; c; c = c->next) keys[k++] = c->string ? c->string : "";
+    qsort(keys, (size_t)k, sizeof *keys, cmp_name_ptr);
+    const char *d = "";
+    for (int i = 1; i < k && !*d; i++)
+        if (!strcmp(keys[i - 1], keys[i])) d = keys[i][0] ? keys[i] : "(empty)";
+    free(keys);
+    return d;
+}
+
+/* Offset of the first "\u0000" escape inside a JSON string of hdr, or -1. */
+static long long find_escaped_nul(const char *hdr, uint64_t n) {
+    int in_str = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!in_str) {
+            if (hdr[i] == '"') in_str = 1;
+        } else if (hdr[i] == '"') in_str = 0;
+        else if (hdr[i] == '\\' && i + 1 < n) {
+            if (hdr[i + 1] == 'u' && i + 5 < n && !memcmp(hdr + i + 2, "0000", 4)) return (long long)i;
+            i++; /* skip the escaped character */
+        }
+    }
+    return -1;
+}
+
+static int has_control(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    return 0;
+}
+
 /* Parse and validate the header (hdr, hlen) against a data section of data_len bytes. On success fills f
  * (tensors with begin/end; data pointers are set by the caller). `what` names the file in messages. */
 static nl_status parse_header(const char *hdr, uint64_t hlen, uint64_t data_len, const char *what, nl_st_file *f) {
@@ -119,6 +157,10 @@ static nl_status parse_header(const char *hdr, uint64_t hlen, uint64_t data_len,
     while (i0 < hlen && is_json_space(hdr[i0])) i0++;
     if (i0 == hlen || hdr[i0] != '{')
         return nl_set_error(NL_EFORMAT, "file %s: header is not a JSON object (it must start with '{')", what);
+    long long nul = find_escaped_nul(hdr, hlen);
+    if (nul >= 0)
+        return nl_set_error(NL_EFORMAT, "file %s: header has an escaped NUL (\\u0000) in a string (byte %lld of the "
+                                        "header; refused: names would be truncated)", what, nul);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!root) {
@@ -137,7 +179,14 @@ static nl_status parse_header(const char *hdr, uint64_t hlen, uint64_t data_len,
         st = nl_set_error(NL_EFORMAT, "file %s: header is not a JSON object", what);
         goto out;
     }
-    int count = 0, seen_meta = 0;
+    const char *dk = dup_key(root);
+    if (!dk || *dk) {
+        st = !dk ? nl_set_error(NL_ENOMEM, "file %s: out of memory", what)
+                 : nl_set_error(NL_EFORMAT, !strcmp(dk, "__metadata__") ? "file %s: duplicate %s entry"
+                                                                        : "file %s: duplicate tensor name '%s'", what, dk);
+        goto out;
+    }
+    int count = 0; /* __metadata__ at most once: dup_key above */
     for (cJSON *c = root->child; c; c = c->next) count++;
     f->t = calloc(count ? (size_t)count : 1, sizeof *f->t);
     if (!f->t) {
@@ -147,12 +196,13 @@ static nl_status parse_header(const char *hdr, uint64_t hlen, uint64_t data_len,
     for (cJSON *c = root->child; c; c = c->next) {
         const char *name = c->string ? c->string : "";
         if (!strcmp(name, "__metadata__")) {
-            if (seen_meta++) {
-                st = nl_set_error(NL_EFORMAT, "file %s: duplicate __metadata__ entry", what);
-                goto out;
-            }
             if (!cJSON_IsObject(c)) {
                 st = nl_set_error(NL_EFORMAT, "file %s: __metadata__ must be an object of string values", what);
+                goto out;
+            }
+            if (!(dk = dup_key(c)) || *dk) {
+                st = !dk ? nl_set_error(NL_ENOMEM, "file %s: out of memory", what)
+                         : nl_set_error(NL_EFORMAT, "file %s: duplicate __metadata__ key '%s'", what, dk);
                 goto out;
             }
             int nm = 0;
@@ -169,11 +219,10 @@ static nl_status parse_header(const char *hdr, uint64_t hlen, uint64_t data_len,
                     st = nl_set_error(NL_EFORMAT, "file %s: __metadata__ value of key '%s' is not a string", what, k);
                     goto out;
                 }
-                for (int j = 0; j < f->n_meta; j++)
-                    if (!strcmp(f->meta_key[j], k)) {
-                        st = nl_set_error(NL_EFORMAT, "file %s: duplicate __metadata__ key '%s'", what, k);
-                        goto out;
-                    }
+                if (has_control(k)) {
+                    st = nl_set_error(NL_EFORMAT, "file %s: __metadata__ key '%s' contains a control character", what, k);
+                    goto out;
+                }
                 f->meta_key[f->n_meta] = strdup(k);
                 f->meta_val[f->n_meta] = strdup(m->valuestring);
                 f->n_meta++;
@@ -186,6 +235,15 @@ static nl_status parse_header(const char *hdr, uint64_t hlen, uint64_t data_len,
         }
         if (!cJSON_IsObject(c)) {
             st = nl_set_error(NL_EFORMAT, "file %s: tensor '%s': entry is not a JSON object", what, name);
+            goto out;
+        }
+        if (has_control(name)) {
+            st = nl_set_error(NL_EFORMAT, "file %s: tensor name '%s' contains a control character", what, name);
+            goto out;
+        }
+        if (!(dk = dup_key(c)) || *dk) {
+            st = !dk ? nl_set_error(NL_ENOMEM, "file %s: out of memory", what)
+                     : nl_set_error(NL_EFORMAT, "file %s: tensor '%s': field \"%s\" appears twice", what, name, dk);
             goto out;
         }
         nl_st_tensor *t = &f->t[f->n];
@@ -269,23 +327,6 @@ static nl_status parse_header(const char *hdr, uint64_t hlen, uint64_t data_len,
                               (unsigned long long)(numel * isz));
             goto out;
         }
-    }
-    /* duplicate names */
-    if (f->n > 1) {
-        const char **names = malloc((size_t)f->n * sizeof *names);
-        if (!names) {
-            st = nl_set_error(NL_ENOMEM, "file %s: out of memory", what);
-            goto out;
-        }
-        for (int i = 0; i < f->n; i++) names[i] = f->t[i].name;
-        qsort(names, (size_t)f->n, sizeof *names, cmp_name_ptr);
-        for (int i = 1; i < f->n; i++)
-            if (!strcmp(names[i - 1], names[i])) {
-                st = nl_set_error(NL_EFORMAT, "file %s: duplicate tensor name '%s'", what, names[i]);
-                break;
-            }
-        free(names);
-        if (st) goto out;
     }
     /* the ranges, in order, must tile the data section exactly */
     qsort(f->t, (size_t)f->n, sizeof *f->t, cmp_range);
@@ -381,17 +422,10 @@ nl_status nl_safetensors_parse(const void *buf, size_t n, const char *what, nl_s
 
 nl_status nl_safetensors_open(const char *path, nl_st_file *f) {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        int e = errno;
-        return nl_set_error(e == ENOENT ? NL_ENOTFOUND : NL_EIO, "cannot open %s: %s", path, strerror(e));
-    }
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return nl_set_error(NL_EIO, "file %s: not a regular file", path);
-    }
-    uint64_t total = (uint64_t)sb.st_size;
+    FILE *fp;
+    uint64_t total;
+    nl_status st = nl_open_regular(path, 0, &fp, &total);
+    if (st) return st;
     unsigned char lenb[8];
     if (total < 8 || fread(lenb, 1, 8, fp) != 8) {
         fclose(fp);
@@ -399,7 +433,7 @@ nl_status nl_safetensors_open(const char *path, nl_st_file *f) {
                             (unsigned long long)total);
     }
     uint64_t hlen = le64(lenb);
-    nl_status st = check_header_len(total, hlen, path);
+    st = check_header_len(total, hlen, path);
     if (st) {
         fclose(fp);
         return st;
@@ -568,9 +602,9 @@ nl_status nl_safetensors_write(const char *path, const nl_st_entry *e, int n, co
             return nl_set_error(NL_EINVAL, "safetensors_write %s: metadata is not a JSON object: %.80s", path, metadata_json);
         }
         for (cJSON *m = meta->child; m; m = m->next)
-            if (!cJSON_IsString(m) || !utf8_valid((const unsigned char *)m->string, strlen(m->string), NULL) ||
+            if (!cJSON_IsString(m) || has_control(m->string) || !utf8_valid((const unsigned char *)m->string, strlen(m->string), NULL) ||
                 !utf8_valid((const unsigned char *)m->valuestring, strlen(m->valuestring), NULL)) {
-                nl_status s = nl_set_error(NL_EINVAL, "safetensors_write %s: metadata value of '%s' is not a UTF-8 string",
+                nl_status s = nl_set_error(NL_EINVAL, "safetensors_write %s: metadata key '%s' has a control character or its value is not a UTF-8 string",
                                            path, m->string);
                 cJSON_Delete(meta);
                 return s;
@@ -595,7 +629,7 @@ nl_status nl_safetensors_write(const char *path, const nl_st_entry *e, int n, co
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const nl_st_entry *t = &e[i];
-        if (!t->name || !strcmp(t->name, "__metadata__") ||
+        if (!t->name || !strcmp(t->name, "__metadata__") || has_control(t->name) ||
             !utf8_valid((const unsigned char *)t->name, strlen(t->name), NULL)) {
             st = nl_set_error(NL_EINVAL, "safetensors_write %s: entry %d has an invalid name", path, i);
             goto out;
