@@ -348,6 +348,7 @@ static void test_resume_lm(void) {
     nl_lm_free(&m0);
     nl_lm_free(&m1);
     nl_lm_free(&m2);
+}
 
 /* hostile corpus paths: a FIFO (would block), /dev/zero (endless), a directory, a file over the cap (sparse) */
 static void test_corpus_limits(void) {
