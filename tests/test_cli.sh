@@ -212,6 +212,60 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
   check "lm 2 + 2 steps resumed give the same checkpoint as 4" "cmp -s '$tmp/l22.st' '$tmp/l4.st'"
   "$NNLAB" ${lt/--layers 1/--layers 2} --resume "$tmp/l2.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
   check "lm train --resume from another architecture -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'architecture mismatch' '$tmp/err'"
+  # ---- hostile checkpoints: refused with a message and exit 1, quickly, never a signal ----
+  # mkst FILE HEADER: a safetensors file with that JSON header; the data section is read from stdin
+  mkst() { printf '%s' "$2" >"$tmp/h"; local len; len=$(stat -c %s "$tmp/h")
+           { printf "\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8)))\\x00\\x00\\x00\\x00\\x00\\x00"; cat "$tmp/h"; cat; } >"$1"; }
+  meta_mlp() { printf '"__metadata__":{"nnlab.model":"mlp","nnlab.format":"1","nnlab.dtype":"f32","nnlab.classes":"%s","nnlab.activation":"relu","nnlab.dropout":"0","nnlab.input_mean":"0","nnlab.input_std":"1","nnlab.sizes":"%s"}' "${2:-2}" "$1"; }
+  printf '\x00\x00\x80\x3f\x00\x00\x00\x40' | mkst "$tmp/huge.st" "{\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},$(meta_mlp 16777216,16777216,16777216,2)}"
+  t0=$(date +%s%N); "$NNLAB" eval --load "$tmp/huge.st" >"$tmp/out" 2>"$tmp/err"; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  check "eval of a $(stat -c %s "$tmp/huge.st")-byte file naming a 2^48-parameter MLP -> exit 1 in ${ms} ms" "[ $rc -eq 1 ] && [ $ms -lt 5000 ] && grep -q 'fc1.weight' '$tmp/err'"
+  printf '\x00\x00\x80\x3f\x00\x00\x00\x40' | mkst "$tmp/neg.st" "{\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},$(meta_mlp -2,2)}"
+  "$NNLAB" eval --load "$tmp/neg.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "eval of a checkpoint with a negative size -> exit 1 naming nnlab.sizes" "[ $rc -eq 1 ] && grep -q 'nnlab.sizes' '$tmp/err'"
+  two='"fc1.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"fc1.bias":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}'
+  { printf '\x00\x00\xc0\x7f'; head -c 20 /dev/zero; } | mkst "$tmp/nan.st" "{$two,$(meta_mlp 2,2)}"
+  "$NNLAB" eval --load "$tmp/nan.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "eval of a checkpoint with a NaN weight -> exit 1 naming the tensor" "[ $rc -eq 1 ] && grep -q \"fc1.weight' holds a non-finite\" '$tmp/err'"
+  { printf '\x00\x00\x80\x7f'; head -c 20 /dev/zero; } | mkst "$tmp/inf.st" "{$two,$(meta_mlp 2,2)}"
+  "$NNLAB" eval --load "$tmp/inf.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "eval of a checkpoint with an Inf weight -> exit 1" "[ $rc -eq 1 ] && grep -q 'non-finite' '$tmp/err'"
+  head -c 24 /dev/zero | mkst "$tmp/shape.st" "{$two,$(meta_mlp 2,3,2)}"
+  "$NNLAB" eval --load "$tmp/shape.st" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "eval of a checkpoint whose tensors do not match its metadata -> exit 1" "[ $rc -eq 1 ] && grep -q 'do not match the architecture' '$tmp/err'"
+  if [ $have_py = 1 ] && [ -s "$tmp/lines.st" ]; then
+    # st_edit IN OUT KEY VALUE [TENSOR]: a copy with one metadata value replaced and (optionally) a tensor's first value NaN
+    st_edit() { python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, key, val = sys.argv[1:5]
+b = open(src, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); data = bytearray(b[8 + n:])
+if key != "-": h["__metadata__"][key] = val
+if len(sys.argv) > 5: o = h[sys.argv[5]]["data_offsets"][0]; data[o:o + 4] = struct.pack("<f", float("nan"))
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + bytes(data))
+PY
+    }
+    st_edit "$tmp/lines.st" "$tmp/lmhuge.st" nnlab.d_model 65536
+    t0=$(date +%s%N); "$NNLAB" lm eval --load "$tmp/lmhuge.st" --task lines --samples 1 >"$tmp/out" 2>"$tmp/err"; rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    check "lm eval of a checkpoint naming d_model 65536 -> exit 1 in ${ms} ms" "[ $rc -eq 1 ] && [ $ms -lt 5000 ] && [ -s '$tmp/err' ]"
+    st_edit "$tmp/lines.st" "$tmp/lmbig.st" nnlab.d_model 2147483647
+    "$NNLAB" lm eval --load "$tmp/lmbig.st" --task lines --samples 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "lm eval of a checkpoint with d_model 2^31-1 -> exit 1 (architecture invalid)" "[ $rc -eq 1 ] && grep -q 'd_model' '$tmp/err'"
+    st_edit "$tmp/lines.st" "$tmp/lmnan.st" - - tok_emb.weight
+    "$NNLAB" lm eval --load "$tmp/lmnan.st" --task lines --samples 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "lm eval of a checkpoint with a NaN weight -> exit 1 naming the tensor" "[ $rc -eq 1 ] && grep -q 'tok_emb.weight' '$tmp/err'"
+    "$NNLAB" lm eval --load "$tmp/lmnan.st" --task lines --haystack --samples 2 --allow-nonfinite >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "lm eval --allow-nonfinite of a NaN model -> loads, then exit 1 on the NaN logits" "[ $rc -eq 1 ] && grep -q 'not finite' '$tmp/err'"
+    head -c 30000 /dev/urandom | base64 >"$tmp/corpus.txt"
+    NL_NUM_THREADS=1 "$NNLAB" lm train --corpus "$tmp/corpus.txt" --context 16 --layers 1 --d-model 8 --heads 2 --steps 1 --quiet --save "$tmp/text.st" >"$tmp/out" 2>"$tmp/err"
+    st_edit "$tmp/text.st" "$tmp/textnan.st" - - tok_emb.weight
+    "$NNLAB" lm generate --load "$tmp/textnan.st" --prompt hi --tokens 3 >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "lm generate of a NaN checkpoint -> exit 1 naming the tensor" "[ $rc -eq 1 ] && grep -q 'tok_emb.weight' '$tmp/err'"
+    "$NNLAB" lm generate --load "$tmp/textnan.st" --prompt hi --tokens 3 --allow-nonfinite >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "lm generate --allow-nonfinite with NaN logits -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'not finite' '$tmp/err'"
+    "$NNLAB" lm eval --load "$tmp/textnan.st" --corpus "$tmp/corpus.txt" --allow-nonfinite >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "lm eval --allow-nonfinite with a NaN perplexity -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'not finite' '$tmp/err'"
+  fi
   if [ $data_ok = 1 ]; then
     # ---- missing dataset: a clear error naming the package, exit 1 ----
     NL_DATA_DIR="$tmp/nowhere" "$NNLAB" train mlp --epochs 1 --quiet >"$tmp/out" 2>"$tmp/err"; rc=$?
@@ -252,6 +306,11 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
     { printf "\\x$(printf %02x $len)\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; cat "$tmp/h"; printf '\x00\x00\x80\x3f\x00\x00\x00\x40'; } >"$tmp/other.safetensors"
     "$NNLAB" eval --load "$tmp/other.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
     check "eval of a foreign checkpoint -> exit 1 and a clear message" "[ $rc -eq 1 ] && grep -q 'not an nnlab model checkpoint' '$tmp/err'"
+    # a NaN bias, loaded on purpose: the NaN loss exits 1 instead of printing "loss nan"
+    { head -c 31360 /dev/zero; printf '\x00\x00\xc0\x7f'; head -c 36 /dev/zero; } | mkst "$tmp/nan784.st" \
+      "{\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[10,784],\"data_offsets\":[0,31360]},\"fc1.bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[31360,31400]},$(meta_mlp 784,10 10)}"
+    "$NNLAB" eval --load "$tmp/nan784.st" --limit 100 --allow-nonfinite >"$tmp/out" 2>"$tmp/err"; rc=$?
+    check "eval --allow-nonfinite with a NaN loss -> exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'came out' '$tmp/err'"
     printf 'garbage' >"$tmp/bad.safetensors"
     "$NNLAB" eval --load "$tmp/bad.safetensors" >"$tmp/out" 2>"$tmp/err"; rc=$?
     check "eval of a corrupt file -> exit 1" "[ $rc -eq 1 ] && [ -s '$tmp/err' ]"

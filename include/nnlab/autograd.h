@@ -100,9 +100,14 @@ typedef struct nl_params {
     void *data;          /* (total) flat values */
     void *grad;          /* (total) flat gradients */
     int64_t total;       /* elements in all parameters */
+    int layout_only;     /* 1: names, shapes and offsets only; data and grad stay NULL (nl_params_init_layout) */
 } nl_params;
 
 nl_status nl_params_init(nl_params *ps, nl_dtype dt);
+/* A store that records what nl_params_add is asked for (names, shapes, offsets, total) without allocating any
+ * value memory: data and grad stay NULL. Checkpoint loaders build the architecture into such a store and compare
+ * it with the file's header before the real store is allocated (nl_safetensors_check_params). */
+nl_status nl_params_init_layout(nl_params *ps, nl_dtype dt);
 void nl_params_free(nl_params *ps);
 /* Add a zero-initialised parameter; returns its var (stable pointer) or NULL (error set: duplicate name,
  * bad shape, out of memory). Add all parameters before the first step: adding moves the flat arrays. */
@@ -110,6 +115,9 @@ nl_var *nl_params_add(nl_params *ps, const char *name, int ndim, const int64_t *
 nl_param *nl_params_find(const nl_params *ps, const char *name);
 nl_param *nl_params_of(const nl_params *ps, const nl_var *v); /* the entry owning var v, or NULL */
 void nl_params_zero_grad(nl_params *ps);
+/* NL_OK when every value is finite; else NL_EFORMAT "<what>: tensor '<name>' holds a non-finite value (<v> at
+ * element k)" for the first bad tensor. Checkpoint loaders call it on what they loaded. */
+nl_status nl_params_check_finite(const nl_params *ps, const char *what);
 /* Freeze/unfreeze: parameters whose name starts with prefix ("" = all) get requires_grad = on. Returns how
  * many matched. Frozen parameters receive no gradient (layer-local training, fine-tuning). */
 int nl_params_set_trainable(nl_params *ps, const char *prefix, int on);

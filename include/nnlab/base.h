@@ -68,6 +68,15 @@ nl_progress_fn nl_get_progress(void **ud);
 /* Format one progress line (printf-style; a trailing newline is dropped) and hand it to this thread's sink. */
 void nl_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- checked size arithmetic ----
+ * Every size computed from untrusted numbers (shapes read from files, metadata, flags) goes through these, the
+ * C23 ckd_* convention: *r receives the product / sum and the return value is 1 when it overflowed (then *r is
+ * unspecified and must not be used), 0 when it fits. nl_shape_numel (tensor.h) builds on them. */
+static inline int nl_size_mul(size_t *r, size_t a, size_t b) { return __builtin_mul_overflow(a, b, r); }
+static inline int nl_size_add(size_t *r, size_t a, size_t b) { return __builtin_add_overflow(a, b, r); }
+static inline int nl_i64_mul(int64_t *r, int64_t a, int64_t b) { return __builtin_mul_overflow(a, b, r); }
+static inline int nl_i64_add(int64_t *r, int64_t a, int64_t b) { return __builtin_add_overflow(a, b, r); }
+
 /* Monotonic wall clock in seconds. */
 double nl_time(void);
 

@@ -25,6 +25,8 @@ extern "C" {
 
 #define NL_MODEL_MAX_LAYERS 16     /* linear layers of an MLP (sizes has one more entry) */
 #define NL_MODEL_MAX_BLOCKS 8      /* conv blocks of a CNN */
+#define NL_MODEL_MAX_DIM (1 << 24) /* largest layer width, class count, input / flattened feature count */
+#define NL_MODEL_MAX_CHANNELS 65536 /* conv channels; kernel and pool are at most 99 */
 #define NL_STREAM_INIT ((uint64_t)0x1A17ULL << 32)     /* rng stream of parameter init */
 #define NL_STREAM_DROPOUT ((uint64_t)0xD209ULL << 32)  /* rng stream of dropout masks */
 
@@ -143,8 +145,15 @@ nl_status nl_model_save(const nl_model *m, const char *path, int n_extra, const 
 /* Architecture of a checkpoint from its metadata. A file without "nnlab.model" gives NL_EFORMAT with a message
  * saying it is not an nnlab model checkpoint. */
 nl_status nl_model_config_from_file(const char *path, nl_model_config *cfg);
-/* Build the model stored in path and load its tensors (strict: same names and shapes). */
+/* Build the model stored in path and load its tensors (strict: same names, shapes and dtype). The header's tensors
+ * are compared with the architecture in the metadata before any parameter is allocated, so a small file naming a
+ * huge architecture is refused at once; a NaN or Inf value is refused (NL_EFORMAT naming the tensor). */
 nl_status nl_model_load(nl_model *m, const char *path);
+/* The same with options: flags NL_LOAD_ALLOW_NONFINITE (safetensors.h) or 0. */
+nl_status nl_model_load_opt(nl_model *m, const char *path, unsigned flags);
+/* The parameter names and shapes cfg would have, in a layout-only store (nl_params_init_layout; free with
+ * nl_params_free): nothing is allocated for the values. */
+nl_status nl_model_layout(const nl_model_config *cfg, nl_params *ps);
 /* Whether every tensor value is finite (1) or not (0); *bad (may be NULL) receives the first bad tensor. */
 int nl_model_params_finite(const nl_model *m, const nl_param **bad);
 

@@ -133,6 +133,18 @@ nl_status nl_safetensors_save(const char *path, const nl_params *ps, const char 
  * n_loaded (may be NULL) receives the number of parameters set. Tensors named "train.*" (the training state of
  * a resumable checkpoint, nnlab/train.h) are skipped, never matched against parameters. */
 nl_status nl_safetensors_load_params(const char *path, nl_params *ps, int strict, int *n_loaded);
+/* The same checks on an open file, without copying anything: ps may be a layout-only store
+ * (nl_params_init_layout), so a loader can compare the header with the architecture before allocating it. */
+nl_status nl_safetensors_check_params(const nl_st_file *f, const nl_params *ps, int strict);
+/* nl_safetensors_check_params, then copy the tensors of the open file f into ps (which must hold values). */
+nl_status nl_safetensors_copy_params(const nl_st_file *f, nl_params *ps, int strict, int *n_loaded);
+
+/* ---- checkpoint load options (nl_model_load_opt, nl_lm_load_opt, nl_pfn_load_opt) ----
+ * By default a checkpoint holding a NaN or Inf value is refused (NL_EFORMAT naming the tensor);
+ * NL_LOAD_ALLOW_NONFINITE loads it anyway, for debugging a diverged run. */
+#define NL_LOAD_ALLOW_NONFINITE 1u
+/* NL_OK when every F32 / F64 tensor of f is finite, else NL_EFORMAT naming the file, the tensor and the element. */
+nl_status nl_safetensors_check_finite(const nl_st_file *f);
 
 /* ---- atomic file replacement ----
  * nl_atomic_open creates path.tmp.XXXXXX (X: six of [A-Za-z0-9]) in the target's directory with open(2) mode

@@ -26,6 +26,11 @@ typedef struct nl_tensor {
 size_t nl_dtype_size(nl_dtype t);
 const char *nl_dtype_name(nl_dtype t);
 int64_t nl_tensor_numel(const nl_tensor *t);
+/* Elements and bytes of a contiguous tensor of shape[0..ndim) with elements of elem_size bytes, overflow-checked:
+ * NL_ESHAPE (message naming `what`) for ndim outside 0..8 or a negative size, NL_ENOMEM when the element count
+ * overflows int64 or the byte count exceeds PTRDIFF_MAX. numel / bytes may be NULL. The one helper for every
+ * shape -> size computation on untrusted shapes (parameter stores, arena tensors, checkpoint loaders). */
+nl_status nl_shape_numel(int ndim, const int64_t *shape, size_t elem_size, const char *what, int64_t *numel, size_t *bytes);
 int nl_tensor_is_contiguous(const nl_tensor *t);
 /* Descriptor of a contiguous tensor over `data` (not owned). */
 nl_tensor nl_tensor_wrap(void *data, nl_dtype dt, int ndim, const int64_t *shape);

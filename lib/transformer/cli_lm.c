@@ -1,6 +1,7 @@
 /* nnlab lm train|eval|generate: the transformer language model (lib/transformer/README.md). */
 #include "nnlab/cli.h"
 #include "transformer/transformer.h"
+#include "nnlab/safetensors.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -104,6 +105,7 @@ static void help_lm_eval(FILE *f) {
             "  --haystack           lines task: the lines hidden in filler sentences, prompt of exactly --context\n"
             "                       minus the 8 answer tokens\n"
             "  --samples N          lines task: prompts (default 50)\n"
+            "  --allow-nonfinite    load a checkpoint holding NaN / Inf values (debugging; a NaN result still exits 1)\n"
             "  --seed S, --threads T, --json\n" MODEL_HELP);
 }
 
@@ -120,6 +122,7 @@ static void help_lm_generate(FILE *f) {
             "  --temperature X      0 = greedy; default 0.8\n"
             "  --top-k K            sample among the K most likely bytes (default 40; 0 = all)\n"
             "  --extrapolate        allow prompt + tokens beyond the training context\n"
+            "  --allow-nonfinite    load a checkpoint holding NaN / Inf values (debugging; NaN logits still exit 1)\n"
             "  --seed S, --threads T, --json\n" MODEL_HELP);
 }
 
@@ -409,12 +412,13 @@ static int lm_eval(int argc, char **argv) {
     model_opts mo = {128, 2, 128, 4, 0, 4, 0, "layernorm", "plain", "vanilla", 1, 1, 1, 0.5, 2048, 512, 10000, 0, 0};
     const char *corpus_spec = "default", *task = "text", *load = NULL, *split = "valid";
     int64_t seed = 0, threads = 0, max_windows = 64, n_lines = 0, samples = 50;
-    int json = 0, extrapolate = 0, haystack = 0;
+    int json = 0, extrapolate = 0, haystack = 0, allow_nonfinite = 0;
     nl_cli_opt opts[] = {
         MODEL_OPTS(mo),
         {"--corpus", NL_OPT_STR, &corpus_spec, 0, 0, 0, 0, "SPEC"},
         {"--task", NL_OPT_STR, &task, 0, 0, 0, 0, "NAME"},
         {"--split", NL_OPT_STR, &split, 0, 0, 0, 0, "NAME"},
+        {"--allow-nonfinite", NL_OPT_FLAG, &allow_nonfinite, 0, 0, 0, 0, NULL},
         {"--load", NL_OPT_STR, &load, 0, 0, 0, 0, "FILE"},
         {"--extrapolate", NL_OPT_FLAG, &extrapolate, 0, 0, 0, 0, NULL},
         {"--max-windows", NL_OPT_INT, &max_windows, 1, 1e12, 0, 0, "N"},
@@ -439,7 +443,7 @@ static int lm_eval(int argc, char **argv) {
         return nl_cli_usage_error(cmd, "--split: unknown split '%s' (valid|test|train)", split);
     nl_cli_threads(threads, seen(opts, N, "--threads"));
     nl_lm m;
-    if (nl_lm_load(&m, load)) return fail("eval");
+    if (nl_lm_load_opt(&m, load, allow_nonfinite ? NL_LOAD_ALLOW_NONFINITE : 0)) return fail("eval");
     nl_lm_config c = m.cfg;
     if ((rc = apply_model_opts(cmd, &mo, opts, N, &c, 0))) { nl_lm_free(&m); return rc; }
     if (nl_lm_config_check(&c)) { nl_lm_free(&m); return fail("eval"); }
@@ -485,7 +489,11 @@ static int lm_eval(int argc, char **argv) {
             int64_t cnt;
             int64_t bs = T >= 1024 ? 1 : 1024 / T;
             if (nl_lm_eval_nll(&m, tk, nt, T, bs, max_windows, 1, &nll, &cnt)) status = fail("eval");
-            else {
+            else if (!isfinite(nll)) {
+                nl_set_error(NL_ENONFINITE, "the %s loss came out %g (perplexity not finite): the model's weights or "
+                             "activations have diverged", split, nll);
+                status = fail("eval");
+            } else {
                 printf("%s: %lld predictions, context %lld, eval scale %g: nll %.4f nats/byte, perplexity %.4f, %.4f bits per character\n",
                        split, (long long)cnt, (long long)T, m.cfg.rope.scale_eval, nll, exp(nll), nll / log(2));
                 cJSON_AddItemToObject(o, "nll", jnum(nll));
@@ -509,11 +517,12 @@ static int lm_generate(int argc, char **argv) {
     const char *load = NULL, *prompt = NULL;
     int64_t seed = 0, threads = 0, tokens = 200, top_k = 40;
     double temperature = 0.8;
-    int json = 0, extrapolate = 0;
+    int json = 0, extrapolate = 0, allow_nonfinite = 0;
     nl_cli_opt opts[] = {
         MODEL_OPTS(mo),
         {"--load", NL_OPT_STR, &load, 0, 0, 0, 0, "FILE"},
         {"--prompt", NL_OPT_STR, &prompt, 0, 0, 0, 0, "TEXT"},
+        {"--allow-nonfinite", NL_OPT_FLAG, &allow_nonfinite, 0, 0, 0, 0, NULL},
         {"--tokens", NL_OPT_INT, &tokens, 1, 1e7, 0, 0, "N"},
         {"--temperature", NL_OPT_DOUBLE, &temperature, 0, 100, 0, 0, "X"},
         {"--top-k", NL_OPT_INT, &top_k, 0, 1 << 20, 0, 0, "K"},
@@ -532,7 +541,7 @@ static int lm_generate(int argc, char **argv) {
     if (!prompt || !*prompt) return nl_cli_usage_error(cmd, "--prompt TEXT is required (non-empty)");
     nl_cli_threads(threads, seen(opts, N, "--threads"));
     nl_lm m;
-    if (nl_lm_load(&m, load)) return fail("generate");
+    if (nl_lm_load_opt(&m, load, allow_nonfinite ? NL_LOAD_ALLOW_NONFINITE : 0)) return fail("generate");
     nl_lm_config c = m.cfg;
     if ((rc = apply_model_opts(cmd, &mo, opts, N, &c, 0))) { nl_lm_free(&m); return rc; }
     if (nl_lm_config_check(&c)) { nl_lm_free(&m); return fail("generate"); }

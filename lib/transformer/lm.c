@@ -65,17 +65,23 @@ nl_status nl_lm_attn_provide(nl_lm_attn_kind kind, nl_lm_attn_fn fn, void *ud, i
 
 nl_status nl_lm_config_check(const nl_lm_config *c) {
     if (!c) return nl_set_error(NL_EINVAL, "lm config is NULL");
-    if (c->vocab < 2) return nl_set_error(NL_EINVAL, "lm config: vocab must be >= 2 (got %d)", c->vocab);
-    if (c->context < 1) return nl_set_error(NL_EINVAL, "lm config: context must be >= 1 (got %d)", c->context);
+    if (c->vocab < 2 || c->vocab > NL_LM_MAX_VOCAB)
+        return nl_set_error(NL_EINVAL, "lm config: vocab must be in 2..%d (got %d)", NL_LM_MAX_VOCAB, c->vocab);
+    if (c->context < 1 || c->context > NL_LM_MAX_CONTEXT)
+        return nl_set_error(NL_EINVAL, "lm config: context must be in 1..%d (got %d)", NL_LM_MAX_CONTEXT, c->context);
     if (c->n_layers < 1 || c->n_layers > NL_LM_MAX_LAYERS)
         return nl_set_error(NL_EINVAL, "lm config: layers must be in 1..%d (got %d)", NL_LM_MAX_LAYERS, c->n_layers);
-    if (c->d_model < 2) return nl_set_error(NL_EINVAL, "lm config: d_model must be >= 2 (got %d)", c->d_model);
+    if (c->d_model < 2 || c->d_model > NL_LM_MAX_D_MODEL)
+        return nl_set_error(NL_EINVAL, "lm config: d_model must be in 2..%d (got %d)", NL_LM_MAX_D_MODEL, c->d_model);
     if (c->n_heads < 1 || c->d_model % c->n_heads)
         return nl_set_error(NL_EINVAL, "lm config: heads (%d) must divide d_model (%d)", c->n_heads, c->d_model);
     if ((c->d_model / c->n_heads) % 2)
         return nl_set_error(NL_EINVAL, "lm config: head dim d_model/heads = %d must be even (RoPE pairs)",
                             c->d_model / c->n_heads);
-    if (c->d_ff < 0) return nl_set_error(NL_EINVAL, "lm config: d_ff must be >= 0 (got %d)", c->d_ff);
+    if (c->d_ff < 0 || c->d_ff > NL_LM_MAX_D_FF)
+        return nl_set_error(NL_EINVAL, "lm config: d_ff must be in 0..%d (got %d)", NL_LM_MAX_D_FF, c->d_ff);
+    if (c->tie_weights < 0 || c->tie_weights > 1) return nl_set_error(NL_EINVAL, "lm config: tie must be 0 or 1 (got %d)", c->tie_weights);
+    if (c->pn_warmup < 0) return nl_set_error(NL_EINVAL, "lm config: pn_warmup must be >= 0");
     if (c->norm < 0 || c->norm >= NL_LM_NORM_KIND_COUNT) return nl_set_error(NL_EINVAL, "lm config: bad norm kind %d", (int)c->norm);
     if (!(c->norm_eps > 0)) return nl_set_error(NL_EINVAL, "lm config: norm_eps must be > 0 (got %g)", c->norm_eps);
     if (c->attn < 0 || c->attn >= NL_LM_ATTN_KIND_COUNT) return nl_set_error(NL_EINVAL, "lm config: bad attention kind %d", (int)c->attn);
@@ -85,8 +91,8 @@ nl_status nl_lm_config_check(const nl_lm_config *c) {
         if (!g_attn_impl[c->attn].fn)
             return nl_set_error(NL_EINVAL, "lm config: attention 'lminf' has no implementation in this program: it is "
                                            "provided by the lm-infinite method (call nl_lm_infinite_register())");
-        if (c->lminf_global < 0 || c->lminf_local < 0)
-            return nl_set_error(NL_EINVAL, "lm config: lminf_global / lminf_local must be >= 0");
+        if (c->lminf_global < 0 || c->lminf_local < 0 || c->lminf_global > NL_LM_MAX_CONTEXT || c->lminf_local > NL_LM_MAX_CONTEXT)
+            return nl_set_error(NL_EINVAL, "lm config: lminf_global / lminf_local must be in 0..%d", NL_LM_MAX_CONTEXT);
     }
     if (c->dtype != NL_F32 && c->dtype != NL_F64) return nl_set_error(NL_EINVAL, "lm config: dtype must be f32 or f64");
     return nl_rope_config_check(&c->rope);
@@ -200,6 +206,28 @@ nl_status nl_lm_init(nl_lm *m, const nl_lm_config *cfg, uint64_t seed) {
     lm_init_values(m, seed);
     nl_rng_init(&m->pos_rng, seed, NL_STREAM_INIT + 77);
     return NL_OK;
+}
+
+nl_status nl_lm_layout(const nl_lm_config *cfg, nl_params *ps) {
+    memset(ps, 0, sizeof *ps);
+    nl_status st = nl_lm_config_check(cfg);
+    if (st) return st;
+    nl_lm *m = calloc(1, sizeof *m);
+    if (!m) return nl_set_error(NL_ENOMEM, "lm layout: out of memory");
+    m->cfg = *cfg;
+    if (m->cfg.d_ff == 0) m->cfg.d_ff = 4 * m->cfg.d_model;
+    m->head_dim = m->cfg.d_model / m->cfg.n_heads;
+    nl_params_init_layout(&m->ps, m->cfg.dtype);
+    if (m->cfg.norm == NL_LM_NORM_POWER && !(m->norm_state = calloc((size_t)(2 * m->cfg.n_layers + 1), sizeof(nl_powernorm_state))))
+        st = nl_set_error(NL_ENOMEM, "lm layout: out of memory");
+    if (!st) st = lm_build(m);
+    if (!st) {
+        *ps = m->ps;
+        memset(&m->ps, 0, sizeof m->ps);
+    }
+    nl_lm_free(m);
+    free(m);
+    return st;
 }
 
 void nl_lm_free(nl_lm *m) {
@@ -553,7 +581,10 @@ nl_var *nl_lm_loss(nl_lm *m, nl_ctx *c, const int32_t *ids, const int32_t *targe
 
 static int32_t pick(const nl_tensor *lg, int64_t row, int64_t V, const nl_lm_sample_opts *o, nl_rng *rng, double *buf,
                     int32_t *idx) {
-    for (int64_t v = 0; v < V; v++) buf[v] = nl_tensor_get(lg, row * V + v);
+    for (int64_t v = 0; v < V; v++) {
+        buf[v] = nl_tensor_get(lg, row * V + v);
+        if (!isfinite(buf[v])) return -1; /* NaN / Inf logits: no token can be chosen */
+    }
     if (!o || o->temperature <= 0 || !rng) {
         int64_t best = 0;
         for (int64_t v = 1; v < V; v++)
@@ -599,6 +630,11 @@ nl_status nl_lm_generate(nl_lm *m, const int32_t *prompt, int64_t n_prompt, int6
     int64_t row = n_prompt - 1;
     for (int64_t i = 0; i < n_new; i++) {
         int32_t t = pick(&lg->val, row, V, o, rng, buf, idx);
+        if (t < 0) {
+            st = nl_set_error(NL_ENONFINITE, "lm generate: the logits for new token %lld are not finite (NaN or Inf): the "
+                              "model's weights or activations have diverged", (long long)i + 1);
+            goto done;
+        }
         out[i] = t;
         if (n_out) *n_out = i + 1;
         if ((o && o->stop >= 0 && t == o->stop) || i == n_new - 1) break;

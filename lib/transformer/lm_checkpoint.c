@@ -54,6 +54,8 @@ nl_status nl_lm_save(const nl_lm *m, const char *path) {
     return st;
 }
 
+static nl_status load_into_f(nl_lm *m, const nl_st_file *f, const nl_lm_config *pfc, int64_t ns, const char *path);
+
 static nl_status get_int(const nl_st_file *f, const char *key, int *v) {
     long long x;
     nl_status st = nl_safetensors_metadata_int(f, key, INT_MIN, INT_MAX, &x);
@@ -113,24 +115,35 @@ nl_status nl_lm_config_from_file(const char *path, nl_lm_config *cfg) {
     return st;
 }
 
-nl_status nl_lm_load(nl_lm *m, const char *path) {
+nl_status nl_lm_load_opt(nl_lm *m, const char *path, unsigned flags) {
     memset(m, 0, sizeof *m);
     nl_st_file f;
     nl_status st = nl_safetensors_open(path, &f);
     if (st) return st;
     nl_lm_config cfg;
+    nl_params lay;
     int64_t ns = 0;
-    st = cfg_from_st(&f, &cfg, &ns);
-    nl_safetensors_close(&f);
-    if (st) return st;
-    if ((st = nl_lm_init(m, &cfg, 0))) return st;
-    if ((st = nl_safetensors_load_params(path, &m->ps, 1, NULL))) {
+    if ((st = cfg_from_st(&f, &cfg, &ns))) goto done;
+    /* the architecture's names and shapes against the header before anything of its size is allocated */
+    if ((st = nl_lm_layout(&cfg, &lay))) {
+        st = nl_set_error(NL_EFORMAT, "%s: the architecture in the metadata is invalid: %s", path, nl_last_error());
+        goto done;
+    }
+    st = nl_safetensors_check_params(&f, &lay, 1);
+    nl_params_free(&lay);
+    if (st || (!(flags & NL_LOAD_ALLOW_NONFINITE) && (st = nl_safetensors_check_finite(&f)))) goto done;
+    if ((st = nl_lm_init(m, &cfg, 0))) goto done;
+    if ((st = nl_safetensors_copy_params(&f, &m->ps, 1, NULL))) {
         nl_lm_free(m);
-        return st;
+        goto done;
     }
     m->norm_step = ns;
-    return NL_OK;
+done:
+    nl_safetensors_close(&f);
+    return st;
 }
+
+nl_status nl_lm_load(nl_lm *m, const char *path) { return nl_lm_load_opt(m, path, 0); }
 
 nl_status nl_lm_load_into(nl_lm *m, const char *path) {
     nl_lm_config fc;
@@ -139,8 +152,14 @@ nl_status nl_lm_load_into(nl_lm *m, const char *path) {
     if (st) return st;
     int64_t ns = 0;
     st = cfg_from_st(&f, &fc, &ns);
+    if (!st) st = load_into_f(m, &f, &fc, ns, path);
     nl_safetensors_close(&f);
-    if (st) return st;
+    return st;
+}
+
+static nl_status load_into_f(nl_lm *m, const nl_st_file *f, const nl_lm_config *pfc, int64_t ns, const char *path) {
+    const nl_lm_config fc = *pfc;
+    nl_status st;
     const nl_lm_config *c = &m->cfg;
 #define CMP(field, what)                                                                                       \
     if (fc.field != c->field)                                                                                  \
@@ -159,7 +178,10 @@ nl_status nl_lm_load_into(nl_lm *m, const char *path) {
     if (fc.dtype != c->dtype)
         return nl_set_error(NL_EINVAL, "%s: checkpoint dtype %s, model dtype %s", path, nl_dtype_name(fc.dtype),
                             nl_dtype_name(c->dtype));
-    if ((st = nl_safetensors_load_params(path, &m->ps, 1, NULL))) return st;
+    /* nothing is copied unless every tensor matches and is finite */
+    if ((st = nl_safetensors_check_params(f, &m->ps, 1)) || (st = nl_safetensors_check_finite(f)) ||
+        (st = nl_safetensors_copy_params(f, &m->ps, 1, NULL)))
+        return st;
     m->norm_step = ns;
     return NL_OK;
 }

@@ -46,6 +46,12 @@ extern "C" {
 #endif
 
 #define NL_LM_MAX_LAYERS 16
+/* Upper bounds checked by nl_lm_config_check (so sizes read from a checkpoint cannot overflow: 4 * d_model,
+ * 3 * d_model * d_model, vocab * d_model all fit in int64 and d_ff defaults fit in int). */
+#define NL_LM_MAX_VOCAB (1 << 24)
+#define NL_LM_MAX_CONTEXT (1 << 20)
+#define NL_LM_MAX_D_MODEL (1 << 16)
+#define NL_LM_MAX_D_FF (1 << 18)
 
 typedef enum nl_lm_norm_kind {
     NL_LM_NORM_LAYER = 0,   /* "layernorm" */
@@ -252,8 +258,14 @@ nl_status nl_lm_resume_train(nl_lm *m, const char *path, nl_optim *opt, nl_rng *
 nl_status nl_lm_save(const nl_lm *m, const char *path);
 /* Configuration stored in a checkpoint; NL_EFORMAT when it is not a transformer_lm checkpoint (names what it is). */
 nl_status nl_lm_config_from_file(const char *path, nl_lm_config *cfg);
-/* Build the model of a checkpoint and load its tensors. */
+/* Build the model of a checkpoint and load its tensors. The header's tensor names, shapes and dtypes are compared
+ * with the architecture in the metadata before any parameter is allocated; a NaN or Inf value is refused
+ * (NL_EFORMAT naming the tensor). */
 nl_status nl_lm_load(nl_lm *m, const char *path);
+/* The same with flags NL_LOAD_ALLOW_NONFINITE (nnlab/safetensors.h) or 0. */
+nl_status nl_lm_load_opt(nl_lm *m, const char *path, unsigned flags);
+/* The parameter names and shapes of cfg in a layout-only store (nl_params_init_layout): no values allocated. */
+nl_status nl_lm_layout(const nl_lm_config *cfg, nl_params *ps);
 /* Load a checkpoint into an existing model: the architecture must match (NL_EINVAL naming the first differing
  * field, e.g. "checkpoint has 4 layers, model has 2"); the RoPE and attention settings are not compared. */
 nl_status nl_lm_load_into(nl_lm *m, const char *path);

@@ -62,6 +62,20 @@ done:
     return st;
 }
 
+static nl_status check_layout(const nl_st_file *f, const nl_params *lay, const char *path) {
+    if (f->n != lay->n + 1)
+        return nl_set_error(NL_EFORMAT, "%s: PFN checkpoint has %d tensors, the configuration needs %d", path, f->n, lay->n + 1);
+    for (int i = 0; i < lay->n; i++) {
+        const nl_param *p = lay->p[i];
+        const nl_st_tensor *t = nl_safetensors_find(f, p->name);
+        if (!t) return nl_set_error(NL_EFORMAT, "%s: PFN checkpoint lacks tensor \"%s\"", path, p->name);
+        int ok = t->ndim == p->var.val.ndim && t->numel == p->numel && t->dtype != NL_ST_F8_E4M3 && t->dtype != NL_ST_F8_E5M2;
+        for (int k = 0; ok && k < t->ndim; k++) ok = t->shape[k] == p->var.val.shape[k];
+        if (!ok) return nl_set_error(NL_ESHAPE, "%s: tensor \"%s\" has the wrong shape or dtype for this configuration", path, p->name);
+    }
+    return NL_OK;
+}
+
 static nl_status meta_int(const nl_st_file *f, const char *key, int lo, int hi, int *out) {
     long long v;
     nl_status st = nl_safetensors_metadata_int(f, key, lo, hi, &v);
@@ -69,7 +83,7 @@ static nl_status meta_int(const nl_st_file *f, const char *key, int lo, int hi, 
     return st;
 }
 
-nl_status nl_pfn_load(nl_pfn *m, const char *path) {
+nl_status nl_pfn_load_opt(nl_pfn *m, const char *path, unsigned flags) {
     memset(m, 0, sizeof *m);
     nl_st_file f;
     nl_status st = nl_safetensors_open(path, &f);
@@ -88,6 +102,17 @@ nl_status nl_pfn_load(nl_pfn *m, const char *path) {
         (st = meta_int(&f, "pfn.buckets", 2, 100000, &c.n_buckets)) || (st = meta_int(&f, "pfn.pre_norm", 0, 1, &c.pre_norm)) ||
         (st = meta_int(&f, "pfn.seq", 2, 100000, &c.seq)) || (st = meta_int(&f, "pfn.steps_trained", 0, 2147483647, &steps)))
         goto done;
+    /* the tensors against the configuration before anything of its size is allocated: the file must hold exactly
+     * the configuration's parameters (F32 or any numeric dtype converted to it) plus "bar.borders" */
+    nl_params lay;
+    if ((st = nl_pfn_layout(&c, &lay))) {
+        st = nl_set_error(NL_EFORMAT, "%s: the configuration in the metadata is invalid: %s", path, nl_last_error());
+        goto done;
+    }
+    st = check_layout(&f, &lay, path);
+    nl_params_free(&lay);
+    if (st) goto done;
+    if (!(flags & NL_LOAD_ALLOW_NONFINITE) && (st = nl_safetensors_check_finite(&f))) goto done;
     const nl_st_tensor *bt = nl_safetensors_find(&f, "bar.borders");
     if (!bt || bt->ndim != 1 || bt->shape[0] != c.n_buckets + 1) {
         st = nl_set_error(NL_EFORMAT, "%s: PFN checkpoint lacks tensor \"bar.borders\" of shape [%d]", path, c.n_buckets + 1);
@@ -115,31 +140,12 @@ nl_status nl_pfn_load(nl_pfn *m, const char *path) {
         *hd[k] = 0.0;
         if (nl_safetensors_get_metadata(&f, hk[k]) && (st = nl_safetensors_metadata_num(&f, hk[k], hd[k]))) goto fail;
     }
-    if (f.n != m->ps.n + 1) {
-        st = nl_set_error(NL_EFORMAT, "%s: PFN checkpoint has %d tensors, the configuration needs %d", path, f.n, m->ps.n + 1);
-        goto fail;
-    }
-    for (int i = 0; i < m->ps.n; i++) {
+    for (int i = 0; i < m->ps.n; i++) { /* names and shapes were checked above */
         nl_param *p = m->ps.p[i];
-        const nl_st_tensor *t = nl_safetensors_find(&f, p->name);
-        if (!t) {
-            st = nl_set_error(NL_EFORMAT, "%s: PFN checkpoint lacks tensor \"%s\"", path, p->name);
-            goto fail;
-        }
-        int ok = t->ndim == p->var.val.ndim && t->numel == p->numel;
-        for (int k = 0; ok && k < t->ndim; k++) ok = t->shape[k] == p->var.val.shape[k];
-        if (!ok) {
-            st = nl_set_error(NL_ESHAPE, "%s: tensor \"%s\" has the wrong shape for this configuration", path, p->name);
-            goto fail;
-        }
-        if ((st = nl_st_tensor_convert(t, p->var.val.data, NL_F32))) goto fail;
-        const float *v = p->var.val.data;
-        for (int64_t k = 0; k < p->numel; k++)
-            if (!isfinite(v[k])) {
-                st = nl_set_error(NL_ENONFINITE, "%s: tensor \"%s\" holds a non-finite value", path, p->name);
-                goto fail;
-            }
+        if ((st = nl_st_tensor_convert(nl_safetensors_find(&f, p->name), p->var.val.data, NL_F32))) goto fail;
     }
+    /* a finite F64 / integer value can still overflow F32 */
+    if (!(flags & NL_LOAD_ALLOW_NONFINITE) && (st = nl_params_check_finite(&m->ps, path))) goto fail;
     goto done;
 fail:
     nl_pfn_free(m);
@@ -147,3 +153,5 @@ done:
     nl_safetensors_close(&f);
     return st;
 }
+
+nl_status nl_pfn_load(nl_pfn *m, const char *path) { return nl_pfn_load_opt(m, path, 0); }

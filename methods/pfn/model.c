@@ -54,19 +54,9 @@ static void fill_uniform(nl_rng *r, nl_var *v, double a) {
     nl_rng_fill_uniform(r, &v->val, -a, a);
 }
 
-nl_status nl_pfn_init(nl_pfn *m, const nl_pfn_config *cfg, const double *borders, uint64_t seed) {
-    memset(m, 0, sizeof *m);
-    nl_status st = nl_pfn_config_check(cfg);
-    if (st) return st;
-    m->cfg = *cfg;
+/* The parameters of m->cfg (defaults filled in) into m->ps, which the caller has initialised (values or layout). */
+static nl_status pfn_build(nl_pfn *m) {
     nl_pfn_config *c = &m->cfg;
-    if (!c->d_ff) c->d_ff = 2 * c->emsize;
-    if (!c->d_dec) c->d_dec = 2 * c->emsize;
-    if ((st = nl_pfn_bar_init(&m->bar, c->n_buckets, borders, 1))) return st;
-    if ((st = nl_params_init(&m->ps, NL_F32))) {
-        nl_pfn_bar_free(&m->bar);
-        return st;
-    }
     int64_t E = c->emsize, F = c->d_ff, D = c->d_dec, K = c->n_buckets;
     char nm[96];
     ADD(m->ex_w, 2, E, c->dim, "enc_x.weight");
@@ -100,6 +90,42 @@ nl_status nl_pfn_init(nl_pfn *m, const nl_pfn_config *cfg, const double *borders
     ADD(m->d1_b, 1, D, 1, "dec.fc1.bias");
     ADD(m->d2_w, 2, K, D, "dec.fc2.weight");
     ADD(m->d2_b, 1, K, 1, "dec.fc2.bias");
+    return NL_OK;
+fail:
+    return nl_last_status() ? nl_last_status() : NL_ENOMEM;
+}
+
+nl_status nl_pfn_layout(const nl_pfn_config *cfg, nl_params *ps) {
+    memset(ps, 0, sizeof *ps);
+    nl_status st = nl_pfn_config_check(cfg);
+    if (st) return st;
+    nl_pfn *m = calloc(1, sizeof *m);
+    if (!m) return nl_set_error(NL_ENOMEM, "pfn layout: out of memory");
+    m->cfg = *cfg;
+    if (!m->cfg.d_ff) m->cfg.d_ff = 2 * m->cfg.emsize;
+    if (!m->cfg.d_dec) m->cfg.d_dec = 2 * m->cfg.emsize;
+    nl_params_init_layout(&m->ps, NL_F32);
+    if ((st = pfn_build(m))) nl_params_free(&m->ps);
+    else *ps = m->ps;
+    free(m);
+    return st;
+}
+
+nl_status nl_pfn_init(nl_pfn *m, const nl_pfn_config *cfg, const double *borders, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    nl_status st = nl_pfn_config_check(cfg);
+    if (st) return st;
+    m->cfg = *cfg;
+    nl_pfn_config *c = &m->cfg;
+    if (!c->d_ff) c->d_ff = 2 * c->emsize;
+    if (!c->d_dec) c->d_dec = 2 * c->emsize;
+    if ((st = nl_pfn_bar_init(&m->bar, c->n_buckets, borders, 1))) return st;
+    if ((st = nl_params_init(&m->ps, NL_F32))) {
+        nl_pfn_bar_free(&m->bar);
+        return st;
+    }
+    if ((st = pfn_build(m))) goto fail;
+    int64_t E = c->emsize, D = c->d_dec;
     /* init, in store order */
     nl_rng r;
     nl_rng_init(&r, seed, NL_PFN_STREAM_INIT);

@@ -218,6 +218,11 @@ nl_status nl_pfn_train(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_train_conf
 nl_status nl_pfn_save(const nl_pfn *m, const char *path);
 /* Load a checkpoint written by nl_pfn_save (a file of another kind -> NL_EFORMAT naming it). */
 nl_status nl_pfn_load(nl_pfn *m, const char *path);
+/* The same with flags NL_LOAD_ALLOW_NONFINITE (nnlab/safetensors.h) or 0. The header's tensors are compared with
+ * the configuration before anything is allocated; a NaN / Inf value is refused with NL_EFORMAT naming the tensor. */
+nl_status nl_pfn_load_opt(nl_pfn *m, const char *path, unsigned flags);
+/* The parameter names and shapes of cfg in a layout-only store (nl_params_init_layout): no values allocated. */
+nl_status nl_pfn_layout(const nl_pfn_config *cfg, nl_params *ps);
 
 /* ---- evaluation against GP baselines (experiment.c) ---- */
 #define NL_PFN_EVAL_MAX_NS 32

@@ -1,6 +1,7 @@
 /* nnlab eval --load FILE */
 #include "app.h"
 #include "nnlab/param.h"
+#include "nnlab/safetensors.h"
 #include "nnlab/train.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -19,13 +20,14 @@ static void help_eval(FILE *f) {
             "  --split NAME         test (default) or train\n"
             "  --limit N            evaluate the first N examples only\n"
             "  --json               print one JSON line (accuracy, loss, examples, seconds)\n"
+            "  --allow-nonfinite    load a checkpoint holding NaN / Inf values (debugging; a NaN result still exits 1)\n"
             "  --threads T          threads (default: NL_NUM_THREADS or all cores)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *load = NULL, *data = "fashion-mnist", *data_dir = NULL, *split = "test";
     int64_t threads = 0, limit = 0;
-    int json = 0;
+    int json = 0, allow_nonfinite = 0;
     nl_cli_opt opts[] = {
         {"--load", NL_OPT_STR, &load, 0, 0, 0, 0, "FILE"},
         {"--data", NL_OPT_STR, &data, 0, 0, 0, 0, "NAME"},
@@ -34,6 +36,7 @@ int cmd_eval(int argc, char **argv) {
         {"--limit", NL_OPT_INT, &limit, 1, 1e9, 0, 0, "N"},
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
         {"--json", NL_OPT_FLAG, &json, 0, 0, 0, 0, NULL},
+        {"--allow-nonfinite", NL_OPT_FLAG, &allow_nonfinite, 0, 0, 0, 0, NULL},
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
@@ -51,7 +54,7 @@ int cmd_eval(int argc, char **argv) {
     nl_cli_threads(threads, opts[5].seen);
 
     nl_model m;
-    nl_status s = nl_model_load(&m, load);
+    nl_status s = nl_model_load_opt(&m, load, allow_nonfinite ? NL_LOAD_ALLOW_NONFINITE : 0);
     if (s) {
         fprintf(stderr, "nnlab eval: error: %s\n", nl_last_error());
         return NL_CLI_FAIL;
@@ -74,6 +77,9 @@ int cmd_eval(int argc, char **argv) {
     double acc = NAN, loss = NAN, t0 = nl_time();
     s = nl_evaluate(&m, &ds, &acc, &loss);
     double secs = nl_time() - t0;
+    if (!s && (!isfinite(loss) || !isfinite(acc)))
+        s = nl_set_error(NL_ENONFINITE, "the loss on %s %s came out %g (accuracy %g): the model's weights or activations are not "
+                         "finite", data, split, loss, acc);
     if (s) {
         fprintf(stderr, "nnlab eval: error: %s\n", nl_last_error());
     } else if (json) {

@@ -1,6 +1,7 @@
 /* Tape, variables, backward pass, parameter stores. */
 #include "nnlab/extend.h"
 #include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,12 @@ nl_status nl_params_init(nl_params *ps, nl_dtype dt) {
     return NL_OK;
 }
 
+nl_status nl_params_init_layout(nl_params *ps, nl_dtype dt) {
+    nl_params_init(ps, dt);
+    ps->layout_only = 1;
+    return NL_OK;
+}
+
 void nl_params_free(nl_params *ps) {
     for (int i = 0; i < ps->n; i++) free(ps->p[i]);
     free(ps->p);
@@ -216,6 +223,7 @@ void nl_params_free(nl_params *ps) {
 }
 
 static void params_repoint(nl_params *ps) {
+    if (ps->layout_only) return;
     size_t es = nl_dtype_size(ps->dtype);
     for (int i = 0; i < ps->n; i++) {
         nl_param *p = ps->p[i];
@@ -226,13 +234,22 @@ static void params_repoint(nl_params *ps) {
 
 nl_var *nl_params_add(nl_params *ps, const char *name, int ndim, const int64_t *shape) {
     if (ndim < 0 || ndim > NL_MAXDIM) { nl_set_error(NL_ESHAPE, "params_add(%s): ndim %d out of range", name, ndim); return NULL; }
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
+    for (int i = 0; i < ndim; i++)
         if (shape[i] <= 0) { nl_set_error(NL_ESHAPE, "params_add(%s): non-positive size", name); return NULL; }
-        n *= shape[i];
-    }
     if (nl_params_find(ps, name)) { nl_set_error(NL_EINVAL, "params_add: duplicate parameter name '%s'", name); return NULL; }
     if (strlen(name) >= sizeof(((nl_param *)0)->name)) { nl_set_error(NL_EINVAL, "params_add: name too long '%s'", name); return NULL; }
+    size_t es = nl_dtype_size(ps->dtype), bytes;
+    int64_t n, total;
+    char what[96];
+    snprintf(what, sizeof what, "params_add(%s)", name);
+    if (nl_shape_numel(ndim, shape, es, what, &n, NULL)) return NULL;
+    /* keep each tensor 16-element aligned within the flat arrays; the whole store must stay addressable */
+    int64_t off = (ps->total + 15) / 16 * 16;
+    if (nl_i64_add(&total, off, n) || nl_shape_numel(1, &total, es, what, NULL, &bytes)) {
+        nl_set_error(NL_ENOMEM, "params_add(%s): the store would hold more than the address space allows (%lld + %lld elements)",
+                     name, (long long)off, (long long)n);
+        return NULL;
+    }
     if (ps->n == ps->cap) {
         int nc = ps->cap ? 2 * ps->cap : 16;
         nl_param **np = realloc(ps->p, (size_t)nc * sizeof *np);
@@ -240,18 +257,16 @@ nl_var *nl_params_add(nl_params *ps, const char *name, int ndim, const int64_t *
         ps->p = np;
         ps->cap = nc;
     }
-    size_t es = nl_dtype_size(ps->dtype);
-    /* keep each tensor 16-element aligned within the flat arrays */
-    int64_t off = (ps->total + 15) / 16 * 16;
-    int64_t total = off + n;
-    void *d = realloc(ps->data, (size_t)total * es);
-    if (!d) { nl_set_error(NL_ENOMEM, "params_add: out of memory"); return NULL; }
-    ps->data = d;
-    void *g = realloc(ps->grad, (size_t)total * es);
-    if (!g) { nl_set_error(NL_ENOMEM, "params_add: out of memory"); return NULL; }
-    ps->grad = g;
-    memset((char *)ps->data + (size_t)ps->total * es, 0, (size_t)(total - ps->total) * es);
-    memset((char *)ps->grad + (size_t)ps->total * es, 0, (size_t)(total - ps->total) * es);
+    if (!ps->layout_only) {
+        void *d = realloc(ps->data, bytes);
+        if (!d) { nl_set_error(NL_ENOMEM, "params_add(%s): out of memory (%zu bytes)", name, bytes); return NULL; }
+        ps->data = d;
+        void *g = realloc(ps->grad, bytes);
+        if (!g) { nl_set_error(NL_ENOMEM, "params_add(%s): out of memory (%zu bytes)", name, bytes); return NULL; }
+        ps->grad = g;
+        memset((char *)ps->data + (size_t)ps->total * es, 0, (size_t)(total - ps->total) * es);
+        memset((char *)ps->grad + (size_t)ps->total * es, 0, (size_t)(total - ps->total) * es);
+    }
     nl_param *p = calloc(1, sizeof *p);
     if (!p) { nl_set_error(NL_ENOMEM, "params_add: out of memory"); return NULL; }
     snprintf(p->name, sizeof p->name, "%s", name);
@@ -280,6 +295,20 @@ nl_param *nl_params_of(const nl_params *ps, const nl_var *v) {
     return NULL;
 }
 
+nl_status nl_params_check_finite(const nl_params *ps, const char *what) {
+    if (!ps->data) return NL_OK;
+    for (int i = 0; i < ps->n; i++) {
+        const nl_param *p = ps->p[i];
+        for (int64_t k = 0; k < p->numel; k++) {
+            double v = ps->dtype == NL_F64 ? ((const double *)ps->data)[p->offset + k] : (double)((const float *)ps->data)[p->offset + k];
+            if (!isfinite(v))
+                return nl_set_error(NL_EFORMAT, "%s: tensor '%s' holds a non-finite value (%g at element %lld)", what ? what : "parameters",
+                                    p->name, v, (long long)k);
+        }
+    }
+    return NL_OK;
+}
+
 void nl_params_zero_grad(nl_params *ps) {
     if (ps->grad) memset(ps->grad, 0, (size_t)ps->total * nl_dtype_size(ps->dtype));
 }
@@ -302,6 +331,7 @@ nl_status nl_params_copy(nl_params *dst, const nl_params *src) {
         if (strcmp(a->name, b->name) || !nl_shape_equal(&a->var.val, &b->var.val))
             return nl_set_error(NL_ESHAPE, "params_copy: tensor %d differs ('%s' vs '%s')", i, a->name, b->name);
     }
+    if (!dst->data || !src->data) return nl_set_error(NL_ESTATE, "params_copy: a layout-only store holds no values");
     memcpy(dst->data, src->data, (size_t)src->total * nl_dtype_size(src->dtype));
     return NL_OK;
 }

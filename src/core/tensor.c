@@ -1,6 +1,7 @@
 /* Tensor descriptors, views and the arena. */
 #include "nnlab/tensor.h"
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,22 @@ int64_t nl_tensor_numel(const nl_tensor *t) {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
     return n;
+}
+
+nl_status nl_shape_numel(int ndim, const int64_t *shape, size_t elem_size, const char *what, int64_t *numel, size_t *bytes) {
+    if (!what) what = "tensor";
+    if (ndim < 0 || ndim > 8) return nl_set_error(NL_ESHAPE, "%s: %d dimensions (at most 8)", what, ndim);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return nl_set_error(NL_ESHAPE, "%s: dimension %d has negative size %lld", what, i, (long long)shape[i]);
+        if (nl_i64_mul(&n, n, shape[i])) return nl_set_error(NL_ENOMEM, "%s: element count overflows (dimension %d = %lld)", what, i, (long long)shape[i]);
+    }
+    size_t b;
+    if ((uint64_t)n > SIZE_MAX || nl_size_mul(&b, (size_t)n, elem_size) || b > (size_t)PTRDIFF_MAX)
+        return nl_set_error(NL_ENOMEM, "%s: %lld elements of %zu bytes exceed the address space", what, (long long)n, elem_size);
+    if (numel) *numel = n;
+    if (bytes) *bytes = b;
+    return NL_OK;
 }
 
 int nl_tensor_is_contiguous(const nl_tensor *t) {
@@ -266,14 +283,19 @@ void nl_arena_free(nl_arena *a) {
 }
 
 void *nl_arena_alloc(nl_arena *a, size_t bytes) {
+    if (bytes > (size_t)PTRDIFF_MAX - NL_ALIGN || (a->cap && bytes > a->cap)) {
+        nl_set_error(NL_ENOMEM, "arena: request of %zu bytes exceeds %s", bytes, a->cap ? "the arena cap; raise the cap or shrink the batch" : "the address space");
+        return NULL;
+    }
     size_t need = (bytes + NL_ALIGN - 1) / NL_ALIGN * NL_ALIGN;
     if (need == 0) need = NL_ALIGN;
     nl_block *b = a->head;
     if (b->used + need > b->size) {
-        size_t sz = b->size * 2 > need ? b->size * 2 : need;
-        if (a->cap && a->total + sz > a->cap) {
+        size_t dbl = b->size <= (size_t)PTRDIFF_MAX / 2 ? b->size * 2 : need;
+        size_t sz = dbl > need ? dbl : need;
+        if (a->cap && (sz > a->cap || a->total > a->cap - sz)) {
             sz = need;
-            if (a->total + sz > a->cap) {
+            if (a->total > a->cap - sz) {
                 nl_set_error(NL_ENOMEM, "arena: request of %zu bytes exceeds cap (%zu of %zu bytes reserved); raise the arena cap or shrink the batch", bytes, a->total, a->cap);
                 return NULL;
             }
@@ -319,9 +341,14 @@ size_t nl_arena_used(const nl_arena *a) { return a->used; }
 size_t nl_arena_peak(const nl_arena *a) { return a->peak; }
 
 nl_tensor nl_arena_tensor(nl_arena *a, nl_dtype dt, int ndim, const int64_t *shape) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    void *p = nl_arena_alloc(a, (size_t)n * nl_dtype_size(dt));
+    size_t bytes;
+    if (nl_shape_numel(ndim, shape, nl_dtype_size(dt), "arena tensor", NULL, &bytes) || ndim > NL_MAXDIM) {
+        nl_tensor t;
+        memset(&t, 0, sizeof t);
+        if (ndim > NL_MAXDIM) nl_set_error(NL_ESHAPE, "arena tensor: %d dimensions (at most %d)", ndim, NL_MAXDIM);
+        return t;
+    }
+    void *p = nl_arena_alloc(a, bytes);
     return nl_tensor_wrap(p, dt, ndim, shape);
 }
 

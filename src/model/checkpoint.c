@@ -125,17 +125,38 @@ nl_status nl_model_config_from_file(const char *path, nl_model_config *cfg) {
     return s;
 }
 
-nl_status nl_model_load(nl_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    nl_model_config cfg;
-    nl_status s = nl_model_config_from_file(path, &cfg);
-    if (s) return s;
-    if ((s = nl_model_init(m, &cfg, 0))) return s;
-    if ((s = nl_safetensors_load_params(path, &m->ps, 1, NULL))) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", nl_last_error());
-        nl_model_free(m);
-        return nl_set_error(s, "%s (the tensors do not match the architecture in its metadata)", msg);
-    }
-    return NL_OK;
+static nl_status mismatch(nl_status s) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", nl_last_error());
+    return nl_set_error(s, "%s (the tensors do not match the architecture in its metadata)", msg);
 }
+
+nl_status nl_model_load_opt(nl_model *m, const char *path, unsigned flags) {
+    memset(m, 0, sizeof *m);
+    nl_st_file f;
+    nl_status s = nl_safetensors_open(path, &f);
+    if (s) return s;
+    meta_src ms = {&f, path};
+    nl_model_config cfg;
+    nl_params lay;
+    if ((s = config_from_meta(&ms, &cfg))) goto done;
+    /* names, shapes and dtypes against the header first: nothing of the architecture's size is allocated yet */
+    if ((s = nl_model_layout(&cfg, &lay))) goto done;
+    s = nl_safetensors_check_params(&f, &lay, 1);
+    nl_params_free(&lay);
+    if (s) {
+        s = mismatch(s);
+        goto done;
+    }
+    if (!(flags & NL_LOAD_ALLOW_NONFINITE) && (s = nl_safetensors_check_finite(&f))) goto done;
+    if ((s = nl_model_init(m, &cfg, 0))) goto done;
+    if ((s = nl_safetensors_copy_params(&f, &m->ps, 1, NULL))) {
+        s = mismatch(s);
+        nl_model_free(m);
+    }
+done:
+    nl_safetensors_close(&f);
+    return s;
+}
+
+nl_status nl_model_load(nl_model *m, const char *path) { return nl_model_load_opt(m, path, 0); }

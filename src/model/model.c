@@ -86,8 +86,13 @@ nl_status nl_model_config_check(const nl_model_config *c) {
     }
     if (c->n_classes < 1) return nl_set_error(NL_EINVAL, "model: n_classes must be >= 1 (got %d)", c->n_classes);
     if (c->kind != NL_MODEL_CNN) return nl_set_error(NL_EINVAL, "model: unknown kind %d", (int)c->kind);
+    if (c->n_classes > NL_MODEL_MAX_DIM) return nl_set_error(NL_EINVAL, "model: n_classes %d exceeds 2^24", c->n_classes);
     if (c->in_channels < 1 || c->in_height < 1 || c->in_width < 1)
         return nl_set_error(NL_EINVAL, "cnn: input geometry %dx%dx%d must be positive", c->in_channels, c->in_height, c->in_width);
+    if ((int64_t)c->in_channels * c->in_height > NL_MODEL_MAX_DIM || (int64_t)c->in_channels * c->in_height * c->in_width > NL_MODEL_MAX_DIM)
+        return nl_set_error(NL_EINVAL, "cnn: input geometry %dx%dx%d has more than 2^24 values", c->in_channels, c->in_height, c->in_width);
+    if (c->kernel > 99 || c->pool > 99) return nl_set_error(NL_EINVAL, "cnn: kernel %d and pool %d must be at most 99", c->kernel, c->pool);
+    if (c->hidden > NL_MODEL_MAX_DIM) return nl_set_error(NL_EINVAL, "cnn: hidden %lld exceeds 2^24", (long long)c->hidden);
     if (c->n_blocks < 1 || c->n_blocks > NL_MODEL_MAX_BLOCKS)
         return nl_set_error(NL_EINVAL, "cnn: n_blocks %d must be in [1, %d]", c->n_blocks, NL_MODEL_MAX_BLOCKS);
     if (c->kernel < 1 || c->kernel % 2 == 0) return nl_set_error(NL_EINVAL, "cnn: kernel %d must be odd and positive", c->kernel);
@@ -97,10 +102,13 @@ nl_status nl_model_config_check(const nl_model_config *c) {
         return nl_set_error(NL_EINVAL, "cnn: bn_momentum must be in [0, 1] and bn_eps positive");
     int h = c->in_height, w = c->in_width;
     for (int b = 0; b < c->n_blocks; b++) {
-        if (c->channels[b] < 1) return nl_set_error(NL_EINVAL, "cnn: channels[%d] = %d must be positive", b, c->channels[b]);
+        if (c->channels[b] < 1 || c->channels[b] > NL_MODEL_MAX_CHANNELS)
+            return nl_set_error(NL_EINVAL, "cnn: channels[%d] = %d must be in [1, %d]", b, c->channels[b], NL_MODEL_MAX_CHANNELS);
         h /= c->pool;
         w /= c->pool;
         if (h < 1 || w < 1) return nl_set_error(NL_EINVAL, "cnn: the image shrinks to nothing after block %d (%d pooling of %dx%d)", b + 1, c->pool, c->in_height, c->in_width);
+        if ((int64_t)c->channels[b] * h * w > NL_MODEL_MAX_DIM)
+            return nl_set_error(NL_EINVAL, "cnn: block %d outputs %lld values per example (more than 2^24)", b + 1, (long long)c->channels[b] * h * w);
     }
     return NL_OK;
 }
@@ -286,6 +294,24 @@ nl_status nl_model_init(nl_model *m, const nl_model_config *cfg, uint64_t seed) 
         return nl_set_error(s, "%s", msg);
     }
     return NL_OK;
+}
+
+nl_status nl_model_layout(const nl_model_config *cfg, nl_params *ps) {
+    memset(ps, 0, sizeof *ps);
+    nl_model *m = calloc(1, sizeof *m);
+    if (!m) return nl_set_error(NL_ENOMEM, "model layout: out of memory");
+    nl_status s = nl_model_config_check(cfg);
+    if (!s) {
+        m->cfg = *cfg;
+        m->n_classes = cfg->n_classes;
+        nl_params_init_layout(&m->ps, cfg->dtype);
+        s = build(m);
+    }
+    if (s) nl_params_free(&m->ps);
+    else *ps = m->ps;
+    free(m->info);
+    free(m);
+    return s;
 }
 
 nl_status nl_model_reinit(nl_model *m, uint64_t seed) { return init_values(m, seed); }

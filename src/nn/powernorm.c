@@ -100,7 +100,7 @@ void nl_powernorm_free(nl_powernorm_state *pn) {
 }
 
 void nl_powernorm_reset(nl_powernorm_state *pn) {
-    if (!pn || !pn->psi) return;
+    if (!pn || !pn->psi || !pn->psi->val.data) return; /* no values: a layout-only store (nl_params_init_layout) */
     nl_tensor_fill(&pn->psi->val, 1.0); /* official init: running_phi = 1, ema_gz = 0, iters = 0 */
     nl_tensor_fill(&pn->Gamma->val, 0.0);
     if (pn->iters) nl_tensor_fill(&pn->iters->val, 0.0);

@@ -15,14 +15,15 @@
 
 static inline float exp_poly(float x) {
     /* exp(x) for x in [-87, 88]: x = n ln2 + r */
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float x0 = x;
+    x = x >= -87.0f ? (x <= 88.0f ? x : 88.0f) : -87.0f; /* NaN -> -87: the float -> int conversion below stays defined */
     const float log2e = 1.44269504088896341f, ln2hi = 0.693359375f, ln2lo = -2.12194440e-4f;
     float n = floorf(x * log2e + 0.5f);
     float r = x - n * ln2hi - n * ln2lo;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
     union { int32_t i; float f; } u;   /* 2^n through the exponent bits (a union vectorises, memcpy does not) */
     u.i = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
-    return p * u.f;
+    return x0 == x0 ? p * u.f : x0;
 }
 
 /* Phi(x) = (1 + erf(x / sqrt2)) / 2 */
@@ -43,7 +44,8 @@ static inline vf8 vsel(vi8 m, vf8 a, vf8 b) { return (vf8)(((vi8)a & m) | ((vi8)
 
 static inline vf8 vexp(vf8 x) {
     const vf8 lo = {-87, -87, -87, -87, -87, -87, -87, -87}, hi = {88, 88, 88, 88, 88, 88, 88, 88};
-    x = vsel(x < lo, lo, x);
+    const vf8 x0 = x;
+    x = vsel(x >= lo, x, lo); /* NaN -> lo, so the float -> int conversion below is defined */
     x = vsel(x > hi, hi, x);
     vf8 y = x * 1.44269504088896341f + 0.5f;
     vi8 ni = __builtin_convertvector(y, vi8);        /* truncation; fix to floor below */
@@ -53,7 +55,8 @@ static inline vf8 vexp(vf8 x) {
     vf8 r = x - nf * 0.693359375f - nf * -2.12194440e-4f;
     vf8 p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
     typedef uint32_t vu8 __attribute__((vector_size(32)));
-    return p * (vf8)((vu8)(ni + 127) << 23);   /* unsigned shift: a NaN input gives NaN, not undefined behaviour */
+    const vf8 e = p * (vf8)((vu8)(ni + 127) << 23); /* unsigned shift: never a shift of a negative value */
+    return vsel(x0 == x0, e, x0);                   /* NaN in, NaN out */
 }
 
 static inline vf8 vphi_cdf(vf8 x) {
