@@ -17,6 +17,7 @@ nl_status nl_safetensors_check_params(const nl_st_file *f, const nl_params *ps, 
     nl_st_dtype want = nl_st_dtype_of(ps->dtype);
     for (int i = 0; i < f->n; i++) {
         const nl_st_tensor *t = &f->t[i];
+        if (!strncmp(t->name, "train.", 6)) continue; /* training state of a resumable checkpoint (train.h) */
         const nl_param *p = nl_params_find(ps, t->name);
         if (!p) {
             if (strict)
