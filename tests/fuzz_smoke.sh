@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzz smoke run (docs/security.md): build the libFuzzer targets of fuzz/ (clang, ASan + UBSan, -DNL_FUZZ=ON) and
 # run each for FUZZ_SECONDS (default 30) from a copy of its seed corpus fuzz/corpus/<target>/ (the tree is never
-# modified). Fails on any crash, sanitizer report, leak, timeout (-timeout=10 s per input) or out-of-memory
-# (-rss_limit_mb=2048, also the largest single allocation); the input that triggered it is kept under
-# $NL_FUZZ_BUILD/fuzz-artifacts/<target>/ and its path printed. Without clang + libFuzzer: prints SKIP, exit 0.
+# modified), with its dictionary fuzz/<kind>.dict. Fails on any crash, sanitizer report, leak, timeout (-timeout=10,
+# seconds per input) or out-of-memory (-rss_limit_mb=2048, also the largest single allocation); the input that
+# triggered it is kept under $NL_FUZZ_BUILD/fuzz-artifacts/<target>/ and its path printed.
+# Without clang + libFuzzer: prints "SKIP: clang/libFuzzer not found" and exits 0.
 #
 # env: FUZZ_SECONDS (30), FUZZ_TARGETS (all: "safetensors idx csv model_load lm_load pfn_load"),
 #      NL_FUZZ_BUILD (build-fuzz), CC (clang), FUZZ_SEED (libFuzzer -seed; default random, printed in the log)
@@ -46,6 +47,8 @@ for t in $TARGETS; do
   mkdir -p "$art"
   cp -r "fuzz/corpus/$t" "$corpus"
   seed=(); [ -n "${FUZZ_SEED:-}" ] && seed=(-seed="$FUZZ_SEED")
+  case "$t" in csv) dict=fuzz/csv.dict ;; idx) dict=fuzz/idx.dict ;; *) dict=fuzz/safetensors.dict ;; esac
+  [ -f "$dict" ] && seed+=(-dict="$dict")
   log="$B/fuzz-artifacts/$t.log"
   "$B/fuzz/fuzz_$t" "${seed[@]}" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$(cd "$art" && pwd)/" "$corpus" >"$log" 2>&1
