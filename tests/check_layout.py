@@ -76,10 +76,10 @@ ALLOWED = {
     'method': {'engine', 'lib', 'method'},
     'registry': {'engine', 'lib', 'method', 'registry', 'test-harness'},
     'program': {'engine', 'lib', 'method', 'registry', 'program'},
-    'other': {'engine', 'lib', 'method', 'registry', 'other'},   # bench/, examples/
+    'other': {'engine', 'lib', 'method', 'registry', 'other'},   # bench/, examples/, fuzz/
 }
 
-for top in ('src', 'include', 'lib', 'methods', 'tests', 'bench', 'examples'):
+for top in ('src', 'include', 'lib', 'methods', 'tests', 'bench', 'examples', 'fuzz'):
     for dp, _, fs in os.walk(os.path.join(root, top)):
         for f in sorted(fs):
             if not f.endswith(('.c', '.h', '.def')):

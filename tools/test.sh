@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, build, run the whole test suite, then the sanitizer build's tests
-# (ASan + UBSan; long quick-mode reproductions, labelled "slow", run only in the normal build).
+# (ASan + UBSan; long quick-mode reproductions, labelled "slow", run only in the normal build), then a short
+# libFuzzer run of every fuzz target (tests/fuzz_smoke.sh, FUZZ_SECONDS each; prints SKIP without clang;
+# docs/security.md). NL_SKIP_SANITIZE=1 / NL_SKIP_FUZZ=1 skip those passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -12,4 +14,7 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 if [ "${NL_SKIP_SANITIZE:-0}" != 1 ]; then
   NL_BUILD_DIR=build-asan bash tools/build.sh -DNL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j1 -LE slow)
+fi
+if [ "${NL_SKIP_FUZZ:-0}" != 1 ]; then
+  bash tests/fuzz_smoke.sh
 fi
