@@ -108,7 +108,7 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
   NEEDLE=--limit expect_usage "eval --limit abc" eval --load x --limit abc
   NEEDLE=bogus expect_usage "list with an argument" list bogus
   NEEDLE=nosuchmethod expect_usage "repro unknown method" repro nosuchmethod
-  NEEDLE=--full expect_usage "repro --quick --full" repro --quick --full
+  NEEDLE=--smoke expect_usage "repro --quick --full" repro --quick --full
   NEEDLE=--threads expect_usage "repro --threads abc" repro --threads abc
   NEEDLE=--out expect_usage "repro --out without a value" repro --out
 

@@ -56,11 +56,11 @@ static nl_status broken_run(const nl_experiment *e, const void *config, const nl
 
 static const fake_cfg good = {0.9}, bad = {0.2};
 static const nl_experiment e_pass = {"good", "A. Author: Good paper (2020)", "Accuracy is >= 50% when a < b & c > d.", "quick good", "full good",
-                                     &good, &good, "accuracy,weird", NULL, fake_run, fake_judge};
+                                     &good, &good, "accuracy,weird", NULL, fake_run, fake_judge, NULL, NULL};
 static const nl_experiment e_fail = {"bad", "B. Author: Bad paper (2021)", "Accuracy is >= 50%.", "quick bad", "full bad", &bad, &bad,
-                                     "accuracy", NULL, fake_run, fake_judge};
-static const nl_experiment e_err = {"broken", "C. Author: Broken paper", "It runs.", "quick", "full", NULL, NULL, "", NULL, broken_run, fake_judge};
-static const nl_experiment e_planned = {"planned", "D. Author", "Later.", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                                     "accuracy", NULL, fake_run, fake_judge, NULL, NULL};
+static const nl_experiment e_err = {"broken", "C. Author: Broken paper", "It runs.", "quick", "full", NULL, NULL, "", NULL, broken_run, fake_judge, NULL, NULL};
+static const nl_experiment e_planned = {"planned", "D. Author", "Later.", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 static void test_result_api(void) {
     nl_exp_result r;
@@ -124,9 +124,9 @@ static int v2_judge(const nl_experiment *e, nl_exp_result *r, int full, char *me
 }
 
 static const v2_cfg v2_ok = {0.9, 0.3, 0}, v2_leaky = {0.9, 0.3, 1};
-static const nl_experiment e_v2 = {"v2", "E. Author", "Accuracy >= 50% and a gap.", "q", "f", &v2_ok, &v2_ok, "accuracy,gap", NULL, v2_run, v2_judge};
+static const nl_experiment e_v2 = {"v2", "E. Author", "Accuracy >= 50% and a gap.", "q", "f", &v2_ok, &v2_ok, "accuracy,gap", NULL, v2_run, v2_judge, NULL, NULL};
 static const nl_experiment e_v2_leaky = {"v2-leaky", "E. Author", "Same, but a control passes.", "q", "f", &v2_leaky, &v2_leaky, "accuracy,gap",
-                                         NULL, v2_run, v2_judge};
+                                         NULL, v2_run, v2_judge, NULL, NULL};
 
 static void test_v2(void) {
     char dir[] = "/tmp/nltest_ledger2_XXXXXX";
@@ -199,7 +199,7 @@ static nl_status crash_run(const nl_experiment *e, const void *config, const nl_
     raise(SIGSEGV);
     return NL_OK;
 }
-static const nl_experiment e_crash = {"crash", "F. Author", "It crashes.", "q", "f", &good, &good, "", NULL, crash_run, fake_judge};
+static const nl_experiment e_crash = {"crash", "F. Author", "It crashes.", "q", "f", &good, &good, "", NULL, crash_run, fake_judge, NULL, NULL};
 
 static void test_jobs(void) {
     const nl_experiment *list[4] = {&e_v2, &e_pass, &e_v2_leaky, &e_fail};

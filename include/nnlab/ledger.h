@@ -107,8 +107,16 @@ void nl_machine_describe(char *buf, size_t n);
 const char *nl_build_commit(void);
 
 /* ---- experiments ---- */
+/* Modes of a run: quick (the main job, within 60 s per entry on 2 cores), full (paper-scale, run once, its numbers in
+ * the docs), smoke (same code path at tiny sizes, seconds: the test suite's check of the plumbing, the ledger fields
+ * and that a control flips the verdict; not a verdict on the claim). */
+#define NL_MODE_QUICK 0
+#define NL_MODE_FULL 1
+#define NL_MODE_SMOKE 2
+const char *nl_mode_name(int mode);   /* "quick" | "full" | "smoke" */
+
 typedef struct nl_exp_options {
-    int full;              /* 0: quick configuration, 1: full */
+    int full;              /* the mode: NL_MODE_QUICK (0), NL_MODE_FULL (1) or NL_MODE_SMOKE (2) */
     int threads;           /* > 0: thread count to use (already applied by nl_repro_run) */
     int verbose;           /* 0: quiet; >= 1: progress lines through nl_progress (base.h) */
     const char *out_dir;   /* where the ledger goes; an experiment may write extra files there (may be NULL) */
@@ -130,7 +138,14 @@ struct nl_experiment {
     /* Pass rule: 1 pass, 0 fail; writes a one-line summary of what was measured against the claim and records the
      * claim's parts (nl_exp_part_set). Called on the main result and on every control's result. */
     int (*judge)(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n);
+    /* The smoke configuration (NULL: the entry has none yet, and `--smoke` reports an error for it). run and judge
+     * receive mode NL_MODE_SMOKE in `full` and this config. */
+    const char *smoke_desc;
+    const void *smoke;
 };
+/* The configuration and its one-line description for a mode (NULL when the entry has none). */
+const void *nl_experiment_config(const nl_experiment *e, int mode);
+const char *nl_experiment_desc(const nl_experiment *e, int mode);
 
 /* "ready" unless e->status says otherwise ("planned" when run is NULL). */
 const char *nl_experiment_status(const nl_experiment *e);
@@ -169,7 +184,7 @@ typedef struct nl_repro_entry {
 } nl_repro_entry;
 
 typedef struct nl_repro_options {
-    int full;
+    int full;              /* the mode (NL_MODE_*) */
     int threads;           /* > 0: nl_set_num_threads before running */
     int verbose;           /* progress through nl_progress (base.h): the "[i/n]" lines and the experiments' own */
     const char *out_dir;   /* created if needed; NULL = write no files */

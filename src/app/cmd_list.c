@@ -39,6 +39,8 @@ int cmd_list(int argc, char **argv) {
             cJSON_AddStringToObject(o, "claim", e->claim ? e->claim : "");
             cJSON_AddStringToObject(o, "quick", e->quick_desc ? e->quick_desc : "");
             cJSON_AddStringToObject(o, "full", e->full_desc ? e->full_desc : "");
+            if (e->smoke) cJSON_AddStringToObject(o, "smoke", e->smoke_desc ? e->smoke_desc : "");
+            else cJSON_AddNullToObject(o, "smoke");
             cJSON_AddStringToObject(o, "metrics", e->metrics ? e->metrics : "");
             cJSON_AddItemToArray(arr, o);
         }

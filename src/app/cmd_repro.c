@@ -1,4 +1,4 @@
-/* nnlab repro [METHOD...] [--quick|--full] [--out DIR] [--threads T] */
+/* nnlab repro [METHOD...] [--quick|--full|--smoke] [--out DIR] [--threads T] */
 #include "app.h"
 #include "nnlab/ledger.h"
 #include "methods.h"
@@ -7,7 +7,7 @@
 
 static void help_repro(FILE *f) {
     fprintf(f,
-            "usage: nnlab repro [METHOD...] [--quick|--full] [--out DIR] [--threads T] [-j N]\n"
+            "usage: nnlab repro [METHOD...] [--quick|--full|--smoke] [--out DIR] [--threads T] [-j N]\n"
             "\n"
             "Run the selected experiments (a ledger entry such as mlp, or a method id such as baselines = mlp cnn; default:\n"
             "all registered, see `nnlab list`), judge each against its claim,\n"
@@ -17,6 +17,8 @@ static void help_repro(FILE *f) {
             "\n"
             "  --quick              quick configurations (default): minutes on 2 cores\n"
             "  --full               full configurations (the paper-scale numbers)\n"
+            "  --smoke              smoke configurations: the same code at tiny sizes, seconds (the test suite's check\n"
+            "                       of plumbing, ledger fields and controls; not a verdict on the claim)\n"
             "  --out DIR            output directory (default: out)\n"
             "  --threads T          threads (default: NL_NUM_THREADS or all cores)\n"
             "  -j N, --jobs N       run up to N experiments at once, each in its own process with max(1, T/N) threads and its\n"
@@ -26,7 +28,7 @@ static void help_repro(FILE *f) {
 }
 
 int cmd_repro(int argc, char **argv) {
-    int quick = 0, full = 0, quiet = 0;
+    int quick = 0, full = 0, smoke = 0, quiet = 0;
     const char *out = "out";
     int64_t threads = 0, jobs = 0;
     /* -j N / -jN are spelled --jobs N for the parser */
@@ -44,6 +46,7 @@ int cmd_repro(int argc, char **argv) {
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
         {"--jobs", NL_OPT_INT, &jobs, 1, 1024, 0, 0, "N"},
+        {"--smoke", NL_OPT_FLAG, &smoke, 0, 0, 0, 0, NULL},
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     const int n_all = nl_experiment_count();
@@ -62,7 +65,7 @@ int cmd_repro(int argc, char **argv) {
         free(sel);
         return NL_CLI_OK;
     }
-    if (!rc && quick && full) rc = nl_cli_usage_error("repro", "--quick and --full exclude each other");
+    if (!rc && quick + full + smoke > 1) rc = nl_cli_usage_error("repro", "--quick, --full and --smoke exclude each other");
     int n = 0;
     for (int i = 0; !rc && i < n_pos; i++) {
         const nl_experiment *e = nl_experiment_find(pos[i]);
@@ -95,7 +98,7 @@ int cmd_repro(int argc, char **argv) {
         for (int k = 0; k < n_all; k++) sel[n++] = nl_experiment_at(k);
     nl_cli_threads(threads, opts[3].seen);
     if (!opts[5].seen) jobs = nl_get_num_threads();   /* default: all cores */
-    nl_repro_options ro = {full, nl_get_num_threads(), !quiet, out, stdout, (int)jobs};
+    nl_repro_options ro = {full ? NL_MODE_FULL : smoke ? NL_MODE_SMOKE : NL_MODE_QUICK, nl_get_num_threads(), !quiet, out, stdout, (int)jobs};
     nl_repro_entry *en;
     int n_failed;
     nl_status s = nl_repro_run(sel, n, &ro, &en, &n_failed);

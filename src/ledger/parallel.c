@@ -124,7 +124,7 @@ static void child_run(const nl_experiment *e, const nl_repro_options *opt, int s
     nl_repro_entry x;
     memset(&x, 0, sizeof x);
     nl__repro_run_one(&x, e, opt, &eo);
-    nl_status s = nl_ledger_write_json(entry_path, &x, 1, opt->full ? "full" : "quick");
+    nl_status s = nl_ledger_write_json(entry_path, &x, 1, nl_mode_name(opt->full));
     if (s) fprintf(stderr, "nnlab repro: writing %s: %s\n", entry_path, nl_last_error());
     fflush(NULL);
     _exit(s ? 3 : 0);   /* a forked child ends here: no atexit handlers, no second flush of the parent's buffers */
@@ -158,7 +158,7 @@ nl_status nl__repro_run_parallel(const nl_experiment *const *list, int n, const 
             unlink(entry);
             if (opt->verbose)
                 nl_progress("[%d/%d] %s (%s, %d thread%s, log %s): started", next + 1, n, list[next]->name,
-                            opt->full ? "full" : "quick", share, share > 1 ? "s" : "", log);
+                            nl_mode_name(opt->full), share, share > 1 ? "s" : "", log);
             pid_t p = fork();
             if (p < 0) { s = nl_set_error(NL_ESTATE, "repro: fork failed: %s", strerror(errno)); break; }
             if (p == 0) child_run(list[next], opt, share, log, entry);

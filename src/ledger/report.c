@@ -213,7 +213,7 @@ nl_status nl_ledger_write_html(const char *path, const nl_repro_entry *en, int n
         sb_printf(&b, "</td><td class=\"%s\">%s</td><td class=\"num\">%.1f</td></tr>\n", x->pass ? "pass" : "fail", x->pass ? "pass" : "fail", x->seconds);
     }
     sb_puts(&b, "</tbody>\n</table>\n");
-    const int full = mode && !strcmp(mode, "full");
+    const int mcode = mode && !strcmp(mode, "full") ? NL_MODE_FULL : mode && !strcmp(mode, "smoke") ? NL_MODE_SMOKE : NL_MODE_QUICK;
     for (int i = 0; i < n; i++) {
         const nl_repro_entry *x = &en[i];
         sb_puts(&b, "<section>\n<h2 id=\"exp-");
@@ -226,7 +226,7 @@ nl_status nl_ledger_write_html(const char *path, const nl_repro_entry *en, int n
         sb_puts(&b, "</dd><dt>claim</dt><dd>");
         sb_esc(&b, x->e->claim);
         sb_puts(&b, "</dd><dt>configuration</dt><dd>");
-        sb_esc(&b, full ? x->e->full_desc : x->e->quick_desc);
+        sb_esc(&b, nl_experiment_desc(x->e, mcode) ? nl_experiment_desc(x->e, mcode) : "");
         sb_puts(&b, "</dd><dt>measured</dt><dd>");
         sb_esc(&b, x->measured);
         sb_puts(&b, "</dd>");

@@ -110,14 +110,14 @@ nl_status nl_ledger_write_json(const char *path, const nl_repro_entry *en, int n
     cJSON_AddStringToObject(root, "nnlab_version", NL_VERSION_STRING);
     cJSON_AddStringToObject(root, "mode", mode ? mode : "quick");
     cJSON *arr = cJSON_AddArrayToObject(root, "entries");
-    const int full = mode && !strcmp(mode, "full");
+    const int mcode = mode && !strcmp(mode, "full") ? NL_MODE_FULL : mode && !strcmp(mode, "smoke") ? NL_MODE_SMOKE : NL_MODE_QUICK;
     for (int i = 0; i < n; i++) {
         const nl_repro_entry *x = &en[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "method", x->e->name);
         cJSON_AddStringToObject(o, "paper", x->e->paper ? x->e->paper : "");
         cJSON_AddStringToObject(o, "claim", x->e->claim ? x->e->claim : "");
-        const char *cfg = full ? x->e->full_desc : x->e->quick_desc;
+        const char *cfg = nl_experiment_desc(x->e, mcode);
         cJSON_AddStringToObject(o, "config", cfg ? cfg : "");
         cJSON *m = cJSON_AddObjectToObject(o, "metrics");
         for (int k = 0; k < x->r.n_metrics; k++) cJSON_AddItemToObject(m, x->r.metrics[k].name, num(x->r.metrics[k].value));
@@ -179,7 +179,7 @@ static int judge_entry(nl_repro_entry *x, int full) {
 nl_status nl__repro_write_outputs(const nl_repro_options *opt, const nl_repro_entry *en, int n) {
     if (!opt->out_dir) return NL_OK;
     char path[4200];
-    const char *mode = opt->full ? "full" : "quick";
+    const char *mode = nl_mode_name(opt->full);
     snprintf(path, sizeof path, "%s/ledger.json", opt->out_dir);
     nl_status s = nl_ledger_write_json(path, en, n, mode);
     if (s) return s;
@@ -197,8 +197,10 @@ void nl__repro_run_one(nl_repro_entry *x, const nl_experiment *e, const nl_repro
     nl_status s;
     if (!x->e->run) {
         s = nl_set_error(NL_ESTATE, "experiment '%s' has no run function (status: %s)", x->e->name, nl_experiment_status(x->e));
+    } else if (opt->full == NL_MODE_SMOKE && !x->e->smoke) {
+        s = nl_set_error(NL_ESTATE, "experiment '%s' has no %s configuration", x->e->name, nl_mode_name(opt->full));
     } else {
-        s = x->e->run(x->e, opt->full ? x->e->full : x->e->quick, eo, &x->r);
+        s = x->e->run(x->e, nl_experiment_config(x->e, opt->full), eo, &x->r);
     }
     x->seconds = nl_time() - t0;
     if (s) {
@@ -233,8 +235,8 @@ nl_status nl_repro_run(const nl_experiment *const *list, int n, const nl_repro_o
     for (int i = 0; i < n; i++) {
         nl_repro_entry *x = &en[i];
         if (opt->verbose)
-            nl_progress("[%d/%d] %s (%s): %s", i + 1, n, list[i]->name, opt->full ? "full" : "quick",
-                        (opt->full ? list[i]->full_desc : list[i]->quick_desc) ? (opt->full ? list[i]->full_desc : list[i]->quick_desc) : "");
+            nl_progress("[%d/%d] %s (%s): %s", i + 1, n, list[i]->name, nl_mode_name(opt->full),
+                        nl_experiment_desc(list[i], opt->full) ? nl_experiment_desc(list[i], opt->full) : "");
         nl__repro_run_one(x, list[i], opt, &eo);
         if (!x->pass) (*n_failed)++;
         if (opt->verbose)

@@ -218,3 +218,13 @@ void nl_machine_describe(char *buf, size_t n) {
     const char *core = openblas_get_corename();
     snprintf(buf, n, "%s; BLAS core %s; threads %d", model, core ? core : "?", nl_get_num_threads());
 }
+
+const char *nl_mode_name(int mode) { return mode == NL_MODE_FULL ? "full" : mode == NL_MODE_SMOKE ? "smoke" : "quick"; }
+
+const void *nl_experiment_config(const nl_experiment *e, int mode) {
+    return mode == NL_MODE_FULL ? e->full : mode == NL_MODE_SMOKE ? e->smoke : e->quick;
+}
+
+const char *nl_experiment_desc(const nl_experiment *e, int mode) {
+    return mode == NL_MODE_FULL ? e->full_desc : mode == NL_MODE_SMOKE ? e->smoke_desc : e->quick_desc;
+}
