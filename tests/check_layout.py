@@ -63,7 +63,7 @@ def target_of_include(inc, src_dir):
         return 'lib', first
     if '/' in inc and first in method_dirs:
         return 'method', first
-    if inc in ('nltest.h', 'nltest_ckpt.h'):  # the test harness and its hostile-checkpoint helper (engine API only)
+    if re.fullmatch(r'nltest(_[a-z]+)?\.h', inc):  # the test harness and its helpers in tests/ (engine API only)
         return 'test-harness', None
     if os.path.exists(os.path.join(src_dir, inc)):   # same-directory include
         return layer_of_file(rel(os.path.join(src_dir, inc)))
