@@ -2,8 +2,8 @@
 # The test suite's check of one method (its ledger entries), by what the entries offer:
 #  - every entry has a smoke configuration (ledger schema v2, docs/repro.md): `nnlab repro METHOD --smoke` runs the
 #    same code at tiny sizes in seconds, and the check is on the plumbing: no error, the v2 fields (parts, controls,
-#    seeds >= 3 or deterministic, machine, commit), and at least one control on which the entry's rule gives the
-#    other verdict than on the main result (a control that flips the verdict). The verdicts themselves are judged by
+#    seeds >= 3 or deterministic, machine, commit), and, when the main result passes at smoke size, at least one
+#    control that the rule rejects (a control that flips the verdict). The verdicts themselves are judged by
 #    the quick ledger (the main job, tools/quickstart.sh; tools/repro-check.sh before resolving a method issue);
 #  - otherwise (an entry not yet on schema v2): `nnlab repro METHOD --quick` must exit 0 with verdict "pass".
 set -u
@@ -33,8 +33,10 @@ for e in es:
     if not e.get("deterministic") and not (isinstance(e.get("seeds"), int) and e["seeds"] >= 3): bad.append(f"{n}: seeds {e.get('seeds')}")
     if not e.get("machine") or not e.get("commit"): bad.append(f"{n}: machine/commit missing")
     main = bool(parts) and all(p["verdict"] == "pass" for p in parts)
-    if ctr and not any((c["verdict"] == "pass") != main for c in ctr):
-        bad.append(f"{n}: no control flips the verdict (main {'pass' if main else 'fail'}, controls {[c['verdict'] for c in ctr]})")
+    # the flip is checkable only when the main result passes at smoke size (a claim that does not reproduce fails
+    # there too; its judge's flips are then covered by the method's unit test on hand-made results)
+    if ctr and main and not any(c["verdict"] != "pass" for c in ctr):
+        bad.append(f"{n}: no control flips the verdict (main pass, controls {[c['verdict'] for c in ctr]})")
     print(f"{n} (smoke): main {'pass' if main else 'fail'}, controls " + ", ".join(f"{c['name']}={c['verdict']}" for c in ctr) + f" | {e.get('measured','')}")
 if rc not in (0, 1): bad.append(f"exit status {rc}")
 for b in bad: print("FAIL", b)
