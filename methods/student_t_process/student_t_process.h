@@ -94,6 +94,47 @@ nl_status nl_student_t_process_synt_run(const nl_student_t_process_synt_config *
 void nl_student_t_process_synt_result_free(nl_student_t_process_synt_result *r);
 
 
+/* ---- the syn-t experiment under the official protocol: hyperparameters chosen on a validation grid ----
+ * (the reference code's reg.sh / experiments/regression.py: fixed kernel hyperparameters, alpha, beta and the GP's
+ * last-layer variance each from a grid, chosen by validation NLL; 80/10/10 train/validation/test split).
+ * Per data set and per kernel setting (depth, sw2, sb2) the NNGP matrix over all points is computed once and reused
+ * for every noise value; per noise value one Cholesky of the training block gives the predictive mean, latent
+ * variance and q = y^T A^{-1} y of all validation and test points, after which every (alpha, beta), last-layer
+ * variance and inflation factor is O(validation + test). Models (test NLL per point, original target scale):
+ *   STP       Student-t predictive (nu' = 2 alpha + n, scale^2 = (2 beta + q)/(2 alpha + n) (v + noise));
+ *   GP        Gaussian predictive lv (v + noise), lv in the reference grid {1, 4};
+ *   GP x c    the GP with its predictive variance multiplied by c in {1, 1.25, 1.5, 2, 3, 4, 6, 8}, chosen (with the
+ *             rest) on the validation points: a generic substitute for heavy tails (control);
+ *   STP-gauss the STP's scale with a Gaussian density (nu' -> infinity): a broken STP without its tails (control). */
+#define NL_STP_GRID_MODELS 4
+enum { NL_STP_MODEL_STP = 0, NL_STP_MODEL_GP = 1, NL_STP_MODEL_GP_INFL = 2, NL_STP_MODEL_STP_GAUSS = 3 };
+typedef struct nl_student_t_process_grid_config {
+    int64_t n;             /* points per data set (x = linspace(-150, 150, n)) */
+    double lengthscale, noise_scale, x_scale;   /* as nl_student_t_process_synt_config */
+    int n_sets;            /* paired data sets (seeds seed, seed + 1, ...) */
+    uint64_t seed;
+    int small_grid;        /* 1: depth {2}, sw2 {1, 4}, sb2 {0.09}, noise 3 values (smoke); 0: the full grid */
+    int verbose;
+} nl_student_t_process_grid_config;
+
+typedef struct nl_student_t_process_grid_result {
+    int n_sets;
+    int64_t n_train, n_val, n_test;
+    double *nll[NL_STP_GRID_MODELS];    /* (n_sets) test NLL per point of each model, owned */
+    nl_student_t_process_hyp stp_hyp;   /* chosen on the first data set (sw2, sb2, noise, alpha, beta) */
+    int stp_depth;
+    double gp_lv, infl_c;               /* chosen on the first data set */
+    int grid_size[NL_STP_GRID_MODELS];  /* settings compared on validation per data set */
+    double seconds;
+} nl_student_t_process_grid_result;
+
+void nl_student_t_process_grid_config_quick(nl_student_t_process_grid_config *c);  /* 30 sets of 300 points */
+void nl_student_t_process_grid_config_full(nl_student_t_process_grid_config *c);   /* 100 sets of 300 points */
+void nl_student_t_process_grid_config_smoke(nl_student_t_process_grid_config *c);  /* 4 sets of 80 points, small grid */
+nl_status nl_student_t_process_grid_run(const nl_student_t_process_grid_config *c, nl_student_t_process_grid_result *r);
+void nl_student_t_process_grid_result_free(nl_student_t_process_grid_result *r);
+
+
 /* ---- registration (methods/student_t_process/method.c, one line in methods/methods.def) ---- */
 extern const nl_experiment nl_exp_student_t_process;
 extern const nl_method nl_method_student_t_process;
