@@ -203,7 +203,12 @@ typedef struct nl_recipe {
     nl_model_config model;      /* its input size / geometry must match the dataset */
     uint64_t model_seed;
     nl_train_config train;
+    int64_t test_limit;         /* > 0: evaluate on the first test_limit test images only (smoke runs) */
+    int shuffle_labels;         /* 1: permute the kept training labels (seeded by train.seed, stream
+                                 * NL_STREAM_LABELS) before training, test labels untouched: the shuffled-label
+                                 * control (a model that cannot learn the task; test accuracy ~ chance) */
 } nl_recipe;
+#define NL_STREAM_LABELS ((uint64_t)0x1AB3ULL << 32)  /* rng stream of the shuffled-label permutation */
 
 typedef struct nl_recipe_result {
     nl_train_result train;      /* per-epoch records, curves, timing (free with nl_recipe_result_free) */

@@ -1,5 +1,6 @@
 /* The standard recipe: dataset -> model -> train -> test. */
 #include "nnlab/train.h"
+#include "nnlab/rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,24 @@ nl_status nl_recipe_run(const nl_recipe *r, nl_model *m, nl_recipe_result *res) 
         memset(&full, 0, sizeof full);
     }
     if ((s = keep_first(&train, r->limit))) goto out;
+    if (r->test_limit > 0 && (s = keep_first(&test, r->test_limit))) goto out;
+    if (r->shuffle_labels && train.n > 1) {
+        int64_t *perm = malloc((size_t)train.n * sizeof *perm);
+        int32_t *y = malloc((size_t)train.n * sizeof *y);
+        if (!perm || !y) {
+            free(perm);
+            free(y);
+            s = nl_set_error(NL_ENOMEM, "recipe: out of memory");
+            goto out;
+        }
+        nl_rng g;
+        nl_rng_init(&g, r->train.seed, NL_STREAM_LABELS);
+        nl_rng_permutation(&g, perm, train.n);
+        for (int64_t i = 0; i < train.n; i++) y[i] = train.y[perm[i]];
+        memcpy(train.y, y, (size_t)train.n * sizeof *y);
+        free(perm);
+        free(y);
+    }
     res->n_train = train.n;
     res->n_valid = valid.n;
     res->n_test = test.n;
