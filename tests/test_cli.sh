@@ -4,8 +4,8 @@
 #   fast:  usage errors (exit 2 + a message naming the flag), --help on every command, list, a tiny
 #          train -> save -> eval round trip, JSON output, missing dataset, NaN stop keeping the last checkpoint,
 #          progress output on a TTY and off it, an unwritable stdout (/dev/full), --save checked before training
-#   repro: THE quick-mode check: `nnlab repro mlp cnn --quick` passes both baselines (ledger.json verdicts and
-#          v2: 3 seeds, means >= 83.33% / 86.6%, controls rejected), report.html written
+#   repro: the repro pipeline on the baselines' smoke configurations: `nnlab repro mlp cnn --smoke` (two experiments
+#          at once), the table, ledger.json with the v2 fields (3 seeds, parts, controls rejected), report.html, logs
 set -u
 NNLAB="$1"; MODE="${2:-all}"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -371,34 +371,34 @@ if [ "$MODE" = repro ] || [ "$MODE" = all ]; then
     echo "SKIP repro check: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
   else
     t0=$(date +%s)
-    "$NNLAB" repro mlp cnn --quick --out "$tmp/out" >"$tmp/table" 2>"$tmp/err"; rc=$?
+    # the smoke configurations (same code path, tiny sizes): the verdicts on the claims are the quick ledger's (the
+    # main job, tools/quickstart.sh; tools/repro-check.sh), the suite checks the pipeline (two experiments run
+    # concurrently by the default -j, the table, ledger.json with the v2 fields, report.html)
+    "$NNLAB" repro mlp cnn --smoke --out "$tmp/out" >"$tmp/table" 2>"$tmp/err"; rc=$?
     t1=$(date +%s)
     cat "$tmp/table"
-    echo "repro mlp cnn --quick took $((t1 - t0)) s"
-    check "repro mlp cnn --quick -> exit 0" "[ $rc -eq 0 ]"
+    echo "repro mlp cnn --smoke took $((t1 - t0)) s"
+    check "repro mlp cnn --smoke -> exit 0" "[ $rc -eq 0 ]"
     [ $rc -eq 0 ] || tail -20 "$tmp/err"
-    check "ledger.json and report.html written" "[ -s '$tmp/out/ledger.json' ] && [ -s '$tmp/out/report.html' ]"
+    check "ledger.json, report.html and per-experiment logs written" "[ -s '$tmp/out/ledger.json' ] && [ -s '$tmp/out/report.html' ] && [ -f '$tmp/out/logs/mlp.log' ] && [ -f '$tmp/out/logs/cnn.log' ]"
     check "table printed with both verdicts" "grep -Eq '^mlp .* pass ' '$tmp/table' && grep -Eq '^cnn .* pass ' '$tmp/table'"
     if [ $have_py = 1 ]; then
-      check "ledger.json: mlp and cnn pass (v2: 3 seeds, mean >= 83.33% / 86.6%, controls rejected), all fields present" "python3 - '$tmp/out/ledger.json' <<'PY'
+      check "ledger.json: mlp and cnn in order, v2 fields (3 seeds, parts, controls rejected, machine, commit)" "python3 - '$tmp/out/ledger.json' <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
+assert j['mode'] == 'smoke', j['mode']
+assert [x['method'] for x in j['entries']] == ['mlp', 'cnn'], [x['method'] for x in j['entries']]
 e = {x['method']: x for x in j['entries']}
-assert j['mode'] == 'quick', j['mode']
-assert set(e) == {'mlp', 'cnn'}, set(e)
 for x in e.values():
-    for k in ('method', 'paper', 'claim', 'metrics', 'verdict', 'seconds', 'parts', 'controls', 'seeds'):
+    for k in ('method', 'paper', 'claim', 'metrics', 'verdict', 'seconds', 'parts', 'controls', 'seeds', 'machine', 'commit'):
         assert k in x, k
     assert x['verdict'] == 'pass', (x['method'], x['measured'])
     assert x['seeds'] >= 3, x['seeds']
     assert all(p['verdict'] == 'pass' for p in x['parts']), x['parts']
     assert x['controls'] and all(c['verdict'] == 'fail' for c in x['controls']), x['controls']
+    assert {c['name'] for c in x['controls']} >= {'shuffled-labels'}
     assert len(x['curves']) >= 2
-assert {c['name'] for c in e['mlp']['controls']} == {'shuffled-labels'}
-assert {c['name'] for c in e['cnn']['controls']} == {'shuffled-labels', 'mlp-same-budget'}
-assert e['mlp']['metrics']['test_accuracy'] >= 0.8333, e['mlp']['metrics']['test_accuracy']
-assert e['cnn']['metrics']['test_accuracy'] >= 0.866, e['cnn']['metrics']['test_accuracy']
-print('mlp test accuracy %.4f, cnn test accuracy %.4f (means over 3 seeds)' % (e['mlp']['metrics']['test_accuracy'], e['cnn']['metrics']['test_accuracy']))
+print('smoke: mlp test accuracy %.4f, cnn test accuracy %.4f (means over 3 seeds)' % (e['mlp']['metrics']['test_accuracy'], e['cnn']['metrics']['test_accuracy']))
 PY"
     else
       check "ledger.json verdicts pass" "[ \$(grep -c '\"verdict\":.*\"pass\"' '$tmp/out/ledger.json') -eq 2 ]"
