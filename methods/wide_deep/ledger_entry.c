@@ -23,7 +23,7 @@ typedef struct wd_lcfg {
 
 /* Margins: the 3-seed mean of the Devroye (Hilbert-kernel) estimate's excess over Bayes at this n is what a correct
  * 2d/3d/5d/9d_opt NNGP reproduces (README: it agrees with Devroye on ~99.5% of points); margin = mean excess of the
- * Devroye estimate over 60 seeds (101..160, closed-form baselines only, no kernel code) + 2 sd / sqrt(3) + 0.5 pp,
+ * Devroye estimate over 59-60 seeds (101..160, closed-form baselines only, no kernel code) + 2 sd / sqrt(3) + 0.5 pp,
  * rounded up to 0.5 pp. Full mode keeps the n = 1000 margins (the excess shrinks with n: conservative). */
 static const wd_lcfg wd_quick = {{1, 1, 1, 1}, 3, 1000, 2000, 3, {10, 30, 50}, 31, 10, 400, 400000, {4.5, 3.0, 3.5, 6.0}};
 static const wd_lcfg wd_full = {{1, 1, 1, 1}, 5, 4000, 4000, 4, {10, 50, 100, 200}, 101, 34, 2000, 1000000, {4.5, 3.0, 3.5, 6.0}};
@@ -46,7 +46,7 @@ typedef struct wd_acc {
     double herm[V_COUNT][WD_MAX_SEEDS], relu[V_COUNT][WD_MAX_SEEDS];
     double ex[V_COUNT][WD_NDIM][WD_MAX_SEEDS], gain[V_COUNT][WD_NDIM][WD_MAX_SEEDS];
     double bayes[WD_NDIM][WD_MAX_SEEDS], nn1[WD_NDIM][WD_MAX_SEEDS], dev[WD_NDIM][WD_MAX_SEEDS], maj[WD_NDIM][WD_MAX_SEEDS];
-    double opt_nngp[WD_NDIM][WD_MAX_SEEDS], opt_ntk[WD_NDIM][WD_MAX_SEEDS], herm_nngp[WD_MAX_SEEDS], relu_L[WD_MAX_SEEDS];
+    double opt_nngp[WD_NDIM][WD_MAX_SEEDS], opt_ntk[WD_NDIM][WD_MAX_SEEDS], relu_L[WD_MAX_SEEDS];
 } wd_acc;
 
 static int wd_find(const nl_wide_deep_result *r, const char *name) {
@@ -78,10 +78,10 @@ static void wd_collect(const wd_lcfg *L, int dix, int s, const nl_wide_deep_resu
     A->opt_nngp[dix][s] = io < 0 ? NAN : r->duals[io].err[0][nd - 1];
     A->opt_ntk[dix][s] = io < 0 ? NAN : r->duals[io].err[1][nd - 1];
     /* hermite part: min over hermite duals and deep depths of the NTK's agreement with 1-NN (pooled over d) */
-    double hm = 1, hn = 1, hs = NAN, hsing = 1;
+    double hm = 1, hs = NAN, hsing = 1;
     for (int h = 0; h < 2; h++) {
         if (ih[h] < 0) continue;
-        for (int l = 1; l < nd; l++) hm = wd_min(hm, r->duals[ih[h]].agree_1nn[1][l]), hn = wd_min(hn, r->duals[ih[h]].agree_1nn[0][l]);
+        for (int l = 1; l < nd; l++) hm = wd_min(hm, r->duals[ih[h]].agree_1nn[1][l]);
         double a = r->duals[ih[h]].agree_1nn[1][0]; /* shallow: the non-singular hermite duals at depth[0] */
         if (!isnan(a)) hs = isnan(hs) ? a : fmin(hs, a);
     }
@@ -89,7 +89,6 @@ static void wd_collect(const wd_lcfg *L, int dix, int s, const nl_wide_deep_resu
     double *H[V_COUNT];
     for (int v = 0; v < V_COUNT; v++) H[v] = &A->herm[v][s];
     for (int v = 0; v < V_COUNT; v++) *H[v] = wd_min(*H[v], v == V_SHALLOW ? hs : v == V_SING_HERM ? hsing : hm);
-    A->herm_nngp[s] = wd_min(A->herm_nngp[s], hn);
     if (r->relu_ran) {
         for (int v = 0; v < V_COUNT; v++) A->relu[v][s] = v == V_SHALLOW ? r->relu_agree_maj[0] : r->relu_agree_maj_final;
         A->relu_L[s] = (double)r->relu_depth;
@@ -140,7 +139,6 @@ static nl_status wd_ledger_run(const nl_experiment *e, const void *config, const
     memset(&A, 0, sizeof A);
     for (int v = 0; v < V_COUNT; v++)
         for (int s = 0; s < WD_MAX_SEEDS; s++) A.relu[v][s] = NAN, A.herm[v][s] = 1; /* pooled minimum over d */
-    for (int s = 0; s < WD_MAX_SEEDS; s++) A.herm_nngp[s] = 1;
     for (int j = 0; j < WD_NDIM; j++) {
         if (!L->use_dim[j]) continue;
         const int d = wd_dims[j];
@@ -194,7 +192,6 @@ static nl_status wd_ledger_run(const nl_experiment *e, const void *config, const
     const int k = L->n_seeds;
     out->seeds = k;
     wd_fill(out, L, &A, V_MAIN);
-    wd_set_stat(out, "hermite_nngp_agree_1nn", A.herm_nngp, k);
     if (L->use_dim[0] && L->relu_n > 0) wd_set_stat(out, "relu_depth_Lstar", A.relu_L, k);
     for (int j = 0; j < WD_NDIM; j++) {
         if (!L->use_dim[j]) continue;
@@ -303,7 +300,7 @@ const nl_experiment nl_exp_wide_deep = {
     .full = &wd_full,
     .smoke_desc = "d = 2, 200 / 400 points, seeds 1-3, depths 10, 50; ReLU NTK on 15 points / 100 test; margins 10 pp (plumbing only)",
     .smoke = &wd_smoke,
-    .metrics = "n_seeds,hermite_ntk_agree_1nn_{mean,se},hermite_nngp_agree_1nn_{mean,se},relu_ntk_agree_majority_{mean,se},"
+    .metrics = "n_seeds,hermite_ntk_agree_1nn_{mean,se},relu_ntk_agree_majority_{mean,se},"
                "relu_depth_Lstar_{mean,se},opt_excess_d<d>_{mean,se},opt_gain_vs_1nn_d<d>_{mean,se},margin_d<d>,"
                "{bayes,nn1,devroye,majority,opt_nngp,opt_ntk}_err_d<d>_{mean,se},n_train,n_test",
     .run = wd_ledger_run,
