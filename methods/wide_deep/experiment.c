@@ -100,7 +100,8 @@ static nl_status wd_check_config(const nl_wide_deep_config *c) {
                                 (long long)c->depths[i]);
     if (!(c->kernels & (NL_WIDE_DEEP_NNGP | NL_WIDE_DEEP_NTK))) return nl_set_error(NL_EINVAL, "wide-deep: no kernel selected");
     if (c->relu_n_train < 0 || c->relu_n_train > c->n_train || c->relu_n_test < 0 || c->relu_n_test > c->n_test ||
-        (c->relu_n_train > 0 && (c->relu_n_train < 2 || c->relu_n_test < 1)))
+        (c->relu_n_train > 0 && (c->relu_n_train < 2 || c->relu_n_test < 1)) || c->relu_pos < 0 ||
+        (c->relu_pos > 0 && c->relu_pos >= c->relu_n_train))
         return nl_set_error(NL_EINVAL, "wide-deep: ReLU check sizes %lld/%lld must be within 2..%lld / 1..%lld",
                             (long long)c->relu_n_train, (long long)c->relu_n_test, (long long)c->n_train, (long long)c->n_test);
     if (c->relu_n_train > 0 && c->relu_depth == 0 && !(c->relu_eps > 0 && c->relu_eps < 1))
@@ -212,6 +213,30 @@ nl_status nl_wide_deep_run(const nl_wide_deep_config *c, const char *swap, nl_wi
     if (c->relu_n_train > 0) {
         const int64_t rn = c->relu_n_train, rm = c->relu_n_test;
         int64_t pos = 0;
+        if (c->relu_pos > 0) {
+            /* the first relu_pos +1 and the first rn - relu_pos -1 training points, moved to the front (in order) so
+             * that the rest of the check reads Xtr[0..rn), ytr[0..rn) */
+            int64_t want[2] = {c->relu_pos, rn - c->relu_pos}, got[2] = {0, 0}, k = 0;
+            for (int64_t i = 0; i < n && k < rn; i++) {
+                int cls = ytr[i] > 0 ? 0 : 1;
+                if (got[cls] >= want[cls]) continue;
+                got[cls]++;
+                if (i != k) {
+                    for (int q = 0; q < dim; q++) {
+                        double t = Xtr[k * dim + q];
+                        Xtr[k * dim + q] = Xtr[i * dim + q], Xtr[i * dim + q] = t;
+                    }
+                    double t = ytr[k];
+                    ytr[k] = ytr[i], ytr[i] = t;
+                }
+                k++;
+            }
+            if (k < rn) {
+                st = nl_set_error(NL_EINVAL, "wide-deep: the training set has too few points of a class for a ReLU subset of "
+                                             "%lld (+1) and %lld (-1)", (long long)want[0], (long long)want[1]);
+                goto done;
+            }
+        }
         for (int64_t i = 0; i < rn; i++) pos += ytr[i] > 0;
         res->relu_ran = 1;
         res->relu_n_train = rn;

@@ -410,6 +410,49 @@ static void test_end_to_end(void) {
     NLT_CHECK(nl_wide_deep_run(&c, NULL, &r) == NL_EINVAL, "unknown dual accepted");
 }
 
+/* The ledger judge (schema v2) on hand-made results: a passing one, and each control-like change flips the verdict. */
+static void wd_set_ms(nl_exp_result *r, const char *name, double mean, double se) {
+    char b[96];
+    snprintf(b, sizeof b, "%s_mean", name);
+    nl_exp_set(r, b, mean);
+    snprintf(b, sizeof b, "%s_se", name);
+    nl_exp_set(r, b, se);
+}
+
+/* what: 0 passing; 1 hermite not 1-NN; 2 ReLU not majority; 3 d9 excess over margin; 4 d3 not better than 1-NN;
+ * 5 a singular kernel (NAN); 6 too few seeds to bound anything */
+static int wd_judge_case(int what) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    nl_exp_set(&r, "n_seeds", what == 6 ? 1 : 3);
+    wd_set_ms(&r, "hermite_ntk_agree_1nn", what == 1 ? 0.977 : what == 5 ? NAN : 1.0, what == 1 ? 0.003 : 0.0);
+    wd_set_ms(&r, "relu_ntk_agree_majority", what == 2 ? 0.65 : 0.984, what == 2 ? 0.035 : 0.003);
+    static const int dims[4] = {2, 3, 5, 9};
+    static const double margin[4] = {0.045, 0.03, 0.035, 0.06}, ex[4] = {0.030, 0.018, 0.023, 0.044}, gain[4] = {0.058, 0.014, 0.037, 0.026};
+    for (int j = 0; j < 4; j++) {
+        char b[64];
+        snprintf(b, sizeof b, "margin_d%d", dims[j]);
+        nl_exp_set(&r, b, margin[j]);
+        snprintf(b, sizeof b, "opt_excess_d%d", dims[j]);
+        wd_set_ms(&r, b, what == 3 && j == 3 ? 0.22 : ex[j], 0.005);
+        snprintf(b, sizeof b, "opt_gain_vs_1nn_d%d", dims[j]);
+        wd_set_ms(&r, b, what == 4 && j == 1 ? 0.002 : gain[j], what == 4 && j == 1 ? 0.004 : 0.003);
+    }
+    char msg[256];
+    int pass = nl_exp_wide_deep.judge(&nl_exp_wide_deep, &r, NL_MODE_QUICK, msg, sizeof msg);
+    NLT_CHECK(pass == nl_exp_parts_pass(&r), "judge returns the parts' verdict");
+    NLT_CHECK(r.n_parts == 6, "6 parts (hermite, relu, 4 dimensions), got %d", r.n_parts);
+    NLT_CHECK(strlen(msg) > 0, "measured line");
+    nl_exp_result_free(&r);
+    return pass;
+}
+
+static void test_ledger_judge(void) {
+    NLT_CHECK(wd_judge_case(0) == 1, "the passing hand-made result fails");
+    for (int w = 1; w <= 6; w++) NLT_CHECK(wd_judge_case(w) == 0, "control-like case %d passes", w);
+    NLT_CHECK(nl_exp_wide_deep.smoke && nl_exp_wide_deep.smoke_desc, "smoke configuration");
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_parse);
@@ -425,5 +468,6 @@ int main(void) {
     NLT_RUN(test_predict_small);
     NLT_RUN(test_data);
     NLT_RUN(test_end_to_end);
+    NLT_RUN(test_ledger_judge);
     return nlt_finish();
 }

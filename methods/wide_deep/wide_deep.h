@@ -156,6 +156,11 @@ typedef struct nl_wide_deep_config {
      * disagreement rate relu_eps with majority vote (methods/wide_deep/README.md), capped at relu_depth_cap; the check also
      * runs L* / 64, L* / 16 and L* / 4 for the curve. */
     int64_t relu_n_train, relu_n_test, relu_depth, relu_depth_cap;
+    /* relu_pos > 0: the check's training subset is the first relu_pos +1 and the first relu_n_train - relu_pos -1
+     * training points (a fixed label imbalance, so L* does not depend on how a seed's labels happen to split);
+     * 0: the first relu_n_train points (the official code). The subset is moved to the front of the training set
+     * after the deep classifiers have run. */
+    int64_t relu_pos;
     double relu_eps;
     double bayes_margin;           /* pass rule: |err(<dim>d_opt NNGP) - err(Bayes)| <= bayes_margin */
     int verbose;                   /* progress lines (nl_progress) */
