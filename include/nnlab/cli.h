@@ -39,6 +39,8 @@ int nl_cli_parse_list(const char *s, int64_t lo, int64_t hi, int max, int64_t *o
  * not a directory. Checked before a long run starts, so that a typo does not cost the run. Prints "nnlab CMD: FLAG
  * 'PATH': why" to stderr and returns NL_CLI_FAIL, else NL_CLI_OK. */
 int nl_cli_check_output_file(const char *cmd, const char *flag, const char *path);
+/* Whether the option `name` of opts[0..n) was given (after nl_cli_parse); 0 for a name not in the table. */
+int nl_cli_seen(const nl_cli_opt *opts, int n, const char *name);
 /* Apply --threads (if given) or NL_NUM_THREADS. */
 void nl_cli_threads(int64_t threads, int seen);
 

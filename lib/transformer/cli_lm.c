@@ -200,43 +200,37 @@ typedef struct {
     {"--n-global", NL_OPT_INT, &(mo).n_global, 0, 1 << 20, 0, 0, "N"},             \
     {"--n-local", NL_OPT_INT, &(mo).n_local, 1, 1 << 20, 0, 0, "N"}
 
-static int seen(const nl_cli_opt *o, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (o[i].seen && !strcmp(o[i].name, name)) return 1;
-    return 0;
-}
-
 /* Apply the position/attention options that were given to cfg (architecture options only when arch). Returns
  * NL_CLI_OK or NL_CLI_USAGE. */
 static int apply_model_opts(const char *cmd, const model_opts *mo, const nl_cli_opt *o, int n, nl_lm_config *c, int arch) {
     if (arch) {
-        if (seen(o, n, "--context")) c->context = (int)mo->context;
-        if (seen(o, n, "--layers")) c->n_layers = (int)mo->layers;
-        if (seen(o, n, "--d-model")) c->d_model = (int)mo->d_model;
-        if (seen(o, n, "--heads")) c->n_heads = (int)mo->heads;
-        c->d_ff = seen(o, n, "--d-ff") ? (int)mo->d_ff : 4 * c->d_model;
-        if (seen(o, n, "--untied")) c->tie_weights = 0;
-        if (seen(o, n, "--norm") && nl_lm_norm_parse(mo->norm, &c->norm)) return nl_cli_usage_error(cmd, "--norm: %s", nl_last_error());
+        if (nl_cli_seen(o, n, "--context")) c->context = (int)mo->context;
+        if (nl_cli_seen(o, n, "--layers")) c->n_layers = (int)mo->layers;
+        if (nl_cli_seen(o, n, "--d-model")) c->d_model = (int)mo->d_model;
+        if (nl_cli_seen(o, n, "--heads")) c->n_heads = (int)mo->heads;
+        c->d_ff = nl_cli_seen(o, n, "--d-ff") ? (int)mo->d_ff : 4 * c->d_model;
+        if (nl_cli_seen(o, n, "--untied")) c->tie_weights = 0;
+        if (nl_cli_seen(o, n, "--norm") && nl_lm_norm_parse(mo->norm, &c->norm)) return nl_cli_usage_error(cmd, "--norm: %s", nl_last_error());
     }
-    if (seen(o, n, "--rope") && nl_rope_variant_parse(mo->rope, &c->rope.variant))
+    if (nl_cli_seen(o, n, "--rope") && nl_rope_variant_parse(mo->rope, &c->rope.variant))
         return nl_cli_usage_error(cmd, "--rope: %s", nl_last_error());
-    if (seen(o, n, "--scale")) c->rope.scale_train = c->rope.scale_eval = mo->scale;
-    if (seen(o, n, "--train-scale")) c->rope.scale_train = mo->train_scale;
-    if (seen(o, n, "--eval-scale")) c->rope.scale_eval = mo->eval_scale;
-    if (seen(o, n, "--power")) c->rope.power = mo->power;
-    if (seen(o, n, "--truncate")) c->rope.truncate = mo->truncate;
-    if (seen(o, n, "--xpos-gamma")) c->rope.xpos_gamma = mo->xpos_gamma;
-    if (seen(o, n, "--rope-base")) c->rope.base = mo->rope_base;
-    if (seen(o, n, "--random-pos")) c->rope.randomized = 1;
+    if (nl_cli_seen(o, n, "--scale")) c->rope.scale_train = c->rope.scale_eval = mo->scale;
+    if (nl_cli_seen(o, n, "--train-scale")) c->rope.scale_train = mo->train_scale;
+    if (nl_cli_seen(o, n, "--eval-scale")) c->rope.scale_eval = mo->eval_scale;
+    if (nl_cli_seen(o, n, "--power")) c->rope.power = mo->power;
+    if (nl_cli_seen(o, n, "--truncate")) c->rope.truncate = mo->truncate;
+    if (nl_cli_seen(o, n, "--xpos-gamma")) c->rope.xpos_gamma = mo->xpos_gamma;
+    if (nl_cli_seen(o, n, "--rope-base")) c->rope.base = mo->rope_base;
+    if (nl_cli_seen(o, n, "--random-pos")) c->rope.randomized = 1;
     /* switching to plain resets the scales (plain takes none) */
-    if (c->rope.variant == NL_ROPE_PLAIN && !seen(o, n, "--scale") && !seen(o, n, "--train-scale") && !seen(o, n, "--eval-scale"))
+    if (c->rope.variant == NL_ROPE_PLAIN && !nl_cli_seen(o, n, "--scale") && !nl_cli_seen(o, n, "--train-scale") && !nl_cli_seen(o, n, "--eval-scale"))
         c->rope.scale_train = c->rope.scale_eval = 1;
-    if (seen(o, n, "--attn")) {
+    if (nl_cli_seen(o, n, "--attn")) {
         if (nl_lm_attn_parse(mo->attn, &c->attn)) return nl_cli_usage_error(cmd, "--attn: %s", nl_last_error());
         if (c->attn == NL_LM_ATTN_CUSTOM) return nl_cli_usage_error(cmd, "--attn: custom attention is for library use only");
     }
-    if (seen(o, n, "--n-global")) c->lminf_global = (int)mo->n_global;
-    if (seen(o, n, "--n-local")) c->lminf_local = (int)mo->n_local;
+    if (nl_cli_seen(o, n, "--n-global")) c->lminf_global = (int)mo->n_global;
+    if (nl_cli_seen(o, n, "--n-local")) c->lminf_local = (int)mo->n_local;
     if (nl_rope_config_check(&c->rope)) return nl_cli_usage_error(cmd, "%s", nl_last_error());
     return NL_CLI_OK;
 }
@@ -306,7 +300,7 @@ static int lm_train(int argc, char **argv) {
     if (save_every > 0 && !save) return nl_cli_usage_error(cmd, "--save-every needs --save FILE");
     if (resume && lines) return nl_cli_usage_error(cmd, "--resume is supported for --task text only");
     if (save && nl_cli_check_output_file(cmd, "--save", save)) return NL_CLI_FAIL;
-    nl_cli_threads(threads, seen(opts, N, "--threads"));
+    nl_cli_threads(threads, nl_cli_seen(opts, N, "--threads"));
 
     nl_lm m;
     nl_lm_config c;
@@ -314,7 +308,7 @@ static int lm_train(int argc, char **argv) {
         if (nl_lm_load(&m, load)) return fail("train");
         c = m.cfg;
         if ((rc = apply_model_opts(cmd, &mo, opts, N, &c, 0))) { nl_lm_free(&m); return rc; }
-        if (seen(opts, N, "--context")) c.context = (int)mo.context;
+        if (nl_cli_seen(opts, N, "--context")) c.context = (int)mo.context;
         if (nl_lm_config_check(&c)) { nl_lm_free(&m); return fail("train"); }
         m.cfg = c; /* position/attention settings and context are not part of the parameters */
     } else {
@@ -441,14 +435,14 @@ static int lm_eval(int argc, char **argv) {
     if (haystack && !lines) return nl_cli_usage_error(cmd, "--haystack is for --task lines");
     if (strcmp(split, "valid") && strcmp(split, "test") && strcmp(split, "train"))
         return nl_cli_usage_error(cmd, "--split: unknown split '%s' (valid|test|train)", split);
-    nl_cli_threads(threads, seen(opts, N, "--threads"));
+    nl_cli_threads(threads, nl_cli_seen(opts, N, "--threads"));
     nl_lm m;
     if (nl_lm_load_opt(&m, load, allow_nonfinite ? NL_LOAD_ALLOW_NONFINITE : 0)) return fail("eval");
     nl_lm_config c = m.cfg;
     if ((rc = apply_model_opts(cmd, &mo, opts, N, &c, 0))) { nl_lm_free(&m); return rc; }
     if (nl_lm_config_check(&c)) { nl_lm_free(&m); return fail("eval"); }
     m.cfg = c;
-    const int64_t T = seen(opts, N, "--context") ? mo.context : m.cfg.context;
+    const int64_t T = nl_cli_seen(opts, N, "--context") ? mo.context : m.cfg.context;
     int status = NL_CLI_OK;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "context", cJSON_CreateNumber((double)T));
@@ -539,7 +533,7 @@ static int lm_generate(int argc, char **argv) {
     if (help) { help_lm_generate(stdout); return NL_CLI_OK; }
     if (!load) return nl_cli_usage_error(cmd, "--load FILE is required");
     if (!prompt || !*prompt) return nl_cli_usage_error(cmd, "--prompt TEXT is required (non-empty)");
-    nl_cli_threads(threads, seen(opts, N, "--threads"));
+    nl_cli_threads(threads, nl_cli_seen(opts, N, "--threads"));
     nl_lm m;
     if (nl_lm_load_opt(&m, load, allow_nonfinite ? NL_LOAD_ALLOW_NONFINITE : 0)) return fail("generate");
     nl_lm_config c = m.cfg;

@@ -30,12 +30,6 @@ static void help_giraffe(FILE *f) {
             "of `nnlab giraffe`. methods/giraffe/README.md has the protocol and the numbers.\n");
 }
 
-static int seen(const nl_cli_opt *o, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(o[i].name, name)) return o[i].seen;
-    return 0;
-}
-
 int nl_giraffe_cli(int argc, char **argv) {
     if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
         help_giraffe(argc < 1 ? stderr : stdout);
@@ -59,7 +53,7 @@ int nl_giraffe_cli(int argc, char **argv) {
     int rc = nl_cli_parse(cmd, argc - 1, argv + 1, opts, N, pos, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) { help_freqs(stdout); return NL_CLI_OK; }
-    if (!seen(opts, N, "--dim")) return nl_cli_usage_error(cmd, "--dim D is required");
+    if (!nl_cli_seen(opts, N, "--dim")) return nl_cli_usage_error(cmd, "--dim D is required");
     if (dim % 2) return nl_cli_usage_error(cmd, "--dim must be even (got %lld)", (long long)dim);
     nl_rope_config c = nl_rope_config_default();
     if (nl_rope_variant_parse(variant, &c.variant)) return nl_cli_usage_error(cmd, "--variant: %s", nl_last_error());

@@ -96,8 +96,8 @@ int cmd_repro(int argc, char **argv) {
     }
     if (n_pos == 0)
         for (int k = 0; k < n_all; k++) sel[n++] = nl_experiment_at(k);
-    nl_cli_threads(threads, opts[3].seen);
-    if (!opts[5].seen) jobs = nl_get_num_threads();   /* default: all cores */
+    nl_cli_threads(threads, nl_cli_seen(opts, N_OPTS, "--threads"));
+    if (!nl_cli_seen(opts, N_OPTS, "--jobs")) jobs = nl_get_num_threads();   /* default: all cores */
     nl_repro_options ro = {full ? NL_MODE_FULL : smoke ? NL_MODE_SMOKE : NL_MODE_QUICK, nl_get_num_threads(), !quiet, out, stdout, (int)jobs};
     nl_repro_entry *en;
     int n_failed;

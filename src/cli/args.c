@@ -160,3 +160,9 @@ int nl_cli_check_output_file(const char *cmd, const char *flag, const char *path
             flag ? flag : "", flag ? " " : "", path ? path : "", why);
     return NL_CLI_FAIL;
 }
+
+int nl_cli_seen(const nl_cli_opt *opts, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(opts[i].name, name)) return opts[i].seen;
+    return 0;
+}
