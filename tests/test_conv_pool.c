@@ -325,6 +325,23 @@ static void test_pool_values(void) {
     NLT_CHECK(y && isnan(nl_item(y)), "NaN propagates");
     nl_ctx_free(c);
     free(xt.data);
+    /* the 2x2 stride-2 fast path (f32): a NaN in one window of a 4x4 plane wins there (and takes the gradient),
+     * the other windows of its row and of the other row are unaffected, ties keep the first element */
+    c = nl_ctx_new(0, 0);
+    xt = mk(NL_F32, 4, 1, 1, 4, 4);
+    const float v[16] = {1, 3, 2, 2, 0, -1, 2, 0, 7, 5, 4, 6, 5, 7, 4, 4};
+    for (int i = 0; i < 16; i++) nl_tensor_set(&xt, i, v[i]);
+    nl_tensor_set(&xt, 7, NAN); /* window (0, 1): {2, 2, 2, NaN} */
+    nl_var *xl = nl_leaf(c, xt, 1);
+    y = nl_maxpool2d(c, xl, 2, 2, 0);
+    NLT_CHECK(y && nl_tensor_get(&y->val, 0) == 3 && isnan(nl_tensor_get(&y->val, 1)) && nl_tensor_get(&y->val, 2) == 7 &&
+                  nl_tensor_get(&y->val, 3) == 6, "fast path values %g %g %g %g", nl_tensor_get(&y->val, 0), nl_tensor_get(&y->val, 1),
+              nl_tensor_get(&y->val, 2), nl_tensor_get(&y->val, 3));
+    NLT_OK(nl_backward(c, nl_sum(c, y, NL_AXIS_ALL, 0)));
+    /* gradients: 3 at index 1, the NaN at 7, the first 7 (index 8, before 13), 6 at 11 */
+    for (int i = 0; i < 16; i++) NLT_NEAR(nl_tensor_get(&xl->grad, i), (i == 1 || i == 7 || i == 8 || i == 11) ? 1 : 0, 0);
+    nl_ctx_free(c);
+    free(xt.data);
 }
 
 /* pooling on multi-image, multi-channel inputs vs a direct loop, strided input */

@@ -40,7 +40,7 @@ typedef struct nl_train_config {
                               * accuracy (0 = off; needs a validation set) */
     int restore_best;        /* with a validation set: put the weights of the best evaluation back at the end */
     const char *checkpoint_path; /* written after every evaluation and at the end (NULL = none) */
-    int64_t eval_batch;      /* batch of evaluations (default 1000) */
+    int64_t eval_batch;      /* batch of evaluations (default 256) */
     double label_smoothing;  /* of the default cross-entropy loss */
     int verbose;             /* 0 silent, 1 progress + epoch lines (nl_progress) */
     int64_t log_every;       /* non-TTY progress lines every this many steps (0 = about 5 per epoch) */
@@ -180,7 +180,7 @@ nl_status nl_train_state_get_optim(const nl_st_file *f, nl_optim *o);
 nl_status nl_model_save_keep_state(const nl_model *m, const char *path, int n_extra, const char *const *keys,
                                    const char *const *vals);
 
-/* Accuracy (fraction in [0, 1]) and mean cross-entropy of m on ds, eval mode, no gradients, batches of 1000.
+/* Accuracy (fraction in [0, 1]) and mean cross-entropy of m on ds, eval mode, no gradients, batches of 256.
  * Either output may be NULL. */
 nl_status nl_evaluate(nl_model *m, const nl_dataset *ds, double *accuracy, double *loss);
 /* Same with a given batch size and an existing context (reset before use). */

@@ -120,10 +120,68 @@ static inline void FN(win)(int64_t o, int64_t stride, int64_t pad, int64_t k, in
     *hi = b > n ? n : b;
 }
 
+/* One step of the window scan: v (at idx) replaces the best so far when larger, or when it is the first NaN. */
+#define POOL_TAKE(v, idx)                                            \
+    do {                                                             \
+        const int take_ = ((v) > best) | (((v) != (v)) & (best == best)); \
+        best = take_ ? (v) : best;                                   \
+        bi = take_ ? (idx) : bi;                                     \
+    } while (0)
+
+/* The common 2x2 stride-2 unpadded case, straight-line: per output row, a NaN-blind pass whose selects compile
+ * to max / blend instructions (the scan order and ties as the general loop: strict > keeps the first maximum),
+ * then the row is redone by the general scan when it held a NaN (which must win). */
+static void FN(maxpool2_fwd)(const pool_geom *g, const T *x, T *y, int32_t *arg) {
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+#pragma omp parallel for schedule(static) if (g->planes > 1 && g->planes * OH * OW * 4 > 32768)
+    for (int64_t pl = 0; pl < g->planes; pl++) {
+        const T *xp = x + pl * H * W;
+        T *yp = y + pl * OH * OW;
+        int32_t *ap = arg ? arg + pl * OH * OW : NULL;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const T *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+            const int32_t base = (int32_t)(2 * oh * W), w32 = (int32_t)W;
+            T *yr = yp + oh * OW;
+            int nan = 0;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                const int32_t i0 = base + (int32_t)(2 * ow);
+                T best = a;
+                int32_t bi = i0;
+                int32_t m = -(int32_t)(b > best); /* all ones when b wins: a mask, not a branch */
+                bi = (bi & ~m) | ((i0 + 1) & m);
+                best = b > best ? b : best;
+                m = -(int32_t)(c > best);
+                bi = (bi & ~m) | ((i0 + w32) & m);
+                best = c > best ? c : best;
+                m = -(int32_t)(d > best);
+                bi = (bi & ~m) | ((i0 + w32 + 1) & m);
+                best = d > best ? d : best;
+                nan |= (a != a) | (b != b) | (c != c) | (d != d);
+                yr[ow] = best;
+                if (ap) ap[oh * OW + ow] = bi;
+            }
+            if (!nan) continue;
+            for (int64_t ow = 0; ow < OW; ow++) { /* the general scan: NaN propagates */
+                int64_t bi = 2 * oh * W + 2 * ow;
+                T best = xp[bi];
+                for (int64_t ih = 2 * oh; ih < 2 * oh + 2; ih++)
+                    for (int64_t iw = 2 * ow; iw < 2 * ow + 2; iw++) POOL_TAKE(xp[ih * W + iw], ih * W + iw);
+                yr[ow] = best;
+                if (ap) ap[oh * OW + ow] = (int32_t)bi;
+            }
+        }
+    }
+}
+
 static void FN(maxpool_fwd)(const pool_geom *g, const void *xv, void *yv, int32_t *arg) {
     const T *x = xv;
     T *y = yv;
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    if (g->k == 2 && g->stride == 2 && g->pad == 0) {
+        FN(maxpool2_fwd)(g, x, y, arg);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (g->planes > 1 && g->planes * OH * OW * g->k * g->k > 32768)
     for (int64_t pl = 0; pl < g->planes; pl++) {
         const T *xp = x + pl * H * W;
@@ -138,10 +196,7 @@ static void FN(maxpool_fwd)(const pool_geom *g, const void *xv, void *yv, int32_
                 int64_t bi = h0 * W + w0;
                 T best = xp[bi];
                 for (int64_t ih = h0; ih < h1; ih++)
-                    for (int64_t iw = w0; iw < w1; iw++) {
-                        T v = xp[ih * W + iw];
-                        if (v > best || (isnan(v) && !isnan(best))) { best = v; bi = ih * W + iw; }
-                    }
+                    for (int64_t iw = w0; iw < w1; iw++) POOL_TAKE(xp[ih * W + iw], ih * W + iw);
                 yp[oh * OW + ow] = best;
                 if (ap) ap[oh * OW + ow] = (int32_t)bi;
             }
@@ -209,6 +264,7 @@ static void FN(avgpool_bwd)(const pool_geom *g, const void *gyv, void *gxv) {
     }
 }
 
+#undef POOL_TAKE
 #undef FN
 #undef POOL_CAT
 #undef POOL_CAT2

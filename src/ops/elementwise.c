@@ -264,6 +264,10 @@ static const char *op_name(int op) {
     X(NL_U_NEG) X(NL_U_EXP) X(NL_U_LOG) X(NL_U_SQRT) X(NL_U_ABS) X(NL_U_TANH) X(NL_U_SIGMOID)   \
     X(NL_U_RELU) X(NL_U_LEAKY_RELU) X(NL_U_GELU) X(NL_U_ERF) X(NL_U_SIN) X(NL_U_COS)            \
     X(NL_U_SIGN) X(NL_U_SQUARE) X(NL_U_SOFTPLUS) X(S_ADD) X(S_MUL) X(S_POW) X(S_RSUB)
+#define UN_CASES_NORELU(X)                                                                     \
+    X(NL_U_NEG) X(NL_U_EXP) X(NL_U_LOG) X(NL_U_SQRT) X(NL_U_ABS) X(NL_U_TANH) X(NL_U_SIGMOID)   \
+    X(NL_U_LEAKY_RELU) X(NL_U_GELU) X(NL_U_ERF) X(NL_U_SIN) X(NL_U_COS)                         \
+    X(NL_U_SIGN) X(NL_U_SQUARE) X(NL_U_SOFTPLUS) X(S_ADD) X(S_MUL) X(S_POW) X(S_RSUB)
 
 #define DEF_UN(T)                                                                              \
     static void un_fwd_##T(int op, const T *x, T *y, int64_t n, double a) {                    \
@@ -273,10 +277,14 @@ static const char *op_name(int op) {
     }                                                                                          \
     static void un_bwd_##T(int op, const T *x, const T *y, const T *g, T *gx, int64_t n, double a) { \
         switch (op) {                                                                          \
-            UN_CASES(UN_BWD_CASE_##T)                                                          \
+            UN_BWD_RELU(T)                                                                     \
+            UN_CASES_NORELU(UN_BWD_CASE_##T)                                                   \
         }                                                                                      \
     }
 #define UN_FWD_CASE_float(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) y[i] = UN_FWD(float, OP, x[i], a); break;
+/* ReLU backward as a select (gx += x > 0 ? g : 0, as PyTorch's threshold_backward): the product g * (x > 0) did
+ * not vectorise and was a tenth of a small CNN's training time. */
+#define UN_BWD_RELU(T) case NL_U_RELU: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += x[i] > 0 ? g[i] : (T)0; break;
 #define UN_BWD_CASE_float(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += g[i] * UN_DER(float, OP, x[i], y[i], a); break;
 #define UN_FWD_CASE_double(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) y[i] = UN_FWD(double, OP, x[i], a); break;
 #define UN_BWD_CASE_double(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += g[i] * UN_DER(double, OP, x[i], y[i], a); break;

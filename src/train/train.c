@@ -11,6 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Images per evaluation batch: small enough that a CNN's activations stay near the cache (1000 was measured 10%
+ * slower in CPU time for the quick CNN, with twice the page faults); nl_evaluate and the training loop's
+ * evaluations use the same batch, so they agree exactly. */
+#define NL_EVAL_BATCH 256
+
 nl_train_config nl_train_defaults(void) {
     nl_train_config c;
     memset(&c, 0, sizeof c);
@@ -18,7 +23,7 @@ nl_train_config nl_train_defaults(void) {
     c.batch = 128;
     c.optim = nl_optim_defaults(NL_OPT_ADAM);
     c.eval_every = 1;
-    c.eval_batch = 1000;
+    c.eval_batch = NL_EVAL_BATCH;
     c.verbose = 1;
     return c;
 }
@@ -92,7 +97,7 @@ done:
 nl_status nl_evaluate(nl_model *m, const nl_dataset *ds, double *accuracy, double *loss) {
     nl_ctx *c = nl_ctx_new(0, 0);
     if (!c) return NL_ENOMEM;
-    nl_status s = nl_evaluate_ex(m, c, ds, 1000, accuracy, loss);
+    nl_status s = nl_evaluate_ex(m, c, ds, NL_EVAL_BATCH, accuracy, loss);
     nl_ctx_free(c);
     return s;
 }
@@ -102,8 +107,8 @@ nl_status nl_model_predict(nl_model *m, const float *x, int64_t n, int32_t *pred
     if (!c) return NL_ENOMEM;
     nl_set_grad_enabled(c, 0);
     nl_status s = NL_OK;
-    for (int64_t i = 0; i < n && !s; i += 1000) {
-        int64_t bs = n - i < 1000 ? n - i : 1000;
+    for (int64_t i = 0; i < n && !s; i += NL_EVAL_BATCH) {
+        int64_t bs = n - i < NL_EVAL_BATCH ? n - i : NL_EVAL_BATCH;
         nl_ctx_reset(c);
         nl_var *lg = nl_model_forward(m, c, nl_model_input(m, c, x + (size_t)i * (size_t)m->in_dim, bs), 0);
         if (!lg) { s = nl_last_status() ? nl_last_status() : NL_EINVAL; break; }
