@@ -5,6 +5,7 @@
 #include "nltest.h"
 #include "powernorm/powernorm.h"
 #include "nnlab/nn.h"
+#include "nnlab/ledger.h"
 
 static int64_t S23[2] = {2, 3}, S3[1] = {3};
 
@@ -431,6 +432,56 @@ static void test_nograd_updates(void) {
     nl_powernorm_free(&pn);
 }
 
+/* ---------- the ledger judge on hand-made results ----------
+ * A result as the entry fills it: paired NLL gains (nats/byte) of the judged norm over LayerNorm and BatchNorm,
+ * mean and SE over n seeds. Rule of each part: mean - t95(n-1) SE > 0.005 (t95(2) = 2.920). */
+static int judge_pn(double g_ln, double se_ln, double g_bn, double se_bn, int n, int *n_parts_pass) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    nl_exp_set(&r, "n_seeds", n);
+    nl_exp_set(&r, "test_ppl_mean", 9.5);
+    nl_exp_set(&r, "test_ppl_se", 0.1);
+    nl_exp_set(&r, "layernorm_ppl_mean", 9.8);
+    nl_exp_set(&r, "batchnorm_ppl_mean", 13.0);
+    nl_exp_set(&r, "gain_vs_ln_mean", g_ln);
+    nl_exp_set(&r, "gain_vs_ln_se", se_ln);
+    nl_exp_set(&r, "gain_vs_bn_mean", g_bn);
+    nl_exp_set(&r, "gain_vs_bn_se", se_bn);
+    char m[600];
+    const int pass = nl_exp_powernorm.judge(&nl_exp_powernorm, &r, NL_MODE_QUICK, m, sizeof m);
+    NLT_CHECK(r.n_parts == 2, "two parts, got %d (%s)", r.n_parts, m);
+    int np = 0;
+    for (int i = 0; i < r.n_parts; i++) np += r.parts[i].pass;
+    if (n_parts_pass) *n_parts_pass = np;
+    NLT_CHECK(pass == nl_exp_parts_pass(&r), "verdict = every part passes");
+    nl_exp_result_free(&r);
+    return pass;
+}
+
+static void test_judge(void) {
+    int np;
+    /* PN: 0.03 +- 0.005 over LN (bound 0.03 - 2.92 * 0.005 = 0.0154 > 0.005), 0.3 +- 0.02 over BN */
+    NLT_CHECK(judge_pn(0.03, 0.005, 0.30, 0.02, 3, &np) == 1 && np == 2, "a clear PN win passes");
+    /* LayerNorm judged against itself: gain exactly 0, SE 0 */
+    NLT_CHECK(judge_pn(0.0, 0.0, 0.25, 0.02, 3, &np) == 0 && np == 1, "layernorm (control) fails beats-layernorm only");
+    /* BatchNorm: worse than LN, 0 against itself */
+    NLT_CHECK(judge_pn(-0.28, 0.02, 0.0, 0.0, 3, &np) == 0 && np == 0, "batchnorm (control) fails both parts");
+    /* RMSNorm ~ LayerNorm (gain within noise), far better than BN */
+    NLT_CHECK(judge_pn(-0.004, 0.004, 0.28, 0.02, 3, &np) == 0 && np == 1, "rmsnorm-like (control) fails");
+    /* a mean gain above the margin whose 95% bound is not: 0.02 - 2.92 * 0.01 = -0.009 */
+    NLT_CHECK(judge_pn(0.02, 0.01, 0.30, 0.02, 3, &np) == 0 && np == 1, "a noisy gain fails");
+    /* a consistent gain below the margin: 0.004 +- 0.0001 */
+    NLT_CHECK(judge_pn(0.004, 0.0001, 0.30, 0.02, 3, &np) == 0, "a gain under the 0.005 margin fails");
+    /* just over the margin at the bound: 0.0055 + 2.92 * 0.0001 */
+    NLT_CHECK(judge_pn(0.0055 + 2.92 * 0.0001, 0.0001, 0.30, 0.02, 3, &np) == 1, "a gain over the margin at the bound passes");
+    /* fewer than 3 seeds or NaN never pass */
+    NLT_CHECK(judge_pn(0.03, 0.005, 0.30, 0.02, 2, &np) == 0, "2 seeds fail");
+    NLT_CHECK(judge_pn(NAN, 0.005, 0.30, 0.02, 3, &np) == 0, "NaN gain fails");
+    NLT_CHECK(judge_pn(0.03, NAN, 0.30, 0.02, 3, &np) == 0, "NaN SE fails");
+    /* PN that does not fix BN (no better than BN) fails even when it beats LN */
+    NLT_CHECK(judge_pn(0.03, 0.005, 0.001, 0.01, 3, &np) == 0 && np == 1, "no gain over BN fails");
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_hand_2x3);
@@ -441,5 +492,6 @@ int main(void) {
     NLT_RUN(test_fd_dx_identities);
     NLT_RUN(test_store_buffers);
     NLT_RUN(test_nograd_updates);
+    NLT_RUN(test_judge);
     return nlt_finish();
 }
