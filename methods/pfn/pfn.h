@@ -254,6 +254,8 @@ typedef struct nl_pfn_eval_result {
     double pfn_on_mcmc[NL_PFN_EVAL_MAX_NS]; /* PFN NLL on the MCMC subset */
     double diff_se[NL_PFN_EVAL_MAX_NS];     /* standard error of the per-dataset mean PFN - exact difference */
     double mcmc_diff_se[NL_PFN_EVAL_MAX_NS];/* the same for PFN - MCMC on the MCMC subset */
+    /* timings: CPU seconds of the process (all its threads; nl_pfn_cpu_seconds), so that a loaded shared machine
+     * does not skew the comparison */
     double pfn_seconds, exact_seconds, mle_seconds, mcmc_seconds;
     double pfn_sec[NL_PFN_EVAL_MAX_NS];     /* PFN seconds per n (all datasets, batched) */
     double mle_sec[NL_PFN_EVAL_MAX_NS], mcmc_sec[NL_PFN_EVAL_MAX_NS]; /* baseline seconds per n (their datasets) */
@@ -262,6 +264,8 @@ typedef struct nl_pfn_eval_result {
 /* Mean NLL per query point vs context size n, on fresh datasets of the prior p (the one the model was trained
  * on): PFN, and the selected baselines. Exact GP uses each dataset's true hyperparameters. n = 0 skips MLE. */
 nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config *ec, nl_pfn_eval_result *r);
+/* CPU seconds used by this process so far (CLOCK_PROCESS_CPUTIME_ID): the clock of nl_pfn_eval's timings. */
+double nl_pfn_cpu_seconds(void);
 /* Re-create the prior recorded in a model (gp-rbf / gp-matern / gp-hyper). */
 nl_status nl_pfn_prior_of_model(const nl_pfn *m, nl_pfn_prior *p);
 
