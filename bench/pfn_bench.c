@@ -7,18 +7,32 @@
  *   MCMC  nl_gpr_mcmc_predict (slice sampling, --warmup + --samples sweeps; the paper's NUTS used 32 or 256),
  * and prints each method's total time and mean NLL per query, and the speed-ups MLE/PFN and MCMC/PFN.
  * The paper (Sec. 5.2) reports > 200x vs MLE-II and 1,000x-8,000x vs NUTS at comparable NLL (GPU PFN, CPU
- * baselines). No timing is asserted.
+ * baselines: GPyTorch/BoTorch MLE-II in Python). The paper's comparison class is a Python GP library, so the same
+ * tasks are also written to a temporary CSV and fitted by scikit-learn's GaussianProcessRegressor (MLE-II,
+ * ConstantKernel * Matern-5/2 + WhiteKernel, --sk-restarts starts; bench/pfn_sklearn.py, /usr/bin/python3 with the
+ * same thread count), run right after in the same CPU; its time per task and NLL are printed beside, with the
+ * ratios sklearn/PFN and sklearn/nnlab-MLE. --no-sklearn skips it. No timing is asserted.
  *
  * The PFN: --load FILE (a gp-hyper PFN, e.g. from `nnlab pfn train --prior gp-hyper` or the full ledger run), or
  * trained here with --steps (default 1500) steps of a small model (E 64, 4 layers). */
+#include <math.h>
 #include "bench_util.h"
 #include "gp/gp.h"
 #include "pfn/pfn.h"
 
+/* CPU seconds of this process (all threads): the clock of every timing here, so that a loaded shared machine does
+ * not skew the ratios (bench/pfn_sklearn.py uses time.process_time, the same clock). */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_pfn_bench [--load FILE | --steps S] [--tasks-per-n N] [--queries Q] [--ns LIST] [--warmup W]\n"
-            "                       [--samples S] [--restarts R] [--iters I] [--threads T] [--seed S]\n");
+            "                       [--samples S] [--restarts R] [--iters I] [--threads T] [--seed S] [--sk-restarts R]\n"
+            "                       [--no-sklearn]\n");
 }
 
 int main(int argc, char **argv) {
@@ -29,6 +43,7 @@ int main(int argc, char **argv) {
     }
     const char *load = NULL;
     int steps = 1500, per_n = 5, queries = 1000, warmup = 32, samples = 32, restarts = 1, iters = 100, threads = 1;
+    int sk_restarts = 1, sklearn = 1;
     uint64_t seed = 7;
     int ns[16] = {5, 10, 20, 30}, n_ns = 4;
     for (int i = 1; i < argc; i++) {
@@ -36,6 +51,10 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             return 0;
+        }
+        if (!strcmp(a, "--no-sklearn")) {
+            sklearn = 0;
+            continue;
         }
         if (!v) {
             usage();
@@ -50,6 +69,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--restarts")) restarts = atoi(v);
         else if (!strcmp(a, "--iters")) iters = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--sk-restarts")) sk_restarts = atoi(v);
         else if (!strcmp(a, "--seed")) seed = (uint64_t)atoll(v);
         else if (!strcmp(a, "--ns")) {
             n_ns = 0;
@@ -64,7 +84,7 @@ int main(int argc, char **argv) {
         }
         i++;
     }
-    if (per_n < 1 || queries < 1 || steps < 0 || warmup < 0 || samples < 1 || restarts < 1 || iters < 1 || threads < 1) {
+    if (per_n < 1 || queries < 1 || steps < 0 || warmup < 0 || samples < 1 || restarts < 1 || iters < 1 || threads < 1 || sk_restarts < 1) {
         usage();
         return 2;
     }
@@ -113,8 +133,12 @@ int main(int argc, char **argv) {
     double *nll = malloc((size_t)queries * sizeof *nll);
     if (!x || !y || !probs || !mean || !var || !nll) return 1;
     printf("\n%4s  %10s %8s  %10s %8s  %10s %8s  %9s %9s\n", "n", "PFN s", "NLL", "MLE s", "NLL", "MCMC s", "NLL", "MLE/PFN", "MCMC/PFN");
-    double T[3] = {0}, L[3] = {0};
+    double T[3] = {0}, L[3] = {0}, Tp[16] = {0}, Tml[16] = {0};
     int tasks = 0;
+    char tpath[] = "/tmp/pfn_bench_tasks_XXXXXX";
+    int tfd = sklearn ? mkstemp(tpath) : -1;
+    FILE *tf = tfd >= 0 ? fdopen(tfd, "w") : NULL;
+    if (sklearn && !tf) fprintf(stderr, "sklearn side skipped: cannot create a temporary file\n");
     for (int i = 0; i < n_ns; i++) {
         int n = ns[i];
         double t[3] = {0}, l[3] = {0};
@@ -128,18 +152,19 @@ int main(int argc, char **argv) {
                 return 1;
             }
             const double *xq = x + n, *yq = y + n;
+            for (int j = 0; tf && j < TT; j++) fprintf(tf, "%d,%d,%d,%.17g,%.17g\n", tasks + k, n, j >= n, x[j], y[j]);
             /* PFN */
-            double t0 = nlb_now();
+            double t0 = cpu_now();
             if (nl_pfn_predict(&m, x, y, n, xq, queries, probs)) {
                 fprintf(stderr, "%s\n", nl_last_error());
                 return 1;
             }
             double s = 0;
             for (int j = 0; j < queries; j++) s += nl_pfn_nll(&m, probs + (int64_t)j * K, yq[j]);
-            t[0] += nlb_now() - t0;
+            t[0] += cpu_now() - t0;
             l[0] += s / queries;
             /* MLE-II (MAP under the hyperprior, as BoTorch's fit) */
-            t0 = nlb_now();
+            t0 = cpu_now();
             nl_gpr_hyper hm = h;
             nl_rng rm;
             nl_rng_init(&rm, seed + 1, (uint64_t)(n * 1000 + k));
@@ -150,31 +175,65 @@ int main(int argc, char **argv) {
             }
             s = 0;
             for (int j = 0; j < queries; j++) s += nll[j];
-            t[1] += nlb_now() - t0;
+            t[1] += cpu_now() - t0;
             l[1] += s / queries;
             /* MCMC */
-            t0 = nlb_now();
+            t0 = cpu_now();
             if (nl_gpr_mcmc_predict(hp, x, y, n, xq, queries, warmup, samples, &rm, mean, var, yq, nll)) {
                 fprintf(stderr, "%s\n", nl_last_error());
                 return 1;
             }
             s = 0;
             for (int j = 0; j < queries; j++) s += nll[j];
-            t[2] += nlb_now() - t0;
+            t[2] += cpu_now() - t0;
             l[2] += s / queries;
         }
         printf("%4d  %10.4f %8.4f  %10.4f %8.4f  %10.4f %8.4f  %9.3g %9.3g\n", n, t[0] / per_n, l[0] / per_n, t[1] / per_n, l[1] / per_n,
                t[2] / per_n, l[2] / per_n, t[1] / t[0], t[2] / t[0]);
         for (int j = 0; j < 3; j++) T[j] += t[j], L[j] += l[j];
+        Tp[i] = t[0] / per_n, Tml[i] = t[1] / per_n;
         tasks += per_n;
     }
     printf("%4s  %10.4f %8.4f  %10.4f %8.4f  %10.4f %8.4f  %9.3g %9.3g\n", "all", T[0] / tasks, L[0] / tasks, T[1] / tasks, L[1] / tasks,
            T[2] / tasks, L[2] / tasks, T[1] / T[0], T[2] / T[0]);
-    printf("\n(seconds are per task: posterior predictive for %d queries; NLL = mean per query)\n", queries);
+    printf("\n(CPU seconds of the process per task: posterior predictive for %d queries; NLL = mean per query)\n", queries);
     printf("speed-up of the PFN (time of the baseline / time of the PFN; < 1 means the PFN is slower): %.3gx vs MLE-II, %.3gx vs "
            "MCMC (%d+%d sweeps)\n",
            T[1] / T[0], T[2] / T[0], warmup, samples);
     printf("mean NLL per query: PFN %.4f, MLE-II %.4f, MCMC %.4f\n", L[0] / tasks, L[1] / tasks, L[2] / tasks);
+    if (tf) { /* the paper's comparison class: MLE-II in a Python GP library, on the same tasks and CPU */
+        fclose(tf);
+        char script[1024], cmd[2048], line[1024];
+        if (!nlb_find_script("pfn_sklearn.py", script, sizeof script)) {
+            fprintf(stderr, "sklearn side skipped: bench/pfn_sklearn.py not found (set NL_SOURCE_DIR to the source tree)\n");
+        } else {
+            snprintf(cmd, sizeof cmd,
+                     "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 '%s' --tasks '%s' --restarts %d 2>&1",
+                     threads, threads, threads, script, tpath, sk_restarts);
+            FILE *pp = popen(cmd, "r");
+            printf("\nscikit-learn GaussianProcessRegressor, MLE-II (Matern-5/2 * constant + white noise, %d start(s)), same tasks, %d thread(s):\n",
+                   sk_restarts, threads);
+            printf("%4s  %10s  %12s  %12s %8s  %11s %13s\n", "n", "PFN s", "nnlab MLE s", "sklearn s", "NLL", "sklearn/PFN", "sklearn/nnlab");
+            while (pp && fgets(line, sizeof line, pp)) {
+                const char *q = strstr(line, "SKLEARN_GP n="), *ts = q ? strstr(q, "seconds_per_task=") : NULL;
+                const char *ln = q ? strstr(q, "nll=") : NULL;
+                if (!q || !ts || !ln) {
+                    fputs(line, stdout);
+                    continue;
+                }
+                double sk = atof(ts + 17), pf = NAN, ml = NAN;
+                int nn = atoi(q + 13), all = !strncmp(q + 13, "all", 3);
+                for (int i = 0; i < n_ns; i++)
+                    if (ns[i] == nn) pf = Tp[i], ml = Tml[i];
+                if (all) pf = T[0] / tasks, ml = T[1] / tasks;
+                if (all) printf("%4s", "all");
+                else printf("%4d", nn);
+                printf("  %10.4f  %12.4f  %12.4f %8.4f  %11.3g %13.3g\n", pf, ml, sk, atof(ln + 4), sk / pf, sk / ml);
+            }
+            if (pp && pclose(pp) != 0) fprintf(stderr, "sklearn side exited with an error\n");
+        }
+        unlink(tpath);
+    }
     free(x), free(y), free(probs), free(mean), free(var), free(nll);
     nl_pfn_free(&m);
     nl_pfn_prior_free(&p);

@@ -317,7 +317,7 @@ static int pfn_eval_cmd(int argc, char **argv) {
             printf("\n");
             gap += (r.pfn[i] - r.exact[i]) / r.n_ns;
         }
-        printf("mean gap PFN - exact GP over n: %+.4f nats; seconds: PFN %.3f, exact %.3f, MLE %.3f, MCMC %.3f\n", gap, r.pfn_seconds,
+        printf("mean gap PFN - exact GP over n: %+.4f nats; CPU seconds: PFN %.3f, exact %.3f, MLE %.3f, MCMC %.3f\n", gap, r.pfn_seconds,
                r.exact_seconds, r.mle_seconds, r.mcmc_seconds);
     }
     nl_pfn_prior_free(&p);

@@ -54,6 +54,7 @@ extern "C" {
 #define NL_PFN_STREAM_INIT ((uint64_t)0xF1A17ULL << 32)   /* parameter init */
 #define NL_PFN_STREAM_DATA ((uint64_t)0xF1DA7ULL << 32)   /* training datasets and splits */
 #define NL_PFN_STREAM_BORDERS ((uint64_t)0xF1B0DULL << 32) /* samples for the bucket borders */
+#define NL_PFN_STREAM_EVAL ((uint64_t)0xF1E7A1ULL << 32)  /* held-out datasets of nl_pfn_eval (+ n) */
 
 /* ---- priors ---- */
 typedef struct nl_pfn_prior nl_pfn_prior;
@@ -237,6 +238,13 @@ typedef struct nl_pfn_eval_config {
     int mle_restarts, mle_iters;  /* nl_gpr_fit_mle (MAP under the hyperprior when there is one) */
     int mcmc_warmup, mcmc_samples;
     int mcmc_datasets;            /* datasets per n for MCMC (its cost; <= datasets; 0 = all) */
+    int mle_datasets;             /* datasets per n for MLE-II (the first ones; <= datasets; 0 = all) */
+    const void *hyperprior;       /* the nl_gpr_hyperprior the MLE-II (MAP) and MCMC baselines use; NULL: the prior's
+                                   * own (gp-hyper), or for a fixed-hyperparameter prior plain ML-II and no MCMC */
+    double *pfn_nll_out;          /* NULL or [n_ns, datasets]: each dataset's mean PFN NLL over its queries */
+    double *exact_nll_out;        /* NULL or [n_ns, datasets]: the same for the exact GP (NL_PFN_BASE_EXACT) */
+    double *mle_nll_out;          /* NULL or [n_ns, datasets]: MLE-II (its first mle_datasets columns; n >= 1) */
+    double *mcmc_nll_out;         /* NULL or [n_ns, datasets]: MCMC (its first mcmc_datasets columns) */
     int verbose;                  /* one progress line per n (nl_progress) */
 } nl_pfn_eval_config;
 typedef struct nl_pfn_eval_result {
@@ -246,11 +254,18 @@ typedef struct nl_pfn_eval_result {
     double pfn_on_mcmc[NL_PFN_EVAL_MAX_NS]; /* PFN NLL on the MCMC subset */
     double diff_se[NL_PFN_EVAL_MAX_NS];     /* standard error of the per-dataset mean PFN - exact difference */
     double mcmc_diff_se[NL_PFN_EVAL_MAX_NS];/* the same for PFN - MCMC on the MCMC subset */
+    /* timings: CPU seconds of the process (all its threads; nl_pfn_cpu_seconds), so that a loaded shared machine
+     * does not skew the comparison */
     double pfn_seconds, exact_seconds, mle_seconds, mcmc_seconds;
+    double pfn_sec[NL_PFN_EVAL_MAX_NS];     /* PFN seconds per n (all datasets, batched) */
+    double mle_sec[NL_PFN_EVAL_MAX_NS], mcmc_sec[NL_PFN_EVAL_MAX_NS]; /* baseline seconds per n (their datasets) */
+    int mle_b, mcmc_b;                      /* datasets per n the MLE-II / MCMC baselines ran on */
 } nl_pfn_eval_result;
 /* Mean NLL per query point vs context size n, on fresh datasets of the prior p (the one the model was trained
  * on): PFN, and the selected baselines. Exact GP uses each dataset's true hyperparameters. n = 0 skips MLE. */
 nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config *ec, nl_pfn_eval_result *r);
+/* CPU seconds used by this process so far (CLOCK_PROCESS_CPUTIME_ID): the clock of nl_pfn_eval's timings. */
+double nl_pfn_cpu_seconds(void);
 /* Re-create the prior recorded in a model (gp-rbf / gp-matern / gp-hyper). */
 nl_status nl_pfn_prior_of_model(const nl_pfn *m, nl_pfn_prior *p);
 
