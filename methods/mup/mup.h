@@ -106,7 +106,7 @@ nl_status nl_mup_coord_batch(const nl_dataset *ds, int64_t batch, float **x, int
  * trained for `steps` steps (batch `batch`, shuffled subset of `n_train` training images, SGD with momentum or
  * Adam) at every LR of the grid lr_k = 2^(log2_lr_lo + k * log2_lr_step), k = 0 .. n_lr-1, from the same init
  * seed and data order. The recorded training loss is the mean minibatch loss of the last avg_last steps (NaN when
- * the run diverged). */
+ * the run diverged; +INFINITY for an LR the search did not run). */
 #define NL_MUP_TRANSFER_MAX_WIDTHS 8
 #define NL_MUP_TRANSFER_MAX_LR 24
 
@@ -121,7 +121,14 @@ typedef struct nl_mup_transfer_config {
     double base_width;          /* muP base width (SP and muP coincide there) */
     int zero_readout;           /* for both SP and muP (as mup's MLP example) */
     int broken;                 /* also sweep muP with NL_PARAM_ABLATE_OUTPUT_MULT */
-    uint64_t seed;
+    uint64_t seed;              /* init and data order (the ledger entry runs seeds 1 .. seeds) */
+    int pool;                   /* 0/1: the images as they are; p > 1: p x p average pooling first (28 x 28 -> 14 x 14) */
+    int share_base;             /* 1: muP and broken muP reuse SP's runs at the base width (where all three are the
+                                 * same network, bit for bit: test_mup checks it with share_base = 0) */
+    int search;                 /* 0: every LR of the grid; 1: a descent on the grid from the previous width's best LR
+                                 * (the grid middle for the first width) until the best LR's neighbours have run (or it is a
+                                 * grid edge); LRs not run are +INFINITY in loss (diverged ones NaN) */
+    int seeds;                  /* ledger entry: seeds 1 .. seeds (nl_mup_transfer_run itself runs cfg->seed only) */
 } nl_mup_transfer_config;
 
 typedef struct nl_mup_transfer_result {
@@ -141,10 +148,17 @@ nl_status nl_mup_transfer_run(const nl_mup_transfer_config *cfg, const nl_datase
  * model has a strictly lower loss than every narrower width. The ledger entry passes when muP has shift <= 1 and
  * widest_best, SP has shift >= 1, and the broken muP does not pass muP's rule. */
 void nl_mup_transfer_summary(const nl_mup_transfer_result *r, int pi, int *shift, int *widest_best);
+/* The interpolated optimum of one loss-vs-LR curve loss[0..n_lr) on the grid log2 lr_k = lo + k * step: the grid
+ * minimum k (NaN = diverged, never the minimum) refined by the vertex of the parabola through k - 1, k, k + 1 (so within
+ * half a grid step of k). *edge = 1 when k is the first or last grid point (the optimum may lie outside the grid: the
+ * grid value is returned) or every LR diverged (NaN returned); a diverged neighbour leaves the grid value. *min_loss:
+ * the parabola's minimum (the grid minimum where no parabola is fitted). */
+double nl_mup_transfer_optimum(const double *loss, int n_lr, double lo, double step, int *edge, double *min_loss);
 
 
 /* ---- registration (methods/mup/method.c, one line in methods/methods.def) ---- */
 extern const nl_experiment nl_exp_mup;
+extern const nl_experiment nl_exp_mup_features;
 extern const nl_method nl_method_mup;
 int nl_mup_cli(int argc, char **argv);   /* `nnlab ...` with the arguments after the command name */
 
