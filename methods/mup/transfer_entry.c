@@ -181,7 +181,7 @@ static const nl_mup_transfer_config mup_full = {
 };
 static const nl_mup_transfer_config mup_smoke = {
     .n_widths = 3, .widths = {8, 32, 128},
-    .n_lr = 6, .log2_lr_lo = -10, .log2_lr_step = 1,
+    .n_lr = 8, .log2_lr_lo = -9, .log2_lr_step = 1,
     .steps = 30, .batch = 16, .n_train = 512, .avg_last = 10,
     .optim = NL_OPT_ADAM, .momentum = 0, .base_width = 8, .zero_readout = 0, .broken = 1, .seed = 1,
     .pool = 4, .share_base = 1, .search = 1, .seeds = 3,
@@ -198,7 +198,7 @@ const nl_experiment nl_exp_mup = {
                   "without the readout 1/width_mult",
     .full_desc = "Fashion-MNIST 4x4-pooled, MLP 49-n-n-10 ReLU, n in {64, 256, 1024}, first 20000 training images, 1000 steps "
                  "of batch 64, Adam, LR 2^-14 .. 2^-5, seeds 1-3; SP vs muP (base width 64); same controls",
-    .smoke_desc = "widths 8, 32, 128 on the first 512 4x4-pooled images, 30 steps of batch 16, LR 2^-10 .. 2^-5, seeds 1-3",
+    .smoke_desc = "widths 8, 32, 128 on the first 512 4x4-pooled images, 30 steps of batch 16, LR 2^-9 .. 2^-2, seeds 1-3",
     .quick = &mup_quick,
     .full = &mup_full,
     .smoke = &mup_smoke,
