@@ -43,7 +43,7 @@ static void help_mup(FILE *f) {
             "\n"
             "lr-transfer sweep options (default: the ledger entry's quick or --full configuration):\n"
             "  --optim sgd|adam --widths LIST --steps N --batch B --train N --avg-last N --lr-lo LOG2 --n-lr N\n"
-            "  --base-width N --zero-readout 0|1 --broken 0|1\n"
+            "  --base-width N --zero-readout 0|1 --broken 0|1 --pool P (P x P average pooling) --seeds S\n"
             "--out DIR writes DIR/ledger.json and DIR/report.html (the curves) as nnlab repro does.\n"
             "\n"
             "examples: nnlab mup coord-check --widths 256,1024,4096 --seeds 3 --out coord\n"
@@ -246,7 +246,7 @@ extern const nl_experiment nl_exp_mup;
 
 static int cmd_transfer(int argc, char **argv) {
     int full = 0;
-    int64_t threads = 0, steps = 0, batch = 0, ntrain = 0, n_lr = 0, base = 0, zero = -1, broken = -1, avg = 0;
+    int64_t threads = 0, steps = 0, batch = 0, ntrain = 0, n_lr = 0, base = 0, zero = -1, broken = -1, avg = 0, pool = 0, seeds = 0;
     double lr_lo = NAN;
     const char *out = NULL, *optim = NULL, *widths_s = NULL;
     nl_cli_opt opts[] = {
@@ -264,6 +264,8 @@ static int cmd_transfer(int argc, char **argv) {
         {"--base-width", NL_OPT_INT, &base, 1, 1 << 20, 0, 0, "N"},
         {"--zero-readout", NL_OPT_INT, &zero, 0, 1, 0, 0, "0|1"},
         {"--broken", NL_OPT_INT, &broken, 0, 1, 0, 0, "0|1"},
+        {"--pool", NL_OPT_INT, &pool, 1, 7, 0, 0, "P"},
+        {"--seeds", NL_OPT_INT, &seeds, 1, 8, 0, 0, "S"},
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
@@ -299,6 +301,8 @@ static int cmd_transfer(int argc, char **argv) {
     if (base) cfg.base_width = (double)base;
     if (zero >= 0) cfg.zero_readout = (int)zero;
     if (broken >= 0) cfg.broken = (int)broken;
+    if (pool) cfg.pool = (int)pool;
+    if (seeds) cfg.seeds = (int)seeds;
     if (custom) {
         e.quick = e.full = &cfg;
         snprintf(err, sizeof err, "custom sweep: %d widths from %lld, %s, %lld steps of batch %lld, LR 2^%g .. 2^%g", cfg.n_widths,
@@ -332,7 +336,7 @@ static int cmd_transfer(int argc, char **argv) {
             printf("%-12s", c->name);
             for (int64_t k = 0; k < c->n; k++) {
                 if (isfinite(c->y[k])) printf(" %7.4f", c->y[k]);
-                else printf(" %7s", "diverge");
+                else printf(" %7s", c->y[k] == INFINITY ? "-" : "diverge");
             }
             printf("\n");
         }

