@@ -81,7 +81,7 @@ static nl_status golub_welsch(int n, const double *a, const double *b, double mu
 
 /* Gauss-Legendre on [-1, 1] (weights sum to 2) and Gauss-Laguerre for e^{-t} on [0, inf) (weights sum to 1). */
 nl_status nl_kquad_legendre(int n, double *x, double *w) {
-    double a[256], b[256];
+    double a[256] = {0}, b[256] = {0}; /* (n <= 256) zero-filled: gcc cannot see that only [0, n) is read */
     for (int k = 0; k < n; k++) { a[k] = 0; b[k] = (k + 1.0) / sqrt(4.0 * (k + 1) * (k + 1) - 1.0); }
     nl_status s = golub_welsch(n, a, b, 2.0, x, w);
     if (s) return s;
@@ -94,7 +94,7 @@ nl_status nl_kquad_legendre(int n, double *x, double *w) {
 }
 
 nl_status nl_kquad_laguerre(int n, double *x, double *w) {
-    double a[256], b[256];
+    double a[256] = {0}, b[256] = {0}; /* (n <= 256) zero-filled: gcc cannot see that only [0, n) is read */
     for (int k = 0; k < n; k++) { a[k] = 2.0 * k + 1.0; b[k] = k + 1.0; }
     return golub_welsch(n, a, b, 1.0, x, w);
 }
