@@ -142,7 +142,7 @@ static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_
     st = nl_lm_corpus_split(buf, n, 0, &tr, &ntr, &va, &nva, &te, &nte);
     free(buf);
     if (st) return st;
-    lmi_meas *me = calloc(NL_LMI_NV, sizeof *me); /* (NV) per-variant measurements */
+    lmi_meas *me = calloc(NL_LM_INFINITE_EXP_NV, sizeof *me); /* (NV) per-variant measurements */
     if (!me) { st = nl_set_error(NL_ENOMEM, "lm-infinite: out of memory"); goto done; }
     nl_lm_config mc = nl_lm_config_default();
     mc.context = L;
@@ -156,20 +156,20 @@ static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_
         const uint64_t seed = 1 + (uint64_t)s;
         nl_lm m;
         /* ---- A: text LM, perplexity ---- */
-        nl_lmi_text_ud tu = {tr, ntr, {0}};
+        nl_lm_infinite_exp_text_ud tu = {tr, ntr, {0}};
         nl_rng_init(&tu.rng, seed, 0x7E47);
-        if ((st = train_model(&m, &mc, seed, cfg->lm_steps, cfg->lm_batch, cfg->lm_lr, nl_lmi_text_batch, &tu, opt->verbose, &la[s])))
+        if ((st = train_model(&m, &mc, seed, cfg->lm_steps, cfg->lm_batch, cfg->lm_lr, nl_lm_infinite_exp_text_batch, &tu, opt->verbose, &la[s])))
             goto done;
         params = (double)nl_lm_num_params(&m);
-        for (int v = 0; v < NL_LMI_NV && !st; v++) {
-            nl_lmi_set_variant(&m, v, cfg->n_global, L, &ud);
+        for (int v = 0; v < NL_LM_INFINITE_EXP_NV && !st; v++) {
+            nl_lm_infinite_exp_set_variant(&m, v, cfg->n_global, L, &ud);
             for (int i = 0; i < cfg->n_lens && !st; i++) {
                 /* within the training window every variant is the same attention (test_lm_infinite_ledger.c
                  * test_variants_in_lm): measured once, with the first variant */
                 if (v > 0 && cfg->lens[i] <= L) { me[v].ppl[s][i] = me[0].ppl[s][i]; continue; }
-                st = nl_lmi_perplexity(&m, te, nte, cfg->lens[i], cfg->eval_tokens, &me[v].ppl[s][i]);
+                st = nl_lm_infinite_exp_perplexity(&m, te, nte, cfg->lens[i], cfg->eval_tokens, &me[v].ppl[s][i]);
                 if (!st && opt->verbose)
-                    nl_progress("  lm-infinite seed %d: %s length %lld: perplexity %.3f", (int)seed, nl_lmi_variant_name[v],
+                    nl_progress("  lm-infinite seed %d: %s length %lld: perplexity %.3f", (int)seed, nl_lm_infinite_exp_variant_name[v],
                                 (long long)cfg->lens[i], me[v].ppl[s][i]);
             }
         }
@@ -177,39 +177,39 @@ static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_
         if (st) goto done;
         /* ---- B: passkey LM (pk_steps 0: not measured in this configuration) ---- */
         if (cfg->pk_steps <= 0) continue;
-        nl_lmi_pk_ud pu;
+        nl_lm_infinite_exp_pk_ud pu;
         nl_rng_init(&pu.rng, seed, 0x1A1F);
         pu.key_max = cfg->key_max;
-        if ((st = train_model(&m, &mc, seed + 1000, cfg->pk_steps, cfg->pk_batch, cfg->pk_lr, nl_lmi_pk_batch, &pu, opt->verbose, &lb[s])))
+        if ((st = train_model(&m, &mc, seed + 1000, cfg->pk_steps, cfg->pk_batch, cfg->pk_lr, nl_lm_infinite_exp_pk_batch, &pu, opt->verbose, &lb[s])))
             goto done;
-        for (int v = 0; v < NL_LMI_NV && !st; v++) {
-            nl_lmi_set_variant(&m, v, cfg->n_global, L, &ud);
-            st = nl_lmi_passkey_acc(&m, L - 10, cfg->passkey_n, seed, 0x9A55, 0, 0, cfg->key_max, &me[v].pk_in[s], NULL);
+        for (int v = 0; v < NL_LM_INFINITE_EXP_NV && !st; v++) {
+            nl_lm_infinite_exp_set_variant(&m, v, cfg->n_global, L, &ud);
+            st = nl_lm_infinite_exp_passkey_acc(&m, L - 10, cfg->passkey_n, seed, 0x9A55, 0, 0, cfg->key_max, &me[v].pk_in[s], NULL);
             for (int d = 0; d < cfg->n_dist && !st; d++)
-                st = nl_lmi_passkey_acc(&m, (int64_t)cfg->pk_mult * L, cfg->passkey_n, seed, 0x9B00 + (uint64_t)d,
+                st = nl_lm_infinite_exp_passkey_acc(&m, (int64_t)cfg->pk_mult * L, cfg->passkey_n, seed, 0x9B00 + (uint64_t)d,
                                         (int64_t)llround(cfg->dist[d] * L), L, cfg->key_max, &me[v].pk_out[s][d], NULL);
             if (!st && opt->verbose)
                 nl_progress("  lm-infinite seed %d: %s passkey in-length %.2f, beyond (first distance) %.2f", (int)seed,
-                            nl_lmi_variant_name[v], me[v].pk_in[s], me[v].pk_out[s][0]);
+                            nl_lm_infinite_exp_variant_name[v], me[v].pk_in[s], me[v].pk_out[s][0]);
         }
         nl_lm_free(&m);
         if (st) goto done;
     }
-    fill_result(out, cfg, &me[NL_LMI_LMINF], &me[NL_LMI_VANILLA]);
-    for (int v = 1; v < NL_LMI_NV; v++) {
-        nl_exp_result *c = nl_exp_control_add(out, nl_lmi_variant_name[v], nl_lmi_variant_kind[v], nl_lmi_variant_what[v]);
+    fill_result(out, cfg, &me[NL_LM_INFINITE_EXP_LMINF], &me[NL_LM_INFINITE_EXP_VANILLA]);
+    for (int v = 1; v < NL_LM_INFINITE_EXP_NV; v++) {
+        nl_exp_result *c = nl_exp_control_add(out, nl_lm_infinite_exp_variant_name[v], nl_lm_infinite_exp_variant_kind[v], nl_lm_infinite_exp_variant_what[v]);
         if (!c) { st = nl_set_error(NL_ENOMEM, "lm-infinite: out of memory"); goto done; }
-        fill_result(c, cfg, &me[v], &me[NL_LMI_VANILLA]);
+        fill_result(c, cfg, &me[v], &me[NL_LM_INFINITE_EXP_VANILLA]);
     }
     set_ms(out, "lm_train_loss", la, k);
     if (cfg->pk_steps > 0) set_ms(out, "pk_train_loss", lb, k);
     nl_exp_set(out, "params", params);
-    for (int v = 0; v < NL_LMI_NV; v++) {
-        nl_curve *pc = nl_exp_curve(out, "Perplexity vs evaluation length (mean over seeds)", nl_lmi_variant_name[v], "length (bytes)",
+    for (int v = 0; v < NL_LM_INFINITE_EXP_NV; v++) {
+        nl_curve *pc = nl_exp_curve(out, "Perplexity vs evaluation length (mean over seeds)", nl_lm_infinite_exp_variant_name[v], "length (bytes)",
                                     "perplexity (bytes)");
         nl_curve *kc = cfg->pk_steps <= 0 ? NULL
                                           : nl_exp_curve(out, "Passkey accuracy, needle outside the window (mean over seeds)",
-                                                         nl_lmi_variant_name[v], "key distance before the question (bytes)", "accuracy");
+                                                         nl_lm_infinite_exp_variant_name[v], "key distance before the question (bytes)", "accuracy");
         for (int i = 0; i < cfg->n_lens; i++) {
             double x = 0;
             for (int s = 0; s < k; s++) x += me[v].ppl[s][i] / k;

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const nl_lmi_variant_name[NL_LMI_NV] = {"lm-infinite", "vanilla", "no-global-tokens", "no-distance-limit"};
-const char *const nl_lmi_variant_kind[NL_LMI_NV] = {"main", "baseline", "generic", "broken"};
-const char *const nl_lmi_variant_what[NL_LMI_NV] = {
+const char *const nl_lm_infinite_exp_variant_name[NL_LM_INFINITE_EXP_NV] = {"lm-infinite", "vanilla", "no-global-tokens", "no-distance-limit"};
+const char *const nl_lm_infinite_exp_variant_kind[NL_LM_INFINITE_EXP_NV] = {"main", "baseline", "generic", "broken"};
+const char *const nl_lm_infinite_exp_variant_what[NL_LM_INFINITE_EXP_NV] = {
     "Lambda mask (n_global starting tokens + n_local = L window) with distance limit L",
     "full causal RoPE attention (the baseline the paper beats: positions beyond L were never seen)",
     "sliding window of L tokens only (Lambda mask without its global tokens: a generic substitute)",
@@ -21,15 +21,15 @@ const char *const nl_lmi_variant_what[NL_LMI_NV] = {
  * "The sky glows. The pass key is: 1234567. The sky glows. ... The pass key is:" -> " 1234567." */
 static const nl_lm_infinite_passkey_text lmi_text = {"", "The sky glows.", "The pass key is: {K}.", "The pass key is:"};
 
-void nl_lmi_set_variant(nl_lm *m, int v, int n_global, int L, nl_lm_infinite_cfg *ud) {
+void nl_lm_infinite_exp_set_variant(nl_lm *m, int v, int n_global, int L, nl_lm_infinite_cfg *ud) {
     m->cfg.attn_fn = NULL;
     m->cfg.attn_ud = NULL;
     m->cfg.lminf_global = n_global;
     m->cfg.lminf_local = L;
     switch (v) {
-    case NL_LMI_VANILLA: m->cfg.attn = NL_LM_ATTN_VANILLA; break;
-    case NL_LMI_NOGLOBAL: m->cfg.attn = NL_LM_ATTN_LMINF; m->cfg.lminf_global = 0; break;
-    case NL_LMI_NOLIMIT:
+    case NL_LM_INFINITE_EXP_VANILLA: m->cfg.attn = NL_LM_ATTN_VANILLA; break;
+    case NL_LM_INFINITE_EXP_NOGLOBAL: m->cfg.attn = NL_LM_ATTN_LMINF; m->cfg.lminf_global = 0; break;
+    case NL_LM_INFINITE_EXP_NOLIMIT:
         ud->n_global = n_global;
         ud->n_local = L;
         ud->limit = NL_LM_INFINITE_NO_LIMIT;
@@ -41,20 +41,20 @@ void nl_lmi_set_variant(nl_lm *m, int v, int n_global, int L, nl_lm_infinite_cfg
     }
 }
 
-nl_status nl_lmi_text_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
-    nl_lmi_text_ud *u = ud;
+nl_status nl_lm_infinite_exp_text_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
+    nl_lm_infinite_exp_text_ud *u = ud;
     (void)step;
     if (u->n < T + 1) return nl_set_error(NL_EINVAL, "lm-infinite: %lld training bytes, fewer than a window", (long long)u->n);
     for (int64_t b = 0; b < B; b++) {
         const int64_t s = nl_rng_below(&u->rng, (uint64_t)(u->n - T));
-        ids[b * T] = NL_LMI_BOS;
+        ids[b * T] = NL_LM_INFINITE_EXP_BOS;
         for (int64_t i = 1; i < T; i++) ids[b * T + i] = u->tok[s + i - 1];
         for (int64_t i = 0; i < T; i++) tg[b * T + i] = u->tok[s + i];
     }
     return NL_OK;
 }
 
-nl_status nl_lmi_perplexity(nl_lm *m, const int32_t *tok, int64_t n, int64_t T, int64_t n_pred, double *ppl) {
+nl_status nl_lm_infinite_exp_perplexity(nl_lm *m, const int32_t *tok, int64_t n, int64_t T, int64_t n_pred, double *ppl) {
     int64_t nw = n_pred / T;
     if (nw < 1) nw = 1;
     if (nw * T > n) return nl_set_error(NL_EINVAL, "lm-infinite: %lld test bytes, fewer than %lld windows of %lld", (long long)n, (long long)nw, (long long)T);
@@ -70,7 +70,7 @@ nl_status nl_lmi_perplexity(nl_lm *m, const int32_t *tok, int64_t n, int64_t T, 
         const int64_t bs = nw - w0 < batch ? nw - w0 : batch;
         for (int64_t b = 0; b < bs; b++) {
             const int32_t *src = tok + (w0 + b) * T;
-            ids[b * T] = NL_LMI_BOS;
+            ids[b * T] = NL_LM_INFINITE_EXP_BOS;
             memcpy(ids + b * T + 1, src, sizeof(int32_t) * (size_t)(T - 1));
             memcpy(tg + b * T, src, sizeof(int32_t) * (size_t)T);
         }
@@ -87,8 +87,8 @@ done:
     return st;
 }
 
-nl_status nl_lmi_pk_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
-    nl_lmi_pk_ud *u = ud;
+nl_status nl_lm_infinite_exp_pk_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
+    nl_lm_infinite_exp_pk_ud *u = ud;
     (void)step;
     for (int64_t b = 0; b < B; b++) {
         int32_t *id = ids + b * T, *t = tg + b * T;
@@ -99,7 +99,7 @@ nl_status nl_lmi_pk_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t 
         if (st) return st;
         char seq[512];
         const int np = 1 + (int)strlen(s.prompt); /* with the BOS byte */
-        int n = snprintf(seq, sizeof seq, "%c%s %lld.", NL_LMI_BOS, s.prompt, (long long)s.key);
+        int n = snprintf(seq, sizeof seq, "%c%s %lld.", NL_LM_INFINITE_EXP_BOS, s.prompt, (long long)s.key);
         nl_lm_infinite_passkey_sample_free(&s);
         if (n > T + 1) n = (int)T + 1;
         for (int64_t i = 0; i < T; i++) {
@@ -142,7 +142,7 @@ static nl_status pk_prompt(int64_t target, int64_t dist, int64_t min_dist, int64
     return NL_OK;
 }
 
-nl_status nl_lmi_passkey_acc(nl_lm *m, int64_t target, int n, uint64_t seed, uint64_t stream, int64_t dist, int64_t min_dist,
+nl_status nl_lm_infinite_exp_passkey_acc(nl_lm *m, int64_t target, int n, uint64_t seed, uint64_t stream, int64_t dist, int64_t min_dist,
                              int64_t key_max, double *acc, double *mean_dist) {
     if (n < 1 || key_max < 2) return nl_set_error(NL_EINVAL, "lm-infinite passkey: need n >= 1 and key_max >= 2");
     nl_rng rng;
@@ -170,7 +170,7 @@ nl_status nl_lmi_passkey_acc(nl_lm *m, int64_t target, int n, uint64_t seed, uin
             char seq[64];
             const int64_t np = (int64_t)strlen(s.prompt), na = snprintf(seq, sizeof seq, " %lld.", (long long)keys[b]);
             if (np + 1 + na > Tmax) { nl_lm_infinite_passkey_sample_free(&s); st = nl_set_error(NL_ESTATE, "lm-infinite passkey: prompt too long"); goto done; }
-            ids[b * Tmax] = NL_LMI_BOS;
+            ids[b * Tmax] = NL_LM_INFINITE_EXP_BOS;
             for (int64_t i = 0; i < np; i++) ids[b * Tmax + 1 + i] = (uint8_t)s.prompt[i];
             for (int64_t i = 0; i < na; i++) ids[b * Tmax + 1 + np + i] = (uint8_t)seq[i];
             for (int64_t i = 1 + np + na; i < Tmax; i++) ids[b * Tmax + i] = '\n';

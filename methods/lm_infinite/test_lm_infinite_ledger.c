@@ -110,17 +110,17 @@ static void test_variants_in_lm(void) {
     for (int i = 0; i < 40; i++) ids[i] = (i * 7 + 3) % 20;
     nl_ctx *cx = nl_ctx_new(0, 0);
     nl_lm_infinite_cfg ud;
-    nl_var *y[NL_LMI_NV], *yl[NL_LMI_NV];
-    for (int v = 0; v < NL_LMI_NV; v++) {
-        nl_lmi_set_variant(&m, v, 2, 8, &ud);
+    nl_var *y[NL_LM_INFINITE_EXP_NV], *yl[NL_LM_INFINITE_EXP_NV];
+    for (int v = 0; v < NL_LM_INFINITE_EXP_NV; v++) {
+        nl_lm_infinite_exp_set_variant(&m, v, 2, 8, &ud);
         y[v] = nl_lm_forward(&m, cx, ids, 1, 8, 0);
         yl[v] = nl_lm_forward(&m, cx, ids, 1, 40, 0);
-        NLT_CHECK(y[v] && yl[v], "variant %s: %s", nl_lmi_variant_name[v], nl_last_error());
+        NLT_CHECK(y[v] && yl[v], "variant %s: %s", nl_lm_infinite_exp_variant_name[v], nl_last_error());
     }
-    for (int v = 1; v < NL_LMI_NV; v++)
+    for (int v = 1; v < NL_LM_INFINITE_EXP_NV; v++)
         if (y[v] && y[0] && yl[v] && yl[0]) {
-            NLT_CHECK(maxdiff(&y[v]->val, &y[0]->val) < 1e-5, "%s == lm-infinite within the window", nl_lmi_variant_name[v]);
-            NLT_CHECK(maxdiff(&yl[v]->val, &yl[0]->val) > 1e-4, "%s != lm-infinite at 5x the window", nl_lmi_variant_name[v]);
+            NLT_CHECK(maxdiff(&y[v]->val, &y[0]->val) < 1e-5, "%s == lm-infinite within the window", nl_lm_infinite_exp_variant_name[v]);
+            NLT_CHECK(maxdiff(&yl[v]->val, &yl[0]->val) > 1e-4, "%s != lm-infinite at 5x the window", nl_lm_infinite_exp_variant_name[v]);
         }
     nl_ctx_free(cx);
     nl_lm_free(&m);
@@ -133,10 +133,10 @@ static void test_passkey_scorer(void) {
     nl_lm m;
     NLT_OK(nl_lm_init(&m, &c, 5));
     double acc = -1, md = 0;
-    NLT_OK(nl_lmi_passkey_acc(&m, 256, 6, 1, 1, 100, 64, 10000000, &acc, &md));
+    NLT_OK(nl_lm_infinite_exp_passkey_acc(&m, 256, 6, 1, 1, 100, 64, 10000000, &acc, &md));
     NLT_CHECK(acc >= 0 && acc <= 1, "accuracy %g", acc);
     NLT_CHECK(md >= 64 && fabs(md - 100) <= 8, "key distance %g: outside the 64 window, near 100", md);
-    NLT_CHECK(nl_lmi_passkey_acc(&m, 256, 2, 1, 1, 400, 64, 100, &acc, &md) != NL_OK, "a distance beyond the prompt is refused");
+    NLT_CHECK(nl_lm_infinite_exp_passkey_acc(&m, 256, 2, 1, 1, 400, 64, 100, &acc, &md) != NL_OK, "a distance beyond the prompt is refused");
     nl_lm_free(&m);
 }
 
