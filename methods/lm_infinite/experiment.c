@@ -1,141 +1,139 @@
-/* Ledger entry `lm-infinite` (Han et al. 2023). Two byte-level RoPE transformer LMs (include/transformer/transformer.h,
- * same architecture) are trained at context L = 128 with vanilla causal attention:
+/* Ledger entry `lm-infinite` (Han et al. 2023), schema v2 (docs/repro.md). Per seed, two byte-level RoPE transformer
+ * LMs (transformer/transformer.h, same architecture) are trained at context L with vanilla causal attention, every
+ * window starting with a BOS byte (as an LLM's sequences start with <s>):
  *   A: on text (KJV + fortunes train split);
- *   B: on passkey prompts of at most L bytes (a byte-level variant of the task's text; loss on the answer only),
- *      so that it learns the retrieval in-length;
- * then evaluated, without any parameter change, with
- *   vanilla attention (RoPE extrapolation: positions beyond L were never seen) and
- *   LM-Infinite (Lambda mask: n_global = 4 starting tokens + a local window of n_local = L tokens, distance limit L)
- * at lengths L .. 32 L:
- *   - A: perplexity of held-out text (test split, the same eval_tokens predictions at every length: windows of
- *     T + 1 tokens, every prediction scored, so most predictions of a long window sit far beyond L);
- *   - B: passkey accuracy (longctx.h nl_lm_infinite_passkey_eval: needle at a uniform depth, as the paper) and with the needle
- *     near the end (two fillers before the question, i.e. inside the local window at every length).
- * Pass rule: LM-Infinite's perplexity stays within 10% of its in-length value at every length up to 32 L; vanilla
- * perplexity at 32 L is at least 1.5x its in-length value (explodes); beyond L, LM-Infinite's mean passkey
- * accuracy with the needle near the end is >= 0.5 and >= vanilla's + 0.3, and at uniform depth it is not below
- * vanilla's. At uniform depth LM-Infinite cannot see a needle outside the window (n_global + n_local tokens;
- * a 2-layer model relays little beyond it), so its accuracy is bounded by the chance that the needle falls in the
- * last n_local tokens (about 128/T): reported, not required to be large. */
+ *   B: on passkey prompts of at most L bytes (a byte-level variant of the task's text; loss on the answer only);
+ * then evaluated, without any parameter change, with four attention variants (ledger_eval.h):
+ *   lm-infinite        Lambda mask (n_global starting tokens + a window of n_local = L) with distance limit L — the
+ *                      main result;
+ *   vanilla            full causal RoPE attention (control: the baseline the paper beats);
+ *   no-global-tokens   the window alone (control: a generic sliding-window substitute);
+ *   no-distance-limit  the Lambda mask with the global tokens at their true distance (control: broken variant).
+ * Measured per variant, mean +- SE over the seeds: A's perplexity of held-out text at lengths L .. 32 L (the same
+ * predicted bytes at every length); B's passkey accuracy in-length (T = L, uniform depth) and beyond it (prompts of
+ * pk_mult L bytes with the key at several distances d in (L, 2L) before the question: outside the local window).
+ * The judge (the same for the main result and every control), one-sided 95% bounds mean -+ t95(k-1) SE over k seeds:
+ *   ppl-flat           max over T of ppl(T) / ppl(L): upper bound <= 1 + flat_margin;
+ *   vanilla-explodes   vanilla's ppl(32 L) / ppl(L): lower bound >= explode_min;
+ *   passkey-in-length  accuracy at T = L: lower bound >= pk_in_min (the model has learned the task);
+ *   passkey-beyond     accuracy with the needle outside the window, mean over distances: lower bound >= pk_out_min,
+ *                      and (paired over seeds) the gain over vanilla's: lower bound >= pk_gain_min.
+ * The passkey statements are judged only in configurations that train the passkey model (pk_steps > 0: full and
+ * smoke); the quick configuration cannot afford one within its 50 s of CPU and judges the perplexity statements. */
 #include "nnlab/ledger.h"
-#include "lm_infinite/lm_infinite.h"
-#include "transformer/transformer.h"
+#include "lm_infinite/ledger_eval.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LMI_MAX_LENS 8
+#define LMI_MAX_DIST 4
+#define LMI_MAX_SEEDS 8
 
 typedef struct lminf_cfg {
     int context;                 /* training length L */
     int d_model, n_layers, n_heads;
+    int n_seeds;                 /* seeds 1..n_seeds (models A and B of each) */
     int64_t lm_steps, lm_batch;  /* model A (text) */
     double lm_lr;
     int64_t pk_steps, pk_batch;  /* model B (passkey prompts) */
     double pk_lr;
     int n_lens;
-    int64_t lens[LMI_MAX_LENS];  /* evaluation lengths (lens[0] = L) */
-    int64_t eval_tokens;         /* predictions per perplexity point */
-    int passkey_n;               /* passkey prompts per length and depth */
-    int64_t key_max;             /* keys uniform in [1, key_max) (the task's 1e7 is 7 digits) */
-    int n_global;                /* LM-Infinite starting tokens */
-    uint64_t seed;
+    int64_t lens[LMI_MAX_LENS];  /* evaluation lengths (lens[0] = L, the last 32 L) */
+    int64_t eval_tokens;         /* predicted bytes per perplexity point */
+    int passkey_n;               /* passkey prompts per point */
+    int pk_mult;                 /* beyond-window prompts are pk_mult L bytes */
+    int n_dist;
+    double dist[LMI_MAX_DIST];   /* key distances before the question, in units of L (each > 1: outside the window) */
+    int64_t key_max;             /* keys uniform in [1, key_max) (the task's 1e7: 7 digits) */
+    int n_global;                /* LM-Infinite starting tokens (the BOS byte and the next ones) */
+    /* the rule */
+    double flat_margin, explode_min, pk_in_min, pk_out_min, pk_gain_min;
 } lminf_cfg;
 
-/* byte-level variant of the task text (the repository's full text does not fit a 128-byte training window):
- * "The sky glows. The pass key is: 1234567. The sky glows. ... The pass key is:" -> " 1234567."
- * (": " occurs only before the key, so the byte before the answer identifies the needle's position) */
-static const nl_lm_infinite_passkey_text lmi_text = {
-    "",
-    "The sky glows.",
-    "The pass key is: {K}.",
-    "The pass key is:",
-};
-
+/* per-seed measurements of one variant */
 typedef struct {
-    nl_rng rng;
-    int64_t key_max;
-} lmi_batch_ud;
+    double ppl[LMI_MAX_SEEDS][LMI_MAX_LENS];
+    double pk_in[LMI_MAX_SEEDS], pk_out[LMI_MAX_SEEDS][LMI_MAX_DIST];
+} lmi_meas;
 
-/* passkey rows: a prompt of 60..L-10 bytes followed by " K." and padding, targets only on the answer " K." (the
- * filler is a fixed sentence, memorised rather than copied, and would otherwise dominate the loss) */
-static nl_status lmi_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *tg) {
-    lmi_batch_ud *u = ud;
-    for (int64_t b = 0; b < B; b++) {
-        int32_t *id = ids + b * T, *t = tg + b * T;
-        const int64_t lo = 60 < T - 10 ? 60 : T - 10, plen = lo + nl_rng_below(&u->rng, T - 10 - lo + 1);
-        nl_lm_infinite_passkey_sample s;
-        const int64_t key = 1 + nl_rng_below(&u->rng, u->key_max - 1);
-        nl_status st = nl_lm_infinite_passkey_make(&lmi_text, plen, NULL, NULL, -1, key, &u->rng, &s);
-        if (st) return st;
-        char seq[512];
-        const int np = (int)strlen(s.prompt);
-        int n = snprintf(seq, sizeof seq, "%s %lld.", s.prompt, (long long)s.key);
-        nl_lm_infinite_passkey_sample_free(&s);
-        if (n > T + 1) n = (int)T + 1;
-        for (int64_t i = 0; i < T; i++) {
-            id[i] = i < n ? (uint8_t)seq[i] : '\n';
-            t[i] = i + 1 < n && i + 1 >= np ? (uint8_t)seq[i + 1] : -1;
-        }
-    }
-    (void)step;
-    return NL_OK;
+static void set_ms(nl_exp_result *r, const char *name, const double *x, int k) {
+    double m, se;
+    char b[64];
+    nl_stats_mean_se(x, k, &m, &se);
+    snprintf(b, sizeof b, "%s_mean", name);
+    nl_exp_set(r, b, m);
+    snprintf(b, sizeof b, "%s_se", name);
+    nl_exp_set(r, b, se);
 }
 
-/* generate callback for nl_lm_infinite_passkey_eval: greedy continuation of the byte prompt */
-static nl_status lmi_generate(void *ud, const char *prompt, char *out, size_t cap) {
-    nl_lm *m = ud;
-    const int64_t n = (int64_t)strlen(prompt);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1)), gen[16];
-    if (!ids) return nl_set_error(NL_ENOMEM, "passkey generate: out of memory");
-    for (int64_t i = 0; i < n; i++) ids[i] = (uint8_t)prompt[i];
-    nl_lm_sample_opts o = {0.0, 0, -1, 1};
-    int64_t ng = 0;
-    nl_status st = nl_lm_generate(m, ids, n, 10, &o, NULL, gen, &ng);
-    free(ids);
+/* the judged metrics of variant v (same names for the main result and every control) */
+static void fill_result(nl_exp_result *r, const lminf_cfg *cfg, const lmi_meas *me, const lmi_meas *van) {
+    const int k = cfg->n_seeds, last = cfg->n_lens - 1;
+    double x[LMI_MAX_SEEDS], y[LMI_MAX_SEEDS];
+    char name[64];
+    r->seeds = k;
+    nl_exp_set(r, "n_seeds", k);
+    nl_exp_set(r, "context", cfg->context);
+    nl_exp_set(r, "n_lens", cfg->n_lens);
+    for (int i = 0; i < cfg->n_lens; i++) {
+        snprintf(name, sizeof name, "ppl_%lld", (long long)cfg->lens[i]);
+        for (int s = 0; s < k; s++) x[s] = me->ppl[s][i];
+        set_ms(r, name, x, k);
+    }
+    for (int s = 0; s < k; s++) {
+        x[s] = 0;
+        for (int i = 0; i < cfg->n_lens; i++) x[s] = fmax(x[s], me->ppl[s][i] / me->ppl[s][0]);
+        y[s] = van->ppl[s][last] / van->ppl[s][0];
+    }
+    set_ms(r, "ppl_max_ratio", x, k);
+    set_ms(r, "vanilla_ratio_32x", y, k);
+    for (int s = 0; s < k; s++) x[s] = me->ppl[s][last] / me->ppl[s][0];
+    set_ms(r, "ppl_ratio_32x", x, k);
+    if (cfg->pk_steps <= 0) return; /* passkey not measured: no passkey metrics, the judge leaves those parts out */
+    set_ms(r, "pk_in", me->pk_in, k);
+    for (int d = 0; d < cfg->n_dist; d++) {
+        snprintf(name, sizeof name, "pk_out_d%d", d);
+        for (int s = 0; s < k; s++) x[s] = me->pk_out[s][d];
+        set_ms(r, name, x, k);
+    }
+    for (int s = 0; s < k; s++) {
+        x[s] = y[s] = 0;
+        for (int d = 0; d < cfg->n_dist; d++) { x[s] += me->pk_out[s][d] / cfg->n_dist; y[s] += van->pk_out[s][d] / cfg->n_dist; }
+    }
+    set_ms(r, "pk_out", x, k);
+    set_ms(r, "vanilla_pk_out", y, k);
+    double md, sed;
+    nl_stats_paired_t(x, y, k, &md, &sed);
+    nl_exp_set(r, "pk_gain_mean", md);
+    nl_exp_set(r, "pk_gain_se", sed);
+}
+
+static nl_status train_model(nl_lm *m, const nl_lm_config *mc, uint64_t seed, int64_t steps, int64_t batch, double lr,
+                             nl_lm_batch_fn fn, void *ud, int verbose, double *loss) {
+    nl_status st = nl_lm_init(m, mc, seed);
     if (st) return st;
-    size_t k = 0;
-    for (int64_t i = 0; i < ng && k + 1 < cap; i++) out[k++] = (char)(gen[i] ? gen[i] : ' ');
-    out[k] = 0;
-    return NL_OK;
-}
-
-static void set_attention(nl_lm *m, int lminf, const lminf_cfg *cfg) {
-    m->cfg.attn = lminf ? NL_LM_ATTN_LMINF : NL_LM_ATTN_VANILLA;
-    m->cfg.lminf_global = cfg->n_global;
-    m->cfg.lminf_local = cfg->context;
-}
-
-/* passkey accuracy of n prompts of target bytes (keys uniform in [1, key_max)): needle at a uniform depth
- * (near = 0, the paper's protocol, as nl_lm_infinite_passkey_eval) or near the end (near = 1: two fillers between the needle
- * and the question, i.e. inside the local window at every length) */
-static nl_status passkey_acc(nl_lm *m, int64_t target, int n, uint64_t seed, int near, int64_t key_max, double *acc) {
-    nl_rng rng;
-    nl_rng_init(&rng, seed, near ? 0x9EA5 : 0x9A55);
-    int ok = 0;
-    for (int i = 0; i < n; i++) {
-        nl_lm_infinite_passkey_sample s;
-        int64_t at = -1;
-        nl_status st;
-        if (near) {
-            if ((st = nl_lm_infinite_passkey_make(&lmi_text, target, NULL, NULL, 0, key_max - 1, NULL, &s))) return st; /* n_distract */
-            at = s.n_distract >= 2 ? s.n_distract - 2 : 0;
-            nl_lm_infinite_passkey_sample_free(&s);
-        }
-        const int64_t key = 1 + nl_rng_below(&rng, key_max - 1);
-        if ((st = nl_lm_infinite_passkey_make(&lmi_text, target, NULL, NULL, at, key, &rng, &s))) return st;
-        char out[64];
-        if ((st = lmi_generate(m, s.prompt, out, sizeof out))) { nl_lm_infinite_passkey_sample_free(&s); return st; }
-        ok += nl_lm_infinite_passkey_correct(out, s.key);
-        nl_lm_infinite_passkey_sample_free(&s);
-    }
-    *acc = (double)ok / n;
+    nl_lm_train_config tc = nl_lm_train_defaults();
+    tc.steps = steps;
+    tc.batch = batch;
+    tc.lr = lr;
+    tc.seed = seed;
+    tc.verbose = verbose;
+    tc.log_every = 100;
+    tc.batch_fn = fn;
+    tc.batch_ud = ud;
+    nl_lm_train_result trr;
+    if ((st = nl_lm_train(m, &tc, &trr))) { nl_lm_free(m); return st; }
+    *loss = trr.final_loss;
     return NL_OK;
 }
 
 static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
+    (void)e;
     const lminf_cfg *cfg = config;
+    const int k = cfg->n_seeds, L = cfg->context;
+    if (k < 1 || k > LMI_MAX_SEEDS) return nl_set_error(NL_EINVAL, "lm-infinite: 1..%d seeds", LMI_MAX_SEEDS);
     uint8_t *buf = NULL;
     int64_t n = 0, ntr, nva, nte;
     int32_t *tr = NULL, *va = NULL, *te = NULL;
@@ -144,97 +142,92 @@ static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_
     st = nl_lm_corpus_split(buf, n, 0, &tr, &ntr, &va, &nva, &te, &nte);
     free(buf);
     if (st) return st;
+    lmi_meas *me = calloc(NL_LM_INFINITE_EXP_NV, sizeof *me); /* (NV) per-variant measurements */
+    if (!me) { st = nl_set_error(NL_ENOMEM, "lm-infinite: out of memory"); goto done; }
     nl_lm_config mc = nl_lm_config_default();
-    mc.context = cfg->context;
+    mc.context = L;
     mc.d_model = cfg->d_model;
     mc.n_layers = cfg->n_layers;
     mc.n_heads = cfg->n_heads;
     mc.d_ff = 4 * cfg->d_model;
-    const char *an[2] = {"vanilla", "lminf"};
-    char name[64];
-    nl_lm m;
-    nl_lm_train_result trr;
-    /* ---- A: text LM, perplexity ---- */
-    if ((st = nl_lm_init(&m, &mc, cfg->seed))) goto done_data;
-    nl_lm_train_config tc = nl_lm_train_defaults();
-    tc.steps = cfg->lm_steps;
-    tc.batch = cfg->lm_batch;
-    tc.lr = cfg->lm_lr;
-    tc.seed = cfg->seed;
-    tc.verbose = opt->verbose;
-    tc.log_every = 100;
-    tc.tokens = tr;
-    tc.n_tokens = ntr;
-    if ((st = nl_lm_train(&m, &tc, &trr))) goto done;
-    nl_exp_set(out, "lm_train_loss", trr.final_loss);
-    nl_exp_set(out, "lm_train_seconds", trr.seconds);
-    nl_exp_set(out, "params", (double)nl_lm_num_params(&m));
-    nl_exp_set(out, "context", cfg->context);
-    for (int a = 0; a < 2; a++) {
-        nl_curve *pc = nl_exp_curve(out, "Perplexity vs evaluation length (trained at 128)", a ? "LM-Infinite" : "vanilla RoPE",
-                                    "length (tokens)", "perplexity (bytes)");
-        set_attention(&m, a, cfg);
+    nl_lm_infinite_cfg ud;
+    double la[LMI_MAX_SEEDS], lb[LMI_MAX_SEEDS], params = 0;
+    for (int s = 0; s < k; s++) {
+        const uint64_t seed = 1 + (uint64_t)s;
+        nl_lm m;
+        /* ---- A: text LM, perplexity ---- */
+        nl_lm_infinite_exp_text_ud tu = {tr, ntr, {0}};
+        nl_rng_init(&tu.rng, seed, 0x7E47);
+        if ((st = train_model(&m, &mc, seed, cfg->lm_steps, cfg->lm_batch, cfg->lm_lr, nl_lm_infinite_exp_text_batch, &tu, opt->verbose, &la[s])))
+            goto done;
+        params = (double)nl_lm_num_params(&m);
+        for (int v = 0; v < NL_LM_INFINITE_EXP_NV && !st; v++) {
+            nl_lm_infinite_exp_set_variant(&m, v, cfg->n_global, L, &ud);
+            for (int i = 0; i < cfg->n_lens && !st; i++) {
+                /* within the training window every variant is the same attention (test_lm_infinite_ledger.c
+                 * test_variants_in_lm): measured once, with the first variant */
+                if (v > 0 && cfg->lens[i] <= L) { me[v].ppl[s][i] = me[0].ppl[s][i]; continue; }
+                st = nl_lm_infinite_exp_perplexity(&m, te, nte, cfg->lens[i], cfg->eval_tokens, &me[v].ppl[s][i]);
+                if (!st && opt->verbose)
+                    nl_progress("  lm-infinite seed %d: %s length %lld: perplexity %.3f", (int)seed, nl_lm_infinite_exp_variant_name[v],
+                                (long long)cfg->lens[i], me[v].ppl[s][i]);
+            }
+        }
+        nl_lm_free(&m);
+        if (st) goto done;
+        /* ---- B: passkey LM (pk_steps 0: not measured in this configuration) ---- */
+        if (cfg->pk_steps <= 0) continue;
+        nl_lm_infinite_exp_pk_ud pu;
+        nl_rng_init(&pu.rng, seed, 0x1A1F);
+        pu.key_max = cfg->key_max;
+        if ((st = train_model(&m, &mc, seed + 1000, cfg->pk_steps, cfg->pk_batch, cfg->pk_lr, nl_lm_infinite_exp_pk_batch, &pu, opt->verbose, &lb[s])))
+            goto done;
+        for (int v = 0; v < NL_LM_INFINITE_EXP_NV && !st; v++) {
+            nl_lm_infinite_exp_set_variant(&m, v, cfg->n_global, L, &ud);
+            st = nl_lm_infinite_exp_passkey_acc(&m, L - 10, cfg->passkey_n, seed, 0x9A55, 0, 0, cfg->key_max, &me[v].pk_in[s], NULL);
+            for (int d = 0; d < cfg->n_dist && !st; d++)
+                st = nl_lm_infinite_exp_passkey_acc(&m, (int64_t)cfg->pk_mult * L, cfg->passkey_n, seed, 0x9B00 + (uint64_t)d,
+                                        (int64_t)llround(cfg->dist[d] * L), L, cfg->key_max, &me[v].pk_out[s][d], NULL);
+            if (!st && opt->verbose)
+                nl_progress("  lm-infinite seed %d: %s passkey in-length %.2f, beyond (first distance) %.2f", (int)seed,
+                            nl_lm_infinite_exp_variant_name[v], me[v].pk_in[s], me[v].pk_out[s][0]);
+        }
+        nl_lm_free(&m);
+        if (st) goto done;
+    }
+    fill_result(out, cfg, &me[NL_LM_INFINITE_EXP_LMINF], &me[NL_LM_INFINITE_EXP_VANILLA]);
+    for (int v = 1; v < NL_LM_INFINITE_EXP_NV; v++) {
+        nl_exp_result *c = nl_exp_control_add(out, nl_lm_infinite_exp_variant_name[v], nl_lm_infinite_exp_variant_kind[v], nl_lm_infinite_exp_variant_what[v]);
+        if (!c) { st = nl_set_error(NL_ENOMEM, "lm-infinite: out of memory"); goto done; }
+        fill_result(c, cfg, &me[v], &me[NL_LM_INFINITE_EXP_VANILLA]);
+    }
+    set_ms(out, "lm_train_loss", la, k);
+    if (cfg->pk_steps > 0) set_ms(out, "pk_train_loss", lb, k);
+    nl_exp_set(out, "params", params);
+    for (int v = 0; v < NL_LM_INFINITE_EXP_NV; v++) {
+        nl_curve *pc = nl_exp_curve(out, "Perplexity vs evaluation length (mean over seeds)", nl_lm_infinite_exp_variant_name[v], "length (bytes)",
+                                    "perplexity (bytes)");
+        nl_curve *kc = cfg->pk_steps <= 0 ? NULL
+                                          : nl_exp_curve(out, "Passkey accuracy, needle outside the window (mean over seeds)",
+                                                         nl_lm_infinite_exp_variant_name[v], "key distance before the question (bytes)", "accuracy");
         for (int i = 0; i < cfg->n_lens; i++) {
-            const int64_t T = cfg->lens[i];
-            double nll;
-            int64_t cnt;
-            const int64_t batch = 2048 / T > 1 ? 2048 / T : 1;
-            if ((st = nl_lm_eval_nll(&m, te, nte, T, batch, cfg->eval_tokens / T > 0 ? cfg->eval_tokens / T : 1, 1, &nll, &cnt)))
-                goto done;
-            snprintf(name, sizeof name, "ppl_%s_%lld", an[a], (long long)T);
-            nl_exp_set(out, name, exp(nll));
-            nl_curve_add(pc, (double)T, exp(nll));
-            if (opt->verbose) nl_progress("  lm-infinite: %s length %lld: perplexity %.3f", an[a], (long long)T, exp(nll));
+            double x = 0;
+            for (int s = 0; s < k; s++) x += me[v].ppl[s][i] / k;
+            nl_curve_add(pc, (double)cfg->lens[i], x);
+        }
+        for (int d = 0; d < cfg->n_dist && cfg->pk_steps > 0; d++) {
+            double x = 0;
+            for (int s = 0; s < k; s++) x += me[v].pk_out[s][d] / k;
+            nl_curve_add(kc, cfg->dist[d] * L, x);
         }
     }
-    nl_lm_free(&m);
-    /* ---- B: passkey LM ---- */
-    if ((st = nl_lm_init(&m, &mc, cfg->seed + 1))) goto done_data;
-    lmi_batch_ud bu;
-    nl_rng_init(&bu.rng, cfg->seed, 0x1A1F);
-    bu.key_max = cfg->key_max;
-    tc.steps = cfg->pk_steps;
-    tc.batch = cfg->pk_batch;
-    tc.lr = cfg->pk_lr;
-    tc.tokens = NULL;
-    tc.n_tokens = 0;
-    tc.batch_fn = lmi_batch;
-    tc.batch_ud = &bu;
-    if ((st = nl_lm_train(&m, &tc, &trr))) goto done;
-    nl_exp_set(out, "pk_train_loss", trr.final_loss);
-    nl_exp_set(out, "pk_train_seconds", trr.seconds);
-    for (int a = 0; a < 2; a++) {
-        nl_curve *kc = nl_exp_curve(out, "Passkey accuracy vs prompt length", a ? "LM-Infinite, uniform depth" : "vanilla, uniform depth",
-                                    "length (bytes)", "accuracy");
-        nl_curve *kn = nl_exp_curve(out, "Passkey accuracy vs prompt length", a ? "LM-Infinite, needle near the end" : "vanilla, needle near the end",
-                                    "length (bytes)", "accuracy");
-        set_attention(&m, a, cfg);
-        for (int i = 0; i < cfg->n_lens; i++) {
-            const int64_t T = cfg->lens[i];
-            double acc, accn;
-            if ((st = passkey_acc(&m, T - 10, cfg->passkey_n, cfg->seed + (uint64_t)T, 0, cfg->key_max, &acc))) goto done;
-            if ((st = passkey_acc(&m, T - 10, cfg->passkey_n, cfg->seed + (uint64_t)T, 1, cfg->key_max, &accn))) goto done;
-            snprintf(name, sizeof name, "passkey_%s_%lld", an[a], (long long)T);
-            nl_exp_set(out, name, acc);
-            snprintf(name, sizeof name, "passkey_near_%s_%lld", an[a], (long long)T);
-            nl_exp_set(out, name, accn);
-            nl_curve_add(kc, (double)T, acc);
-            nl_curve_add(kn, (double)T, accn);
-            if (opt->verbose)
-                nl_progress("  lm-infinite: %s length %lld: passkey %.2f (needle near the end %.2f)", an[a], (long long)T, acc, accn);
-        }
-    }
-    nl_exp_set(out, "n_lens", cfg->n_lens);
     snprintf(out->note, sizeof out->note,
-             "byte-level LMs, %d layers, d_model %d, %d heads, %lld parameters, L = %d; text LM %lld steps x %lld windows, "
-             "passkey LM %lld steps x %lld prompts; LM-Infinite n_global %d, n_local = limit = %d; %d passkey prompts per "
-             "length and depth",
-             cfg->n_layers, cfg->d_model, cfg->n_heads, (long long)nl_lm_num_params(&m), cfg->context, (long long)cfg->lm_steps,
-             (long long)cfg->lm_batch, (long long)cfg->pk_steps, (long long)cfg->pk_batch, cfg->n_global, cfg->context,
-             cfg->passkey_n);
+             "byte-level LMs with a BOS byte, %d layers, d_model %d, %d heads, %.0f parameters, L = %d, seeds 1..%d; text LM %lld "
+             "steps x %lld, passkey LM %lld steps x %lld; n_global %d, n_local = limit = L; %d passkey prompts per point",
+             cfg->n_layers, cfg->d_model, cfg->n_heads, params, L, k, (long long)cfg->lm_steps, (long long)cfg->lm_batch,
+             (long long)cfg->pk_steps, (long long)cfg->pk_batch, cfg->n_global, cfg->passkey_n);
 done:
-    nl_lm_free(&m);
-done_data:
+    free(me);
     free(tr);
     free(va);
     free(te);
@@ -242,56 +235,76 @@ done_data:
 }
 
 static int lminf_judge(const nl_experiment *e, nl_exp_result *r, int full, char *measured, size_t n) {
-    const lminf_cfg *cfg = full ? e->full : e->quick;
-    char name[64];
-    double p[2][LMI_MAX_LENS], k[2][LMI_MAX_LENS], kn[2][LMI_MAX_LENS];
-    const char *an[2] = {"vanilla", "lminf"};
-    for (int a = 0; a < 2; a++)
-        for (int i = 0; i < cfg->n_lens; i++) {
-            snprintf(name, sizeof name, "ppl_%s_%lld", an[a], (long long)cfg->lens[i]);
-            p[a][i] = nl_exp_get(r, name, NULL);
-            snprintf(name, sizeof name, "passkey_%s_%lld", an[a], (long long)cfg->lens[i]);
-            k[a][i] = nl_exp_get(r, name, NULL);
-            snprintf(name, sizeof name, "passkey_near_%s_%lld", an[a], (long long)cfg->lens[i]);
-            kn[a][i] = nl_exp_get(r, name, NULL);
-        }
-    const int last = cfg->n_lens - 1;
-    double worst = 0, kb[2] = {0, 0}, knb[2] = {0, 0};
-    for (int i = 0; i < cfg->n_lens; i++) worst = fmax(worst, fabs(p[1][i] / p[1][0] - 1));
-    for (int a = 0; a < 2; a++) {
-        for (int i = 1; i < cfg->n_lens; i++) { kb[a] += k[a][i]; knb[a] += kn[a][i]; }
-        kb[a] /= cfg->n_lens > 1 ? cfg->n_lens - 1 : 1;
-        knb[a] /= cfg->n_lens > 1 ? cfg->n_lens - 1 : 1;
+    const lminf_cfg *cfg = nl_experiment_config(e, full);
+    const int k = (int)nl_exp_get(r, "n_seeds", NULL);
+    const double t = k >= 2 ? nl_stats_t95(k - 1) : NAN;
+#define G(name_) nl_exp_get(r, name_, NULL)
+    const double fm = G("ppl_max_ratio_mean"), fs = G("ppl_max_ratio_se"), vm = G("vanilla_ratio_32x_mean"),
+                 vs = G("vanilla_ratio_32x_se"), im = G("pk_in_mean"), is = G("pk_in_se"), om = G("pk_out_mean"), os = G("pk_out_se"),
+                 gm = G("pk_gain_mean"), gs = G("pk_gain_se"), r32 = G("ppl_ratio_32x_mean"),
+                 vo = G("vanilla_pk_out_mean");
+#undef G
+    char rule[256];
+    const int p1 = fm + t * fs <= 1 + cfg->flat_margin;
+    snprintf(rule, sizeof rule, "max over T in [L, 32L] of ppl(T)/ppl(L): mean + t95 SE <= %.2f", 1 + cfg->flat_margin);
+    nl_exp_part_set(r, "ppl-flat", rule, p1, "%.3f +- %.3f (ppl 32x/L %.3f; %d seeds)", fm, fs, r32, k);
+    const int p2 = vm - t * vs >= cfg->explode_min;
+    snprintf(rule, sizeof rule, "vanilla ppl(32L)/ppl(L): mean - t95 SE >= %.2f", cfg->explode_min);
+    nl_exp_part_set(r, "vanilla-explodes", rule, p2, "%.2f +- %.2f", vm, vs);
+    if (cfg->pk_steps <= 0) { /* a configuration without the passkey model (quick): the perplexity statements only */
+        snprintf(measured, n, "ppl max/in-length %.3f+-%.3f (32x: %.3f), vanilla 32x %.2f+-%.2f; passkey not measured; %d seeds; %s%s%s",
+                 fm, fs, r32, vm, vs, k, p1 && p2 ? "every part passes" : "fails:", p1 ? "" : " ppl-flat", p2 ? "" : " vanilla-explodes");
+        return p1 && p2;
     }
-    const double vr = p[0][last] / p[0][0];
-    const int pass = worst <= 0.10 && vr >= 1.5 && knb[1] >= 0.5 && knb[1] >= knb[0] + 0.3 && kb[1] >= kb[0];
+    const int p3 = im - t * is >= cfg->pk_in_min;
+    snprintf(rule, sizeof rule, "passkey accuracy at T = L (uniform depth): mean - t95 SE >= %.2f", cfg->pk_in_min);
+    nl_exp_part_set(r, "passkey-in-length", rule, p3, "%.3f +- %.3f", im, is);
+    const int p4 = om - t * os >= cfg->pk_out_min && gm - t * gs >= cfg->pk_gain_min;
+    snprintf(rule, sizeof rule,
+             "passkey, needle outside the window (T = %dL, distances in (L, 2L)), mean over distances: mean - t95 SE >= %.2f, "
+             "and gain over vanilla (paired) mean - t95 SE >= %.2f", cfg->pk_mult, cfg->pk_out_min, cfg->pk_gain_min);
+    nl_exp_part_set(r, "passkey-beyond", rule, p4, "%.3f +- %.3f (vanilla %.3f; gain %.3f +- %.3f)", om, os, vo, gm, gs);
     snprintf(measured, n,
-             "ppl %lld->%lldx: LM-Inf %.2f->%.2f (max dev %.1f%%), vanilla %.2f->%.2f (x%.1f); passkey in-length %.2f; beyond: "
-             "near end LM-Inf %.2f vs vanilla %.2f, uniform depth %.2f vs %.2f",
-             (long long)cfg->lens[0], (long long)(cfg->lens[last] / cfg->lens[0]), p[1][0], p[1][last], 100 * worst, p[0][0],
-             p[0][last], vr, k[0][0], knb[1], knb[0], kb[1], kb[0]);
-    return pass;
+             "ppl max/in-length %.3f+-%.3f (32x: %.3f), vanilla 32x %.2f+-%.2f; passkey in-length %.2f+-%.2f, beyond window "
+             "%.2f+-%.2f (gain over vanilla %.2f+-%.2f); %d seeds; %s%s%s%s%s",
+             fm, fs, r32, vm, vs, im, is, om, os, gm, gs, k, p1 && p2 && p3 && p4 ? "every part passes" : "fails:",
+             p1 ? "" : " ppl-flat", p2 ? "" : " vanilla-explodes", p3 ? "" : " passkey-in-length", p4 ? "" : " passkey-beyond");
+    return p1 && p2 && p3 && p4;
 }
 
-/* quick: text LM 300 steps x 16 windows (lr 3e-3), passkey LM 1500 steps x 16 prompts (lr 1e-3: at 2e-3 and above
- * the retrieval often was not learned within the budget; at 1e-3 the loss drops around step 400-700), 16k
- * predictions and 10 prompts per length and depth; full: 2000 / 4000 steps x 32, 65k predictions, 50 prompts */
-static const lminf_cfg lmi_quick = {128, 128, 2, 4, 300, 16, 3e-3, 1500, 16, 1e-3, 6, {128, 256, 512, 1024, 2048, 4096}, 16384, 10, 10000000, 4, 1};
-static const lminf_cfg lmi_full = {128, 128, 2, 4, 2000, 32, 2e-3, 4000, 32, 1e-3, 6, {128, 256, 512, 1024, 2048, 4096}, 65536, 50, 10000000, 4, 1};
+/* quick (<= 50 s of CPU on one thread): 2x64 models, 180 steps x 8 windows per seed (at this budget batch 8 reached
+ * a lower perplexity than 16 with half the steps), 4096 predictions per length; no passkey model (training one that
+ * retrieves costs minutes: full mode only). full (<= 30 min on one thread, estimated from the measured step times):
+ * 2x128 models, text 800 x 16, passkey 1200 x 16 (lr 1e-3: at 2e-3/3e-3 the retrieval was often not learned),
+ * 16k predictions, 100 prompts per point. smoke: the plumbing at tiny sizes, passkey included (a model this small
+ * need not pass). */
+static const lminf_cfg lmi_quick = {128, 64, 2, 4, 3, 180, 8, 3e-3, 0, 16, 1e-3, 6, {128, 256, 512, 1024, 2048, 4096}, 4096, 50, 4, 3,
+                                    {1.25, 1.5, 1.75}, 10000000, 4, 0.10, 1.5, 0.8, 0.5, 0.3};
+static const lminf_cfg lmi_full = {128, 128, 2, 4, 3, 800, 16, 2e-3, 1200, 16, 1e-3, 6, {128, 256, 512, 1024, 2048, 4096}, 16384, 100, 4, 3,
+                                   {1.25, 1.5, 1.75}, 10000000, 4, 0.10, 1.5, 0.8, 0.5, 0.3};
+static const lminf_cfg lmi_smoke = {64, 32, 2, 2, 3, 30, 8, 3e-3, 30, 8, 3e-3, 3, {64, 256, 2048}, 2048, 8, 4, 2,
+                                    {1.25, 1.75}, 100, 4, 0.10, 1.5, 0.8, 0.5, 0.3};
 
 const nl_experiment nl_exp_lm_infinite = {
     .name = "lm-infinite",
     .paper = "LM-Infinite: Simple On-the-Fly Length Generalization for Large Language Models (Han et al. 2023)",
-    .claim = "Without any parameter update, a Lambda-shaped attention mask with a distance limit keeps a RoPE LM's perplexity "
-             "flat (within 10%) up to 32x its training length, where vanilla attention's perplexity explodes, and keeps "
-             "passkey retrieval working beyond the training length where vanilla fails.",
-    .quick_desc = "byte-level RoPE LMs 2x128 at L=128: text LM (KJV+fortunes, 300 steps x 16) for perplexity, passkey LM "
-                  "(1500 steps x 16 prompts) for retrieval; 128..4096, vanilla vs LM-Infinite (n_global 4, n_local 128)",
-    .full_desc = "same models, 2000 / 4000 steps x 32; 65k predictions and 50 passkey prompts per length and depth",
+    .claim = "Without any parameter update, a Lambda-shaped attention mask (starting tokens + local window) with a distance "
+             "limit keeps a RoPE LM's perplexity flat (within 10%) up to 32x its training length, where vanilla attention's "
+             "perplexity explodes, and keeps passkey retrieval working beyond the training length with the needle outside the "
+             "window (passkey: full mode only).",
+    .quick_desc = "3 seeds: byte-level RoPE LMs 2x64 at L=128, windows starting with a BOS byte, 180 steps x 8 on KJV+fortunes; "
+                  "perplexity at 128..4096 (4096 predictions each) with LM-Infinite (n_global 4, n_local = limit = 128) vs "
+                  "vanilla, no-global-tokens, no-distance-limit; no passkey model (full mode)",
+    .full_desc = "3 seeds: 2x128 models, text LM 800 x 16 (16k predictions per length), passkey LM 1200 x 16: in-length and "
+                 "512-byte prompts with the key 1.25/1.5/1.75 L before the question, 100 prompts per point",
+    .smoke_desc = "2x32 models at L=64, 3 seeds, 30 steps each, lengths 64/256/2048, passkey with 8 prompts per point and "
+                  "2-digit keys (plumbing only)",
     .quick = &lmi_quick,
     .full = &lmi_full,
-    .metrics = "ppl_{vanilla,lminf}_<T>,passkey_{vanilla,lminf}_<T>,passkey_near_{vanilla,lminf}_<T> for T in 128..4096,"
-               "lm_train_loss,lm_train_seconds,pk_train_loss,pk_train_seconds,params,context,n_lens",
+    .smoke = &lmi_smoke,
+    .metrics = "n_seeds,context,n_lens,ppl_<T>_{mean,se} for T in 128..4096,ppl_max_ratio_{mean,se},ppl_ratio_32x_{mean,se},"
+               "vanilla_ratio_32x_{mean,se},pk_in_{mean,se},pk_out_d<i>_{mean,se},pk_out_{mean,se},vanilla_pk_out_{mean,se},"
+               "pk_gain_{mean,se},lm_train_loss_{mean,se},pk_train_loss_{mean,se},params",
     .run = lminf_run,
     .judge = lminf_judge,
 };

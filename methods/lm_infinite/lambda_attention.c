@@ -32,6 +32,7 @@ typedef struct {
     int64_t qpos0, kpos0;                 /* blockwise: first positions (consecutive positions) */
     const int64_t *qpos, *kpos;           /* (T), (S) copies */
     int64_t ng, nl, L;                    /* n_global, n_local (clamped), limit */
+    int nolimit;                          /* limit < 0: global keys scored at their true distance (no limit) */
     double scale;
     double *cq, *sq;                      /* (T, h) cos/sin of qpos * theta */
     double *ck, *sk;                      /* (S, h) */
@@ -66,7 +67,7 @@ static void trig_table(const double *theta, int64_t h, const int64_t *pos, int64
 static inline int lam_kind(const lam_geom *g, int64_t pi, int64_t pj) {
     if (pj > pi) return 0;
     if (pi - pj < g->nl) return 1;
-    if (pj < g->ng) return 2;
+    if (pj < g->ng) return g->nolimit ? 1 : 2;
     return 0;
 }
 
@@ -146,7 +147,8 @@ static void tile_scores(const lam_geom *g, int64_t bh, int64_t t0, int64_t nt, i
         }
     }
     if (gn > 0) {
-        nl_gemm(NL_F64, 0, 1, nt, gn, D, g->scale, g->qs + (bh * T + t0) * D, D, g->kd + bh * S * D, D, 0.0, sg, gn);
+        const double *gq = g->nolimit ? g->qr : g->qs, *gk = g->nolimit ? g->kr : g->kd;
+        nl_gemm(NL_F64, 0, 1, nt, gn, D, g->scale, gq + (bh * T + t0) * D, D, gk + bh * S * D, D, 0.0, sg, gn);
         for (int64_t r = 0; r < nt; r++) {
             const int64_t pi = g->qpos0 + t0 + r;
             for (int64_t c = 0; c < gn; c++)
@@ -269,9 +271,11 @@ static void blk_bwd_slice(const lam_bwd *a, int64_t bh, double *scr) {
             nl_gemm(NL_F64, 0, 0, nt, D, W, g->scale, dpl, W, g->kr + (bh * S + lo) * D, D, 1.0, a->dqr + (bh * T + t0) * D, D);
             nl_gemm(NL_F64, 1, 0, W, D, nt, g->scale, dpl, W, g->qr + (bh * T + t0) * D, D, 1.0, a->dkr + (bh * S + lo) * D, D);
         }
-        if (gn > 0) {
-            nl_gemm(NL_F64, 0, 0, nt, D, gn, g->scale, dpg, gn, g->kd + bh * S * D, D, 1.0, a->dqs + (bh * T + t0) * D, D);
-            nl_gemm(NL_F64, 1, 0, gn, D, nt, g->scale, dpg, gn, g->qs + (bh * T + t0) * D, D, 1.0, a->dkd + bh * S * D, D);
+        if (gn > 0) { /* the global branch: stationary queries x unrotated keys, or rotated ones without a limit */
+            const double *gq = g->nolimit ? g->qr : g->qs, *gk = g->nolimit ? g->kr : g->kd;
+            double *dgq = g->nolimit ? a->dqr : a->dqs, *dgk = g->nolimit ? a->dkr : a->dkd;
+            nl_gemm(NL_F64, 0, 0, nt, D, gn, g->scale, dpg, gn, gk + bh * S * D, D, 1.0, dgq + (bh * T + t0) * D, D);
+            nl_gemm(NL_F64, 1, 0, gn, D, nt, g->scale, dpg, gn, gq + (bh * T + t0) * D, D, 1.0, dgk + bh * S * D, D);
         }
     }
 }
@@ -377,8 +381,8 @@ static nl_var *lam_op(nl_ctx *c, const char *name, int blockwise, nl_var *q, nl_
         return nl_op_fail(NL_ESHAPE, name, "v must be [B,H,S,Dv] with k's B, H, S", k, v);
     if (D % 2) return nl_op_fail(NL_ESHAPE, name, "head dim D must be even (rotate_half pairing)", q, NULL);
     if (!qpos || !kpos || !theta) return nl_op_fail(NL_EINVAL, name, "qpos, kpos and theta are required", q, NULL);
-    if (cfg.n_local < 1 || cfg.n_global < 0 || cfg.limit < 0) {
-        nl_set_error(NL_EINVAL, "%s: need n_local >= 1, n_global >= 0, limit >= 0 (got %lld, %lld, %lld)", name,
+    if (cfg.n_local < 1 || cfg.n_global < 0 || (cfg.limit < 0 && cfg.limit != NL_LM_INFINITE_NO_LIMIT)) {
+        nl_set_error(NL_EINVAL, "%s: need n_local >= 1, n_global >= 0, limit >= 0 or NL_LM_INFINITE_NO_LIMIT (got %lld, %lld, %lld)", name,
                      (long long)cfg.n_local, (long long)cfg.n_global, (long long)cfg.limit);
         return NULL;
     }
@@ -405,7 +409,8 @@ static nl_var *lam_op(nl_ctx *c, const char *name, int blockwise, nl_var *q, nl_
     g->kpos0 = S ? kpos[0] : 0;
     g->ng = cfg.n_global;
     g->nl = cfg.n_local > NL_LAMBDA_BIG ? NL_LAMBDA_BIG : cfg.n_local;
-    g->L = cfg.limit;
+    g->L = cfg.limit < 0 ? 0 : cfg.limit;
+    g->nolimit = cfg.limit < 0;
     g->scale = D ? 1.0 / sqrt((double)D) : 1.0;
     g->blockwise = blockwise;
     int64_t *qp = nl_scratch(c, (size_t)(T + S + 1) * sizeof *qp);
@@ -475,7 +480,8 @@ nl_status nl_lm_infinite_cache_init(nl_lm_infinite_cache *kc, int64_t B, int64_t
         return nl_set_error(NL_ESHAPE, "lambda_cache_init: need B, H, Dv >= 1 and even D >= 2 (got B=%lld H=%lld D=%lld Dv=%lld)",
                             (long long)B, (long long)H, (long long)D, (long long)Dv);
     if (!theta) return nl_set_error(NL_EINVAL, "lambda_cache_init: theta is NULL");
-    if (cfg.n_local < 1 || cfg.n_global < 0 || cfg.limit < 0 || cfg.n_local > ((int64_t)1 << 32) || cfg.n_global > ((int64_t)1 << 32))
+    if (cfg.n_local < 1 || cfg.n_global < 0 || (cfg.limit < 0 && cfg.limit != NL_LM_INFINITE_NO_LIMIT) ||
+        cfg.n_local > ((int64_t)1 << 32) || cfg.n_global > ((int64_t)1 << 32))
         return nl_set_error(NL_EINVAL, "lambda_cache_init: need 1 <= n_local <= 2^32, 0 <= n_global <= 2^32, limit >= 0 (got %lld, %lld, %lld)",
                             (long long)cfg.n_local, (long long)cfg.n_global, (long long)cfg.limit);
     kc->B = B; kc->H = H; kc->D = D; kc->Dv = Dv;
@@ -600,6 +606,7 @@ nl_status nl_lm_infinite_cache_attend(nl_lm_infinite_cache *kc, const nl_tensor 
                 if (pj >= 0 && pj <= pos) {
                     const double *a = NULL, *kb = NULL;
                     if (pos - pj < nl) { a = qr; kb = kr + i * D; }
+                    else if (pj < ng && kc->cfg.limit < 0) { a = qr; kb = kr + i * D; } /* no limit */
                     else if (pj < ng) { a = qs; kb = kk + i * D; }
                     if (a) {
                         d = 0;

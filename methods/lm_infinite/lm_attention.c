@@ -14,8 +14,7 @@ static void lminf_ext_free(void *p) {
     free(p);
 }
 
-static nl_var *lminf_attention(nl_ctx *c, const nl_lm_attn_args *a, void *ud) {
-    (void)ud;
+static nl_var *lminf_attend(nl_ctx *c, const nl_lm_attn_args *a, nl_lm_infinite_cfg lc) {
     const nl_lm *m = a->model;
     NL_REQUIRE(a->q, a->k, a->v);
     if (m->cfg.rope.variant == NL_ROPE_XPOS) {
@@ -32,7 +31,6 @@ static nl_var *lminf_attention(nl_ctx *c, const nl_lm_attn_args *a, void *ud) {
         }
         pos[t] = (int64_t)a->pos[t];
     }
-    nl_lm_infinite_cfg lc = {m->cfg.lminf_global, m->cfg.lminf_local, m->cfg.lminf_local};
     if (!a->cache) return nl_lm_infinite_attention(c, a->q, a->k, a->v, pos, pos, a->theta, lc);
 
     nl_lm_cache *kc = a->cache;
@@ -67,6 +65,22 @@ static nl_var *lminf_attention(nl_ctx *c, const nl_lm_attn_args *a, void *ud) {
             return NULL;
     }
     return o;
+}
+
+/* the registered "lminf" kind: n_global, n_local and limit = n_local from the model's configuration */
+static nl_var *lminf_attention(nl_ctx *c, const nl_lm_attn_args *a, void *ud) {
+    (void)ud;
+    const nl_lm *m = a->model;
+    const nl_lm_infinite_cfg lc = {m->cfg.lminf_global, m->cfg.lminf_local, m->cfg.lminf_local};
+    return lminf_attend(c, a, lc);
+}
+
+nl_var *nl_lm_infinite_attn_custom(nl_ctx *c, const nl_lm_attn_args *a, void *ud) {
+    if (!ud) {
+        nl_set_error(NL_EINVAL, "lm: the custom lminf attention needs its nl_lm_infinite_cfg as attn_ud");
+        return NULL;
+    }
+    return lminf_attend(c, a, *(const nl_lm_infinite_cfg *)ud);
 }
 
 void nl_lm_infinite_register(void) {

@@ -28,8 +28,10 @@ extern "C" {
 typedef struct nl_lm_infinite_cfg {
     int64_t n_global;  /* keys at positions [0, n_global) stay visible beyond the local window */
     int64_t n_local;   /* local window (the pretraining length in the paper) */
-    int64_t limit;     /* L, the distance given to global keys beyond the window (usually n_local) */
+    int64_t limit;     /* L, the distance given to global keys beyond the window (usually n_local); or
+                        * NL_LM_INFINITE_NO_LIMIT: global keys at their true distance (the "no distance limit" control) */
 } nl_lm_infinite_cfg;
+#define NL_LM_INFINITE_NO_LIMIT ((int64_t)-1)
 
 /* Brute-force masked reference, O(T*S) scores; differentiable (q, k, v). q [B,H,T,D] (UNROTATED), k [B,H,S,D]
  * (UNROTATED), v [B,H,S,Dv]; qpos (T) and kpos (S) absolute positions shared by all batches and heads; theta
@@ -129,6 +131,10 @@ int nl_lm_infinite_cli(int argc, char **argv);   /* `nnlab ...` with the argumen
  * nl_lm models, checkpoints and `nnlab lm --attn lminf` can use it; idempotent. The nnlab program calls it at
  * start (nl_methods_init); a program embedding the library calls it before building an lminf model. */
 void nl_lm_infinite_register(void);
+/* The same attention as a custom kind (nl_lm_config.attn = NL_LM_ATTN_CUSTOM, attn_fn = this, attn_ud = a
+ * const nl_lm_infinite_cfg *): any n_global / n_local / limit, e.g. NL_LM_INFINITE_NO_LIMIT (the ledger's control). */
+struct nl_lm_attn_args;
+nl_var *nl_lm_infinite_attn_custom(nl_ctx *c, const struct nl_lm_attn_args *a, void *ud);
 
 #ifdef __cplusplus
 }
