@@ -23,19 +23,19 @@
 #define G_RIVALS (NL_GIRAFFE_N_RIVAL_POOL - 1)
 
 static const nl_giraffe_config g_quick = {
-    .d_model = 64, .layers = 4, .heads = 2, .L = 48, .pre_steps = 600, .pre_batch = 16, .pre_lr = 3e-3,
+    .d_model = 64, .layers = 4, .heads = 4, .L = 48, .pre_steps = 1000, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 1,
     .ft_mult = 2, .ft_steps = 40, .ft_batch = 8, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
     .n_len = 4, .len_mult = {1, 2, 4, 8}, .samples = 32, .eval_batch = 16, .seeds = 3, .shared_base = 1, .seed = 1,
     .margin = 0.05};
 
 static const nl_giraffe_config g_full = {
-    .d_model = 128, .layers = 4, .heads = 4, .L = 64, .pre_steps = 1000, .pre_batch = 16, .pre_lr = 1e-3,
-    .ft_mult = 2, .ft_steps = 300, .ft_batch = 16, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
+    .d_model = 128, .layers = 4, .heads = 4, .L = 64, .pre_steps = 1000, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 0.1,
+    .ft_mult = 2, .ft_steps = 150, .ft_batch = 16, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
     .n_len = 5, .len_mult = {1, 2, 4, 8, 16}, .samples = 64, .eval_batch = 16, .seeds = 3, .shared_base = 0, .seed = 1,
     .margin = 0.05};
 
 static const nl_giraffe_config g_smoke = {
-    .d_model = 32, .layers = 2, .heads = 2, .L = 32, .pre_steps = 20, .pre_batch = 8, .pre_lr = 3e-3,
+    .d_model = 32, .layers = 2, .heads = 2, .L = 32, .pre_steps = 20, .pre_batch = 8, .pre_lr = 3e-3, .pre_min_ratio = 1,
     .ft_mult = 2, .ft_steps = 4, .ft_batch = 4, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
     .n_len = 4, .len_mult = {1, 2, 4, 8}, .samples = 4, .eval_batch = 4, .seeds = 3, .shared_base = 1, .seed = 1,
     .margin = 0.05};
@@ -140,6 +140,9 @@ static nl_status giraffe_run(const nl_experiment *e, const void *config, const n
     nl_exp_set(out, "L", g->L);
     nl_exp_set(out, "ft_length", g->ft_mult * g->L);
     nl_exp_set(out, "seconds", nl_time() - t0);
+    nl_exp_set(out, "cpu_pretrain", st->cpu_pretrain);
+    nl_exp_set(out, "cpu_finetune", st->cpu_finetune);
+    nl_exp_set(out, "cpu_eval", st->cpu_eval);
     snprintf(out->note, sizeof out->note,
              "%d-layer d=%d LM; Lines pretrained at L=%d (%s), fine-tuned at %d per scheme; %d seeds x %d prompts per point; %s",
              g->layers, g->d_model, g->L, g->shared_base ? "one base for all seeds" : "one base per seed", g->ft_mult * g->L,
@@ -226,10 +229,10 @@ const nl_experiment nl_exp_giraffe = {
     .paper = "Giraffe: Adventures in Expanding Context Lengths in LLMs (Pal, Karkhanis, Roberts, Dooley, Sundararajan, Naidu, 2023)",
     .claim = "Linear scaling of RoPE is the most robust way to extend the context length, and evaluating with a larger "
              "scale than used in fine-tuning helps at longer lengths",
-    .quick_desc = "Lines haystack retrieval, 3 seeds sharing one base: 4-layer d=64 LM pretrained at L=48 (600 steps), fine-tuned "
-                  "at 96 (40 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
+    .quick_desc = "Lines haystack retrieval, 3 seeds sharing one base: 4-layer d=64 LM pretrained at L=48 (1000 steps, batch 16, "
+                  "constant lr), fine-tuned at 96 (40 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
     .full_desc = "Lines haystack retrieval, 3 seeds with a base each: 4-layer d=128 LM pretrained at L=64 (1000 steps), "
-                 "fine-tuned at 128 (300 steps) per scheme, 64 prompts per point at 64..1024 tokens",
+                 "fine-tuned at 128 (150 steps, batch 16) per scheme, 64 prompts per point at 64..1024 tokens",
     .quick = &g_quick,
     .full = &g_full,
     .smoke_desc = "2-layer d=32 LM, L=32, 20 + 4 steps, 4 prompts per point, 3 seeds: plumbing only",

@@ -36,7 +36,7 @@ typedef struct nl_giraffe_config {
     int d_model, layers, heads;
     int L;                       /* pretraining length (tokens) */
     int pre_steps, pre_batch;
-    double pre_lr;
+    double pre_lr, pre_min_ratio;   /* peak lr; final lr / peak of the cosine schedule (1: constant after warmup) */
     int ft_mult;                 /* fine-tuning length = ft_mult * L */
     int ft_steps, ft_batch;
     double ft_lr;
@@ -62,15 +62,18 @@ typedef struct nl_giraffe_study {
     double base_acc[NL_GIRAFFE_MAX_SEEDS];
     double base_loss[NL_GIRAFFE_MAX_SEEDS];
     double ft_loss[NL_GIRAFFE_N_SCHEMES][NL_GIRAFFE_MAX_SEEDS];
+    double cpu_pretrain, cpu_finetune, cpu_eval;   /* process CPU seconds (clock()) of the three phases */
 } nl_giraffe_study;
 
 const char *nl_giraffe_scheme_name(nl_giraffe_scheme s);
 /* The RoPE configuration a scheme is fine-tuned with (its eval scale = its training scale). */
 nl_rope_config nl_giraffe_rope(const nl_giraffe_config *g, nl_giraffe_scheme s);
-/* Greedy exact-answer accuracy on n haystack prompts (one register line) of exactly P tokens, drawn from `seed`, in
- * batched teacher-forced forward passes (eval scale of m): greedy decoding emits exactly "< d d d d d >" iff at
- * every answer position the argmax given the true prefix is the true next token. */
-nl_status nl_giraffe_lines_accuracy(nl_lm *m, int64_t P, int n, int batch, uint64_t seed, double *acc);
+/* Greedy exact-answer accuracy on n haystack prompts (one register line) of exactly P tokens, drawn with
+ * nl_lines_haystack_sample from rng (seed, NL_GIRAFFE_EVAL_STREAM), in batched teacher-forced forward passes (eval
+ * scale of m): greedy decoding emits exactly "< d d d d d >" iff at every answer position the argmax given the true
+ * prefix is the true next token. ctx: an arena to reuse (reset on return), or NULL for a private one. */
+#define NL_GIRAFFE_EVAL_STREAM ((uint64_t)0x61AFULL << 32)
+nl_status nl_giraffe_lines_accuracy(nl_lm *m, nl_ctx *ctx, int64_t P, int n, int batch, uint64_t seed, double *acc);
 /* Pretrain, fine-tune every scheme and evaluate, for every seed (verbose: progress lines). */
 nl_status nl_giraffe_study_run(const nl_giraffe_config *g, int verbose, nl_giraffe_study *out);
 

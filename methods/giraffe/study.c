@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const g_names[NL_GIRAFFE_N_SCHEMES] = {"linear", "power", "truncated", "xpos", "plain",
                                                          "linear-inverted", "linear-noeval"};
@@ -32,7 +33,7 @@ nl_rope_config nl_giraffe_rope(const nl_giraffe_config *g, nl_giraffe_scheme s) 
     return r;
 }
 
-nl_status nl_giraffe_lines_accuracy(nl_lm *m, int64_t P, int n, int batch, uint64_t seed, double *acc) {
+nl_status nl_giraffe_lines_accuracy(nl_lm *m, nl_ctx *ctx, int64_t P, int n, int batch, uint64_t seed, double *acc) {
     *acc = NAN;
     const int64_t A = NL_LINES_ANSWER_TOKENS, T = P + A - 2;   /* rows P-1 .. P+A-3 predict "<" d d d d d ">" */
     if (P < 1 || n < 1 || batch < 1) return nl_set_error(NL_EINVAL, "giraffe eval: P, n and batch must be >= 1");
@@ -40,12 +41,13 @@ nl_status nl_giraffe_lines_accuracy(nl_lm *m, int64_t P, int n, int batch, uint6
     const int64_t V = m->cfg.vocab;
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)(batch * (P + A)));   /* (batch, P + A) samples */
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(batch * T));          /* (batch, T) inputs */
-    nl_ctx *c = nl_ctx_new(0, 0);
+    nl_ctx *c = ctx ? ctx : nl_ctx_new(0, 0);
     nl_status st = NL_OK;
+    int grad_was = 1;
     if (!toks || !ids || !c) { st = nl_set_error(NL_ENOMEM, "giraffe eval: out of memory"); goto done; }
-    nl_set_grad_enabled(c, 0);
+    grad_was = nl_set_grad_enabled(c, 0);
     nl_rng r;
-    nl_rng_init(&r, seed, (uint64_t)0x61AFULL << 32);
+    nl_rng_init(&r, seed, NL_GIRAFFE_EVAL_STREAM);
     int correct = 0;
     for (int s0 = 0; s0 < n; s0 += batch) {
         const int bs = n - s0 < batch ? n - s0 : batch;
@@ -87,7 +89,8 @@ nl_status nl_giraffe_lines_accuracy(nl_lm *m, int64_t P, int n, int batch, uint6
 done:
     free(toks);
     free(ids);
-    nl_ctx_free(c);
+    if (c && c != ctx) nl_ctx_free(c);
+    else if (c) { nl_ctx_reset(c); nl_set_grad_enabled(c, grad_was); }
     return st;
 }
 
@@ -104,10 +107,11 @@ static nl_status pretrain(const nl_giraffe_config *g, uint64_t seed, int verbose
     lb.haystack = 1;
     nl_lm_train_config tc = nl_lm_train_defaults();
     tc.steps = g->pre_steps; tc.batch = g->pre_batch; tc.lr = g->pre_lr; tc.warmup = g->pre_steps / 20;
+    tc.min_ratio = g->pre_min_ratio;
     tc.batch_fn = nl_lines_batch; tc.batch_ud = &lb; tc.verbose = verbose > 1; tc.log_every = 100;
     nl_lm_train_result tr;
     if ((st = nl_lm_train(base, &tc, &tr)) ||
-        (st = nl_giraffe_lines_accuracy(base, g->L - NL_LINES_ANSWER_TOKENS, g->samples, g->eval_batch, seed + 7, acc))) {
+        (st = nl_giraffe_lines_accuracy(base, NULL, g->L - NL_LINES_ANSWER_TOKENS, g->samples, g->eval_batch, seed + 7, acc))) {
         nl_lm_free(base);
         return st;
     }
@@ -140,7 +144,7 @@ static nl_status finetune(const nl_giraffe_config *g, const nl_lm *base, nl_gira
 }
 
 /* Accuracy of m (its eval scale) at every length, and at twice the eval scale past s x L. */
-static nl_status evaluate(const nl_giraffe_config *g, nl_lm *m, nl_giraffe_scheme s, uint64_t seed, int verbose,
+static nl_status evaluate(const nl_giraffe_config *g, nl_lm *m, nl_ctx *ctx, nl_giraffe_scheme s, uint64_t seed, int verbose,
                           double *acc, double *big) {
     const nl_rope_config own = m->cfg.rope;
     nl_status st = NL_OK;
@@ -149,12 +153,12 @@ static nl_status evaluate(const nl_giraffe_config *g, nl_lm *m, nl_giraffe_schem
         const int64_t P = (int64_t)mult * g->L - NL_LINES_ANSWER_TOKENS;
         const uint64_t es = seed * 1000 + (uint64_t)mult;   /* same prompts for every scheme of a seed */
         big[li] = NAN;
-        if ((st = nl_giraffe_lines_accuracy(m, P, g->samples, g->eval_batch, es, &acc[li]))) break;
+        if ((st = nl_giraffe_lines_accuracy(m, ctx, P, g->samples, g->eval_batch, es, &acc[li]))) break;
         if (mult > g->scale) {
             /* twice the eval scale; plain RoPE doubled is linear interpolation with s = 2 */
             if (m->cfg.rope.variant == NL_ROPE_PLAIN) m->cfg.rope.variant = NL_ROPE_LINEAR;
             m->cfg.rope.scale_eval = 2 * own.scale_eval;
-            st = nl_giraffe_lines_accuracy(m, P, g->samples, g->eval_batch, es, &big[li]);
+            st = nl_giraffe_lines_accuracy(m, ctx, P, g->samples, g->eval_batch, es, &big[li]);
             m->cfg.rope = own;
         }
         if (verbose && isnan(big[li]))
@@ -175,13 +179,18 @@ nl_status nl_giraffe_study_run(const nl_giraffe_config *g, int verbose, nl_giraf
     out->n_len = g->n_len;
     nl_lm base;
     int have_base = 0;
+    nl_ctx *ctx = nl_ctx_new(0, 0);   /* one arena for every evaluation (no page faults per call) */
+    if (!ctx) return nl_set_error(NL_ENOMEM, "giraffe: out of memory");
     nl_status st = NL_OK;
     for (int si = 0; si < g->seeds && !st; si++) {
         const uint64_t seed = g->seed + (uint64_t)si;
         if (!have_base || !g->shared_base) {
             if (have_base) nl_lm_free(&base);
             have_base = 0;
-            if ((st = pretrain(g, seed, verbose, &base, &out->base_loss[si], &out->base_acc[si]))) break;
+            const clock_t c0 = clock();
+            st = pretrain(g, seed, verbose, &base, &out->base_loss[si], &out->base_acc[si]);
+            out->cpu_pretrain += (double)(clock() - c0) / CLOCKS_PER_SEC;
+            if (st) break;
             have_base = 1;
         } else {
             out->base_loss[si] = out->base_loss[0];
@@ -190,16 +199,22 @@ nl_status nl_giraffe_study_run(const nl_giraffe_config *g, int verbose, nl_giraf
         for (int s = 0; s < NL_GIRAFFE_N_SCHEMES && !st; s++) {
             if (s == NL_GIRAFFE_NOEVAL) continue;   /* evaluated from LINEAR's weights below */
             nl_lm m;
-            if ((st = finetune(g, &base, (nl_giraffe_scheme)s, seed, verbose, &m, &out->ft_loss[s][si]))) break;
-            st = evaluate(g, &m, (nl_giraffe_scheme)s, seed, verbose, out->acc[s][si], out->big[s][si]);
+            const clock_t c0 = clock();
+            st = finetune(g, &base, (nl_giraffe_scheme)s, seed, verbose, &m, &out->ft_loss[s][si]);
+            const clock_t c1 = clock();
+            out->cpu_finetune += (double)(c1 - c0) / CLOCKS_PER_SEC;
+            if (st) break;
+            st = evaluate(g, &m, ctx, (nl_giraffe_scheme)s, seed, verbose, out->acc[s][si], out->big[s][si]);
             if (!st && s == NL_GIRAFFE_LINEAR) {
                 m.cfg.rope = nl_giraffe_rope(g, NL_GIRAFFE_NOEVAL);
                 out->ft_loss[NL_GIRAFFE_NOEVAL][si] = out->ft_loss[s][si];
-                st = evaluate(g, &m, NL_GIRAFFE_NOEVAL, seed, verbose, out->acc[NL_GIRAFFE_NOEVAL][si], out->big[NL_GIRAFFE_NOEVAL][si]);
+                st = evaluate(g, &m, ctx, NL_GIRAFFE_NOEVAL, seed, verbose, out->acc[NL_GIRAFFE_NOEVAL][si], out->big[NL_GIRAFFE_NOEVAL][si]);
             }
+            out->cpu_eval += (double)(clock() - c1) / CLOCKS_PER_SEC;
             nl_lm_free(&m);
         }
     }
     if (have_base) nl_lm_free(&base);
+    nl_ctx_free(ctx);
     return st;
 }
