@@ -24,7 +24,7 @@
 
 static const nl_giraffe_config g_quick = {
     .d_model = 64, .layers = 4, .heads = 4, .L = 48, .pre_steps = 1000, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 1,
-    .ft_mult = 2, .ft_steps = 40, .ft_batch = 8, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
+    .ft_mult = 2, .ft_steps = 80, .ft_batch = 8, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
     .n_len = 4, .len_mult = {1, 2, 4, 8}, .samples = 32, .eval_batch = 16, .seeds = 3, .shared_base = 1, .seed = 1,
     .margin = 0.05};
 
@@ -230,7 +230,7 @@ const nl_experiment nl_exp_giraffe = {
     .claim = "Linear scaling of RoPE is the most robust way to extend the context length, and evaluating with a larger "
              "scale than used in fine-tuning helps at longer lengths",
     .quick_desc = "Lines haystack retrieval, 3 seeds sharing one base: 4-layer d=64 LM pretrained at L=48 (1000 steps, batch 16, "
-                  "constant lr), fine-tuned at 96 (40 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
+                  "constant lr), fine-tuned at 96 (80 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
     .full_desc = "Lines haystack retrieval, 3 seeds with a base each: 4-layer d=128 LM pretrained at L=64 (1000 steps), "
                  "fine-tuned at 128 (150 steps, batch 16) per scheme, 64 prompts per point at 64..1024 tokens",
     .quick = &g_quick,
