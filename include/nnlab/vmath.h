@@ -3,7 +3,9 @@
  * The project is built with -O2 and never -ffast-math (NaN checks and exact rounding are tested), so glibc's
  * expf, sqrt (errno) and friends do not vectorise in ordinary loops. This header provides:
  *   - nl_vexpf: a branch-free f32 exp that does vectorise inside `#pragma omp simd` loops (the compiler turns the
- *     selects into blends); used by softmax, cross-entropy and attention rows;
+ *     selects into blends) when the file is compiled with -fno-trapping-math: under GCC's default -ftrapping-math
+ *     the selects stay branches and the loop runs scalar ("control flow in loop"), so CMakeLists.txt sets it for
+ *     the softmax, cross-entropy and attention sources that use it;
  *   - f64 SIMD wrappers (nl_vd, one register of NL_VL doubles, and nl_vm, a lane mask) over AVX-512 (8 lanes),
  *     AVX2+FMA (4 lanes) or plain scalar code (1 lane), chosen at compile time from the target flags
  *     (-march=native by default), so a hot loop is written once against nl_v_* and runs on any of the three;
