@@ -3,7 +3,7 @@
 # concurrently"): every registered entry's smoke configuration, once sequentially in-process with 1 thread and once
 # as two concurrent forked experiments with 1 thread each (-j 2 --threads 2). The entries must come back in the same
 # order with the same verdicts, the same part and control verdicts and the same non-time metrics (bit for bit: the
-# same computations on the same thread count). Time-like metrics (seconds, throughput, speed factors, threads) and
+# same computations on the same thread count). Time-like metrics (seconds, CPU time, throughput, speed factors, threads) and
 # parts that judge a speed are the only things allowed to differ.
 # usage: test_repro_jobs.sh NNLAB
 set -u
