@@ -246,7 +246,7 @@ static void advance_hermite(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt
         }
 }
 
-static void wd_advance_chunk(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t steps) {
+void wd_advance_scalar(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t steps) {
     switch (d->kind) {
     case NL_WIDE_DEEP_RELU: advance_relu(d, s, cnt, steps); break;
     case NL_WIDE_DEEP_ERF: advance_erf(d, s, cnt, steps); break;
@@ -267,7 +267,7 @@ void wd_advance(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t st
     for (int64_t c0 = 0; c0 < cnt; c0 += WD_CHUNK) {
         const int64_t len = cnt - c0 < WD_CHUNK ? cnt - c0 : WD_CHUNK;
         const int64_t done = wd_advance_fast(d, s + c0, len, steps);
-        if (done < steps) wd_advance_chunk(d, s + c0, len, steps - done);
+        if (done < steps) wd_advance_scalar(d, s + c0, len, steps - done);
     }
 }
 

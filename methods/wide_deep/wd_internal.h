@@ -28,8 +28,11 @@ static inline void wd_nngp(const nl_wide_deep_dual *d, const wd_state *s, double
     else *m = s->xm, *e = s->xe;
 }
 
-/* Advance cnt states by `steps` layers (loop over layers outside, entries inside). */
+/* Advance cnt states by `steps` layers (loop over layers outside, entries inside): chunks of WD_CHUNK entries,
+ * the vectorised fast path (wd_advance_fast) as far as it goes, then the scalar path (wd_advance_scalar, which
+ * alone is the reference the tests compare the fast path with, bit for bit). */
 void wd_advance(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t steps);
+void wd_advance_scalar(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t steps);
 
 /* The polynomial duals and their derivatives as evaluated by the recursion (dual.c and advance.c use the same
  * expressions, so both paths round identically). */
