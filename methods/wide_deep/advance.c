@@ -39,7 +39,8 @@ static inline double wd_sel(int c, double a, double b) {
 /* ---- polynomial duals: x <- clamp(phi(x)), K <- phi(x) + K phi'(x), all exponents 0 ---- */
 #define WD_FAST_POLY(NAME, PHI, DPHI)                                                                    \
     static int64_t fast_##NAME(wd_state *s, int64_t cnt, int64_t steps) {                             \
-        double x[WD_CHUNK], k[WD_CHUNK], nx[WD_CHUNK], nk[WD_CHUNK]; /* (cnt) */                          \
+        double bx[2][WD_CHUNK], bk[2][WD_CHUNK]; /* (2, cnt): this layer and the next */                 \
+        double *x = bx[0], *k = bk[0], *nx = bx[1], *nk = bk[1];                                         \
         for (int64_t i = 0; i < cnt; i++) {                                                              \
             if (s[i].xe != 0 || s[i].ke != 0) return 0;                                                  \
             x[i] = s[i].xm, k[i] = s[i].km;                                                              \
@@ -56,8 +57,8 @@ static inline double wd_sel(int c, double a, double b) {
                 bad |= wd_out_of_range(kk) | ((p != 0) & (fabs(p) < WD_TINY));                           \
             }                                                                                            \
             if (bad) break;                                                                              \
-            memcpy(x, nx, (size_t)cnt * sizeof *x);                                                      \
-            memcpy(k, nk, (size_t)cnt * sizeof *k);                                                      \
+            double *tx = x, *tk = k;                                                                     \
+            x = nx, k = nk, nx = tx, nk = tk;                                                            \
         }                                                                                                \
         for (int64_t i = 0; i < cnt; i++) s[i].xm = x[i], s[i].km = k[i];                                \
         return t;                                                                                        \
@@ -74,20 +75,21 @@ WD_FAST_POLY(opt9d, WD_OPT9D_PHI, WD_OPT9D_DPHI)
 static inline double wd_int_to_double(uint64_t f) { return wd_from_bits(f | 0x4330000000000000u) - 0x1p52; } /* f < 2^52 */
 
 static inline __attribute__((always_inline)) int64_t fast_hermite(const int k, wd_state *s, int64_t cnt, int64_t steps) {
-    wd_soa A, B; /* (4, cnt) current and next layer */
-    wd_soa_load(&A, s, cnt);
+    wd_soa buf[2]; /* (2, 4, cnt): this layer and the next */
+    wd_soa *cur = &buf[0], *nxt = &buf[1];
+    wd_soa_load(cur, s, cnt);
     const double kd = (double)k, k1d = (double)(k - 1);
     int64_t t = 0;
     for (; t < steps; t++) {
         int bad = 0;
         for (int64_t i = 0; i < cnt; i++) {
-            const uint64_t xb = wd_bits(A.xm[i]), f = (xb >> 52) & 0x7ffu;
+            const uint64_t xb = wd_bits(cur->xm[i]), f = (xb >> 52) & 0x7ffu;
             bad |= (f == 0) | (f == 0x7ffu); /* zero, subnormal, inf or NaN: the scalar path */
             const double m = wd_from_bits((xb & 0x800fffffffffffffu) | 0x3fe0000000000000u); /* frexp mantissa */
-            const double E = A.xe[i] + (wd_int_to_double(f) - 1022.0);
+            const double E = cur->xe[i] + (wd_int_to_double(f) - 1022.0);
             const double mk1 = k == 2 ? m : m * m; /* wd_ipow(m, k - 1) for k = 2, 3 */
             const double pm = mk1 * m, pe = kd * E;
-            const double bm = A.km[i] * (kd * mk1), be = A.ke[i] + k1d * E;
+            const double bm = cur->km[i] * (kd * mk1), be = cur->ke[i] + k1d * E;
             const double dpb = be - pe; /* exponent of the K term relative to the phi term */
             const int up = pe > be, eq = pe == be;
             const double diff = wd_sel(up, dpb, -dpb); /* <= 0 unless NaN */
@@ -101,29 +103,30 @@ static inline __attribute__((always_inline)) int64_t fast_hermite(const int k, w
             bad |= ren & ((rf == 0) | (rf == 0x7ffu));
             const double rmn = wd_from_bits((rb & 0x800fffffffffffffu) | 0x3fe0000000000000u);
             const double ren_e = re + (wd_int_to_double(rf) - 1022.0);
-            B.km[i] = wd_sel(ren, rmn, rm);
-            B.ke[i] = wd_sel(ren, ren_e, re);
-            B.xm[i] = pm; /* pm in [2^-k, 1): no renormalisation for k <= 3 */
-            B.xe[i] = pe;
+            nxt->km[i] = wd_sel(ren, rmn, rm);
+            nxt->ke[i] = wd_sel(ren, ren_e, re);
+            nxt->xm[i] = pm; /* pm in [2^-k, 1): no renormalisation for k <= 3 */
+            nxt->xe[i] = pe;
         }
         if (bad) break;
-        memcpy(&A, &B, sizeof A);
+        wd_soa *tmp = cur;
+        cur = nxt, nxt = tmp;
     }
-    wd_soa_store(&A, s, cnt);
+    wd_soa_store(cur, s, cnt);
     return t;
 }
 
 /* ---- ReLU on delta = 1 - xi (advance_relu in dual.c): K's exponent 0, xi's always 0 ---- */
 static int64_t fast_relu(wd_state *s, int64_t cnt, int64_t steps) {
-    double x[WD_CHUNK], k[WD_CHUNK], th[WD_CHUNK], g[WD_CHUNK], nk[WD_CHUNK]; /* (cnt) */
+    double bx[2][WD_CHUNK], bk[2][WD_CHUNK], th[WD_CHUNK]; /* (2, cnt) this layer and the next; (cnt) */
+    double *x = bx[0], *k = bk[0], *g = bx[1], *nk = bk[1];
     for (int64_t i = 0; i < cnt; i++) {
         if (s[i].ke != 0 || s[i].xe != 0) return 0;
         x[i] = s[i].xm, k[i] = s[i].km;
     }
     int64_t t = 0;
     for (; t < steps; t++) {
-        for (int64_t i = 0; i < cnt; i++) th[i] = sqrt(0.5 * x[i]);
-        for (int64_t i = 0; i < cnt; i++) th[i] = 2.0 * asin(th[i]); /* libm, one call per entry */
+        for (int64_t i = 0; i < cnt; i++) th[i] = 2.0 * asin(sqrt(0.5 * x[i])); /* libm, scalar */
         int need = 0;
         for (int64_t i = 0; i < cnt; i++) {
             g[i] = wd_relu_gseries(th[i]);
@@ -135,14 +138,14 @@ static int64_t fast_relu(wd_state *s, int64_t cnt, int64_t steps) {
         int bad = 0;
         for (int64_t i = 0; i < cnt; i++) {
             double dn = x[i] - g[i] / M_PI;
-            dn = dn < 0 ? 0 : dn;
+            dn = wd_sel(dn < 0, 0.0, dn);
             const double kk = (1.0 - dn) + k[i] * (1.0 - th[i] / M_PI);
             nk[i] = kk, g[i] = dn;
             bad |= wd_out_of_range(kk);
         }
         if (bad) break;
-        memcpy(x, g, (size_t)cnt * sizeof *x);
-        memcpy(k, nk, (size_t)cnt * sizeof *k);
+        double *tx = x, *tk = k;
+        x = g, k = nk, g = tx, nk = tk;
     }
     for (int64_t i = 0; i < cnt; i++) s[i].xm = x[i], s[i].km = k[i];
     return t;
