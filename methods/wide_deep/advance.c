@@ -97,7 +97,7 @@ static inline __attribute__((always_inline)) int64_t fast_hermite(const int k, w
             const double sc = wd_pow2(wd_sel(diff >= -1000, diff, 0.0));
             const double r_eq = pm + bm, r_up = pm + bm * sc, r_dn = bm + pm * sc; /* all three, then select */
             const double rm = wd_sel(eq, r_eq, wd_sel(up, r_up, r_dn)), re = wd_sel(up, pe, be);
-            /* renormalise K (frexp on the bits; rm is normal here: |bm| >= 2^-603) */
+            /* renormalise K (frexp on the bits; a subnormal, inf or NaN rm goes to the scalar path) */
             const uint64_t rb = wd_bits(rm), rf = (rb >> 52) & 0x7ffu;
             const int ren = wd_out_of_range(rm);
             bad |= ren & ((rf == 0) | (rf == 0x7ffu));
