@@ -8,8 +8,8 @@
 #include <string.h>
 #include "wd_internal.h"
 
-#define WD_TINY 0x1p-600
-#define WD_HUGE 0x1p600
+
+
 #define WD_VALID_NAMES "relu, erf, sine_<a> (0 < a <= 300), hermite_<k> (integer 1..64), 2d_opt, 3d_opt, 5d_opt, 9d_opt"
 
 static double wd_ipow(double x, int k) {
@@ -197,10 +197,10 @@ static inline double wd_sine_phi(double a, double inv_sinh_a, double x, double *
     return sh * inv_sinh_a;
 }
 WD_ADVANCE_A0ZERO(sine, wd_sine_phi(a, inv_sinh_a, x, &dsine), dsine)
-WD_ADVANCE_A0ZERO(opt2d, 0.5 * (x * x * x) * (x * x * x) * x + 0.5 * x, 3.5 * (x * x * x) * (x * x * x) + 0.5)
-WD_ADVANCE_A0ZERO(opt3d, 0.5 * x * x * x + 0.5 * x, 1.5 * x * x + 0.5)
-WD_ADVANCE_A0ZERO(opt5d, 0.25 * x * x * x + 0.5 * x * x + 0.25 * x, 0.75 * x * x + x + 0.25)
-WD_ADVANCE_A0ZERO(opt9d, x * x * x / 16.0 + 0.875 * x * x + x / 16.0, 3.0 * x * x / 16.0 + 1.75 * x + 1.0 / 16.0)
+WD_ADVANCE_A0ZERO(opt2d, WD_OPT2D_PHI(x), WD_OPT2D_DPHI(x))
+WD_ADVANCE_A0ZERO(opt3d, WD_OPT3D_PHI(x), WD_OPT3D_DPHI(x))
+WD_ADVANCE_A0ZERO(opt5d, WD_OPT5D_PHI(x), WD_OPT5D_DPHI(x))
+WD_ADVANCE_A0ZERO(opt9d, WD_OPT9D_PHI(x), WD_OPT9D_DPHI(x))
 
 /* ReLU, carried as delta = 1 - xi (state xm; exact relative precision as xi -> 1, where 1 - xi ~ 1/L^2 and the
  * per-layer change of xi, (sin t - t cos t)/pi ~ t^3/(3 pi) with t = arccos xi, falls towards the rounding error
@@ -208,11 +208,7 @@ WD_ADVANCE_A0ZERO(opt9d, x * x * x / 16.0 + 0.875 * x * x + x / 16.0, 3.0 * x * 
  *   t = arccos(1 - delta) = 2 asin(sqrt(delta / 2)),  g(t) = sin t - t cos t,
  *   1 - phi(xi) = delta - g(t) / pi,                   phi'(xi) = 1 - t / pi. */
 static inline double wd_relu_g(double t) {
-    if (t < 0.25) { /* g(t) = sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)!, error < 1e-17 relative */
-        double t2 = t * t;
-        return t * t2 *
-               (1.0 / 3 + t2 * (-1.0 / 30 + t2 * (1.0 / 840 + t2 * (-1.0 / 45360 + t2 * (1.0 / 3991680 + t2 * (-1.0 / 518918400))))));
-    }
+    if (t < 0.25) return wd_relu_gseries(t); /* sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)!, error < 1e-17 relative */
     return sin(t) - t * cos(t);
 }
 
@@ -250,7 +246,7 @@ static void advance_hermite(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt
         }
 }
 
-static void wd_advance_chunk(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t steps) {
+void wd_advance_scalar(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t steps) {
     switch (d->kind) {
     case NL_WIDE_DEEP_RELU: advance_relu(d, s, cnt, steps); break;
     case NL_WIDE_DEEP_ERF: advance_erf(d, s, cnt, steps); break;
@@ -264,10 +260,15 @@ static void wd_advance_chunk(const nl_wide_deep_dual *d, wd_state *s, int64_t cn
     }
 }
 
-/* Chunks of 256 entries (8 KB of state) go through all the steps while they sit in L1. */
+/* Chunks of WD_CHUNK entries (8 KB of state) go through all the steps while they sit in L1: the vectorised fast
+ * path (advance.c) as far as it goes, then this scalar code for the layers left. */
 void wd_advance(const nl_wide_deep_dual *d, wd_state *s, int64_t cnt, int64_t steps) {
     if (steps <= 0 || cnt <= 0) return;
-    for (int64_t c0 = 0; c0 < cnt; c0 += 256) wd_advance_chunk(d, s + c0, cnt - c0 < 256 ? cnt - c0 : 256, steps);
+    for (int64_t c0 = 0; c0 < cnt; c0 += WD_CHUNK) {
+        const int64_t len = cnt - c0 < WD_CHUNK ? cnt - c0 : WD_CHUNK;
+        const int64_t done = wd_advance_fast(d, s + c0, len, steps);
+        if (done < steps) wd_advance_scalar(d, s + c0, len, steps - done);
+    }
 }
 
 void nl_wide_deep_entry_scaled(const nl_wide_deep_dual *d, double xi0, int64_t depth, nl_wide_deep_num *nngp, nl_wide_deep_num *ntk) {

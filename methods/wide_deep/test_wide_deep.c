@@ -3,6 +3,8 @@
  * the baselines on hand cases, the data, and a small end-to-end run of the taxonomy with a fixed seed. */
 #include "nltest.h"
 #include "wide_deep/wide_deep.h"
+#include "wd_internal.h"
+#include <string.h>
 
 static const char *const ALL[] = {"relu",      "erf",       "sine_1",    "sine_2.676", "sine_13.8258", "hermite_1", "hermite_2",
                                   "hermite_3", "hermite_5", "2d_opt",    "3d_opt",     "5d_opt",       "9d_opt"};
@@ -176,6 +178,55 @@ static void test_scaled_vs_direct(void) {
     nl_wide_deep_entry_scaled(&d, 0.5, 1000, &a, &ka);
     NLT_CHECK(x == 0 && a.m != 0 && isfinite(nl_wide_deep_num_log2(a)) && isfinite(nl_wide_deep_num_log2(ka)), "9d_opt L=1000: %g / %g", x,
               nl_wide_deep_num_log2(a));
+}
+
+/* The vectorised fast path (advance.c) against the scalar recursion alone: every field of every state bit for bit,
+ * over xi_0 in [-1, 1] with 0, +-1, tiny and near-1 values, depths that stay on the fast path and depths that leave
+ * it (renormalisation of 9d_opt / hermite), in chunks of WD_CHUNK and a ragged tail. Also wd_ilog2 / wd_scaled
+ * (exponent field and power-of-two product) against frexp / ldexp. */
+static void test_fast_path_bitwise(void) {
+    enum { N = 2 * WD_CHUNK + 37 };
+    static wd_state a[N], b[N]; /* (N) */
+    static const char *const names[] = {"2d_opt", "3d_opt", "5d_opt", "9d_opt", "hermite_2", "hermite_3", "hermite_5", "relu", "erf", "sine_2.676"};
+    const int64_t Ls[] = {1, 3, 10, 50, 200, 600};
+    uint64_t z = 12345;
+    int fast_full = 0, fast_partial = 0;
+    for (size_t q = 0; q < sizeof names / sizeof names[0]; q++) {
+        nl_wide_deep_dual d = dual(names[q]);
+        for (size_t l = 0; l < sizeof Ls / sizeof Ls[0]; l++) {
+            if (nl_wide_deep_check_depth(&d, Ls[l]) != NL_OK) continue;
+            for (int i = 0; i < N; i++) {
+                z = z * 6364136223846793005ull + 1442695040888963407ull;
+                double u = (double)(z >> 11) * 0x1p-53, x0 = 2 * u - 1;
+                static const double special[] = {0.0, 1.0, -1.0, 1e-300, -1e-200, 0.999999999, 1 - 0x1p-52, 0.5, 1e-5, 0x1p-1000};
+                if (i % 17 == 0) x0 = special[(i / 17) % 10];
+                if (i >= WD_CHUNK && i < 2 * WD_CHUNK) x0 = 0.05 + 0.9 * u; /* one chunk with no special values */
+                wd_state_init(&d, &a[i], x0);
+            }
+            memcpy(b, a, sizeof a);
+            wd_advance(&d, a, N, Ls[l]);
+            wd_advance_scalar(&d, b, N, Ls[l]);
+            NLT_CHECK(!memcmp(a, b, sizeof a), "%s depth %lld: fast path differs from the scalar recursion", names[q], (long long)Ls[l]);
+            /* how far the fast path goes on the clean chunk */
+            wd_state c[WD_CHUNK];
+            for (int i = 0; i < WD_CHUNK; i++) wd_state_init(&d, &c[i], 0.05 + 0.9 * (i + 0.5) / WD_CHUNK);
+            int64_t done = wd_advance_fast(&d, c, WD_CHUNK, Ls[l]);
+            fast_full += done == Ls[l], fast_partial += done > 0 && done < Ls[l];
+        }
+    }
+    NLT_CHECK(fast_full >= 20 && fast_partial >= 1, "fast path ran all layers %d times, part of them %d times", fast_full, fast_partial);
+    for (int i = 0; i < 20000; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        double m = ldexp((double)(z >> 11) * 0x1p-53 + 0.25, (int)(z % 2400) - 1200) * ((z >> 7) & 1 ? -1 : 1);
+        if (i % 97 == 0) m = 0x1p-1074 * (double)(1 + (z >> 40) % 1000); /* subnormal */
+        double e = (double)((int64_t)(z >> 20) % 3000 - 1500), sh = (double)((int64_t)(z >> 33) % 3000 - 1500);
+        int ex;
+        (void)frexp(m, &ex);
+        NLT_CHECK(wd_ilog2(m, e) == (m == 0 ? -INFINITY : e + (double)(ex - 1)), "wd_ilog2(%a, %g)", m, e);
+        double ref = m == 0 || e - sh < -2200 ? 0.0 : e - sh > 2200 ? copysign(INFINITY, m) : ldexp(m, (int)(e - sh));
+        double got = wd_scaled(m, e, sh);
+        NLT_CHECK(!memcmp(&got, &ref, sizeof got), "wd_scaled(%a, %g, %g) = %a, ldexp %a", m, e, sh, got, ref);
+    }
 }
 
 /* Taxonomy: classes, and the singular exponents (derived: the NNGP xi_L ~ phi'(0)^L h(xi) with
@@ -461,6 +512,7 @@ int main(void) {
     NLT_RUN(test_dphi_fd);
     NLT_RUN(test_diagonal);
     NLT_RUN(test_scaled_vs_direct);
+    NLT_RUN(test_fast_path_bitwise);
     NLT_RUN(test_taxonomy);
     NLT_RUN(test_relu_asymptotics);
     NLT_RUN(test_baselines_tiny);
