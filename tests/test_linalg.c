@@ -84,6 +84,17 @@ static void test_cholesky_values(void) {
     for (int i = 0; i < 16 && L; i++) md = fmax(md, fabs(Ai[i] - D(L)[i]));
     NLT_NEAR(md, 0, 1e-15);
     NLT_OK(nl_cholesky_inplace(Ai, 0));
+    /* only the lower triangle is read: garbage (NaN) in the strict upper triangle is ignored and zeroed (the GP prior
+     * sampler fills the lower triangle only; its scratch once held NaN bits there, a spurious NL_ENONFINITE) */
+    memcpy(Ai, Am, sizeof Ai);
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++) Ai[i * 4 + j] = NAN;
+    NLT_OK(nl_cholesky_inplace(Ai, 4));
+    md = 0;
+    for (int i = 0; i < 16 && L; i++) md = fmax(md, fabs(Ai[i] - D(L)[i]));
+    NLT_NEAR(md, 0, 1e-15);
+    Ai[1 * 4 + 0] = NAN; /* ... while a NaN in the lower triangle is refused */
+    NLT_CHECK(nl_cholesky_inplace(Ai, 4) == NL_ENONFINITE, "NaN in the lower triangle: %s", nl_last_error());
     free(X.data);
     nl_ctx_free(c);
 }

@@ -40,7 +40,8 @@ nl_var *nl_diag_embed(nl_ctx *c, nl_var *d);
 nl_status nl_eigh(double *A, int64_t n, double *w);
 /* Thin SVD (LAPACKE_dgesdd): A (m, n) -> U (m, k), S (k) descending, Vt (k, n), k = min(m, n). A is overwritten. */
 nl_status nl_svd(double *A, int64_t m, int64_t n, double *U, double *S, double *Vt);
-/* In-place Cholesky of A (n, n), lower (strict upper triangle zeroed); NL_ELINALG if not positive definite. */
+/* In-place Cholesky of A (n, n), lower (strict upper triangle zeroed); only the lower triangle is read, so the strict
+ * upper one may be left unset; NL_ELINALG if not positive definite, NL_ENONFINITE for NaN/Inf in the lower triangle. */
 nl_status nl_cholesky_inplace(double *A, int64_t n);
 
 #ifdef __cplusplus

@@ -53,11 +53,20 @@ static int64_t first_nonfinite(const double *a, int64_t n, int64_t m, int64_t ld
     return -1;
 }
 
-/* dpotrf (lower, row-major) on a contiguous (n, n) buffer; zeroes the strict upper triangle. `op` names the
- * caller in messages. */
+/* First non-finite entry of the lower triangle (diagonal included) of a (n, n), or -1. */
+static int64_t first_nonfinite_lower(const double *a, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j <= i; j++)
+            if (!isfinite(a[i * n + j])) return i * n + j;
+    return -1;
+}
+
+/* dpotrf (lower, row-major) on a contiguous (n, n) buffer; zeroes the strict upper triangle. Only the lower
+ * triangle is read (and checked): callers may leave the strict upper triangle unset. `op` names the caller in
+ * messages. */
 static nl_status potrf_lower(const char *op, double *a, int64_t n) {
     if (n == 0) return NL_OK;
-    int64_t bad = first_nonfinite(a, n, n, n);
+    int64_t bad = first_nonfinite_lower(a, n);
     if (bad >= 0)
         return nl_set_error(NL_ENONFINITE, "%s: matrix [%lld,%lld] contains a non-finite value (%g at [%lld,%lld])", op,
                             (long long)n, (long long)n, a[bad], (long long)(bad / n), (long long)(bad % n));
