@@ -16,15 +16,18 @@ if [ ! -f out/ledger.json ]; then
   echo "quickstart: nnlab repro wrote no ledger (exit $rc)" >&2
   exit 1
 fi
-python3 - out/ledger.json <<'PY'
+./build/nnlab list --json > out/list.json
+python3 - out/ledger.json out/list.json <<'PY'
 import json, sys
 entries = json.load(open(sys.argv[1]))["entries"]
+# the entry's method folder (methods/<id with '-' as '_'>/README.md has its claim, rules and numbers)
+folder = {e["method"]: (e.get("method_id") or e["method"]).replace("-", "_") for e in json.load(open(sys.argv[2]))["experiments"]}
 errors = [e for e in entries if e.get("error")]
 fails = [e for e in entries if e["verdict"] != "pass" and not e.get("error")]
 print(f"quickstart: {len(entries)} experiments, {len(entries) - len(fails) - len(errors)} claims reproduced, "
       f"{len(fails)} did not, {len(errors)} stopped with an error")
 for e in fails:
-    print(f"  did not reproduce: {e['method']}: {e.get('measured', '')}  (see docs/{e['method']}.md)")
+    print(f"  did not reproduce: {e['method']}: {e.get('measured', '')}  (see methods/{folder.get(e['method'], e['method'])}/README.md)")
 for e in errors:
     print(f"  ERROR: {e['method']}: {e['error']}")
 sys.exit(1 if errors else 0)
