@@ -180,6 +180,20 @@ static void test_stats(void) {
     NLT_NEAR(se, sqrt(5.0 / 3.0 / 4.0), 1e-12);   /* sd^2 = 5/3 */
     nl_stats_mean_se(x, 1, &m, &se);
     NLT_CHECK(m == 1 && isnan(se), "one sample: no standard error");
+    /* nl_exp_set_mean_se: NAME_mean and NAME_se of the values, overwriting on a second call */
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    NLT_OK(nl_exp_set_mean_se(&r, "gain", x, 4));
+    NLT_NEAR(nl_exp_get(&r, "gain_mean", NULL), 2.5, 1e-12);
+    NLT_NEAR(nl_exp_get(&r, "gain_se", NULL), sqrt(5.0 / 3.0 / 4.0), 1e-12);
+    NLT_OK(nl_exp_set_mean_se(&r, "gain", y, 2));
+    NLT_NEAR(nl_exp_get(&r, "gain_mean", NULL), 1.0, 1e-12);
+    NLT_CHECK(r.n_metrics == 2, "overwritten, not added: %d metrics", r.n_metrics);
+    char longname[80];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    NLT_CHECK(nl_exp_set_mean_se(&r, longname, x, 4) == NL_EINVAL, "too long a name is refused");
+    nl_exp_result_free(&r);
     double md, sd;
     double t = nl_stats_paired_t(x, y, 4, &md, &sd);  /* differences 0.5 0.5 1 1: mean 0.75, sd^2 1/12 */
     NLT_NEAR(md, 0.75, 1e-12);

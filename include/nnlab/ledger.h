@@ -76,6 +76,9 @@ void nl_exp_result_init(nl_exp_result *r);
 void nl_exp_result_free(nl_exp_result *r);
 /* Set (or overwrite) a metric. */
 nl_status nl_exp_set(nl_exp_result *r, const char *name, double value);
+/* Set the metrics NAME_mean and NAME_se from values x (n, one per seed or data set): their mean and standard error
+ * (nl_stats_mean_se). */
+nl_status nl_exp_set_mean_se(nl_exp_result *r, const char *name, const double *x, int n);
 /* Metric value, or NAN when absent (found, may be NULL, tells which). */
 double nl_exp_get(const nl_exp_result *r, const char *name, int *found);
 /* The curve (plot, name), created empty on first use (labels taken from that first call); NULL on OOM. */

@@ -58,16 +58,6 @@ typedef struct {
     double pk_in[LMI_MAX_SEEDS], pk_out[LMI_MAX_SEEDS][LMI_MAX_DIST];
 } lmi_meas;
 
-static void set_ms(nl_exp_result *r, const char *name, const double *x, int k) {
-    double m, se;
-    char b[64];
-    nl_stats_mean_se(x, k, &m, &se);
-    snprintf(b, sizeof b, "%s_mean", name);
-    nl_exp_set(r, b, m);
-    snprintf(b, sizeof b, "%s_se", name);
-    nl_exp_set(r, b, se);
-}
-
 /* the judged metrics of variant v (same names for the main result and every control) */
 static void fill_result(nl_exp_result *r, const lminf_cfg *cfg, const lmi_meas *me, const lmi_meas *van) {
     const int k = cfg->n_seeds, last = cfg->n_lens - 1;
@@ -80,30 +70,30 @@ static void fill_result(nl_exp_result *r, const lminf_cfg *cfg, const lmi_meas *
     for (int i = 0; i < cfg->n_lens; i++) {
         snprintf(name, sizeof name, "ppl_%lld", (long long)cfg->lens[i]);
         for (int s = 0; s < k; s++) x[s] = me->ppl[s][i];
-        set_ms(r, name, x, k);
+        nl_exp_set_mean_se(r, name, x, k);
     }
     for (int s = 0; s < k; s++) {
         x[s] = 0;
         for (int i = 0; i < cfg->n_lens; i++) x[s] = fmax(x[s], me->ppl[s][i] / me->ppl[s][0]);
         y[s] = van->ppl[s][last] / van->ppl[s][0];
     }
-    set_ms(r, "ppl_max_ratio", x, k);
-    set_ms(r, "vanilla_ratio_32x", y, k);
+    nl_exp_set_mean_se(r, "ppl_max_ratio", x, k);
+    nl_exp_set_mean_se(r, "vanilla_ratio_32x", y, k);
     for (int s = 0; s < k; s++) x[s] = me->ppl[s][last] / me->ppl[s][0];
-    set_ms(r, "ppl_ratio_32x", x, k);
+    nl_exp_set_mean_se(r, "ppl_ratio_32x", x, k);
     if (cfg->pk_steps <= 0) return; /* passkey not measured: no passkey metrics, the judge leaves those parts out */
-    set_ms(r, "pk_in", me->pk_in, k);
+    nl_exp_set_mean_se(r, "pk_in", me->pk_in, k);
     for (int d = 0; d < cfg->n_dist; d++) {
         snprintf(name, sizeof name, "pk_out_d%d", d);
         for (int s = 0; s < k; s++) x[s] = me->pk_out[s][d];
-        set_ms(r, name, x, k);
+        nl_exp_set_mean_se(r, name, x, k);
     }
     for (int s = 0; s < k; s++) {
         x[s] = y[s] = 0;
         for (int d = 0; d < cfg->n_dist; d++) { x[s] += me->pk_out[s][d] / cfg->n_dist; y[s] += van->pk_out[s][d] / cfg->n_dist; }
     }
-    set_ms(r, "pk_out", x, k);
-    set_ms(r, "vanilla_pk_out", y, k);
+    nl_exp_set_mean_se(r, "pk_out", x, k);
+    nl_exp_set_mean_se(r, "vanilla_pk_out", y, k);
     double md, sed;
     nl_stats_paired_t(x, y, k, &md, &sed);
     nl_exp_set(r, "pk_gain_mean", md);
@@ -201,8 +191,8 @@ static nl_status lminf_run(const nl_experiment *e, const void *config, const nl_
         if (!c) { st = nl_set_error(NL_ENOMEM, "lm-infinite: out of memory"); goto done; }
         fill_result(c, cfg, &me[v], &me[NL_LM_INFINITE_EXP_VANILLA]);
     }
-    set_ms(out, "lm_train_loss", la, k);
-    if (cfg->pk_steps > 0) set_ms(out, "pk_train_loss", lb, k);
+    nl_exp_set_mean_se(out, "lm_train_loss", la, k);
+    if (cfg->pk_steps > 0) nl_exp_set_mean_se(out, "pk_train_loss", lb, k);
     nl_exp_set(out, "params", params);
     for (int v = 0; v < NL_LM_INFINITE_EXP_NV; v++) {
         nl_curve *pc = nl_exp_curve(out, "Perplexity vs evaluation length (mean over seeds)", nl_lm_infinite_exp_variant_name[v], "length (bytes)",

@@ -87,27 +87,17 @@ static nl_status pn_lm_run(int v, const pn_exp_cfg *cfg, uint64_t seed, const in
     return st;
 }
 
-static void pn_set_stat(nl_exp_result *o, const char *name, const double *x, int n) {
-    double m, se;
-    nl_stats_mean_se(x, n, &m, &se);
-    char b[96];
-    snprintf(b, sizeof b, "%s_mean", name);
-    nl_exp_set(o, b, m);
-    snprintf(b, sizeof b, "%s_se", name);
-    nl_exp_set(o, b, se);
-}
-
 /* The judged metrics of variant v (same names in the main result and every control). */
 static void pn_fill(nl_exp_result *o, int v, int n, double nll[V_COUNT][PN_MAX_SEEDS], double tl[V_COUNT][PN_MAX_SEEDS]) {
     double ppl[PN_MAX_SEEDS], ref_ln[PN_MAX_SEEDS], ref_bn[PN_MAX_SEEDS], md, se;
     for (int s = 0; s < n; s++) ppl[s] = exp(nll[v][s]), ref_ln[s] = exp(nll[V_LN][s]), ref_bn[s] = exp(nll[V_BN][s]);
     o->seeds = n;
     nl_exp_set(o, "n_seeds", n);
-    pn_set_stat(o, "test_ppl", ppl, n);
-    pn_set_stat(o, "test_nll", nll[v], n);
-    pn_set_stat(o, "train_loss", tl[v], n);
-    pn_set_stat(o, "layernorm_ppl", ref_ln, n);
-    pn_set_stat(o, "batchnorm_ppl", ref_bn, n);
+    nl_exp_set_mean_se(o, "test_ppl", ppl, n);
+    nl_exp_set_mean_se(o, "test_nll", nll[v], n);
+    nl_exp_set_mean_se(o, "train_loss", tl[v], n);
+    nl_exp_set_mean_se(o, "layernorm_ppl", ref_ln, n);
+    nl_exp_set_mean_se(o, "batchnorm_ppl", ref_bn, n);
     nl_stats_paired_t(nll[V_LN], nll[v], n, &md, &se); /* NLL_LN - NLL_v per seed */
     nl_exp_set(o, "gain_vs_ln_mean", md);
     nl_exp_set(o, "gain_vs_ln_se", se);

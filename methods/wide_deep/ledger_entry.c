@@ -107,28 +107,18 @@ static void wd_collect(const wd_lcfg *L, int dix, int s, const nl_wide_deep_resu
     }
 }
 
-static void wd_set_stat(nl_exp_result *o, const char *name, const double *x, int k) {
-    double m, se;
-    nl_stats_mean_se(x, k, &m, &se);
-    char b[96];
-    snprintf(b, sizeof b, "%s_mean", name);
-    nl_exp_set(o, b, m);
-    snprintf(b, sizeof b, "%s_se", name);
-    nl_exp_set(o, b, se);
-}
-
 static void wd_fill(nl_exp_result *o, const wd_lcfg *L, const wd_acc *A, int v) {
     const int k = L->n_seeds;
     nl_exp_set(o, "n_seeds", k);
-    wd_set_stat(o, "hermite_ntk_agree_1nn", A->herm[v], k);
-    if (L->use_dim[0] && L->relu_n > 0) wd_set_stat(o, "relu_ntk_agree_majority", A->relu[v], k);
+    nl_exp_set_mean_se(o, "hermite_ntk_agree_1nn", A->herm[v], k);
+    if (L->use_dim[0] && L->relu_n > 0) nl_exp_set_mean_se(o, "relu_ntk_agree_majority", A->relu[v], k);
     for (int j = 0; j < WD_NDIM; j++) {
         if (!L->use_dim[j] || (v == V_RELU_OPT && wd_dims[j] != 2)) continue; /* ReLU runs in d = 2 only */
         char b[64];
         snprintf(b, sizeof b, "opt_excess_d%d", wd_dims[j]);
-        wd_set_stat(o, b, A->ex[v][j], k);
+        nl_exp_set_mean_se(o, b, A->ex[v][j], k);
         snprintf(b, sizeof b, "opt_gain_vs_1nn_d%d", wd_dims[j]);
-        wd_set_stat(o, b, A->gain[v][j], k);
+        nl_exp_set_mean_se(o, b, A->gain[v][j], k);
         snprintf(b, sizeof b, "margin_d%d", wd_dims[j]);
         nl_exp_set(o, b, L->margin_pp[j] / 100);
     }
@@ -194,7 +184,7 @@ static nl_status wd_ledger_run(const nl_experiment *e, const void *config, const
     const int k = L->n_seeds;
     out->seeds = k;
     wd_fill(out, L, &A, V_MAIN);
-    if (L->use_dim[0] && L->relu_n > 0) wd_set_stat(out, "relu_depth_Lstar", A.relu_L, k);
+    if (L->use_dim[0] && L->relu_n > 0) nl_exp_set_mean_se(out, "relu_depth_Lstar", A.relu_L, k);
     for (int j = 0; j < WD_NDIM; j++) {
         if (!L->use_dim[j]) continue;
         static const char *const nm[6] = {"bayes_err", "nn1_err", "devroye_err", "majority_err", "opt_nngp_err", "opt_ntk_err"};
@@ -202,7 +192,7 @@ static nl_status wd_ledger_run(const nl_experiment *e, const void *config, const
         for (int q = 0; q < 6; q++) {
             char b[64];
             snprintf(b, sizeof b, "%s_d%d", nm[q], wd_dims[j]);
-            wd_set_stat(out, b, src[q], k);
+            nl_exp_set_mean_se(out, b, src[q], k);
         }
     }
     nl_exp_set(out, "n_train", (double)L->n_train);

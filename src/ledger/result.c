@@ -46,6 +46,17 @@ nl_status nl_exp_set(nl_exp_result *r, const char *name, double value) {
     return NL_OK;
 }
 
+nl_status nl_exp_set_mean_se(nl_exp_result *r, const char *name, const double *x, int n) {
+    double m, se;
+    nl_stats_mean_se(x, n, &m, &se);
+    char b[sizeof r->metrics[0].name + 4];
+    snprintf(b, sizeof b, "%s_mean", name);
+    nl_status s = nl_exp_set(r, b, m);
+    if (s) return s;
+    snprintf(b, sizeof b, "%s_se", name);
+    return nl_exp_set(r, b, se);
+}
+
 double nl_exp_get(const nl_exp_result *r, const char *name, int *found) {
     for (int i = 0; i < r->n_metrics; i++)
         if (!strcmp(r->metrics[i].name, name)) {
