@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders report.html in headless Chromium and checks the DOM (the ledger table, inline SVG charts) and that
 # Chromium reported no problem with the page. Skips (exit 0, message) when chromium is not installed.
-# usage: check_report.sh NNLAB [REPORT.html]   (without REPORT, runs `nnlab repro mlp --quick` to make one)
+# usage: check_report.sh NNLAB [REPORT.html]   (without REPORT, runs `nnlab repro mlp --smoke` to make one: the same
+# report code as a quick run, in seconds)
 set -u
 NNLAB="$1"; REPORT="${2:-}"
 CHROMIUM=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
@@ -13,11 +14,11 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0
 check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 if [ -z "$REPORT" ]; then
-  "$NNLAB" repro mlp --quick --quiet --out "$tmp/out" >"$tmp/table" 2>"$tmp/err"; rc=$?
+  "$NNLAB" repro mlp --smoke --quiet --out "$tmp/out" >"$tmp/table" 2>"$tmp/err"; rc=$?
   if [ $rc -ne 0 ] && grep -q "not found" "$tmp/out/ledger.json" 2>/dev/null; then
     echo "SKIP: Fashion-MNIST not installed; no report to render"; exit 0
   fi
-  check "nnlab repro mlp --quick -> exit 0" "[ $rc -eq 0 ]"
+  check "nnlab repro mlp --smoke -> exit 0" "[ $rc -eq 0 ]"
   REPORT="$tmp/out/report.html"
 fi
 check "report exists" "[ -s '$REPORT' ]"
