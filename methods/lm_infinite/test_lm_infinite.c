@@ -3,13 +3,9 @@
  * gradients, ring-buffer decoding == blockwise prefill, constant cache memory over 10k steps, thread determinism,
  * errors, and the passkey generator/scorer. */
 #include "nltest.h"
+#include "lm_infinite/test_util.h"
 #include "lm_infinite/lm_infinite.h"
 #include "transformer/transformer.h"
-
-/* RoPE frequencies theta_j = base^(-2j/D) */
-static void mk_theta(double *th, int64_t D, double base) {
-    for (int64_t j = 0; j < D / 2; j++) th[j] = pow(base, -2.0 * (double)j / (double)D);
-}
 
 /* independent rotate_half rotation: out = x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1] */
 static void rope(const double *x, int64_t D, double pos, const double *th, double *out) {
@@ -19,22 +15,6 @@ static void rope(const double *x, int64_t D, double pos, const double *th, doubl
         const double rh = j < h ? -x[j + h] : x[j - h];
         out[j] = x[j] * cos(a) + rh * sin(a);
     }
-}
-
-static nl_tensor rnd(nl_dtype dt, int64_t B, int64_t H, int64_t T, int64_t D, uint64_t seed) {
-    int64_t s[4] = {B, H, T, D};
-    nl_tensor t = nl_tensor_wrap(malloc((size_t)(B * H * T * D + 1) * nl_dtype_size(dt)), dt, 4, s);
-    nl_rng r;
-    nl_rng_init(&r, seed, 0);
-    nl_rng_fill_normal(&r, &t, 0, 1);
-    return t;
-}
-
-static double maxdiff(const nl_tensor *a, const nl_tensor *b) {
-    double m = 0;
-    const int64_t n = nl_tensor_numel(a);
-    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(nl_tensor_get(a, i) - nl_tensor_get(b, i)));
-    return m;
 }
 
 /* dst <- src elementwise across dtypes (same shape; any strides) */

@@ -3,26 +3,8 @@
  * variants inside the LM (all equal vanilla within the training window), the passkey scorer (needle placed outside
  * the window), and the judge on hand-made results: LM-Infinite's numbers pass, each control's numbers fail. */
 #include "nltest.h"
+#include "lm_infinite/test_util.h"
 #include "lm_infinite/ledger_eval.h"
-
-static void mk_theta(double *th, int64_t D, double base) {
-    for (int64_t j = 0; j < D / 2; j++) th[j] = pow(base, -2.0 * (double)j / (double)D);
-}
-
-static nl_tensor rnd(int64_t B, int64_t H, int64_t T, int64_t D, uint64_t seed) {
-    int64_t s[4] = {B, H, T, D};
-    nl_tensor t = nl_tensor_wrap(malloc((size_t)(B * H * T * D + 1) * sizeof(double)), NL_F64, 4, s);
-    nl_rng r;
-    nl_rng_init(&r, seed, 0);
-    nl_rng_fill_normal(&r, &t, 0, 1);
-    return t;
-}
-
-static double maxdiff(const nl_tensor *a, const nl_tensor *b) {
-    double m = 0;
-    for (int64_t i = 0; i < nl_tensor_numel(a); i++) m = fmax(m, fabs(nl_tensor_get(a, i) - nl_tensor_get(b, i)));
-    return m;
-}
 
 /* no limit: blockwise == reference (values, gradients); n_global >= n: every key at its true distance == causal
  * RoPE attention (the op with an unbounded window); and it differs from the limited op once global keys are used */
@@ -35,7 +17,7 @@ static void test_nolimit_op(void) {
     for (int i = 0; i < 150; i++) pos[i] = i;
     for (int ci = 0; ci < 3; ci++) {
         const int64_t n = cs[ci].n;
-        nl_tensor q = rnd(B, H, n, D, 1 + ci), k = rnd(B, H, n, D, 11 + ci), v = rnd(B, H, n, Dv, 21 + ci), go = rnd(B, H, n, Dv, 31 + ci);
+        nl_tensor q = rnd(NL_F64, B, H, n, D, 1 + ci), k = rnd(NL_F64, B, H, n, D, 11 + ci), v = rnd(NL_F64, B, H, n, Dv, 21 + ci), go = rnd(NL_F64, B, H, n, Dv, 31 + ci);
         const nl_lm_infinite_cfg cfg = {cs[ci].ng, cs[ci].nl, NL_LM_INFINITE_NO_LIMIT};
         nl_ctx *c[2] = {nl_ctx_new(0, 0), nl_ctx_new(0, 0)};
         nl_var *in[2][3], *y[2];
@@ -93,7 +75,7 @@ static void test_nolimit_gradcheck(void) {
     int64_t pos[20];
     for (int i = 0; i < 20; i++) pos[i] = i;
     gc_nl a = {pos, th, {2, 5, NL_LM_INFINITE_NO_LIMIT}};
-    nl_tensor in[3] = {rnd(1, 2, 20, 4, 71), rnd(1, 2, 20, 4, 72), rnd(1, 2, 20, 3, 73)};
+    nl_tensor in[3] = {rnd(NL_F64, 1, 2, 20, 4, 71), rnd(NL_F64, 1, 2, 20, 4, 72), rnd(NL_F64, 1, 2, 20, 3, 73)};
     nl_gc_result res;
     NLT_CHECK(nl_gradcheck(f_nl, &a, 3, in, NULL, 1e-6, 1e-8, 1e-6, &res) == NL_OK, "%s (max abs err %g)", res.first_failure, res.max_abs_err);
     for (int j = 0; j < 3; j++) free(in[j].data);
