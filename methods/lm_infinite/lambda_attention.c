@@ -168,21 +168,32 @@ static void blk_fwd_slice(const lam_geom *g, int64_t bh, double *scr) {
         tile_scores(g, bh, t0, nt, lo, W, gn, sl, sg);
         double *o = g->o + (bh * T + t0) * Dv, *lse = g->lse + bh * T + t0;
         for (int64_t r = 0; r < nt; r++) {
+            /* the row's visible columns are contiguous: band [a, b) (i - n_local < j <= i) and global [0, gb)
+             * (distance >= n_local); the masked ones (-inf from tile_scores) get probability 0 without an exp */
+            const int64_t pi = g->qpos0 + t0 + r, base = g->kpos0 + lo;
+            int64_t a = pi - g->nl + 1 - base, b = pi - base + 1, gb = pi - g->nl - g->kpos0 + 1;
+            a = a < 0 ? 0 : a > W ? W : a;
+            b = b < a ? a : b > W ? W : b;
+            gb = gb < 0 ? 0 : gb > gn ? gn : gb;
+            double *rl = sl + r * W, *rg = sg + r * gn;
             double mx = -INFINITY;
-            for (int64_t c = 0; c < W; c++) mx = fmax(mx, sl[r * W + c]);
-            for (int64_t c = 0; c < gn; c++) mx = fmax(mx, sg[r * gn + c]);
+            for (int64_t c = a; c < b; c++) mx = rl[c] > mx ? rl[c] : mx;
+            for (int64_t c = 0; c < gb; c++) mx = rg[c] > mx ? rg[c] : mx;
+            for (int64_t c = 0; c < a; c++) rl[c] = 0;
+            for (int64_t c = b; c < W; c++) rl[c] = 0;
+            for (int64_t c = gb; c < gn; c++) rg[c] = 0;
             if (mx == -INFINITY) {
                 lse[r] = -INFINITY;
-                for (int64_t c = 0; c < W; c++) sl[r * W + c] = 0;
-                for (int64_t c = 0; c < gn; c++) sg[r * gn + c] = 0;
+                for (int64_t c = a; c < b; c++) rl[c] = 0;
+                for (int64_t c = 0; c < gb; c++) rg[c] = 0;
                 continue;
             }
             double z = 0;
-            for (int64_t c = 0; c < W; c++) z += (sl[r * W + c] = exp(sl[r * W + c] - mx));
-            for (int64_t c = 0; c < gn; c++) z += (sg[r * gn + c] = exp(sg[r * gn + c] - mx));
+            for (int64_t c = a; c < b; c++) z += (rl[c] = exp(rl[c] - mx));
+            for (int64_t c = 0; c < gb; c++) z += (rg[c] = exp(rg[c] - mx));
             const double iz = 1.0 / z;
-            for (int64_t c = 0; c < W; c++) sl[r * W + c] *= iz;
-            for (int64_t c = 0; c < gn; c++) sg[r * gn + c] *= iz;
+            for (int64_t c = a; c < b; c++) rl[c] *= iz;
+            for (int64_t c = 0; c < gb; c++) rg[c] *= iz;
             lse[r] = mx + log(z);
         }
         if (W > 0) nl_gemm(NL_F64, 0, 0, nt, Dv, W, 1.0, sl, W, g->vd + (bh * S + lo) * Dv, Dv, 0.0, o, Dv);

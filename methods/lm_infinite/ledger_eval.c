@@ -54,17 +54,17 @@ nl_status nl_lm_infinite_exp_text_batch(void *ud, int64_t step, int64_t B, int64
     return NL_OK;
 }
 
-nl_status nl_lm_infinite_exp_perplexity(nl_lm *m, const int32_t *tok, int64_t n, int64_t T, int64_t n_pred, double *ppl) {
+nl_status nl_lm_infinite_exp_perplexity(nl_ctx *ctx, nl_lm *m, const int32_t *tok, int64_t n, int64_t T, int64_t n_pred, double *ppl) {
     int64_t nw = n_pred / T;
     if (nw < 1) nw = 1;
     if (nw * T > n) return nl_set_error(NL_EINVAL, "lm-infinite: %lld test bytes, fewer than %lld windows of %lld", (long long)n, (long long)nw, (long long)T);
     const int64_t batch = 4096 / T > 1 ? 4096 / T : 1;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(batch * T)); /* [batch, T] */
     int32_t *tg = malloc(sizeof(int32_t) * (size_t)(batch * T));  /* [batch, T] */
-    nl_ctx *c = nl_ctx_new(0, 0);
+    nl_ctx *c = ctx ? ctx : nl_ctx_new(0, 0); /* a caller's context keeps its grown arena (no page faults per call) */
     nl_status st = NL_OK;
     if (!ids || !tg || !c) { st = nl_set_error(NL_ENOMEM, "lm-infinite: out of memory (perplexity)"); goto done; }
-    nl_set_grad_enabled(c, 0);
+    const int grad = nl_set_grad_enabled(c, 0);
     double sum = 0;
     for (int64_t w0 = 0; w0 < nw; w0 += batch) {
         const int64_t bs = nw - w0 < batch ? nw - w0 : batch;
@@ -80,10 +80,12 @@ nl_status nl_lm_infinite_exp_perplexity(nl_lm *m, const int32_t *tok, int64_t n,
         sum += nl_item(l) * (double)(bs * T);
     }
     *ppl = exp(sum / (double)(nw * T));
+    nl_set_grad_enabled(c, grad);
 done:
     free(ids);
     free(tg);
-    nl_ctx_free(c);
+    if (c && c != ctx) nl_ctx_free(c);
+    if (ctx) nl_ctx_reset(ctx);
     return st;
 }
 

@@ -28,8 +28,9 @@ nl_status nl_lm_infinite_exp_text_batch(void *ud, int64_t step, int64_t B, int64
 
 /* Perplexity of windows of T tokens (BOS + T - 1 bytes; the T bytes text[w T, (w + 1) T) are predicted, every one
  * scored) over the first n_pred bytes of tok (rounded down to whole windows, at least one): the same predicted
- * bytes at every T dividing n_pred. */
-nl_status nl_lm_infinite_exp_perplexity(nl_lm *m, const int32_t *tok, int64_t n, int64_t T, int64_t n_pred, double *ppl);
+ * bytes at every T dividing n_pred. ctx: scratch context reused across calls (reset on return; its arena keeps its
+ * grown size, so repeated calls do not fault fresh pages in), or NULL for a private one. */
+nl_status nl_lm_infinite_exp_perplexity(nl_ctx *ctx, nl_lm *m, const int32_t *tok, int64_t n, int64_t T, int64_t n_pred, double *ppl);
 
 /* nl_lm_batch_fn of passkey rows: BOS + a prompt of 60 .. T - 10 bytes (needle at a uniform slot) + " K." and
  * newline padding; targets on the answer " K." only. */
