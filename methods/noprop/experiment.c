@@ -46,6 +46,8 @@ static nl_noprop_config base_config(const np_entry_cfg *ec, nl_noprop_variant v,
 }
 
 /* Runs `variant` on data set k for seeds 1..n into r as KEY_DATA_seed%d and KEY_DATA_mean / _se. */
+static nl_dataset g_tr[2], g_te[2]; /* the loaded data sets of the running entry */
+
 static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, int zero, int shuf, const char *key,
                            const nl_exp_options *opt, nl_exp_result *r, double *secs, nl_noprop_result *first) {
     double acc[NP_MAX_SEEDS];
@@ -60,7 +62,7 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
             c.epochs = ec->control_epochs;
         }
         nl_noprop_result res;
-        nl_status s = nl_noprop_run(&c, g_sets[k], &res);
+        nl_status s = nl_noprop_run_data(&c, &g_tr[k], &g_te[k], &res);
         if (s) return s;
         acc[i] = res.test_accuracy;
         *secs += res.train_seconds;
@@ -89,8 +91,23 @@ static void copy_bp(const nl_exp_result *from, nl_exp_result *to, int n) {
     }
 }
 
+static nl_status noprop_run_loaded(const nl_experiment *e, const np_entry_cfg *ec, const nl_exp_options *opt, nl_exp_result *out);
+
 static nl_status noprop_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
-    const np_entry_cfg *ec = config;
+    nl_status s = NL_OK;
+    memset(g_tr, 0, sizeof g_tr);
+    memset(g_te, 0, sizeof g_te);
+    for (int k = 0; k < 2 && !s; k++)
+        if (!(s = nl_dataset_load(&g_tr[k], g_sets[k], "train", NULL))) s = nl_dataset_load(&g_te[k], g_sets[k], "test", NULL);
+    if (!s) s = noprop_run_loaded(e, config, opt, out);
+    for (int k = 0; k < 2; k++) {
+        nl_dataset_free(&g_tr[k]);
+        nl_dataset_free(&g_te[k]);
+    }
+    return s;
+}
+
+static nl_status noprop_run_loaded(const nl_experiment *e, const np_entry_cfg *ec, const nl_exp_options *opt, nl_exp_result *out) {
     int n = ec->seeds < NP_MAX_SEEDS ? ec->seeds : NP_MAX_SEEDS;
     double secs = 0;
     nl_noprop_result dt1, bp1;
@@ -176,11 +193,11 @@ static int noprop_judge(const nl_experiment *e, nl_exp_result *r, int mode, char
     return nl_exp_parts_pass(r);
 }
 
-/* Quick: MLP blocks (H 64) on the first 10000 training images, 2 epochs; full: CNN blocks 16/32 channels (the paper's
- * 32/64 halved), H 256, all 60000 images, 5 epochs (wave2.md); smoke: MLP H 32, T 3, 1000 images, 1 epoch. */
-static const np_entry_cfg np_quick = {0, {16, 32}, 64, 10, 10000, 0, 2, 128, 3, 2000, 1};
+/* Quick: MLP blocks (H 32) on the first 15000 training images, 3 epochs; full: CNN blocks 16/32 channels (the paper's
+ * 32/64 halved), H 256, all 60000 images, 5 epochs (wave2.md); smoke: MLP H 32, T 3, 1000 images, 2 epochs, batch 32. */
+static const np_entry_cfg np_quick = {0, {16, 32}, 32, 10, 15000, 0, 3, 128, 3, 2000, 1};
 static const np_entry_cfg np_full = {1, {16, 32}, 256, 10, 0, 0, 5, 128, 3, 10000, 1};
-static const np_entry_cfg np_smoke = {0, {16, 32}, 32, 3, 1000, 1000, 1, 128, 3, 500, 1};
+static const np_entry_cfg np_smoke = {0, {16, 32}, 32, 3, 1000, 1000, 2, 32, 3, 500, 1};
 
 #define NP_METRICS                                                                                                     \
     "dt_mnist_mean,dt_mnist_se,bp_mnist_mean,bp_mnist_se,dt_fashion_mean,dt_fashion_se,bp_fashion_mean,bp_fashion_se,"   \
@@ -193,13 +210,13 @@ const nl_experiment nl_exp_noprop = {
     .claim = "NoProp-DT (10 blocks trained independently on denoising losses) matches backprop training of the same network: test "
              "accuracy within 1.5 points on MNIST (paper: 99.54 vs 99.46) and within 2 points on Fashion-MNIST, paired over 3 seeds; "
              "CT, FM and the training memory of DT vs backprop reported.",
-    .quick_desc = "T = 10 MLP blocks (image FC64-BN-ReLU, z FC64-BN-ReLU, FC64-BN-ReLU, FC32-BN-ReLU, FC10), one-hot embedding, "
-                  "first 10000 training images, 2 epochs, batch 128, AdamW 1e-3 wd 1e-3, eta 0.1, seeds 1-3, MNIST and Fashion-MNIST; "
+    .quick_desc = "T = 10 MLP blocks (image FC32-BN-ReLU, z FC32-BN-ReLU, FC32-BN-ReLU, FC16-BN-ReLU, FC10), one-hot embedding, "
+                  "first 15000 training images, 3 epochs, batch 128, AdamW 1e-3 wd 1e-3, eta 0.1, seeds 1-3, MNIST and Fashion-MNIST; "
                   "DT, backprop, CT, FM; controls: zero image, shuffled labels (first 2000 images, 1 epoch)",
     .full_desc = "T = 10 CNN blocks (conv16-pool-conv32-pool-FC256-BN, z FC256-BN-ReLU, FC256-BN-ReLU, FC128-BN-ReLU, FC10), one-hot "
                  "embedding, all 60000 training images, 5 epochs, batch 128, AdamW 1e-3 wd 1e-3, eta 0.1, seeds 1-3, MNIST and "
                  "Fashion-MNIST; DT, backprop, CT, FM; controls: zero image, shuffled labels (first 10000 images, 1 epoch)",
-    .smoke_desc = "T = 3 MLP blocks (H 32), first 1000 training and 1000 test images, 1 epoch, seeds 1-3; controls on 500 images",
+    .smoke_desc = "T = 3 MLP blocks (H 32), first 1000 training and 1000 test images, 2 epochs, batch 32, seeds 1-3; controls on 500 images",
     .quick = &np_quick,
     .full = &np_full,
     .smoke = &np_smoke,

@@ -140,6 +140,8 @@ nl_status nl_noprop_predict(nl_noprop_model *m, const float *x, int64_t B, nl_rn
 nl_status nl_noprop_train(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res);
 /* Load "mnist" / "fashion-mnist" train and test, standardise, apply limit / test_limit / controls, train. */
 nl_status nl_noprop_run(const nl_noprop_config *cfg, const char *dataset, nl_noprop_result *res);
+/* The same on loaded data sets (copied: train and test are not changed). */
+nl_status nl_noprop_run_data(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res);
 
 /* ---- registration (methods/noprop/method.c, one line in methods/methods.def) ---- */
 extern const nl_experiment nl_exp_noprop;

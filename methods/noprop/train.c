@@ -293,30 +293,25 @@ nl_status nl_noprop_train(const nl_noprop_config *cfg, const nl_dataset *train, 
     return s;
 }
 
-static nl_status first_rows(nl_dataset *ds, int64_t limit) {
-    if (limit <= 0 || limit >= ds->n) return NL_OK;
-    int64_t *idx = malloc((size_t)limit * sizeof *idx);
+/* A copy of the first `limit` rows (all when limit <= 0 or >= n). */
+static nl_status first_rows(const nl_dataset *ds, int64_t limit, nl_dataset *out) {
+    int64_t n = limit <= 0 || limit >= ds->n ? ds->n : limit;
+    int64_t *idx = malloc((size_t)n * sizeof *idx);
     if (!idx) return nl_set_error(NL_ENOMEM, "noprop: out of memory");
-    for (int64_t i = 0; i < limit; i++) idx[i] = i;
-    nl_dataset sub;
-    nl_status s = nl_dataset_subset(ds, idx, limit, &sub);
+    for (int64_t i = 0; i < n; i++) idx[i] = i;
+    nl_status s = nl_dataset_subset(ds, idx, n, out);
     free(idx);
-    if (s) return s;
-    nl_dataset_free(ds);
-    *ds = sub;
-    return NL_OK;
+    return s;
 }
 
-nl_status nl_noprop_run(const nl_noprop_config *cfg, const char *dataset, nl_noprop_result *res) {
+nl_status nl_noprop_run_data(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res) {
     memset(res, 0, sizeof *res);
     res->test_accuracy = NAN;
     nl_dataset tr, te;
     memset(&te, 0, sizeof te);
-    nl_status s = nl_dataset_load(&tr, dataset, "train", NULL);
+    nl_status s = first_rows(train, cfg->limit, &tr);
     if (s) return s;
-    if ((s = nl_dataset_load(&te, dataset, "test", NULL)) || (s = first_rows(&tr, cfg->limit)) ||
-        (s = first_rows(&te, cfg->test_limit)))
-        goto done;
+    if ((s = first_rows(test, cfg->test_limit, &te))) goto done;
     nl_dataset *others[1] = {&te};
     if ((s = nl_dataset_standardize(&tr, others, 1, 0, NULL, NULL))) goto done;
     if (cfg->shuffle_labels) { /* a seeded permutation of the training labels: nothing left to learn */
@@ -335,6 +330,19 @@ nl_status nl_noprop_run(const nl_noprop_config *cfg, const char *dataset, nl_nop
     }
     s = nl_noprop_train(cfg, &tr, &te, res);
 done:
+    nl_dataset_free(&tr);
+    nl_dataset_free(&te);
+    return s;
+}
+
+nl_status nl_noprop_run(const nl_noprop_config *cfg, const char *dataset, nl_noprop_result *res) {
+    memset(res, 0, sizeof *res);
+    res->test_accuracy = NAN;
+    nl_dataset tr, te;
+    memset(&te, 0, sizeof te);
+    nl_status s = nl_dataset_load(&tr, dataset, "train", NULL);
+    if (s) return s;
+    if (!(s = nl_dataset_load(&te, dataset, "test", NULL))) s = nl_noprop_run_data(cfg, &tr, &te, res);
     nl_dataset_free(&tr);
     nl_dataset_free(&te);
     return s;
