@@ -23,8 +23,8 @@
 #define G_RIVALS (NL_GIRAFFE_N_RIVAL_POOL - 1)
 
 static const nl_giraffe_config g_quick = {
-    .d_model = 64, .layers = 4, .heads = 4, .L = 48, .pre_steps = 1000, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 1,
-    .ft_mult = 2, .ft_steps = 80, .ft_batch = 8, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
+    .d_model = 64, .layers = 2, .heads = 4, .L = 48, .pre_steps = 900, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 1,
+    .ft_mult = 2, .ft_steps = 72, .ft_batch = 8, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
     .n_len = 4, .len_mult = {1, 2, 4, 8}, .samples = 32, .eval_batch = 16, .seeds = 3, .shared_base = 1, .seed = 1,
     .margin = 0.05};
 
