@@ -229,8 +229,8 @@ const nl_experiment nl_exp_giraffe = {
     .paper = "Giraffe: Adventures in Expanding Context Lengths in LLMs (Pal, Karkhanis, Roberts, Dooley, Sundararajan, Naidu, 2023)",
     .claim = "Linear scaling of RoPE is the most robust way to extend the context length, and evaluating with a larger "
              "scale than used in fine-tuning helps at longer lengths",
-    .quick_desc = "Lines haystack retrieval, 3 seeds sharing one base: 4-layer d=64 LM pretrained at L=48 (1000 steps, batch 16, "
-                  "constant lr), fine-tuned at 96 (80 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
+    .quick_desc = "Lines haystack retrieval, 3 seeds sharing one base: 2-layer d=64 LM (4 heads) pretrained at L=48 (900 steps, "
+                  "batch 16, constant lr), fine-tuned at 96 (72 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
     .full_desc = "Lines haystack retrieval, 3 seeds with a base each: 4-layer d=128 LM pretrained at L=64 (1000 steps), "
                  "fine-tuned at 128 (150 steps, batch 16) per scheme, 64 prompts per point at 64..1024 tokens",
     .quick = &g_quick,
