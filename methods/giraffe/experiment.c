@@ -23,8 +23,8 @@
 #define G_RIVALS (NL_GIRAFFE_N_RIVAL_POOL - 1)
 
 static const nl_giraffe_config g_quick = {
-    .d_model = 64, .layers = 4, .heads = 4, .L = 48, .pre_steps = 1000, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 1,
-    .ft_mult = 2, .ft_steps = 80, .ft_batch = 8, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
+    .d_model = 64, .layers = 2, .heads = 4, .L = 48, .pre_steps = 900, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 1,
+    .ft_mult = 2, .ft_steps = 72, .ft_batch = 8, .ft_lr = 1e-3, .scale = 4, .power = 0.5, .xpos_gamma = 512,
     .n_len = 4, .len_mult = {1, 2, 4, 8}, .samples = 32, .eval_batch = 16, .seeds = 3, .shared_base = 1, .seed = 1,
     .margin = 0.05};
 
@@ -229,8 +229,8 @@ const nl_experiment nl_exp_giraffe = {
     .paper = "Giraffe: Adventures in Expanding Context Lengths in LLMs (Pal, Karkhanis, Roberts, Dooley, Sundararajan, Naidu, 2023)",
     .claim = "Linear scaling of RoPE is the most robust way to extend the context length, and evaluating with a larger "
              "scale than used in fine-tuning helps at longer lengths",
-    .quick_desc = "Lines haystack retrieval, 3 seeds sharing one base: 4-layer d=64 LM pretrained at L=48 (1000 steps, batch 16, "
-                  "constant lr), fine-tuned at 96 (80 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
+    .quick_desc = "Lines haystack retrieval, 3 seeds sharing one base: 2-layer d=64 LM (4 heads) pretrained at L=48 (900 steps, "
+                  "batch 16, constant lr), fine-tuned at 96 (72 steps, batch 8) per scheme, 32 prompts per point at 48..384 tokens",
     .full_desc = "Lines haystack retrieval, 3 seeds with a base each: 4-layer d=128 LM pretrained at L=64 (1000 steps), "
                  "fine-tuned at 128 (150 steps, batch 16) per scheme, 64 prompts per point at 64..1024 tokens",
     .quick = &g_quick,
