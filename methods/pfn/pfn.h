@@ -101,6 +101,9 @@ void nl_pfn_bar_free(nl_pfn_bar *b);
 int nl_pfn_bar_bucket(const nl_pfn_bar *b, double y);
 /* Distribution functions for bucket probabilities p (K, summing to 1). logpdf is -inf where the density is 0. */
 double nl_pfn_bar_logpdf(const nl_pfn_bar *b, const double *p, double y);
+/* -log density of y from the log bucket probabilities logp [K] (f32, e.g. nl_log_softmax of the decoder's logits):
+ * -nl_pfn_bar_logpdf of their exp up to rounding, without a probability vector (the evaluation's hot path). */
+double nl_pfn_bar_nll_logp(const nl_pfn_bar *b, const float *logp, double y);
 double nl_pfn_bar_cdf(const nl_pfn_bar *b, const double *p, double y);
 double nl_pfn_bar_quantile(const nl_pfn_bar *b, const double *p, double q);   /* q in (0, 1) */
 double nl_pfn_bar_mean(const nl_pfn_bar *b, const double *p);
