@@ -8,6 +8,7 @@
 #include <time.h>
 #include "gp/gp.h"
 #include "nnlab/ledger.h"
+#include "nnlab/nn.h"
 #include "pfn/pfn.h"
 
 nl_status nl_pfn_prior_of_model(const nl_pfn *m, nl_pfn_prior *p) {
@@ -71,7 +72,7 @@ nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config
         for (int64_t b0 = 0; b0 < B; b0 += EVAL_CHUNK) {
             int64_t nb = B - b0 < EVAL_CHUNK ? B - b0 : EVAL_CHUNK;
             nl_ctx_reset(c);
-            nl_var *lg = nl_pfn_forward(m, c, x + b0 * T * d, y + b0 * T, nb, T, n);
+            nl_var *lg = nl_pfn_forward_infer(m, c, x + b0 * T * d, y + b0 * T, nb, T, n);
             if (lg) lg = nl_log_softmax(c, lg, -1); /* [nb * Q, K] log bucket probabilities (vectorised engine op) */
             if (!lg) {
                 st = nl_last_status();

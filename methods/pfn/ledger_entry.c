@@ -41,10 +41,10 @@ typedef struct pfn_exp_cfg {
 static const pfn_exp_cfg pfn_quick = {
     .prior = "gp-rbf", .dim = 1, .ls = 0.6, .os = 1.0, .noise = 0.05,
     .emsize = 32, .layers = 2, .heads = 2, .d_ff = 64, .d_dec = 64, .buckets = 200, .seq = 32,
-    .steps = 1000, .batch = 16, .lr = 3e-3, .seeds = 3,
+    .steps = 3000, .batch = 16, .lr = 3e-3, .seeds = 3,
     .ns = {0, 1, 2, 3, 5, 8, 12, 16, 20, 25, 31}, .n_ns = 11, .datasets = 128, .queries = 4,
     .tol_n = 0.10, .tol_mean = 0.05, .leak_margin = 0.02, .speed_factor = 10,
-    .barely_steps = 100, .wrong_prior = "gp-rbf", .wrong_ls = 0.2, .wrong_gp_ls = 1.8,
+    .barely_steps = 300, .wrong_prior = "gp-rbf", .wrong_ls = 0.2, .wrong_gp_ls = 1.8,
     .mle_datasets = 32, .mle_restarts = 3, .mle_iters = 100, .mcmc_datasets = 8, .mcmc_warmup = 32, .mcmc_samples = 32,
 };
 

@@ -285,7 +285,7 @@ nl_status nl_pfn_predict(nl_pfn *m, const double *xc, const double *yc, int64_t 
         int64_t mq = nq - q0 < cm ? nq - q0 : cm;
         memcpy(x + n * d, xq + q0 * d, (size_t)(mq * d) * sizeof *x);
         nl_ctx_reset(c);
-        nl_var *lg = nl_pfn_forward(m, c, x, y, 1, n + mq, n);
+        nl_var *lg = nl_pfn_forward_infer(m, c, x, y, 1, n + mq, n);
         if (!lg) {
             st = nl_last_status();
             goto done;
