@@ -1,11 +1,13 @@
 /* Inference-only PFN forward (pfn.h: nl_pfn_forward_infer): the same function as nl_pfn_forward, computed without
- * the autograd path's layout work. Profiled on the quick entry's evaluation (perf, E 32, 2 layers, 64 datasets per
- * call), nl_pfn_forward spent about a fifth of its time outside arithmetic: three separate q/k/v GEMMs, the
- * [B,T,H,Dh] <-> [B,H,T,Dh] permutes and their copies, the y-encoding concat, and the attention over the full
- * [T, T] mask whose -inf entries are most of it at small n. Here q, k and v come from one GEMM against the stacked
- * weights ([3E, E]), and the attention reads them in place: every token attends to the n context tokens, a test
- * token also to itself (exactly the mask of nl_pfn_forward), heads side by side in the [B*T, E] output. The linears,
- * GELU, LayerNorm and adds are the engine's ops (vectorised), run with the context's gradient recording off. */
+ * the autograd layer. Profiled on the quick entry's evaluation (perf, E 32, 2 layers, 64 datasets per call),
+ * nl_pfn_forward spent about a fifth of its time outside arithmetic (three separate q/k/v GEMMs, the
+ * [B,T,H,Dh] <-> [B,H,T,Dh] permutes and their copies, the y-encoding concat, attention over the full [T, T] mask
+ * whose -inf entries are most of it at small n), and OpenBLAS packed as long as it multiplied at In = 32. Here:
+ * q, k and v come from one linear against the stacked weights; attention reads them in place over the unmasked
+ * keys only; the linears are a register-blocked FMA kernel on pre-transposed weights; GELU (the engine's erf
+ * formula) and add + LayerNorm are fused loops; and the last layer runs only for the test tokens (the decoder never
+ * reads the context tokens' outputs). Pre-LN models and widths that are not multiples of 8 take nl_pfn_forward
+ * with gradient recording off. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -227,8 +229,8 @@ static void gelu8(float *x, int64_t n) {
 
 static int fast_ok(const nl_pfn *m) {
     const nl_pfn_config *cf = &m->cfg;
-    return !cf->pre_norm && cf->emsize % 8 == 0 && (cf->emsize / cf->n_heads) % 8 == 0 && cf->d_ff % 8 == 0 && cf->d_dec % 8 == 0 && cf->n_buckets % 8 == 0 &&
-           m->ex_w->val.dtype == NL_F32;
+    return !cf->pre_norm && cf->emsize % 8 == 0 && (cf->emsize / cf->n_heads) % 8 == 0 && cf->d_ff % 8 == 0 &&
+           cf->d_dec % 8 == 0 && cf->n_buckets % 8 == 0 && m->ex_w->val.dtype == NL_F32;
 }
 
 nl_var *nl_pfn_forward_infer(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n) {
