@@ -144,6 +144,13 @@ double nl_pfn_bar_logpdf(const nl_pfn_bar *b, const double *p, double y) {
     return log(p[k]) - t;
 }
 
+double nl_pfn_bar_nll_logp(const nl_pfn_bar *b, const float *logp, double y) {
+    if (isnan(y)) return NAN;
+    int k = nl_pfn_bar_bucket(b, y);
+    double t = bucket_term(b, k, y);
+    return isinf(t) ? INFINITY : t - (double)logp[k];
+}
+
 double nl_pfn_bar_cdf(const nl_pfn_bar *b, const double *p, double y) {
     const double *bd = b->borders;
     int K = b->K;

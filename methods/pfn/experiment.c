@@ -8,6 +8,7 @@
 #include <time.h>
 #include "gp/gp.h"
 #include "nnlab/ledger.h"
+#include "nnlab/nn.h"
 #include "pfn/pfn.h"
 
 nl_status nl_pfn_prior_of_model(const nl_pfn *m, nl_pfn_prior *p) {
@@ -23,13 +24,6 @@ double nl_pfn_cpu_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void softmax_row(const float *r, int64_t K, double *p) {
-    double mx = -INFINITY, s = 0;
-    for (int64_t k = 0; k < K; k++) mx = r[k] > mx ? r[k] : mx;
-    for (int64_t k = 0; k < K; k++) s += (p[k] = exp((double)r[k] - mx));
-    for (int64_t k = 0; k < K; k++) p[k] /= s;
 }
 
 #define EVAL_CHUNK 64
@@ -51,12 +45,12 @@ nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config
     }
     int64_t Tmax = nmax + Q;
     double *x = malloc((size_t)(B * Tmax * d) * sizeof *x), *y = malloc((size_t)(B * Tmax) * sizeof *y);
-    double *probs = malloc((size_t)K * sizeof *probs), *buf = malloc((size_t)(4 * Q) * sizeof *buf);
+    double *buf = malloc((size_t)(4 * Q) * sizeof *buf);
     double *pfn_nll = malloc((size_t)(B * Q) * sizeof *pfn_nll), *dd = malloc((size_t)(2 * B) * sizeof *dd);
     nl_gpr_hyper *hy = malloc((size_t)B * sizeof *hy);
     nl_ctx *c = nl_ctx_new((size_t)8 << 20, 0);
     nl_status st = NL_OK;
-    if (!x || !y || !probs || !buf || !pfn_nll || !dd || !hy || !c) {
+    if (!x || !y || !buf || !pfn_nll || !dd || !hy || !c) {
         st = nl_set_error(NL_ENOMEM, "pfn eval: out of memory");
         goto done;
     }
@@ -78,16 +72,16 @@ nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config
         for (int64_t b0 = 0; b0 < B; b0 += EVAL_CHUNK) {
             int64_t nb = B - b0 < EVAL_CHUNK ? B - b0 : EVAL_CHUNK;
             nl_ctx_reset(c);
-            nl_var *lg = nl_pfn_forward(m, c, x + b0 * T * d, y + b0 * T, nb, T, n);
+            nl_var *lg = nl_pfn_forward_infer(m, c, x + b0 * T * d, y + b0 * T, nb, T, n);
+            if (lg) lg = nl_log_softmax(c, lg, -1); /* [nb * Q, K] log bucket probabilities (vectorised engine op) */
             if (!lg) {
                 st = nl_last_status();
                 goto done;
             }
             for (int64_t b = 0; b < nb; b++)
-                for (int64_t j = 0; j < Q; j++) {
-                    softmax_row((const float *)lg->val.data + (b * Q + j) * K, K, probs);
-                    pfn_nll[(b0 + b) * Q + j] = nl_pfn_nll(m, probs, y[(b0 + b) * T + n + j]);
-                }
+                for (int64_t j = 0; j < Q; j++)
+                    pfn_nll[(b0 + b) * Q + j] =
+                        nl_pfn_bar_nll_logp(&m->bar, (const float *)lg->val.data + (b * Q + j) * K, y[(b0 + b) * T + n + j]);
         }
         r->pfn_sec[i] = nl_pfn_cpu_seconds() - t0;
         r->pfn_seconds += r->pfn_sec[i];
@@ -161,7 +155,7 @@ nl_status nl_pfn_eval(nl_pfn *m, const nl_pfn_prior *p, const nl_pfn_eval_config
                     r->pfn_on_mcmc[i]);
     }
 done:
-    free(x), free(y), free(probs), free(buf), free(pfn_nll), free(dd), free(hy);
+    free(x), free(y), free(buf), free(pfn_nll), free(dd), free(hy);
     if (c) nl_ctx_free(c);
     return st;
 }

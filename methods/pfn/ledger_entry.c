@@ -41,10 +41,10 @@ typedef struct pfn_exp_cfg {
 static const pfn_exp_cfg pfn_quick = {
     .prior = "gp-rbf", .dim = 1, .ls = 0.6, .os = 1.0, .noise = 0.05,
     .emsize = 32, .layers = 2, .heads = 2, .d_ff = 64, .d_dec = 64, .buckets = 200, .seq = 32,
-    .steps = 1000, .batch = 16, .lr = 3e-3, .seeds = 3,
+    .steps = 4000, .batch = 16, .lr = 3e-3, .seeds = 3,
     .ns = {0, 1, 2, 3, 5, 8, 12, 16, 20, 25, 31}, .n_ns = 11, .datasets = 128, .queries = 4,
     .tol_n = 0.10, .tol_mean = 0.05, .leak_margin = 0.02, .speed_factor = 10,
-    .barely_steps = 100, .wrong_prior = "gp-rbf", .wrong_ls = 0.2, .wrong_gp_ls = 1.8,
+    .barely_steps = 400, .wrong_prior = "gp-rbf", .wrong_ls = 0.2, .wrong_gp_ls = 1.8,
     .mle_datasets = 32, .mle_restarts = 3, .mle_iters = 100, .mcmc_datasets = 8, .mcmc_warmup = 32, .mcmc_samples = 32,
 };
 
@@ -393,9 +393,9 @@ const nl_experiment nl_exp_pfn = {
     .paper = "Transformers Can Do Bayesian Inference (Mueller, Hollmann, Pineda Arango, Grabocka & Hutter, ICLR 2022)",
     .claim = "A transformer trained only on datasets sampled from a GP prior (a PFN) approximates the GP posterior predictive: its "
              "held-out NLL is close to the exact GP's at every context size, and it is much faster than MLE-II and MCMC.",
-    .quick_desc = "GP RBF prior d=1 (l 0.6, os 1, noise 0.05), seq 32; 3 PFNs (seeds 1-3) E32 x 2 layers, 200 buckets, 1000 steps x 16 "
+    .quick_desc = "GP RBF prior d=1 (l 0.6, os 1, noise 0.05), seq 32; 3 PFNs (seeds 1-3) E32 x 2 layers, 200 buckets, 4000 steps x 16 "
                   "datasets; NLL at n in 0..31 on 128 held-out datasets x 4 queries vs the exact GP; speed vs MLE-II (MAP) and slice MCMC; "
-                  "controls: barely trained (100 steps), wrong prior (l 0.2), GP with l 1.8, prior-only",
+                  "controls: barely trained (400 steps), wrong prior (l 0.2), GP with l 1.8, prior-only",
     .full_desc = "BoTorch Matern-5/2 hyperprior d=1, seq 50; 3 PFNs E64 x 4 layers, 1000 buckets, 4000 steps; NLL at n in 1..30 on 256 "
                  "datasets vs MCMC (slice, 100+100); controls: barely trained (400 steps), PFN trained on GP RBF l 0.6, MLE-II (MAP)",
     .smoke_desc = "GP RBF prior, seq 12; 3 PFNs E16 x 1 layer, 50 buckets, 40 steps; 16 datasets; plumbing only",

@@ -101,6 +101,9 @@ void nl_pfn_bar_free(nl_pfn_bar *b);
 int nl_pfn_bar_bucket(const nl_pfn_bar *b, double y);
 /* Distribution functions for bucket probabilities p (K, summing to 1). logpdf is -inf where the density is 0. */
 double nl_pfn_bar_logpdf(const nl_pfn_bar *b, const double *p, double y);
+/* -log density of y from the log bucket probabilities logp [K] (f32, e.g. nl_log_softmax of the decoder's logits):
+ * -nl_pfn_bar_logpdf of their exp up to rounding, without a probability vector (the evaluation's hot path). */
+double nl_pfn_bar_nll_logp(const nl_pfn_bar *b, const float *logp, double y);
 double nl_pfn_bar_cdf(const nl_pfn_bar *b, const double *p, double y);
 double nl_pfn_bar_quantile(const nl_pfn_bar *b, const double *p, double q);   /* q in (0, 1) */
 double nl_pfn_bar_mean(const nl_pfn_bar *b, const double *p);
@@ -160,6 +163,9 @@ int64_t nl_pfn_num_params(const nl_pfn *m);
 /* Logits [B * (T - n), K] (row b * (T - n) + j for test token n + j of dataset b) from x [B, T, d] and the
  * targets of the first n tokens y [B, T] (entries at positions >= n are never read; y may be NULL when n = 0). */
 nl_var *nl_pfn_forward(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n);
+/* The same logits for inference only (infer.c): no gradient is recorded, fused q/k/v and an attention that reads
+ * only the unmasked keys; equal to nl_pfn_forward up to f32 rounding (tested). Used by nl_pfn_eval and predict. */
+nl_var *nl_pfn_forward_infer(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n);
 /* Mean bar NLL of the test tokens (positions >= n, targets y [B, T]). */
 nl_var *nl_pfn_loss(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n);
 

@@ -165,6 +165,63 @@ static int make_random_model(nl_pfn *m, int dim, int pre_norm) {
     return 1;
 }
 
+/* nl_pfn_forward_infer (infer.c: fused q/k/v, masked keys skipped, only the test tokens past the last layer's
+ * keys/values) gives nl_pfn_forward's logits: the fast path (widths multiples of 8; 1 and 2 layers, n = 0 where
+ * every token is a test token, n = T - 1) and the fallback (pre-LN, odd widths); and nl_pfn_bar_nll_logp of the
+ * log-softmax equals -nl_pfn_bar_logpdf of the softmax. */
+static void test_forward_infer(void) {
+    const int cfgs[4][7] = {/* E, H, layers, d_ff, d_dec, K, pre_norm */
+                            {32, 2, 2, 64, 64, 16, 0}, {16, 2, 1, 24, 16, 24, 0}, {16, 2, 2, 24, 20, 10, 1}, {16, 2, 2, 24, 20, 10, 0}};
+    const int64_t B = 3, T = 12, d = 2, ns[5] = {0, 1, 3, 7, 11};
+    double x[3 * 12 * 2], y[3 * 12];
+    nl_rng r;
+    nl_rng_init(&r, 3, 0);
+    for (int i = 0; i < B * T * d; i++) x[i] = nl_rng_uniform(&r);
+    for (int i = 0; i < B * T; i++) y[i] = nl_rng_normal(&r);
+    for (int ci = 0; ci < 4; ci++) {
+        nl_pfn_config c = nl_pfn_config_default();
+        c.dim = (int)d, c.emsize = cfgs[ci][0], c.n_heads = cfgs[ci][1], c.n_layers = cfgs[ci][2], c.d_ff = cfgs[ci][3];
+        c.d_dec = cfgs[ci][4], c.n_buckets = cfgs[ci][5], c.pre_norm = cfgs[ci][6], c.seq = (int)T;
+        const int K = c.n_buckets;
+        double bd[25];
+        for (int i = 0; i <= K; i++) bd[i] = -2.5 + 5.0 * i / K;
+        nl_pfn m;
+        NLT_OK(nl_pfn_init(&m, &c, bd, 5));
+        nl_rng_init(&r, 11, 0);
+        float *p = m.ps.data;
+        for (int64_t i = 0; i < m.ps.total; i++) p[i] += (float)(0.3 * nl_rng_normal(&r));
+        nl_ctx *cx = nl_ctx_new((size_t)1 << 20, 0);
+        for (int k = 0; k < 5; k++) {
+            const int64_t n = ns[k], M = T - n;
+            nl_ctx_reset(cx);
+            nl_var *a = nl_pfn_forward(&m, cx, x, y, B, T, n), *b = nl_pfn_forward_infer(&m, cx, x, y, B, T, n);
+            NLT_CHECK(a && b && b->val.shape[0] == B * M && b->val.shape[1] == K, "config %d n %lld: %s", ci, (long long)n, nl_last_error());
+            if (!a || !b) continue;
+            double md = 0, mx = 0;
+            for (int64_t i = 0; i < B * M * K; i++) {
+                double u = ((const float *)a->val.data)[i], v = ((const float *)b->val.data)[i];
+                md = fabs(u - v) > md ? fabs(u - v) : md, mx = fabs(u) > mx ? fabs(u) : mx;
+            }
+            NLT_CHECK(md < 1e-5 * (1 + mx), "config %d n %lld: infer differs from forward by %g (max |logit| %g)", ci, (long long)n, md, mx);
+            nl_var *lp = nl_log_softmax(cx, b, -1);
+            double pr[25], me = 0;
+            for (int64_t j = 0; j < B * M && lp; j++) {
+                const float *row = (const float *)b->val.data + j * K;
+                double s = 0, mxr = row[0];
+                for (int q = 1; q < K; q++) mxr = row[q] > mxr ? row[q] : mxr;
+                for (int q = 0; q < K; q++) s += (pr[q] = exp(row[q] - mxr));
+                for (int q = 0; q < K; q++) pr[q] /= s;
+                double yy = -3 + 6.0 * (double)j / (double)(B * M); /* inside and outside the borders (tails) */
+                double e = fabs(nl_pfn_bar_nll_logp(&m.bar, (const float *)lp->val.data + j * K, yy) + nl_pfn_bar_logpdf(&m.bar, pr, yy));
+                me = e > me ? e : me;
+            }
+            NLT_CHECK(lp && me < 1e-5, "config %d n %lld: NLL from the log-softmax differs by %g", ci, (long long)n, me);
+        }
+        nl_ctx_free(cx);
+        nl_pfn_free(&m);
+    }
+}
+
 static void test_permutation_invariance(void) {
     for (int pre = 0; pre < 2; pre++) {
         nl_pfn m;
@@ -357,6 +414,7 @@ int main(void) {
     NLT_RUN(test_bar_tails);
     NLT_RUN(test_bar_nll_grad);
     NLT_RUN(test_split_sampler);
+    NLT_RUN(test_forward_infer);
     NLT_RUN(test_permutation_invariance);
     NLT_RUN(test_train_and_checkpoint);
     NLT_RUN(test_gp_prior);
