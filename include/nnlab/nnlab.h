@@ -10,6 +10,7 @@
 #include "nnlab/rng.h"
 #include "nnlab/optim.h"
 #include "nnlab/gradcheck.h"
+#include "nnlab/sparse.h"
 #include "nnlab/data.h"
 #include "nnlab/safetensors.h"
 #include "nnlab/model.h"

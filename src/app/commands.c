@@ -2,9 +2,11 @@
 #include "app.h"
 #include <stddef.h>
 
+#include "graph/graph.h"
 #include "transformer/transformer.h"
 
 const app_command app_library_commands[] = {
     {"lm", nl_lm_cli, "transformer language model (RoPE variants, norms, attention kinds): train, eval, generate "
                       "(lib/transformer)"},
+    {"graph", nl_graph_cli, "graph node classification (GCN, GraphSAGE, GAT, MLP) on karate / WordNet nouns (lib/graph)"},
     {NULL, NULL, NULL}};
