@@ -178,6 +178,15 @@ if [ "$MODE" = fast ] || [ "$MODE" = all ]; then
   "$NNLAB" train mlp --epochs 1 --save "$tmp" >"$tmp/out" 2>"$tmp/err"; rc=$?
   check "train --save naming a directory -> exit 1 at the start" "[ $rc -eq 1 ] && grep -q 'is a directory' '$tmp/err'"
 
+  # ---- graph: usage errors, a karate run (data written in the code), a missing WordNet file ----
+  NEEDLE=--layers expect_usage "graph train --layers 0" graph train --layers 0
+  NEEDLE=resnet expect_usage "graph train unknown model" graph train --model resnet
+  NEEDLE=cora expect_usage "graph train unknown data set" graph train --data cora
+  out=$("$NNLAB" graph train --data karate --model gcn --epochs 30 --threads 1 2>"$tmp/err"); rc=$?
+  check "graph train karate gcn -> exit 0 and a test accuracy (got $rc)" "[ $rc -eq 0 ] && echo \"\$out\" | grep -qi 'test'"
+  "$NNLAB" graph train --data wordnet --path "$tmp/no-such-data.noun" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  check "graph train with a missing WordNet file -> exit 1 naming the file (got $rc)" "[ $rc -eq 1 ] && grep -q 'no-such-data.noun' '$tmp/err'"
+
   # ---- an unwritable stdout: exit 1 with a message, never a silent exit 0 ----
   if [ -w /dev/full ]; then
     full_check() { # description, args...: exit 1 and "cannot write output" on stderr
