@@ -5,8 +5,8 @@
 #   NLB_THREADS=1 bench/run_all.sh   # only 1 thread
 #
 # Order: sgemm_peak first (its PEAK_T<T> values are exported as NLB_SGEMM_PEAK_T<T>, so every later bench
-# divides by the same measured peak), then matmul_overhead, norm_softmax, mlp_vs_torch, then any other
-# bench_* executable (e.g. bench_ntk_bench) with no arguments.
+# divides by the same measured peak), then matmul_overhead, norm_softmax, mlp_vs_torch, gcn_vs_torch, then any
+# other bench_* executable (e.g. bench_ntk_bench) with no arguments.
 # Env:
 #   BUILD_DIR      build directory (default <repo>/build-bench)
 #   NLB_THREADS    thread counts, comma-separated (default 1,2); each bench sets OpenMP + OpenBLAS itself and
@@ -80,9 +80,10 @@ env | grep '^NLB_SGEMM_PEAK_' | sort | tee -a "$OUT"
 run matmul_overhead
 run norm_softmax
 run mlp_vs_torch
+run gcn_vs_torch
 for exe in "$BUILD_DIR"/bench_*; do
   name="${exe##*/bench_}"
-  case " sgemm_peak matmul_overhead norm_softmax mlp_vs_torch " in *" $name "*) continue ;; esac
+  case " sgemm_peak matmul_overhead norm_softmax mlp_vs_torch gcn_vs_torch " in *" $name "*) continue ;; esac
   [ -x "$exe" ] && [ -f "$exe" ] && run "$name"
 done
 
@@ -96,5 +97,7 @@ done
   awk '/^-- threads/ { t = $3 } $3 == "fwd+bwd" && ($1 == "layernorm" || $1 == "softmax") { printf "  T=%s %-9s %-10s %8s %8s %8s\n", t, $1, $2, $5, $8, $9 }' "$OUT"
   echo "MLP epoch (mlp_vs_torch):"
   awk '/^summary \(median/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
+  echo "GCN epoch and SpMM on WordNet (gcn_vs_torch):"
+  awk '/^summary \(GCN epoch/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
 } | tee -a "$OUT"
 echo "full log: $OUT"
