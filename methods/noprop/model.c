@@ -48,6 +48,11 @@ double nl_noprop_dsnr_ct(double t) {
     return 2.0 * (cos(ph) / sn) / (sn * sn) * 0.5 * M_PI / (1.0 + s);
 }
 
+double nl_noprop_ct_weight(double t, double eta, int snr_weight) {
+    if (snr_weight) return 0.5 * eta * nl_noprop_dsnr_ct(t);
+    return 0.5 * eta * (nl_noprop_snr(nl_noprop_abar_ct(1.0)) - nl_noprop_snr(nl_noprop_abar_ct(0.0)));
+}
+
 nl_var *nl_noprop_kl(nl_ctx *c, nl_var *u, double abar) {
     if (!u) return NULL;
     if (u->val.ndim != 2 || !(abar >= 0 && abar < 1)) {

@@ -57,6 +57,9 @@ double nl_noprop_weight(int t, int T, double eta);   /* (T/2) eta (SNR(t) - SNR(
 void nl_noprop_coeffs(int t, int T, double *a, double *b, double *c); /* inference a_t, b_t, c_t, t = 1..T */
 double nl_noprop_abar_ct(double t);                  /* continuous time t in [0, 1]; abar(0) = 0 */
 double nl_noprop_dsnr_ct(double t);                  /* d SNR / dt */
+/* CT's per-sample weight of ||u_hat - u_y||^2 at time t: paper (snr_weight 1) eta/2 SNR'(t); uniform (0) its mean
+ * over t ~ U[0, 1], eta/2 (SNR(1) - SNR(0)): the same expected weight spread evenly (README, deviations). */
+double nl_noprop_ct_weight(double t, double eta, int snr_weight);
 /* KL(N(sqrt(abar) u, (1 - abar) I) || N(0, I)) averaged over the rows of u [B, d]: a differentiable var (u may
  * require a gradient). abar in [0, 1). */
 nl_var *nl_noprop_kl(nl_ctx *c, nl_var *u, double abar);
@@ -87,6 +90,7 @@ typedef struct nl_noprop_config {
     int64_t batch, epochs;      /* 128 */
     int64_t limit;              /* first `limit` training images (0 = all) */
     int64_t test_limit;         /* first `test_limit` test images (0 = all) */
+    int ct_snr_weight;          /* CT: 1 the paper's weight eta/2 SNR'(t); 0 (default) its mean, uniform over t */
     int zero_image;             /* control: blocks never see the image (x = 0 in training and at test) */
     int shuffle_labels;         /* control: a seeded permutation of the training labels */
     uint64_t seed;

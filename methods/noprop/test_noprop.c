@@ -39,6 +39,14 @@ static void test_schedule(void) {
         double fd = (nl_noprop_snr(nl_noprop_abar_ct(t + h)) - nl_noprop_snr(nl_noprop_abar_ct(t - h))) / (2 * h);
         NLT_NEAR(nl_noprop_dsnr_ct(t) / fd, 1.0, 1e-5);
     }
+    /* CT weights: the paper's eta/2 SNR'(t), and the uniform one equal to its mean over t ~ U[0, 1] (midpoint rule on a
+     * substitution-free grid: int_0^1 SNR'(t) dt = SNR(1) - SNR(0); SNR' is steep near 1, so a fine grid) */
+    double mean = 0;
+    const int n = 2000000;
+    for (int i = 0; i < n; i++) mean += nl_noprop_ct_weight((i + 0.5) / n, 0.1, 1) / n;
+    NLT_NEAR(mean / nl_noprop_ct_weight(0.3, 0.1, 0), 1.0, 1e-3);
+    NLT_NEAR(nl_noprop_ct_weight(0.7, 0.1, 1), 0.05 * nl_noprop_dsnr_ct(0.7), 1e-12);
+    NLT_NEAR(nl_noprop_ct_weight(0.1, 0.1, 0), nl_noprop_ct_weight(0.9, 0.1, 0), 0.0);
 }
 
 static void test_coeffs(void) {

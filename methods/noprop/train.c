@@ -76,7 +76,7 @@ nl_var *nl_noprop_loss(nl_ctx *c, nl_noprop_model *m, int t, const float *x, con
                 double ab = nl_noprop_abar_ct(tv[i]);
                 cu[i] = sqrt(ab);
                 ce[i] = sqrt(1.0 - ab);
-                w[i] = 0.5 * cfg->eta * nl_noprop_dsnr_ct(tv[i]);
+                w[i] = nl_noprop_ct_weight(tv[i], cfg->eta, cfg->ct_snr_weight);
             } else {
                 cu[i] = tv[i];       /* z_t = t u_y + (1 - t) z_0 */
                 ce[i] = 1.0 - tv[i];
