@@ -118,6 +118,10 @@ nl_status nl_noprop_block_init(nl_noprop_block *b, const nl_noprop_config *cfg, 
 void nl_noprop_block_free(nl_noprop_block *b);
 /* logits / outputs [B, n_out] of block b on x [B, d_img] and z [B, z_in]; train selects BN's batch statistics. */
 nl_var *nl_noprop_block_forward(nl_ctx *c, nl_noprop_block *b, nl_var *x, nl_var *z, int train);
+/* Its two halves: the image branch's features hi [B, H] of x, and the rest on hi and z (CT/FM inference computes hi
+ * once for all its steps: in eval mode it does not depend on z or t). */
+nl_var *nl_noprop_block_image(nl_ctx *c, nl_noprop_block *b, nl_var *x, int train);
+nl_var *nl_noprop_block_head(nl_ctx *c, nl_noprop_block *b, nl_var *hi, nl_var *z, int train);
 
 /* The whole model of one variant: T blocks (DT, backprop) or one (CT, FM), the shared embedding and classifier. */
 typedef struct nl_noprop_model {
@@ -144,6 +148,10 @@ nl_status nl_noprop_predict(nl_noprop_model *m, const float *x, int64_t B, nl_rn
 nl_status nl_noprop_train(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res);
 /* Load "mnist" / "fashion-mnist" train and test, standardise, apply limit / test_limit / controls, train. */
 nl_status nl_noprop_run(const nl_noprop_config *cfg, const char *dataset, nl_noprop_result *res);
+/* The training and test sets of one run as nl_noprop_run_data makes them (first rows, standardised on the training
+ * rows, then the controls applied): new copies in tr and te (freed by nl_dataset_free; nothing to free on error). */
+nl_status nl_noprop_prepare(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_dataset *tr,
+                            nl_dataset *te);
 /* The same on loaded data sets (copied: train and test are not changed). */
 nl_status nl_noprop_run_data(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res);
 
