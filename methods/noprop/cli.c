@@ -67,7 +67,7 @@ int nl_noprop_cli(int argc, char **argv) {
         {"--zero-image", NL_OPT_FLAG, &zero, 0, 0, 0, 0, NULL},
         {"--shuffle-labels", NL_OPT_FLAG, &shuf, 0, 0, 0, 0, NULL},
         {"--ct-snr-weight", NL_OPT_FLAG, &ctw, 0, 0, 0, 0, NULL},
-        {"--seed", NL_OPT_INT, &seed, 0, (double)INT64_MAX, 0, 0, "N"},
+        {"--seed", NL_OPT_INT, &seed, 0, 9007199254740992.0, 0, 0, "N"}, /* 2^53 ((double)INT64_MAX overflowed) */
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
     };

@@ -63,7 +63,8 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
             c.epochs = ec->control_epochs;
         }
         nl_noprop_result res;
-        nl_status s = zero || shuf ? nl_noprop_run_data(&c, &g_tr[k], &g_te[k], &res) : nl_noprop_train(&c, &g_ptr[k], &g_pte[k], &res);
+        nl_status s = zero || shuf ? nl_noprop_run_data(&c, &g_tr[k], &g_te[k], &res)
+                                   : nl_noprop_train(&c, &g_ptr[k], &g_pte[k], &res);
         if (s) return s;
         acc[i] = res.test_accuracy;
         *secs += res.train_seconds;
