@@ -7,6 +7,7 @@
  * training labels; each replaces the DT runs (same seeds) and is compared with the main result's backprop runs. */
 #include "noprop/noprop.h"
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,7 +55,26 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
     double acc[NP_MAX_SEEDS];
     int n = ec->seeds < NP_MAX_SEEDS ? ec->seeds : NP_MAX_SEEDS;
     char name[64];
-    for (int i = 0; i < n; i++) {
+    /* the sets of this call's runs: the main runs' (prepared once per entry), or a control's, prepared here once for its
+     * seeds (the zeroed images do not depend on the seed; shuffled labels: each seed permutes its own copy of y) */
+    const nl_dataset *tr = &g_ptr[k], *te = &g_pte[k];
+    nl_dataset ctr, cte, str;
+    int32_t *ys = NULL; /* [ctr.n] a seed's permuted labels */
+    memset(&ctr, 0, sizeof ctr);
+    memset(&cte, 0, sizeof cte);
+    nl_status s = NL_OK;
+    if (zero || shuf) {
+        nl_noprop_config c0 = base_config(ec, v, 1, 0);
+        c0.zero_image = zero;
+        if (ec->control_limit > 0) c0.limit = ec->control_limit;
+        if ((s = nl_noprop_prepare(&c0, &g_tr[k], &g_te[k], &ctr, &cte))) return s;
+        if (!(ys = malloc((size_t)ctr.n * sizeof *ys))) s = nl_set_error(NL_ENOMEM, "noprop: out of memory");
+        str = ctr;
+        str.y = ys;
+        tr = shuf ? &str : &ctr;
+        te = &cte;
+    }
+    for (int i = 0; i < n && !s; i++) {
         nl_noprop_config c = base_config(ec, v, (uint64_t)(i + 1), opt->verbose);
         c.zero_image = zero;
         c.shuffle_labels = shuf;
@@ -62,10 +82,12 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
             c.limit = ec->control_limit;
             c.epochs = ec->control_epochs;
         }
+        if (shuf) { /* as nl_noprop_prepare with shuffle_labels */
+            memcpy(ys, ctr.y, (size_t)ctr.n * sizeof *ys);
+            nl_noprop_shuffle_labels(ys, ctr.n, c.seed);
+        }
         nl_noprop_result res;
-        nl_status s = zero || shuf ? nl_noprop_run_data(&c, &g_tr[k], &g_te[k], &res)
-                                   : nl_noprop_train(&c, &g_ptr[k], &g_pte[k], &res);
-        if (s) return s;
+        if ((s = nl_noprop_train(&c, tr, te, &res))) break;
         acc[i] = res.test_accuracy;
         *secs += res.train_seconds;
         if (i == 0 && first) *first = res;
@@ -74,6 +96,10 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
         if (opt->verbose)
             nl_progress("noprop %s %s seed %d: %.2f%% (%.1f s)", key, g_keys[k], i + 1, 100 * acc[i], res.train_seconds);
     }
+    free(ys);
+    nl_dataset_free(&ctr);
+    nl_dataset_free(&cte);
+    if (s) return s;
     snprintf(name, sizeof name, "%s_%s", key, g_keys[k]);
     return nl_exp_set_mean_se(r, name, acc, n);
 }

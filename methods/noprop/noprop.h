@@ -152,6 +152,8 @@ nl_status nl_noprop_run(const nl_noprop_config *cfg, const char *dataset, nl_nop
  * rows, then the controls applied): new copies in tr and te (freed by nl_dataset_free; nothing to free on error). */
 nl_status nl_noprop_prepare(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_dataset *tr,
                             nl_dataset *te);
+/* The shuffled-labels control's seeded permutation of y [n] (in place). */
+void nl_noprop_shuffle_labels(int32_t *y, int64_t n, uint64_t seed);
 /* The same on loaded data sets (copied: train and test are not changed). */
 nl_status nl_noprop_run_data(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res);
 

@@ -306,6 +306,17 @@ static nl_status first_rows(const nl_dataset *ds, int64_t limit, nl_dataset *out
     return s;
 }
 
+void nl_noprop_shuffle_labels(int32_t *y, int64_t n, uint64_t seed) {
+    nl_rng r;
+    nl_rng_init(&r, seed, NP_STREAM_LABELS);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = nl_rng_below(&r, i + 1);
+        int32_t t = y[i];
+        y[i] = y[j];
+        y[j] = t;
+    }
+}
+
 nl_status nl_noprop_prepare(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_dataset *tr,
                             nl_dataset *te) {
     memset(tr, 0, sizeof *tr);
@@ -315,16 +326,7 @@ nl_status nl_noprop_prepare(const nl_noprop_config *cfg, const nl_dataset *train
     if ((s = first_rows(test, cfg->test_limit, te))) goto fail;
     nl_dataset *others[1] = {te};
     if ((s = nl_dataset_standardize(tr, others, 1, 0, NULL, NULL))) goto fail;
-    if (cfg->shuffle_labels) { /* a seeded permutation of the training labels: nothing left to learn */
-        nl_rng r;
-        nl_rng_init(&r, cfg->seed, NP_STREAM_LABELS);
-        for (int64_t i = tr->n - 1; i > 0; i--) {
-            int64_t j = nl_rng_below(&r, i + 1);
-            int32_t t = tr->y[i];
-            tr->y[i] = tr->y[j];
-            tr->y[j] = t;
-        }
-    }
+    if (cfg->shuffle_labels) nl_noprop_shuffle_labels(tr->y, tr->n, cfg->seed); /* nothing left to learn */
     if (cfg->zero_image) {
         memset(tr->x, 0, (size_t)(tr->n * tr->d) * sizeof *tr->x);
         memset(te->x, 0, (size_t)(te->n * te->d) * sizeof *te->x);
