@@ -231,9 +231,9 @@ static int noprop_judge(const nl_experiment *e, nl_exp_result *r, int mode, char
     return nl_exp_parts_pass(r);
 }
 
-/* Quick: MLP blocks (H 64) on the first 15000 training images, 3 epochs; full: CNN blocks 16/32 channels (the paper's
+/* Quick: MLP blocks (H 48) on the first 15000 training images, 3 epochs; full: CNN blocks 16/32 channels (the paper's
  * 32/64 halved), H 256, all 60000 images, 5 epochs (wave2.md); smoke: MLP H 32, T 3, 1000 images, 2 epochs, batch 32. */
-static const np_entry_cfg np_quick = {0, {16, 32}, 64, 10, 15000, 0, 3, 128, 3, 2000, 1};
+static const np_entry_cfg np_quick = {0, {16, 32}, 48, 10, 15000, 0, 3, 128, 3, 2000, 1};
 static const np_entry_cfg np_full = {1, {16, 32}, 256, 10, 0, 0, 5, 128, 3, 10000, 1};
 static const np_entry_cfg np_smoke = {0, {16, 32}, 32, 3, 1000, 1000, 2, 32, 3, 500, 1};
 
@@ -248,7 +248,7 @@ const nl_experiment nl_exp_noprop = {
     .claim = "NoProp-DT (10 blocks trained independently on denoising losses) matches backprop training of the same network: test "
              "accuracy within 1.5 points on MNIST (paper: 99.54 vs 99.46) and within 2 points on Fashion-MNIST, paired over 3 seeds; "
              "CT, FM and the training memory of DT vs backprop reported.",
-    .quick_desc = "T = 10 MLP blocks (image FC64-BN-ReLU, z FC64-BN-ReLU, FC64-BN-ReLU, FC32-BN-ReLU, FC10), one-hot embedding, "
+    .quick_desc = "T = 10 MLP blocks (image FC48-BN-ReLU, z FC48-BN-ReLU, FC48-BN-ReLU, FC24-BN-ReLU, FC10), one-hot embedding, "
                   "first 15000 training images, 3 epochs, batch 128, AdamW 1e-3 wd 1e-3, eta 0.1, seeds 1-3, MNIST and Fashion-MNIST; "
                   "DT, backprop, CT (weight: the mean of eta/2 SNR'(t) over t), FM; controls: zero image, shuffled labels (first 2000 images, 1 epoch)",
     .full_desc = "T = 10 CNN blocks (conv16-pool-conv32-pool-FC256-BN, z FC256-BN-ReLU, FC256-BN-ReLU, FC128-BN-ReLU, FC10), one-hot "
