@@ -51,7 +51,7 @@ static void pad_out4(const nl_tensor *o, int64_t *os) {
         const T *a = A->data, *b = B->data;                                                         \
         if (nl_tensor_is_contiguous(A) && nl_tensor_is_contiguous(B) && nl_shape_equal(A, O) &&     \
             nl_shape_equal(B, O)) {                                                                 \
-            _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")                        \
+            _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")              \
             for (int64_t i = 0; i < n; i++) o[i] = BIN_EXPR(op, a[i], b[i]);                        \
             return;                                                                                 \
         }                                                                                           \
@@ -84,10 +84,10 @@ DEF_BIN(double)
         int64_t n = nl_tensor_numel(g);                                                             \
         if (nl_tensor_numel(t) == n) { /* no broadcasting: same numel, contiguous */                \
             if (f) {                                                                                \
-                _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")                    \
+                _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")          \
                 for (int64_t i = 0; i < n; i++) tp[i] += sign * gp[i] * f[i];                       \
             } else {                                                                                \
-                _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")                    \
+                _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")          \
                 for (int64_t i = 0; i < n; i++) tp[i] += sign * gp[i];                              \
             }                                                                                       \
             return;                                                                                 \
