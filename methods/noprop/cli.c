@@ -26,6 +26,7 @@ static void help_noprop(FILE *f) {
             "  --lr X             AdamW learning rate (default 1e-3)\n"
             "  --wd X             AdamW weight decay (default 1e-3)\n"
             "  --eta X            denoising-loss weight (default 0.1)\n"
+            "  --ct-snr-weight    CT: weight the denoising loss by eta/2 SNR'(t) (the paper) instead of its mean over t\n"
             "  --limit N          first N training images (default all 60000)\n"
             "  --test-limit N     first N test images (default all 10000)\n"
             "  --zero-image       control: the blocks never see the image\n"
@@ -46,7 +47,7 @@ int nl_noprop_cli(int argc, char **argv) {
     int64_t T = cfg.T, hidden = cfg.hidden, edim = cfg.embed_dim, epochs = cfg.epochs, batch = cfg.batch, limit = 0,
             test_limit = 0, seed = 1, threads = 0;
     double lr = cfg.lr, wd = cfg.wd, eta = cfg.eta;
-    int zero = 0, shuf = 0, quiet = 0;
+    int zero = 0, shuf = 0, quiet = 0, ctw = 0;
     nl_cli_opt opts[] = {
         {"--data", NL_OPT_STR, &data, 0, 0, 0, 0, "NAME"},
         {"--variant", NL_OPT_STR, &variant, 0, 0, 0, 0, "NAME"},
@@ -65,7 +66,8 @@ int nl_noprop_cli(int argc, char **argv) {
         {"--test-limit", NL_OPT_INT, &test_limit, 1, 10000, 0, 0, "N"},
         {"--zero-image", NL_OPT_FLAG, &zero, 0, 0, 0, 0, NULL},
         {"--shuffle-labels", NL_OPT_FLAG, &shuf, 0, 0, 0, 0, NULL},
-        {"--seed", NL_OPT_INT, &seed, 0, (double)INT64_MAX, 0, 0, "N"},
+        {"--ct-snr-weight", NL_OPT_FLAG, &ctw, 0, 0, 0, 0, NULL},
+        {"--seed", NL_OPT_INT, &seed, 0, 9007199254740992.0, 0, 0, "N"}, /* 2^53 ((double)INT64_MAX overflowed) */
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
     };
@@ -103,6 +105,7 @@ int nl_noprop_cli(int argc, char **argv) {
     cfg.test_limit = test_limit;
     cfg.zero_image = zero;
     cfg.shuffle_labels = shuf;
+    cfg.ct_snr_weight = ctw;
     cfg.seed = (uint64_t)seed;
     cfg.verbose = !quiet;
     nl_noprop_result r;

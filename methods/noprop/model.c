@@ -48,6 +48,11 @@ double nl_noprop_dsnr_ct(double t) {
     return 2.0 * (cos(ph) / sn) / (sn * sn) * 0.5 * M_PI / (1.0 + s);
 }
 
+double nl_noprop_ct_weight(double t, double eta, int snr_weight) {
+    if (snr_weight) return 0.5 * eta * nl_noprop_dsnr_ct(t);
+    return 0.5 * eta * (nl_noprop_snr(nl_noprop_abar_ct(1.0)) - nl_noprop_snr(nl_noprop_abar_ct(0.0)));
+}
+
 nl_var *nl_noprop_kl(nl_ctx *c, nl_var *u, double abar) {
     if (!u) return NULL;
     if (u->val.ndim != 2 || !(abar >= 0 && abar < 1)) {
@@ -149,24 +154,30 @@ static nl_var *fc_fwd(nl_ctx *c, const nl_noprop_fc *f, nl_var *x, int train, in
     return relu ? nl_relu(c, h) : h;
 }
 
-nl_var *nl_noprop_block_forward(nl_ctx *c, nl_noprop_block *b, nl_var *x, nl_var *z, int train) {
-    if (!x || !z) return NULL;
+nl_var *nl_noprop_block_image(nl_ctx *c, nl_noprop_block *b, nl_var *x, int train) {
+    if (!x) return NULL;
     int64_t B = x->val.shape[0];
-    nl_var *hi;
     if (b->cnn) {
         nl_var *im = nl_reshape(c, x, 4, (int64_t[]){B, 1, 28, 28});
         im = nl_maxpool2d(c, nl_relu(c, nl_conv2d(c, im, b->cw1, b->cb1, 1, 1)), 2, 2, 0); /* [B, c1, 14, 14] */
         im = nl_maxpool2d(c, nl_relu(c, nl_conv2d(c, im, b->cw2, b->cb2, 1, 1)), 2, 2, 0); /* [B, c2, 7, 7] */
         im = nl_reshape(c, im, 2, (int64_t[]){B, -1});
-        hi = fc_fwd(c, &b->img, im, train, 0); /* [B, H]: FC - BN, as the reimplementations' image path */
-    } else {
-        hi = fc_fwd(c, &b->img, x, train, 1);  /* [B, H] */
+        return fc_fwd(c, &b->img, im, train, 0); /* [B, H]: FC - BN, as the reimplementations' image path */
     }
+    return fc_fwd(c, &b->img, x, train, 1); /* [B, H] */
+}
+
+nl_var *nl_noprop_block_head(nl_ctx *c, nl_noprop_block *b, nl_var *hi, nl_var *z, int train) {
+    if (!hi || !z) return NULL;
     nl_var *hz = fc_fwd(c, &b->zb, z, train, 1); /* [B, H] */
     nl_var *h = nl_concat(c, 2, (nl_var *[]){hi, hz}, 1); /* [B, 2H] */
     h = fc_fwd(c, &b->f1, h, train, 1);   /* [B, H] */
     h = fc_fwd(c, &b->f2, h, train, 1);   /* [B, H/2] */
     return fc_fwd(c, &b->out, h, train, 0); /* [B, n_out] */
+}
+
+nl_var *nl_noprop_block_forward(nl_ctx *c, nl_noprop_block *b, nl_var *x, nl_var *z, int train) {
+    return nl_noprop_block_head(c, b, nl_noprop_block_image(c, b, x, train), z, train);
 }
 
 /* ---- model ---- */

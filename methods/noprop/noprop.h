@@ -57,6 +57,9 @@ double nl_noprop_weight(int t, int T, double eta);   /* (T/2) eta (SNR(t) - SNR(
 void nl_noprop_coeffs(int t, int T, double *a, double *b, double *c); /* inference a_t, b_t, c_t, t = 1..T */
 double nl_noprop_abar_ct(double t);                  /* continuous time t in [0, 1]; abar(0) = 0 */
 double nl_noprop_dsnr_ct(double t);                  /* d SNR / dt */
+/* CT's per-sample weight of ||u_hat - u_y||^2 at time t: paper (snr_weight 1) eta/2 SNR'(t); uniform (0) its mean
+ * over t ~ U[0, 1], eta/2 (SNR(1) - SNR(0)): the same expected weight spread evenly (README, deviations). */
+double nl_noprop_ct_weight(double t, double eta, int snr_weight);
 /* KL(N(sqrt(abar) u, (1 - abar) I) || N(0, I)) averaged over the rows of u [B, d]: a differentiable var (u may
  * require a gradient). abar in [0, 1). */
 nl_var *nl_noprop_kl(nl_ctx *c, nl_var *u, double abar);
@@ -87,6 +90,7 @@ typedef struct nl_noprop_config {
     int64_t batch, epochs;      /* 128 */
     int64_t limit;              /* first `limit` training images (0 = all) */
     int64_t test_limit;         /* first `test_limit` test images (0 = all) */
+    int ct_snr_weight;          /* CT: 1 the paper's weight eta/2 SNR'(t); 0 (default) its mean, uniform over t */
     int zero_image;             /* control: blocks never see the image (x = 0 in training and at test) */
     int shuffle_labels;         /* control: a seeded permutation of the training labels */
     uint64_t seed;
@@ -114,6 +118,10 @@ nl_status nl_noprop_block_init(nl_noprop_block *b, const nl_noprop_config *cfg, 
 void nl_noprop_block_free(nl_noprop_block *b);
 /* logits / outputs [B, n_out] of block b on x [B, d_img] and z [B, z_in]; train selects BN's batch statistics. */
 nl_var *nl_noprop_block_forward(nl_ctx *c, nl_noprop_block *b, nl_var *x, nl_var *z, int train);
+/* Its two halves: the image branch's features hi [B, H] of x, and the rest on hi and z (CT/FM inference computes hi
+ * once for all its steps: in eval mode it does not depend on z or t). */
+nl_var *nl_noprop_block_image(nl_ctx *c, nl_noprop_block *b, nl_var *x, int train);
+nl_var *nl_noprop_block_head(nl_ctx *c, nl_noprop_block *b, nl_var *hi, nl_var *z, int train);
 
 /* The whole model of one variant: T blocks (DT, backprop) or one (CT, FM), the shared embedding and classifier. */
 typedef struct nl_noprop_model {
@@ -140,6 +148,12 @@ nl_status nl_noprop_predict(nl_noprop_model *m, const float *x, int64_t B, nl_rn
 nl_status nl_noprop_train(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res);
 /* Load "mnist" / "fashion-mnist" train and test, standardise, apply limit / test_limit / controls, train. */
 nl_status nl_noprop_run(const nl_noprop_config *cfg, const char *dataset, nl_noprop_result *res);
+/* The training and test sets of one run as nl_noprop_run_data makes them (first rows, standardised on the training
+ * rows, then the controls applied): new copies in tr and te (freed by nl_dataset_free; nothing to free on error). */
+nl_status nl_noprop_prepare(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_dataset *tr,
+                            nl_dataset *te);
+/* The shuffled-labels control's seeded permutation of y [n] (in place). */
+void nl_noprop_shuffle_labels(int32_t *y, int64_t n, uint64_t seed);
 /* The same on loaded data sets (copied: train and test are not changed). */
 nl_status nl_noprop_run_data(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res);
 

@@ -39,6 +39,14 @@ static void test_schedule(void) {
         double fd = (nl_noprop_snr(nl_noprop_abar_ct(t + h)) - nl_noprop_snr(nl_noprop_abar_ct(t - h))) / (2 * h);
         NLT_NEAR(nl_noprop_dsnr_ct(t) / fd, 1.0, 1e-5);
     }
+    /* CT weights: the paper's eta/2 SNR'(t), and the uniform one equal to its mean over t ~ U[0, 1] (midpoint rule on a
+     * substitution-free grid: int_0^1 SNR'(t) dt = SNR(1) - SNR(0); SNR' is steep near 1, so a fine grid) */
+    double mean = 0;
+    const int n = 2000000;
+    for (int i = 0; i < n; i++) mean += nl_noprop_ct_weight((i + 0.5) / n, 0.1, 1) / n;
+    NLT_NEAR(mean / nl_noprop_ct_weight(0.3, 0.1, 0), 1.0, 1e-3);
+    NLT_NEAR(nl_noprop_ct_weight(0.7, 0.1, 1), 0.05 * nl_noprop_dsnr_ct(0.7), 1e-12);
+    NLT_NEAR(nl_noprop_ct_weight(0.1, 0.1, 0), nl_noprop_ct_weight(0.9, 0.1, 0), 0.0);
 }
 
 static void test_coeffs(void) {
@@ -155,6 +163,70 @@ static void test_zero_cross_gradient(void) {
     /* the classifier's gradient comes only from the CE term: the same for every block given the same draws */
     nl_ctx_free(c);
     nl_noprop_model_free(&m);
+    nl_dataset_free(&ds);
+}
+
+/* CT and FM losses against their formulas, recomputed from the same draws (a copy of the rng): eps [B, d] (FM: z_0),
+ * then t_i ~ U[0, 1), then (CT) the z_1 noise. CT: z_t = sqrt(abar(t)) u + sqrt(1 - abar(t)) eps, input [z_t, t],
+ * u_hat = softmax(f) E, loss mean_i w(t_i) ||u_hat_i - u_i||^2; FM: z_t = t u + (1 - t) z_0, target u - z_0, v = f.
+ * The classifier starts at zero, so its CE is ln C exactly, and the KL is 0 (abar_0 = 0). */
+static void test_ct_fm_loss(void) {
+    nl_dataset ds;
+    blobs(&ds, 16, 12, 3, 5);
+    const int64_t B = 16, d = 3;
+    for (int v = 0; v < 3; v++) { /* CT with the uniform weight, CT with the paper's SNR'(t), FM */
+        nl_noprop_config cfg = nl_noprop_defaults();
+        cfg.variant = v < 2 ? NL_NOPROP_CT : NL_NOPROP_FM;
+        cfg.ct_snr_weight = v == 1;
+        cfg.cnn = 0;
+        cfg.hidden = 8;
+        nl_noprop_model m;
+        NLT_OK(nl_noprop_model_init(&m, &cfg, &ds));
+        nl_ctx *c = nl_ctx_new((size_t)1 << 20, 0);
+        nl_rng r, rr;
+        nl_rng_init(&r, 7, 9);
+        rr = r;
+        nl_var *loss = nl_noprop_loss(c, &m, 0, ds.x, ds.y, B, &r);
+        NLT_CHECK(loss != NULL, "loss");
+        double got = nl_item(loss);
+        nl_ctx_reset(c);
+        nl_var *eps = nl_new(c, NL_F32, 2, (int64_t[]){B, d});     /* [B, d] */
+        nl_var *zin = nl_new(c, NL_F32, 2, (int64_t[]){B, d + 1}); /* [B, d + 1]: z_t, t */
+        nl_rng_fill_normal(&rr, &eps->val, 0.0, 1.0);
+        double t[16], w[16];
+        const float *e = eps->val.data;
+        float *zp = zin->val.data;
+        for (int64_t i = 0; i < B; i++) {
+            t[i] = nl_rng_uniform(&rr);
+            double ab = nl_noprop_abar_ct(t[i]);
+            double cu = v < 2 ? sqrt(ab) : t[i], ce = v < 2 ? sqrt(1.0 - ab) : 1.0 - t[i];
+            w[i] = v < 2 ? nl_noprop_ct_weight(t[i], cfg.eta, v == 1) : 1.0;
+            if (v == 1) NLT_NEAR(w[i], 0.5 * cfg.eta * nl_noprop_dsnr_ct(t[i]), 1e-12 * w[i]);
+            for (int64_t j = 0; j < d; j++) zp[i * (d + 1) + j] = (float)(cu * (ds.y[i] == j) + ce * e[i * d + j]);
+            zp[i * (d + 1) + d] = (float)t[i];
+        }
+        nl_var *xv = nl_input(c, nl_tensor_wrap(ds.x, NL_F32, 2, (int64_t[]){B, 12}));
+        nl_var *out = nl_noprop_block_forward(c, &m.blocks[0], xv, zin, 1); /* [B, 3] */
+        NLT_CHECK(out != NULL, "forward");
+        const float *o = out->val.data;
+        double den = 0;
+        for (int64_t i = 0; i < B; i++) {
+            double mx = o[i * d], z = 0, sq = 0;
+            for (int64_t j = 1; j < d; j++) mx = fmax(mx, o[i * d + j]);
+            for (int64_t j = 0; j < d; j++) z += exp(o[i * d + j] - mx);
+            for (int64_t j = 0; j < d; j++) {
+                double u = ds.y[i] == j;
+                double pred = v < 2 ? exp(o[i * d + j] - mx) / z : o[i * d + j], target = v < 2 ? u : u - e[i * d + j];
+                sq += (pred - target) * (pred - target);
+            }
+            den += w[i] * sq / B;
+        }
+        double want = log(3.0) + den;
+        printf("  %s: loss %.6f, formula %.6f\n", v == 0 ? "ct (uniform)" : v == 1 ? "ct (SNR')" : "fm", got, want);
+        NLT_NEAR(got / want, 1.0, 2e-5);
+        nl_ctx_free(c);
+        nl_noprop_model_free(&m);
+    }
     nl_dataset_free(&ds);
 }
 
@@ -288,6 +360,7 @@ int main(void) {
     NLT_RUN(test_coeffs);
     NLT_RUN(test_kl);
     NLT_RUN(test_zero_cross_gradient);
+    NLT_RUN(test_ct_fm_loss);
     NLT_RUN(test_training);
     NLT_RUN(test_cnn_block);
     NLT_RUN(test_judge);

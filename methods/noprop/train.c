@@ -76,7 +76,7 @@ nl_var *nl_noprop_loss(nl_ctx *c, nl_noprop_model *m, int t, const float *x, con
                 double ab = nl_noprop_abar_ct(tv[i]);
                 cu[i] = sqrt(ab);
                 ce[i] = sqrt(1.0 - ab);
-                w[i] = 0.5 * cfg->eta * nl_noprop_dsnr_ct(tv[i]);
+                w[i] = nl_noprop_ct_weight(tv[i], cfg->eta, cfg->ct_snr_weight);
             } else {
                 cu[i] = tv[i];       /* z_t = t u_y + (1 - t) z_0 */
                 ce[i] = 1.0 - tv[i];
@@ -127,6 +127,8 @@ static nl_status predict_chunk(nl_ctx *c, nl_noprop_model *m, const float *x, in
     float *zp = z->val.data;
     const double k_ph = 0.5 * M_PI / (1.0 + NL_NOPROP_COSINE_S);
     nl_var *last = NULL; /* the last block's output */
+    nl_var *hi1 = m->n_blocks == 1 ? nl_noprop_block_image(c, &m->blocks[0], xv, 0) : NULL; /* [B, H], CT/FM: once */
+    if (m->n_blocks == 1 && !hi1) return nl_last_status();
     for (int k = 1; k <= T; k++) {
         nl_var *zin = z, *tcol = NULL;
         double tk = (double)(k - 1) / T;
@@ -139,7 +141,7 @@ static nl_status predict_chunk(nl_ctx *c, nl_noprop_model *m, const float *x, in
             zin = nl_concat(c, 2, (nl_var *[]){nl_detach(c, z), tcol}, 1);
         }
         nl_noprop_block *blk = &m->blocks[m->n_blocks == 1 ? 0 : k - 1];
-        nl_var *out = last = nl_noprop_block_forward(c, blk, xv, zin, 0);
+        nl_var *out = last = hi1 ? nl_noprop_block_head(c, blk, hi1, zin, 0) : nl_noprop_block_forward(c, blk, xv, zin, 0);
         nl_var *uh = cfg->variant == NL_NOPROP_FM ? out : embed_mix(c, m, out);
         nl_var *e = noise(c, rng, B, d);
         if (!uh || !e) return nl_last_status();
@@ -304,32 +306,45 @@ static nl_status first_rows(const nl_dataset *ds, int64_t limit, nl_dataset *out
     return s;
 }
 
+void nl_noprop_shuffle_labels(int32_t *y, int64_t n, uint64_t seed) {
+    nl_rng r;
+    nl_rng_init(&r, seed, NP_STREAM_LABELS);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = nl_rng_below(&r, i + 1);
+        int32_t t = y[i];
+        y[i] = y[j];
+        y[j] = t;
+    }
+}
+
+nl_status nl_noprop_prepare(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_dataset *tr,
+                            nl_dataset *te) {
+    memset(tr, 0, sizeof *tr);
+    memset(te, 0, sizeof *te);
+    nl_status s = first_rows(train, cfg->limit, tr);
+    if (s) return s;
+    if ((s = first_rows(test, cfg->test_limit, te))) goto fail;
+    nl_dataset *others[1] = {te};
+    if ((s = nl_dataset_standardize(tr, others, 1, 0, NULL, NULL))) goto fail;
+    if (cfg->shuffle_labels) nl_noprop_shuffle_labels(tr->y, tr->n, cfg->seed); /* nothing left to learn */
+    if (cfg->zero_image) {
+        memset(tr->x, 0, (size_t)(tr->n * tr->d) * sizeof *tr->x);
+        memset(te->x, 0, (size_t)(te->n * te->d) * sizeof *te->x);
+    }
+    return NL_OK;
+fail:
+    nl_dataset_free(tr);
+    nl_dataset_free(te);
+    return s;
+}
+
 nl_status nl_noprop_run_data(const nl_noprop_config *cfg, const nl_dataset *train, const nl_dataset *test, nl_noprop_result *res) {
     memset(res, 0, sizeof *res);
     res->test_accuracy = NAN;
     nl_dataset tr, te;
-    memset(&te, 0, sizeof te);
-    nl_status s = first_rows(train, cfg->limit, &tr);
+    nl_status s = nl_noprop_prepare(cfg, train, test, &tr, &te);
     if (s) return s;
-    if ((s = first_rows(test, cfg->test_limit, &te))) goto done;
-    nl_dataset *others[1] = {&te};
-    if ((s = nl_dataset_standardize(&tr, others, 1, 0, NULL, NULL))) goto done;
-    if (cfg->shuffle_labels) { /* a seeded permutation of the training labels: nothing left to learn */
-        nl_rng r;
-        nl_rng_init(&r, cfg->seed, NP_STREAM_LABELS);
-        for (int64_t i = tr.n - 1; i > 0; i--) {
-            int64_t j = nl_rng_below(&r, i + 1);
-            int32_t t = tr.y[i];
-            tr.y[i] = tr.y[j];
-            tr.y[j] = t;
-        }
-    }
-    if (cfg->zero_image) {
-        memset(tr.x, 0, (size_t)(tr.n * tr.d) * sizeof *tr.x);
-        memset(te.x, 0, (size_t)(te.n * te.d) * sizeof *te.x);
-    }
     s = nl_noprop_train(cfg, &tr, &te, res);
-done:
     nl_dataset_free(&tr);
     nl_dataset_free(&te);
     return s;

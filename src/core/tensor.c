@@ -186,11 +186,11 @@ nl_status nl_tensor_add_into(nl_tensor *dst, const nl_tensor *src) {
     if (nl_tensor_is_contiguous(dst) && nl_tensor_is_contiguous(src)) {
         if (src->dtype == NL_F32) {
             float *dp = dst->data; const float *sp = src->data;
-            #pragma omp parallel for simd if (n > 65536) schedule(static)
+            #pragma omp parallel for simd if (parallel: n > 65536) schedule(static)
             for (int64_t i = 0; i < n; i++) dp[i] += sp[i];
         } else {
             double *dp = dst->data; const double *sp = src->data;
-            #pragma omp parallel for simd if (n > 65536) schedule(static)
+            #pragma omp parallel for simd if (parallel: n > 65536) schedule(static)
             for (int64_t i = 0; i < n; i++) dp[i] += sp[i];
         }
         return NL_OK;

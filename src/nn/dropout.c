@@ -75,7 +75,7 @@ static inline void drop_philox(uint64_t ctr, uint64_t stream, uint64_t seed, uin
     static void drop_bwd_##T(const T *g, T *gx, const uint8_t *mask, int64_t n, double scale) {         \
         const T sc = (T)scale;                                                                          \
         const int par = n > DROP_PAR_MIN;                                                               \
-        _Pragma("omp parallel for simd if (par) schedule(static)")                                      \
+        _Pragma("omp parallel for simd if (parallel: par) schedule(static)")                            \
         for (int64_t i = 0; i < n; i++) gx[i] += mask[i] ? g[i] * sc : (T)0;                            \
     }
 DEF_DROP(float)

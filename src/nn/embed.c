@@ -150,7 +150,7 @@ static void cat_backward(nl_ctx *c, nl_node *nd) {
             const float *src = g->data;
             src += off;
             if (O == 1) {
-#pragma omp parallel for simd if (par) schedule(static)
+#pragma omp parallel for simd if (parallel: par) schedule(static)
                 for (int64_t j = 0; j < len; j++) d[j] += src[j];
             } else {
 #pragma omp parallel for if (par) schedule(static)
@@ -162,7 +162,7 @@ static void cat_backward(nl_ctx *c, nl_node *nd) {
             const double *src = g->data;
             src += off;
             if (O == 1) {
-#pragma omp parallel for simd if (par) schedule(static)
+#pragma omp parallel for simd if (parallel: par) schedule(static)
                 for (int64_t j = 0; j < len; j++) d[j] += src[j];
             } else {
 #pragma omp parallel for if (par) schedule(static)

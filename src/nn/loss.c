@@ -162,17 +162,17 @@ typedef struct {
         const T k = (T)scale;                                                                           \
         const int par = n > LOSS_PAR_MIN;                                                               \
         if (ga && gb) {                                                                                 \
-            _Pragma("omp parallel for simd if (par) schedule(static)")                                  \
+            _Pragma("omp parallel for simd if (parallel: par) schedule(static)")                        \
             for (int64_t i = 0; i < n; i++) {                                                           \
                 T d = k * (a[i] - b[i]);                                                                \
                 ga[i] += d;                                                                             \
                 gb[i] -= d;                                                                             \
             }                                                                                           \
         } else if (ga) {                                                                                \
-            _Pragma("omp parallel for simd if (par) schedule(static)")                                  \
+            _Pragma("omp parallel for simd if (parallel: par) schedule(static)")                        \
             for (int64_t i = 0; i < n; i++) ga[i] += k * (a[i] - b[i]);                                 \
         } else if (gb) {                                                                                \
-            _Pragma("omp parallel for simd if (par) schedule(static)")                                  \
+            _Pragma("omp parallel for simd if (parallel: par) schedule(static)")                        \
             for (int64_t i = 0; i < n; i++) gb[i] -= k * (a[i] - b[i]);                                 \
         }                                                                                               \
     }

@@ -51,7 +51,7 @@ static void pad_out4(const nl_tensor *o, int64_t *os) {
         const T *a = A->data, *b = B->data;                                                         \
         if (nl_tensor_is_contiguous(A) && nl_tensor_is_contiguous(B) && nl_shape_equal(A, O) &&     \
             nl_shape_equal(B, O)) {                                                                 \
-            _Pragma("omp parallel for simd if (n > 32768) schedule(static)")                        \
+            _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")              \
             for (int64_t i = 0; i < n; i++) o[i] = BIN_EXPR(op, a[i], b[i]);                        \
             return;                                                                                 \
         }                                                                                           \
@@ -84,10 +84,10 @@ DEF_BIN(double)
         int64_t n = nl_tensor_numel(g);                                                             \
         if (nl_tensor_numel(t) == n) { /* no broadcasting: same numel, contiguous */                \
             if (f) {                                                                                \
-                _Pragma("omp parallel for simd if (n > 32768) schedule(static)")                    \
+                _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")          \
                 for (int64_t i = 0; i < n; i++) tp[i] += sign * gp[i] * f[i];                       \
             } else {                                                                                \
-                _Pragma("omp parallel for simd if (n > 32768) schedule(static)")                    \
+                _Pragma("omp parallel for simd if (parallel: n > 32768) schedule(static)")          \
                 for (int64_t i = 0; i < n; i++) tp[i] += sign * gp[i];                              \
             }                                                                                       \
             return;                                                                                 \
@@ -281,13 +281,13 @@ static const char *op_name(int op) {
             UN_CASES_NORELU(UN_BWD_CASE_##T)                                                   \
         }                                                                                      \
     }
-#define UN_FWD_CASE_float(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) y[i] = UN_FWD(float, OP, x[i], a); break;
+#define UN_FWD_CASE_float(OP) case OP: _Pragma("omp parallel for simd if (parallel: n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) y[i] = UN_FWD(float, OP, x[i], a); break;
 /* ReLU backward as a select (gx += x > 0 ? g : 0, as PyTorch's threshold_backward): the product g * (x > 0) did
  * not vectorise and was a tenth of a small CNN's training time. */
-#define UN_BWD_RELU(T) case NL_U_RELU: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += x[i] > 0 ? g[i] : (T)0; break;
-#define UN_BWD_CASE_float(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += g[i] * UN_DER(float, OP, x[i], y[i], a); break;
-#define UN_FWD_CASE_double(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) y[i] = UN_FWD(double, OP, x[i], a); break;
-#define UN_BWD_CASE_double(OP) case OP: _Pragma("omp parallel for simd if (n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += g[i] * UN_DER(double, OP, x[i], y[i], a); break;
+#define UN_BWD_RELU(T) case NL_U_RELU: _Pragma("omp parallel for simd if (parallel: n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += x[i] > 0 ? g[i] : (T)0; break;
+#define UN_BWD_CASE_float(OP) case OP: _Pragma("omp parallel for simd if (parallel: n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += g[i] * UN_DER(float, OP, x[i], y[i], a); break;
+#define UN_FWD_CASE_double(OP) case OP: _Pragma("omp parallel for simd if (parallel: n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) y[i] = UN_FWD(double, OP, x[i], a); break;
+#define UN_BWD_CASE_double(OP) case OP: _Pragma("omp parallel for simd if (parallel: n > 16384) schedule(static)") for (int64_t i = 0; i < n; i++) gx[i] += g[i] * UN_DER(double, OP, x[i], y[i], a); break;
 DEF_UN(float)
 DEF_UN(double)
 

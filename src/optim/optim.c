@@ -268,13 +268,13 @@ double nl_grad_clip(nl_params *ps, double max_norm) {
 static void update_sgd_f32(float *restrict pv, const float *restrict gv, float *restrict buf, int64_t n, double lr,
                            double wd, double mu, int nesterov, double gs) {
     if (!buf) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             double p = pv[i];
             pv[i] = (float)(p - lr * (gs * (double)gv[i] + wd * p));
         }
     } else if (!nesterov) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             double p = pv[i];
             double b = mu * (double)buf[i] + (gs * (double)gv[i] + wd * p);
@@ -282,7 +282,7 @@ static void update_sgd_f32(float *restrict pv, const float *restrict gv, float *
             pv[i] = (float)(p - lr * b);
         }
     } else {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             double p = pv[i];
             double g = gs * (double)gv[i] + wd * p;
@@ -316,7 +316,7 @@ static void update_sgd(void *pv, const void *gv, void *buf, const float *mask, i
 static void update_adam_f32(float *restrict pv, const float *restrict gv, float *restrict mv, float *restrict vv,
                             int64_t n, double step_size, double sqrt_bc2, double eps, double b1, double b2, double l2,
                             double decay, double gs) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         double p = pv[i];
         double g = gs * (double)gv[i] + l2 * p;
