@@ -73,6 +73,12 @@ nl_status nl_fgnn_sf_run(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_c
 /* FF loss of activations H [n, D]: logit_i = sum_j H_ij^2 - theta; mean over the nodes with sign[i] != 0 of
  * BCE(sigmoid(logit_i), sign[i] > 0). */
 nl_var *nl_fgnn_ff_loss(nl_ctx *c, nl_var *H, const int8_t *sign, double theta);
+/* Greedy layer-wise FF training with label appending: the input of a node is [features || a] row-L2-normalised, a
+ * the one-hot of its class (positive, training nodes), of a wrong class drawn once per run (negative, training nodes)
+ * or the uniform 1/C (every other node); layer l is trained on the FF loss of the positive and negative passes
+ * (mean of the two), early-stopped on validation accuracy; prediction: argmax over c of the goodness summed over
+ * layers with class c appended to every node. */
+nl_status nl_forwardgnn_ff_train(const nl_graph *g, const nl_forwardgnn_config *cfg, nl_forwardgnn_result *res);
 
 /* ---- data ---- */
 /* The subgraph induced by the nodes of classes cls[0..k) (labels renumbered 0..k-1 in that order), features copied. */

@@ -143,6 +143,67 @@ static void test_cli(void) {
     nl_graph_free(&g);
 }
 
+static void test_ff_train(void) {
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    for (int kind = NL_GRAPH_GCN; kind <= NL_GRAPH_SAGE; kind++) {
+        nl_forwardgnn_config cfg = nl_forwardgnn_defaults((nl_graph_kind)kind);
+        cfg.layers = 2, cfg.hidden = 16, cfg.max_epochs = 40, cfg.patience = 40, cfg.lr = 1e-2;
+        nl_forwardgnn_result r;
+        NLT_OK(nl_forwardgnn_ff_train(&g, &cfg, &r));
+        NLT_CHECK(r.layers == 2 && r.epochs[1] >= 1 && r.val_acc[1] >= 0 && r.val_acc[1] <= 1, "ff result");
+        nl_forwardgnn_result r2;
+        NLT_OK(nl_forwardgnn_ff_train(&g, &cfg, &r2));
+        NLT_CHECK(r.test_acc[1] == r2.test_acc[1] && r.best_epoch[1] == r2.best_epoch[1], "ff not deterministic for a seed");
+    }
+    nl_graph_free(&g);
+}
+
+/* The judge on hand-made results: sf4 - best bp per seed, and the memory ratios. */
+static int judge_with(double sf_shift, double sf_mem4, double bp_mem4) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    char name[64];
+    const char *k[2] = {"gcn", "sage"};
+    for (int ki = 0; ki < 2; ki++) {
+        for (int L = 1; L <= 4; L++) {
+            double x[3];
+            for (int i = 0; i < 3; i++) {
+                x[i] = 0.80 + 0.02 * L + 0.001 * i; /* best backprop: 4 layers, 0.88 + 0.001 i */
+                snprintf(name, sizeof name, "bp%d_%s_seed%d", L, k[ki], i + 1);
+                nl_exp_set(&r, name, x[i]);
+            }
+            snprintf(name, sizeof name, "bp%d_%s", L, k[ki]);
+            nl_exp_set_mean_se(&r, name, x, 3);
+        }
+        double x[3];
+        for (int i = 0; i < 3; i++) {
+            x[i] = 0.88 + 0.001 * i + sf_shift + (i == 1 ? 0.002 : 0);
+            snprintf(name, sizeof name, "sf4_%s_seed%d", k[ki], i + 1);
+            nl_exp_set(&r, name, x[i]);
+        }
+        snprintf(name, sizeof name, "sf4_%s", k[ki]);
+        nl_exp_set_mean_se(&r, name, x, 3);
+        snprintf(name, sizeof name, "sf1_%s_peak_mb", k[ki]), nl_exp_set(&r, name, 10);
+        snprintf(name, sizeof name, "sf4_%s_peak_mb", k[ki]), nl_exp_set(&r, name, sf_mem4);
+        snprintf(name, sizeof name, "bp1_%s_peak_mb", k[ki]), nl_exp_set(&r, name, 10);
+        snprintf(name, sizeof name, "bp4_%s_peak_mb", k[ki]), nl_exp_set(&r, name, bp_mem4);
+    }
+    nl_exp_set(&r, "seeds", 3);
+    char m[512];
+    int v = nl_exp_forwardgnn.judge(&nl_exp_forwardgnn, &r, NL_MODE_QUICK, m, sizeof m);
+    nl_exp_result_free(&r);
+    return v;
+}
+
+static void test_judge(void) {
+    NLT_CHECK(judge_with(-0.01, 12, 40) == 1, "1 point below, memory 1.2x vs 4x: pass");
+    NLT_CHECK(judge_with(+0.02, 12, 40) == 1, "SF better: pass");
+    NLT_CHECK(judge_with(-0.03, 12, 40) == 0, "3 points below: fail");
+    NLT_CHECK(judge_with(-0.01, 14, 40) == 0, "SF memory 1.4x: fail");
+    NLT_CHECK(judge_with(-0.01, 12, 10) == 0, "backprop memory flat: fail");
+}
+
 int main(void) {
     NLT_RUN(test_ff_loss);
     NLT_RUN(test_sf_scores);
@@ -150,5 +211,7 @@ int main(void) {
     NLT_RUN(test_greedy_frozen);
     NLT_RUN(test_subgraph);
     NLT_RUN(test_cli);
+    NLT_RUN(test_ff_train);
+    NLT_RUN(test_judge);
     return nlt_finish();
 }
