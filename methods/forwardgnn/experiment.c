@@ -202,7 +202,7 @@ static const fg_entry_cfg fg_smoke = {3, {9, 21, 22}, 5, 16, 10, 5, 1e-2, 10, 5,
 
 const nl_experiment nl_exp_forwardgnn = {
     .name = "forwardgnn",
-    .paper = "Park, Kim, Cho, Shin, Kim, Kim & Shin, Forward Learning of Graph Neural Networks (ICLR 2024)",
+    .paper = "Park et al., Forward Learning of Graph Neural Networks (ICLR 2024)",
     .claim = "Single-forward ForwardGNN (layers trained greedily on virtual-class-node scores) is within 2 points of the best backprop "
              "result over 1-4 layers for GCN and for SAGE (paper, Cora_ML GCN: backprop 31.7/86.8/88.7/86.6 vs SF 87.8/88.0/88.2/88.5), "
              "and its peak training memory at 4 layers is at most 1.3x its 1-layer figure while backprop's grows.",

@@ -183,13 +183,19 @@ static double acc_of(const double *p, int64_t n, int64_t C, const int32_t *y, co
     return tot ? (double)hit / (double)tot : 0;
 }
 
-static double acc_scores(const nl_var *S, int64_t n, int64_t C, const int32_t *y, const uint8_t *mask) {
+/* Accuracy over mask of the prediction psum + softmax(S) (the earlier layers' summed softmaxes plus this layer's). */
+static double acc_scores(const nl_var *S, const double *psum, int64_t n, int64_t C, const int32_t *y, const uint8_t *mask) {
     int64_t hit = 0, tot = 0;
     for (int64_t i = 0; i < n; i++) {
         if (!mask[i]) continue;
+        double p[64], mx = -INFINITY, z = 0;
+        for (int64_t k = 0; k < C; k++) mx = fmax(mx, p[k] = nl_tensor_get(&S->val, i * C + k));
+        for (int64_t k = 0; k < C; k++) z += p[k] = exp(p[k] - mx);
         int64_t b = 0;
-        for (int64_t k = 1; k < C; k++)
-            if (nl_tensor_get(&S->val, i * C + k) > nl_tensor_get(&S->val, i * C + b)) b = k;
+        for (int64_t k = 0; k < C; k++) {
+            p[k] = p[k] / z + psum[i * C + k];
+            if (p[k] > p[b]) b = k;
+        }
         hit += b == y[i], tot++;
     }
     return tot ? (double)hit / (double)tot : 0;
@@ -233,7 +239,7 @@ nl_status nl_fgnn_sf_run(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_c
                 s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
                 break;
             }
-            const double va = acc_scores(S, n, C, g->y, g->val); /* of the parameters before this step */
+            const double va = acc_scores(S, psum, n, C, g->y, g->val); /* layers 0..l, before this step (as the reference code) */
             res->epochs[l] = ep;
             if (va > bv) {
                 bv = va, bad = 0, res->best_epoch[l] = ep;
