@@ -1,0 +1,217 @@
+/* Tests of methods/forwardgnn: FF loss and SF scores/loss against hand computations, the augmented graph, greedy
+ * training leaving earlier layers bit-identical, the subgraph, and the command's bad input. */
+#include "forwardgnn/forwardgnn.h"
+#include "nltest.h"
+
+static void test_ff_loss(void) {
+    nl_ctx *c = nl_ctx_new(1 << 16, 0);
+    /* the notes' value: y = [1, 1], theta = 2 -> logit 0, loss ln 2 */
+    double h1[2] = {1, 1};
+    int64_t s1[2] = {1, 2};
+    int8_t pos[1] = {1};
+    nl_var *l = nl_fgnn_ff_loss(c, nl_input(c, nl_tensor_wrap(h1, NL_F64, 2, s1)), pos, 2.0);
+    NLT_CHECK(l != NULL, "%s", nl_last_error());
+    if (l) NLT_NEAR(nl_item(l), log(2.0), 1e-12);
+    /* rows: positive [1, 2] (goodness 5, logit 3), negative [2, 0] (goodness 4, logit 2), ignored [9, 9]:
+     * (softplus(-3) + softplus(2)) / 2 */
+    double h2[6] = {1, 2, 2, 0, 9, 9};
+    int64_t s2[2] = {3, 2};
+    int8_t sg[3] = {1, -1, 0};
+    l = nl_fgnn_ff_loss(c, nl_input(c, nl_tensor_wrap(h2, NL_F64, 2, s2)), sg, 2.0);
+    NLT_CHECK(l != NULL, "%s", nl_last_error());
+    if (l) NLT_NEAR(nl_item(l), (log1p(exp(-3.0)) + log1p(exp(2.0))) / 2, 1e-12);
+    nl_ctx_free(c);
+}
+
+static void test_sf_scores(void) {
+    nl_ctx *c = nl_ctx_new(1 << 16, 0);
+    /* n = 3 nodes, C = 2 virtual nodes (rows 3, 4), D = 2; tau = 0.5; targets: node 0 class 1, node 2 class 0, node 1 ignored */
+    double H[10] = {1, 0, 0.5, 0.5, 0, 2, 1, 1, 0, 1};
+    int64_t sh[2] = {5, 2};
+    int32_t tgt[5] = {1, 2, 0, 2, 2};
+    nl_var *loss = NULL;
+    nl_var *S = nl_fgnn_sf_scores(c, nl_input(c, nl_tensor_wrap(H, NL_F64, 2, sh)), 3, 2, 0.5, tgt, &loss);
+    NLT_CHECK(S && loss, "%s", nl_last_error());
+    if (!S || !loss) return;
+    /* S_ik = (h_i . v_k) / 0.5 with v_0 = [1, 1], v_1 = [0, 1] */
+    const double want[10] = {2, 0, 2, 1, 4, 4, 4, 2, 2, 2};
+    for (int k = 0; k < 10; k++) NLT_NEAR(nl_tensor_get(&S->val, k), want[k], 1e-12);
+    /* node 0 (scores 2, 0; class 1): -log(e^0 / (e^2 + e^0)); node 2 (4, 4; class 0): log 2 */
+    const double l0 = log(exp(2.0) + 1.0), l2 = log(2.0);
+    NLT_NEAR(nl_item(loss), (l0 + l2) / 2, 1e-12);
+    nl_ctx_free(c);
+}
+
+static nl_status karate_split(nl_graph *g) {
+    nl_status s = nl_graph_karate(g);
+    return s ? s : nl_graph_split(g, 1, 64);
+}
+
+static void test_augmented_graph(void) {
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    int64_t ntr[2] = {0, 0};
+    for (int64_t i = 0; i < g.n; i++) ntr[g.y[i]] += g.train[i];
+    for (int edges = 0; edges < 2; edges++) {
+        nl_forwardgnn_config cfg = nl_forwardgnn_defaults(NL_GRAPH_SAGE);
+        cfg.layers = 1, cfg.label_edges = edges;
+        nl_fgnn_sf m;
+        NLT_OK(nl_fgnn_sf_init(&m, &g, &cfg));
+        NLT_CHECK(m.N == 36 && m.ahat.rows == 36 && m.x0.rows == 36, "N %lld", (long long)m.N);
+        for (int k = 0; k < 2; k++) {
+            const int64_t v = 34 + k, deg = m.ahat.row_ptr[v + 1] - m.ahat.row_ptr[v];
+            NLT_CHECK(deg == (edges ? ntr[k] : 0), "virtual node %d: %lld neighbours", k, (long long)deg);
+            for (int64_t q = m.ahat.row_ptr[v]; q < m.ahat.row_ptr[v + 1]; q++)
+                NLT_CHECK(g.train[m.ahat.col_idx[q]] && g.y[m.ahat.col_idx[q]] == k, "virtual %d links node %d", k, m.ahat.col_idx[q]);
+        }
+        /* x0 rows have unit norm */
+        for (int64_t i = 0; i < m.N; i++) {
+            double ss = 0;
+            for (int64_t q = m.x0.row_ptr[i]; q < m.x0.row_ptr[i + 1]; q++) ss += m.x0.values[q] * m.x0.values[q];
+            NLT_NEAR(ss, 1.0, 1e-12);
+        }
+        nl_fgnn_sf_free(&m);
+    }
+    nl_graph_free(&g);
+}
+
+typedef struct snap {
+    float *w[NL_FGNN_MAX_LAYERS];
+    int64_t n[NL_FGNN_MAX_LAYERS];
+} snap;
+static void hook(nl_fgnn_sf *m, int l, void *u) {
+    snap *s = u;
+    s->n[l] = m->ps[l].total;
+    s->w[l] = malloc((size_t)s->n[l] * sizeof(float));
+    memcpy(s->w[l], m->ps[l].data, (size_t)s->n[l] * sizeof(float));
+}
+
+static void test_greedy_frozen(void) {
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    for (int kind = NL_GRAPH_GCN; kind <= NL_GRAPH_SAGE; kind++) {
+        nl_forwardgnn_config cfg = nl_forwardgnn_defaults((nl_graph_kind)kind);
+        cfg.layers = 3, cfg.hidden = 16, cfg.max_epochs = 60, cfg.patience = 60, cfg.lr = 1e-2;
+        snap sn;
+        memset(&sn, 0, sizeof sn);
+        nl_fgnn_sf m;
+        nl_forwardgnn_result r;
+        NLT_OK(nl_fgnn_sf_run(&m, &g, &cfg, &r, hook, &sn));
+        for (int l = 0; l < 3; l++) {
+            NLT_CHECK(sn.w[l] && sn.n[l] == m.ps[l].total, "layer %d snapshot", l);
+            if (sn.w[l]) NLT_CHECK(!memcmp(sn.w[l], m.ps[l].data, (size_t)sn.n[l] * sizeof(float)), "layer %d changed after training later layers", l);
+            NLT_CHECK(r.epochs[l] >= 1 && r.best_epoch[l] >= 1 && r.peak_bytes[l] > 0, "layer %d stats", l);
+            free(sn.w[l]);
+        }
+        NLT_CHECK(r.val_acc[2] >= 0.5, "%s karate SF val accuracy %.3f", nl_graph_kind_name((nl_graph_kind)kind), r.val_acc[2]);
+        nl_fgnn_sf_free(&m);
+    }
+    nl_graph_free(&g);
+}
+
+static void test_subgraph(void) {
+    nl_graph g, s;
+    NLT_OK(nl_graph_karate(&g));
+    int cls[1] = {1};
+    NLT_OK(nl_fgnn_subgraph(&s, &g, cls, 1));
+    NLT_CHECK(s.n == 17 && s.num_classes == 1 && s.feat.rows == 17 && s.n_feat == 34, "n %lld", (long long)s.n);
+    int64_t within = 0;
+    for (int64_t i = 0; i < g.n; i++)
+        for (int64_t q = g.adj.row_ptr[i]; q < g.adj.row_ptr[i + 1]; q++) within += g.y[i] == 1 && g.y[g.adj.col_idx[q]] == 1;
+    NLT_CHECK(2 * s.n_edges == within, "edges %lld vs %lld", (long long)s.n_edges, (long long)within / 2);
+    int bad[1] = {2};
+    nl_graph t;
+    NLT_CHECK(nl_fgnn_subgraph(&t, &g, bad, 1) == NL_EINVAL, "class out of range accepted");
+    nl_graph_free(&s);
+    nl_graph_free(&g);
+}
+
+static void test_cli(void) {
+    char a0[] = "train", a1[] = "--layers", a2[] = "0", a3[] = "--data", a4[] = "karate", a5[] = "--model", a6[] = "gat", a7[] = "--help";
+    char *v1[] = {a0, a1, a2, a3, a4};
+    NLT_CHECK(nl_forwardgnn_cli(5, v1) == 2, "--layers 0");
+    char *v2[] = {a0, a3, a4, a5, a6};
+    NLT_CHECK(nl_forwardgnn_cli(5, v2) == 2, "--model gat");
+    char *v3[] = {a0, a7};
+    NLT_CHECK(nl_forwardgnn_cli(2, v3) == 0, "--help");
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    nl_forwardgnn_config cfg = nl_forwardgnn_defaults(NL_GRAPH_GCN);
+    cfg.layers = 0;
+    nl_forwardgnn_result r;
+    NLT_CHECK(nl_forwardgnn_sf_train(&g, &cfg, &r) == NL_EINVAL, "layers 0 accepted by the library");
+    nl_graph_free(&g);
+}
+
+static void test_ff_train(void) {
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    for (int kind = NL_GRAPH_GCN; kind <= NL_GRAPH_SAGE; kind++) {
+        nl_forwardgnn_config cfg = nl_forwardgnn_defaults((nl_graph_kind)kind);
+        cfg.layers = 2, cfg.hidden = 16, cfg.max_epochs = 40, cfg.patience = 40, cfg.lr = 1e-2;
+        nl_forwardgnn_result r;
+        NLT_OK(nl_forwardgnn_ff_train(&g, &cfg, &r));
+        NLT_CHECK(r.layers == 2 && r.epochs[1] >= 1 && r.val_acc[1] >= 0 && r.val_acc[1] <= 1, "ff result");
+        nl_forwardgnn_result r2;
+        NLT_OK(nl_forwardgnn_ff_train(&g, &cfg, &r2));
+        NLT_CHECK(r.test_acc[1] == r2.test_acc[1] && r.best_epoch[1] == r2.best_epoch[1], "ff not deterministic for a seed");
+    }
+    nl_graph_free(&g);
+}
+
+/* The judge on hand-made results: sf4 - best bp per seed, and the memory ratios. */
+static int judge_with(double sf_shift, double sf_mem4, double bp_mem4) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    char name[64];
+    const char *k[2] = {"gcn", "sage"};
+    for (int ki = 0; ki < 2; ki++) {
+        for (int L = 1; L <= 4; L++) {
+            double x[3];
+            for (int i = 0; i < 3; i++) {
+                x[i] = 0.80 + 0.02 * L + 0.001 * i; /* best backprop: 4 layers, 0.88 + 0.001 i */
+                snprintf(name, sizeof name, "bp%d_%s_seed%d", L, k[ki], i + 1);
+                nl_exp_set(&r, name, x[i]);
+            }
+            snprintf(name, sizeof name, "bp%d_%s", L, k[ki]);
+            nl_exp_set_mean_se(&r, name, x, 3);
+        }
+        double x[3];
+        for (int i = 0; i < 3; i++) {
+            x[i] = 0.88 + 0.001 * i + sf_shift + (i == 1 ? 0.002 : 0);
+            snprintf(name, sizeof name, "sf4_%s_seed%d", k[ki], i + 1);
+            nl_exp_set(&r, name, x[i]);
+        }
+        snprintf(name, sizeof name, "sf4_%s", k[ki]);
+        nl_exp_set_mean_se(&r, name, x, 3);
+        snprintf(name, sizeof name, "sf1_%s_peak_mb", k[ki]), nl_exp_set(&r, name, 10);
+        snprintf(name, sizeof name, "sf4_%s_peak_mb", k[ki]), nl_exp_set(&r, name, sf_mem4);
+        snprintf(name, sizeof name, "bp1_%s_peak_mb", k[ki]), nl_exp_set(&r, name, 10);
+        snprintf(name, sizeof name, "bp4_%s_peak_mb", k[ki]), nl_exp_set(&r, name, bp_mem4);
+    }
+    nl_exp_set(&r, "seeds", 3);
+    char m[512];
+    int v = nl_exp_forwardgnn.judge(&nl_exp_forwardgnn, &r, NL_MODE_QUICK, m, sizeof m);
+    nl_exp_result_free(&r);
+    return v;
+}
+
+static void test_judge(void) {
+    NLT_CHECK(judge_with(-0.01, 12, 40) == 1, "1 point below, memory 1.2x vs 4x: pass");
+    NLT_CHECK(judge_with(+0.02, 12, 40) == 1, "SF better: pass");
+    NLT_CHECK(judge_with(-0.03, 12, 40) == 0, "3 points below: fail");
+    NLT_CHECK(judge_with(-0.01, 14, 40) == 0, "SF memory 1.4x: fail");
+    NLT_CHECK(judge_with(-0.01, 12, 10) == 0, "backprop memory flat: fail");
+}
+
+int main(void) {
+    NLT_RUN(test_ff_loss);
+    NLT_RUN(test_sf_scores);
+    NLT_RUN(test_augmented_graph);
+    NLT_RUN(test_greedy_frozen);
+    NLT_RUN(test_subgraph);
+    NLT_RUN(test_cli);
+    NLT_RUN(test_ff_train);
+    NLT_RUN(test_judge);
+    return nlt_finish();
+}
