@@ -144,6 +144,7 @@ static int wn_grow(void **p, int64_t *cap, int64_t need, size_t elem) {
     void *q = realloc(*p, (size_t)c * elem);
     if (!q) return 0;
     *p = q;
+    *cap = c;
     return 1;
 }
 
