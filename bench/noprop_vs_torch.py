@@ -147,17 +147,18 @@ def main():
 
     for variant in ("dt", "bp"):
         state = fresh()
-        times, loss = [], float("nan")
+        times, cpus, loss = [], [], float("nan")
         for e in range(a.warmup + a.epochs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss = epoch(variant, *state)
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             tag = "warmup" if e < a.warmup else "timed"
-            print(f"  torch {variant:8s} T={a.threads} epoch {e} ({tag}): {dt:.3f} s  mean loss {loss:.4f}", flush=True)
+            print(f"  torch {variant:8s} T={a.threads} epoch {e} ({tag}): {dt:.3f} s  cpu {dc:.3f} s  mean loss {loss:.4f}", flush=True)
             if e >= a.warmup:
                 times.append(dt)
+                cpus.append(dc)
         print(f"TORCH_NOPROP variant={variant} hidden={H} threads={a.threads} torch_threads={torch.get_num_threads()} "
-              f"median_s={statistics.median(times):.6f} loss={loss:.6f}", flush=True)
+              f"median_s={statistics.median(times):.6f} cpu_median_s={statistics.median(cpus):.6f} loss={loss:.6f}", flush=True)
 
 
 if __name__ == "__main__":
