@@ -5,7 +5,7 @@
 #   NLB_THREADS=1 bench/run_all.sh   # only 1 thread
 #
 # Order: sgemm_peak first (its PEAK_T<T> values are exported as NLB_SGEMM_PEAK_T<T>, so every later bench
-# divides by the same measured peak), then matmul_overhead, norm_softmax, mlp_vs_torch, gcn_vs_torch, then any
+# divides by the same measured peak), then matmul_overhead, norm_softmax, mlp_vs_torch, gcn_vs_torch, noprop_vs_torch, then any
 # other bench_* executable (e.g. bench_ntk_bench) with no arguments.
 # Env:
 #   BUILD_DIR      build directory (default <repo>/build-bench)
@@ -81,9 +81,10 @@ run matmul_overhead
 run norm_softmax
 run mlp_vs_torch
 run gcn_vs_torch
+run noprop_vs_torch
 for exe in "$BUILD_DIR"/bench_*; do
   name="${exe##*/bench_}"
-  case " sgemm_peak matmul_overhead norm_softmax mlp_vs_torch gcn_vs_torch " in *" $name "*) continue ;; esac
+  case " sgemm_peak matmul_overhead norm_softmax mlp_vs_torch gcn_vs_torch noprop_vs_torch " in *" $name "*) continue ;; esac
   [ -x "$exe" ] && [ -f "$exe" ] && run "$name"
 done
 
@@ -99,5 +100,7 @@ done
   awk '/^summary \(median/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
   echo "GCN epoch and SpMM on WordNet (gcn_vs_torch):"
   awk '/^summary \(GCN epoch/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
+  echo "NoProp-DT vs backprop epoch, nnlab vs PyTorch (noprop_vs_torch):"
+  awk '/^summary NoProp/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
 } | tee -a "$OUT"
 echo "full log: $OUT"
