@@ -3,6 +3,9 @@
 #include "nnlab/optim.h"
 #include <math.h>
 #include <omp.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -313,11 +316,36 @@ static void update_sgd(void *pv, const void *gv, void *buf, const float *mask, i
     }
 }
 
-static void update_adam_f32(float *restrict pv, const float *restrict gv, float *restrict mv, float *restrict vv,
-                            int64_t n, double step_size, double sqrt_bc2, double eps, double b1, double b2, double l2,
-                            double decay, double gs) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+/* Elements [lo, hi) of the f32 Adam/AdamW update. GCC keeps the omp simd loop below scalar (two double divides
+ * and a sqrt per element, ~6% of a small transformer's training step), so on AVX2 the body runs on 4 doubles per
+ * instruction with the same operations in the same order (no FMA: the project compiles in ISO C mode, where the
+ * scalar code is not contracted either); IEEE +, *, /, sqrt and the conversions round identically per lane, so the
+ * result is bit-identical to the scalar loop. */
+static void adam_f32_range(float *restrict pv, const float *restrict gv, float *restrict mv, float *restrict vv,
+                           int64_t lo, int64_t hi, double step_size, double sqrt_bc2, double eps, double b1, double b2,
+                           double l2, double decay, double gs) {
+    int64_t i = lo;
+#if defined(__AVX2__)
+    const __m256d vgs = _mm256_set1_pd(gs), vl2 = _mm256_set1_pd(l2), vdec = _mm256_set1_pd(decay);
+    const __m256d vb1 = _mm256_set1_pd(b1), vb2 = _mm256_set1_pd(b2), v1b1 = _mm256_set1_pd(1.0 - b1);
+    const __m256d v1b2 = _mm256_set1_pd(1.0 - b2), vbc2 = _mm256_set1_pd(sqrt_bc2), veps = _mm256_set1_pd(eps);
+    const __m256d vss = _mm256_set1_pd(step_size);
+    for (; i + 4 <= hi; i += 4) {
+        __m256d p = _mm256_cvtps_pd(_mm_loadu_ps(pv + i));
+        __m256d g = _mm256_add_pd(_mm256_mul_pd(vgs, _mm256_cvtps_pd(_mm_loadu_ps(gv + i))), _mm256_mul_pd(vl2, p));
+        p = _mm256_mul_pd(p, vdec);
+        __m128 mf = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_mul_pd(vb1, _mm256_cvtps_pd(_mm_loadu_ps(mv + i))),
+                                                  _mm256_mul_pd(v1b1, g)));
+        __m128 vf = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_mul_pd(vb2, _mm256_cvtps_pd(_mm_loadu_ps(vv + i))),
+                                                  _mm256_mul_pd(_mm256_mul_pd(v1b2, g), g)));
+        _mm_storeu_ps(mv + i, mf);
+        _mm_storeu_ps(vv + i, vf);
+        __m256d denom = _mm256_add_pd(_mm256_div_pd(_mm256_sqrt_pd(_mm256_cvtps_pd(vf)), vbc2), veps);
+        __m256d upd = _mm256_div_pd(_mm256_mul_pd(vss, _mm256_cvtps_pd(mf)), denom);
+        _mm_storeu_ps(pv + i, _mm256_cvtpd_ps(_mm256_sub_pd(p, upd)));
+    }
+#endif
+    for (; i < hi; i++) {
         double p = pv[i];
         double g = gs * (double)gv[i] + l2 * p;
         p *= decay;
@@ -328,6 +356,21 @@ static void update_adam_f32(float *restrict pv, const float *restrict gv, float 
         double denom = sqrt((double)vf) / sqrt_bc2 + eps;
         pv[i] = (float)(p - step_size * (double)mf / denom);
     }
+}
+
+#define ADAM_CHUNK ((int64_t)4096)
+static void update_adam_f32(float *restrict pv, const float *restrict gv, float *restrict mv, float *restrict vv,
+                            int64_t n, double step_size, double sqrt_bc2, double eps, double b1, double b2, double l2,
+                            double decay, double gs) {
+    if (n <= PAR_MIN) {
+        adam_f32_range(pv, gv, mv, vv, 0, n, step_size, sqrt_bc2, eps, b1, b2, l2, decay, gs);
+        return;
+    }
+    const int64_t nc = (n + ADAM_CHUNK - 1) / ADAM_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < nc; c++)
+        adam_f32_range(pv, gv, mv, vv, c * ADAM_CHUNK, (c + 1) * ADAM_CHUNK < n ? (c + 1) * ADAM_CHUNK : n, step_size,
+                       sqrt_bc2, eps, b1, b2, l2, decay, gs);
 }
 
 /* decay: multiplier applied to p before the step (AdamW: 1 - lr*wd); l2: coefficient added to g (Adam). */
