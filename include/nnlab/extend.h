@@ -3,7 +3,8 @@
  * An op: check inputs, allocate the output with nl_op_out(), compute the value, then nl_op_record() (which
  * returns NULL when nothing needs a gradient, e.g. in no-grad mode) and store in the node what backward needs.
  * Backward functions accumulate with += into nl_grad(c, input), which allocates a zeroed gradient on first use
- * and returns NULL when the input needs no gradient. Custom (straight-through, surrogate, approximate)
+ * and returns NULL when the input needs no gradient (nl_grad_w: the same for a backward that writes every
+ * element, which then stores into a fresh buffer instead of adding to zeros). Custom (straight-through, surrogate, approximate)
  * gradients are written the same way: the forward value and the backward rule are independent. */
 #ifndef NNLAB_EXTEND_H
 #define NNLAB_EXTEND_H
