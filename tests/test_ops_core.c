@@ -417,6 +417,50 @@ static void test_gelu_f32(void) {
     free(g);
 }
 
+/* Backward functions that store a fresh gradient (nl_grad_w) instead of adding to a zero fill: add / sub (one
+ * var as both inputs, a broadcast input), gelu, reshape, permute, contiguous and cross-entropy with ignored rows.
+ * f64: finite differences; f32 (the vectorised GELU store path): the same gradient as f64 to float precision. */
+static const int32_t fresh_tg[6] = {0, 1, 3, 2, 3, 0}; /* class 3 = ignore_index: rows 2 and 4 are ignored */
+static nl_var *f_fresh(nl_ctx *c, nl_var **in, void *ud) {
+    (void)ud;
+    nl_var *h = nl_gelu(c, in[0]);                          /* [4,6] */
+    nl_var *s = nl_sub(c, nl_add(c, h, h), in[1]);          /* 2 gelu(a) - b */
+    nl_var *w = nl_add(c, s, in[2]);                        /* + b2 [6] broadcast over rows */
+    int64_t sh[3] = {2, 2, 6};
+    int perm[3] = {2, 0, 1};
+    nl_var *p = nl_contiguous(c, nl_permute(c, nl_reshape(c, w, 3, sh), perm)); /* [6,2,2] */
+    int64_t sl[2] = {6, 4};
+    return nl_cross_entropy(c, nl_reshape(c, p, 2, sl), fresh_tg, 0.1, 3);
+}
+
+static void test_fresh_grads(void) {
+    double a[24], b[24], b2[6];
+    for (int i = 0; i < 24; i++) { a[i] = 0.37 * i - 4.1 + 0.05 * (i % 5); b[i] = 0.11 * ((i * 7) % 13) - 0.6; }
+    for (int i = 0; i < 6; i++) b2[i] = 0.2 * i - 0.5;
+    int64_t s2[2] = {4, 6}, s1[1] = {6};
+    nl_tensor in[3] = {nl_tensor_wrap(a, NL_F64, 2, s2), nl_tensor_wrap(b, NL_F64, 2, s2), nl_tensor_wrap(b2, NL_F64, 1, s1)};
+    gc("fresh-gradient ops", f_fresh, NULL, 3, in, 1e-6, 1e-8, 1e-6);
+    /* f32 vs f64 analytic gradients */
+    float af[24], bf[24], b2f[6];
+    for (int i = 0; i < 24; i++) { af[i] = (float)a[i]; bf[i] = (float)b[i]; }
+    for (int i = 0; i < 6; i++) b2f[i] = (float)b2[i];
+    nl_tensor inf[3] = {nl_tensor_wrap(af, NL_F32, 2, s2), nl_tensor_wrap(bf, NL_F32, 2, s2), nl_tensor_wrap(b2f, NL_F32, 1, s1)};
+    nl_var *g64[3], *g32[3];
+    nl_ctx *c = nl_ctx_new(0, 0), *c32 = nl_ctx_new(0, 0); /* one tape each: backward runs a whole tape */
+    for (int k = 0; k < 3; k++) { g64[k] = nl_leaf(c, in[k], 1); g32[k] = nl_leaf(c32, inf[k], 1); }
+    NLT_OK(nl_backward(c, f_fresh(c, g64, NULL)));
+    NLT_OK(nl_backward(c32, f_fresh(c32, g32, NULL)));
+    double worst = 0;
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < nl_tensor_numel(&g64[k]->val); i++) {
+            double d = fabs(nl_tensor_get(&g64[k]->grad, i) - nl_tensor_get(&g32[k]->grad, i));
+            if (d > worst) worst = d;
+        }
+    NLT_CHECK(worst < 1e-6, "f32 gradients differ from f64 by %.3g", worst);
+    nl_ctx_free(c);
+    nl_ctx_free(c32);
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_arena);
@@ -430,6 +474,7 @@ int main(void) {
     NLT_RUN(test_linear);
     NLT_RUN(test_views);
     NLT_RUN(test_autograd);
+    NLT_RUN(test_fresh_grads);
     NLT_RUN(test_gradcheck_catches_errors);
     return nlt_finish();
 }

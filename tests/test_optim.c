@@ -159,6 +159,63 @@ static void test_adam_long(void) {
     }
 }
 
+/* The f32 Adam/AdamW update is bit-identical to the plain scalar formula is bit-identical to the plain scalar formula (odd length: vector body plus
+ * tail; clipping, weight decay and bias correction active; 3 steps). */
+static void test_adam_f32_exact(void) {
+    for (int kind = 0; kind < 2; kind++) {
+        const int64_t n = 1003;
+        nl_params ps;
+        nl_params_init(&ps, NL_F32);
+        int64_t sh[1] = {n};
+        nl_var *w = nl_params_add(&ps, "w", 1, sh);
+        NLT_CHECK(w != NULL, "add");
+        float *pv = w->val.data, *gv = w->grad.data;
+        float *rp = malloc(sizeof(float) * n), *rm = calloc(n, sizeof(float)), *rv = calloc(n, sizeof(float));
+        nl_rng r;
+        nl_rng_init(&r, 7, 1);
+        for (int64_t i = 0; i < n; i++) rp[i] = pv[i] = (float)nl_rng_normal(&r);
+        nl_optim_config cfg = nl_optim_defaults(kind ? NL_OPT_ADAMW : NL_OPT_ADAM);
+        cfg.lr = 3e-3;
+        cfg.weight_decay = 0.01;
+        cfg.beta2 = 0.99;
+        cfg.clip_norm = 1.0;
+        nl_optim o;
+        NLT_OK(nl_optim_init(&o, &ps, &cfg));
+        int same = 1;
+        for (int s = 0; s < 3; s++) {
+            for (int64_t i = 0; i < n; i++) gv[i] = (float)(nl_rng_normal(&r) * (i % 7 ? 0.1 : 3.0));
+            double sq = 0;
+            for (int64_t i = 0; i < n; i++) sq += (double)gv[i] * (double)gv[i];
+            const double norm = sqrt(sq), gs = norm > 1.0 ? 1.0 / (norm + 1e-6) : 1.0;
+            const double lr = nl_sched_lr(&cfg, s), t = s + 1;
+            const double bc1 = 1.0 - pow(0.9, t), bc2 = 1.0 - pow(0.99, t), step_size = lr / bc1, sbc2 = sqrt(bc2);
+            const double l2 = kind ? 0.0 : 0.01, decay = kind ? 1.0 - lr * 0.01 : 1.0;
+            for (int64_t i = 0; i < n; i++) {
+                double p = rp[i];
+                double g = gs * (double)gv[i] + l2 * p;
+                p *= decay;
+                float mf = (float)(0.9 * (double)rm[i] + (1.0 - 0.9) * g);
+                float vf = (float)(0.99 * (double)rv[i] + (1.0 - 0.99) * g * g);
+                rm[i] = mf;
+                rv[i] = vf;
+                double denom = sqrt((double)vf) / sbc2 + 1e-8;
+                rp[i] = (float)(p - step_size * (double)mf / denom);
+            }
+            NLT_OK(nl_optim_step(&o));
+            for (int64_t i = 0; i < n; i++)
+                if (memcmp(&rp[i], &pv[i], sizeof(float)) || memcmp(&rm[i], (float *)o.m + i, sizeof(float)) ||
+                    memcmp(&rv[i], (float *)o.v + i, sizeof(float)))
+                    same = 0;
+        }
+        NLT_CHECK(same, "kind %d: vectorised f32 update differs from the scalar formula", kind);
+        free(rp);
+        free(rm);
+        free(rv);
+        nl_optim_free(&o);
+        nl_params_free(&ps);
+    }
+}
+
 /* Groups and per-tensor multipliers. SGD lr 0.1, wd 0.1, all grads 1, all values 1.
  *  a: group 0, lr_mult 1, wd_mult 1            -> lr 0.1,   wd 0.1:   p = 1 - 0.1*(1 + 0.1)     = 0.89
  *  b: group 1 (group_lr 0.5, group_wd 2), lr_mult 0.25, wd_mult 1
@@ -519,6 +576,7 @@ int main(void) {
     NLT_RUN(test_sgd);
     NLT_RUN(test_adam);
     NLT_RUN(test_adam_long);
+    NLT_RUN(test_adam_f32_exact);
     NLT_RUN(test_groups);
     NLT_RUN(test_mask_frozen);
     NLT_RUN(test_schedules);

@@ -3,7 +3,8 @@
  * An op: check inputs, allocate the output with nl_op_out(), compute the value, then nl_op_record() (which
  * returns NULL when nothing needs a gradient, e.g. in no-grad mode) and store in the node what backward needs.
  * Backward functions accumulate with += into nl_grad(c, input), which allocates a zeroed gradient on first use
- * and returns NULL when the input needs no gradient. Custom (straight-through, surrogate, approximate)
+ * and returns NULL when the input needs no gradient (nl_grad_w: the same for a backward that writes every
+ * element, which then stores into a fresh buffer instead of adding to zeros). Custom (straight-through, surrogate, approximate)
  * gradients are written the same way: the forward value and the backward rule are independent. */
 #ifndef NNLAB_EXTEND_H
 #define NNLAB_EXTEND_H
@@ -21,6 +22,11 @@ nl_var *nl_op_view(nl_ctx *c, nl_tensor t);
 nl_node *nl_op_record(nl_ctx *c, const char *op, nl_var *out, nl_backward_fn bw, int n_in, nl_var *const *in);
 /* Gradient buffer of v (contiguous, zeroed on first use), or NULL if v needs no gradient. */
 nl_tensor *nl_grad(nl_ctx *c, nl_var *v);
+/* The same for a backward function that STORES every element of the gradient (a full-size elementwise write, a
+ * copy): when the buffer does not exist yet it is allocated without the zero fill and *fresh = 1 (the caller must
+ * store, g = x, not add); otherwise *fresh = 0 (the caller adds, g += x). Storing x into a fresh buffer gives the
+ * same values as adding it to zeros, without the memset pass. */
+nl_tensor *nl_grad_w(nl_ctx *c, nl_var *v, int *fresh);
 /* The gradient flowing into the node's output (contiguous, same shape as the output). */
 static inline const nl_tensor *nl_node_grad_out(const nl_node *n) { return &n->out->grad; }
 /* A contiguous version of t: t itself if already contiguous, else a copy in the arena (data NULL on error). */

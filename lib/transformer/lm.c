@@ -273,30 +273,47 @@ typedef struct {
     double *fq, *fk;     /* (T, Dh/2) xPos factors or NULL */
 } qkr_saved;
 
+/* One row of h pairs: dst = f * R(c, s) src (forward) or src += f * R^T dst (backward), f = 1 without xPos (the
+ * product with 1.0 is exact, so the factor-free loops give the same values). Branch-free inner loops so that GCC
+ * vectorises them. */
 #define QKR(TY)                                                                                            \
+    static void qkr_row_##TY(TY *restrict src, TY *restrict dst, const double *restrict cs,                \
+                             const double *restrict sn, const double *restrict f, int64_t h, int back) {    \
+        if (!back && !f)                                                                                   \
+            for (int64_t j = 0; j < h; j++) {                                                              \
+                const double x0 = src[j], x1 = src[j + h];                                                 \
+                dst[j] = (TY)(x0 * cs[j] - x1 * sn[j]);                                                    \
+                dst[j + h] = (TY)(x1 * cs[j] + x0 * sn[j]);                                                \
+            }                                                                                              \
+        else if (!back)                                                                                    \
+            for (int64_t j = 0; j < h; j++) {                                                              \
+                const double x0 = src[j], x1 = src[j + h];                                                 \
+                dst[j] = (TY)(f[j] * (x0 * cs[j] - x1 * sn[j]));                                           \
+                dst[j + h] = (TY)(f[j] * (x1 * cs[j] + x0 * sn[j]));                                       \
+            }                                                                                              \
+        else if (!f)                                                                                       \
+            for (int64_t j = 0; j < h; j++) {                                                              \
+                const double g0 = dst[j], g1 = dst[j + h];                                                 \
+                src[j] += (TY)(g0 * cs[j] + g1 * sn[j]);                                                   \
+                src[j + h] += (TY)(g1 * cs[j] - g0 * sn[j]);                                               \
+            }                                                                                              \
+        else                                                                                               \
+            for (int64_t j = 0; j < h; j++) {                                                              \
+                const double g0 = dst[j], g1 = dst[j + h];                                                 \
+                src[j] += (TY)(f[j] * (g0 * cs[j] + g1 * sn[j]));                                          \
+                src[j + h] += (TY)(f[j] * (g1 * cs[j] - g0 * sn[j]));                                      \
+            }                                                                                              \
+    }                                                                                                      \
     static void qkr_##TY(const qkr_saved *s, TY *qkv, TY *o, int back) {                                   \
         const int64_t d = s->H * s->Dh, h = s->Dh / 2, items = 2 * s->B * s->H;                            \
         _Pragma("omp parallel for schedule(static) if (items * s->T * s->Dh > 65536)")                      \
         for (int64_t it = 0; it < items; it++) {                                                           \
             const int64_t which = it / (s->B * s->H), b = (it / s->H) % s->B, hh = it % s->H;               \
             const double *fac = which ? s->fk : s->fq;                                                     \
-            for (int64_t t = 0; t < s->T; t++) {                                                           \
-                TY *src = qkv + (b * s->T + t) * 3 * d + which * d + hh * s->Dh;                           \
-                TY *dst = o + ((it / s->H * s->H + hh) * s->T + t) * s->Dh;                                \
-                const double *cs = s->cs + t * h, *sn = s->sn + t * h, *f = fac ? fac + t * h : NULL;       \
-                for (int64_t j = 0; j < h; j++) {                                                          \
-                    const double c = cs[j], sg = sn[j], fj = f ? f[j] : 1.0;                               \
-                    if (!back) {                                                                           \
-                        const double x0 = src[j], x1 = src[j + h];                                         \
-                        dst[j] = (TY)(fj * (x0 * c - x1 * sg));                                            \
-                        dst[j + h] = (TY)(fj * (x1 * c + x0 * sg));                                        \
-                    } else {                                                                               \
-                        const double g0 = dst[j], g1 = dst[j + h];                                         \
-                        src[j] += (TY)(fj * (g0 * c + g1 * sg));                                           \
-                        src[j + h] += (TY)(fj * (g1 * c - g0 * sg));                                       \
-                    }                                                                                      \
-                }                                                                                          \
-            }                                                                                              \
+            for (int64_t t = 0; t < s->T; t++)                                                             \
+                qkr_row_##TY(qkv + (b * s->T + t) * 3 * d + which * d + hh * s->Dh,                        \
+                             o + ((it / s->H * s->H + hh) * s->T + t) * s->Dh, s->cs + t * h, s->sn + t * h, \
+                             fac ? fac + t * h : NULL, h, back);                                           \
         }                                                                                                  \
     }
 QKR(float)

@@ -119,6 +119,18 @@ nl_tensor *nl_grad(nl_ctx *c, nl_var *v) {
     return &v->grad;
 }
 
+nl_tensor *nl_grad_w(nl_ctx *c, nl_var *v, int *fresh) {
+    *fresh = 0;
+    if (!v || !v->requires_grad) return NULL;
+    if (!v->grad.data) {
+        nl_tensor g = nl_arena_tensor(c->arena, v->val.dtype, v->val.ndim, v->val.shape); /* uninitialised */
+        if (!g.data) return NULL;
+        v->grad = g;
+        *fresh = 1;
+    }
+    return &v->grad;
+}
+
 nl_tensor nl_contig(nl_ctx *c, const nl_tensor *t) {
     if (nl_tensor_is_contiguous(t)) return *t;
     nl_tensor r = nl_arena_tensor(c->arena, t->dtype, t->ndim, t->shape);

@@ -6,8 +6,11 @@
  *   backward: recompute P = exp(S - lse); dV += P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dO * O));
  *             dQ += scale dS K; dK += scale dS^T Q; dMask += dS summed over the mask's broadcast dims.
  * Memory: one block of scores (plus one of dP in backward) per thread, about NL_ATTN_TILE_ELEMS elements
- * (at least 16 query rows), never the [B, H, T, S] score tensor. With causal masking a block only spans keys
- * that some of its rows can see.
+ * (at least 16 query rows). With causal masking a block only spans keys that some of its rows can see. The
+ * [B, H, T, S] score tensor is kept only when it is small (at most NL_ATTN_SAVE_ELEMS elements, training):
+ * forward then saves each block of scores (scale Q K^T + mask, before the softmax) and backward blocks of the
+ * same geometry (a query tile of the forward, all keys) copy it instead of recomputing the Q K^T GEMM. The saved
+ * block is the result of the very same GEMM call, so gradients are bit-identical either way.
  *
  * Parallelism (OpenMP): forward work items are (slice, query tile). Backward items are slices; when there
  * are fewer slices than threads (and no mask gradient), backward runs in two passes instead: dK/dV over
@@ -37,6 +40,8 @@
 
 /* Target number of elements of one score block. */
 #define NL_ATTN_TILE_ELEMS ((int64_t)1 << 16)
+/* Largest score tensor B*H*T*S (elements) that forward keeps for backward. */
+#define NL_ATTN_SAVE_ELEMS ((int64_t)1 << 20)
 /* Below this many flops in total an op runs serially (thread start-up would dominate). */
 #define NL_ATTN_PAR_FLOPS 2e5
 
@@ -58,6 +63,7 @@ typedef struct {
     void *gq, *gk, *gv, *gm; /* gradients to accumulate (NULL = not wanted) */
     int64_t gB, gH;          /* backward grid of slice groups (B, H without mask gradient) */
     int64_t nblk, blk;       /* items per slice and their size (query rows or keys) */
+    void *scs;               /* [B*H, T, S] saved scores (forward writes, backward reads) or NULL */
 } attn_args;
 
 #define NL_ATTN_TPL 1
@@ -85,6 +91,7 @@ typedef struct {
     attn_geom g;
     nl_tensor q, k, v;  /* contiguous values used in forward */
     void *lse;          /* [B*H*T] logsumexp per query row */
+    void *scs;          /* [B*H, T, S] scores saved by forward, or NULL (backward recomputes them) */
 } attn_saved;
 
 typedef void (*attn_item_fn)(const attn_args *a, int64_t it, void *scr);
@@ -133,7 +140,7 @@ static void attn_backward(nl_ctx *c, nl_node *n) {
     size_t per = ((size_t)(2 * g->tile * g->S + g->tile)) * es + 64;
     attn_args a;
     memset(&a, 0, sizeof a);
-    a.g = g; a.o = n->out->val.data; a.go = go->data; a.lse = s->lse;
+    a.g = g; a.o = n->out->val.data; a.go = go->data; a.lse = s->lse; a.scs = s->scs;
     a.gq = gq ? gq->data : NULL; a.gk = gk ? gk->data : NULL; a.gv = gv ? gv->data : NULL; a.gm = gm ? gm->data : NULL;
     a.gB = g->B; a.gH = g->H;
     if (gm) { /* slices sharing a mask-gradient slice go to one item */
@@ -231,6 +238,9 @@ nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, i
     if (need) {
         a.lse = nl_scratch(c, (size_t)(g.B * g.H * g.T) * es + 8);
         if (!a.lse) return NULL;
+        const int64_t nsc = g.B * g.H * g.T * g.S;
+        if (nsc > 0 && nsc <= NL_ATTN_SAVE_ELEMS && !(a.scs = nl_scratch(c, (size_t)nsc * es)))
+            nl_clear_error(); /* no room: backward recomputes the scores */
     }
     a.blk = g.tile;
     a.nblk = g.T > 0 ? (g.T + g.tile - 1) / g.tile : 0;
@@ -249,6 +259,7 @@ nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, i
         s->g = g;
         s->q = Qc; s->k = Kc; s->v = Vc;
         s->lse = a.lse;
+        s->scs = a.scs;
         n->saved = s;
     }
     return out;
@@ -306,6 +317,9 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
         return;
     }
     FN(scores)(g, b, h, t0, tb, 0, se, Q, K, sc);
+    if (a->scs)
+        for (int64_t r = 0; r < tb; r++)
+            memcpy((TY *)a->scs + (slice * g->T + t0 + r) * g->S, sc + r * se, sizeof(TY) * (size_t)se);
     for (int64_t r = 0; r < tb; r++) {
         TY *row = sc + r * se;
         TY mx = (TY)-INFINITY;
@@ -357,7 +371,14 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
         if (se > s1) se = s1;
         if (se <= s0) continue;
         const int64_t w = se - s0;
-        FN(scores)(g, b, h, r0, tb, s0, w, Q, K, P);
+        /* the forward block of these rows (same tile, all keys) was saved: same GEMM, same values */
+        const int saved = a->scs && s0 == 0 && s1 == g->S && r0 % g->tile == 0 &&
+                          tb == (r0 + g->tile > g->T ? g->T - r0 : g->tile);
+        if (saved)
+            for (int64_t r = 0; r < tb; r++)
+                memcpy(P + r * w, (const TY *)a->scs + (slice * g->T + r0 + r) * g->S, sizeof(TY) * (size_t)w);
+        else
+            FN(scores)(g, b, h, r0, tb, s0, w, Q, K, P);
         for (int64_t r = 0; r < tb; r++) {
             TY *row = P + r * w;
             const TY l = lse[r0 + r];

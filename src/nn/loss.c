@@ -46,8 +46,8 @@ typedef struct {
             rl[r] = l - (1.0 - eps) * (double)xr[tg[r]] - eps * sx / (double)C;                         \
         }                                                                                               \
     }                                                                                                   \
-    /* dx += gs * (softmax - (1-eps) onehot - eps/C) on kept rows. */                                   \
-    static void ce_bwd_##T(const ce_saved *s, double gs, T *dx) {                                       \
+    /* dx += gs * (softmax - (1-eps) onehot - eps/C) on kept rows; fresh: dx is stored (ignored rows 0). */  \
+    static void ce_bwd_##T(const ce_saved *s, double gs, T *dx, int fresh) {                            \
         const int64_t N = s->X.shape[0], C = s->X.shape[1];                                             \
         const T *x = s->X.data;                                                                         \
         const int par = N * C > LOSS_PAR_MIN;                                                           \
@@ -55,12 +55,20 @@ typedef struct {
         _Pragma("omp parallel for if (par) schedule(static)")                                           \
         for (int64_t r = 0; r < N; r++) {                                                               \
             const int32_t t = s->tgt[r];                                                                \
-            if (s->ignore >= 0 && t == s->ignore) continue;                                             \
+            if (s->ignore >= 0 && t == s->ignore) {                                                     \
+                if (fresh) memset(dx + r * C, 0, sizeof(T) * (size_t)C);                                \
+                continue;                                                                               \
+            }                                                                                           \
             const T *xr = x + r * C;                                                                    \
             T *dr = dx + r * C;                                                                         \
             const T m = (T)s->mx[r], gr = (T)(gs * s->rs[r]);                                           \
-            _Pragma("omp simd")                                                                         \
-            for (int64_t k = 0; k < C; k++) dr[k] += gr * CE_EXP_##T(xr[k] - m) - uni;                  \
+            if (fresh) {                                                                                \
+                _Pragma("omp simd")                                                                     \
+                for (int64_t k = 0; k < C; k++) dr[k] = gr * CE_EXP_##T(xr[k] - m) - uni;               \
+            } else {                                                                                    \
+                _Pragma("omp simd")                                                                     \
+                for (int64_t k = 0; k < C; k++) dr[k] += gr * CE_EXP_##T(xr[k] - m) - uni;              \
+            }                                                                                           \
             dr[t] -= hot;                                                                               \
         }                                                                                               \
     }
@@ -68,13 +76,17 @@ DEF_CE(float)
 DEF_CE(double)
 
 static void ce_backward(nl_ctx *c, nl_node *n) {
-    nl_tensor *gx = nl_grad(c, n->in[0]); /* allocated (zero) even when every row is ignored */
+    int fresh;
+    nl_tensor *gx = nl_grad_w(c, n->in[0], &fresh); /* allocated (zero) even when every row is ignored */
     if (!gx) return;
     const ce_saved *s = n->saved;
-    if (s->count == 0) return;
+    if (s->count == 0) {
+        if (fresh) memset(gx->data, 0, (size_t)nl_tensor_numel(gx) * nl_dtype_size(gx->dtype));
+        return;
+    }
     double gs = nl_tensor_get(nl_node_grad_out(n), 0) / (double)s->count;
-    if (gx->dtype == NL_F32) ce_bwd_float(s, gs, gx->data);
-    else ce_bwd_double(s, gs, gx->data);
+    if (gx->dtype == NL_F32) ce_bwd_float(s, gs, gx->data, fresh);
+    else ce_bwd_double(s, gs, gx->data, fresh);
 }
 
 nl_var *nl_cross_entropy(nl_ctx *c, nl_var *logits, const int32_t *targets, double label_smoothing, int32_t ignore_index) {

@@ -76,8 +76,10 @@ typedef struct {
             }                                                                                           \
         }                                                                                               \
     }                                                                                                   \
-    /* dx (may be NULL) +=; partial sums of g*xhat (pg) and g (pb) per chunk of rows (may be NULL). */  \
-    static void ln_bwd_##T(const ln_saved *sv, const T *g, T *dx, double *pg, double *pb, int64_t nch) { \
+    /* dx (may be NULL) += (= when store: a fresh gradient, every row is written); partial sums of g*xhat \
+     * (pg) and g (pb) per chunk of rows (may be NULL). */                                              \
+    static void ln_bwd_##T(const ln_saved *sv, const T *g, T *dx, double *pg, double *pb, int64_t nch,  \
+                           int store) {                                                                 \
         const int64_t R = sv->R, D = sv->D, per = (R + nch - 1) / nch;                                  \
         const T *x = sv->X.data, *gm = sv->gamma;                                                       \
         const int rms = sv->rms;                                                                        \
@@ -117,9 +119,15 @@ typedef struct {
                 }                                                                                       \
                 const T a = rms ? (T)0 : (T)(sa / (double)D), b = (T)(sb / (double)D);                  \
                 T *dr = dx + r * D;                                                                     \
-                if (gm) {                                                                               \
+                if (gm && store) {                                                                      \
+                    _Pragma("omp simd")                                                                 \
+                    for (int64_t k = 0; k < D; k++) dr[k] = s * (gr[k] * gm[k] - a - (xr[k] - m) * s * b); \
+                } else if (gm) {                                                                        \
                     _Pragma("omp simd")                                                                 \
                     for (int64_t k = 0; k < D; k++) dr[k] += s * (gr[k] * gm[k] - a - (xr[k] - m) * s * b); \
+                } else if (store) {                                                                     \
+                    _Pragma("omp simd")                                                                 \
+                    for (int64_t k = 0; k < D; k++) dr[k] = s * (gr[k] - a - (xr[k] - m) * s * b);      \
                 } else {                                                                                \
                     _Pragma("omp simd")                                                                 \
                     for (int64_t k = 0; k < D; k++) dr[k] += s * (gr[k] - a - (xr[k] - m) * s * b);     \
@@ -154,16 +162,17 @@ static void add_partials(nl_tensor *t, const double *part, int64_t nch, int64_t 
 
 static void ln_backward(nl_ctx *c, nl_node *n) {
     const ln_saved *s = n->saved;
-    nl_tensor *gx = nl_grad(c, n->in[0]), *gg = nl_grad(c, n->in[1]), *gb = nl_grad(c, n->in[2]);
+    int fresh;
+    nl_tensor *gx = nl_grad_w(c, n->in[0], &fresh), *gg = nl_grad(c, n->in[1]), *gb = nl_grad(c, n->in[2]);
     if (!gx && !gg && !gb) return;
     const nl_tensor *g = nl_node_grad_out(n);
     int64_t nch = s->R < NORM_MAX_CHUNKS ? s->R : NORM_MAX_CHUNKS;
-    if (nch < 1) return;
+    if (nch < 1) return; /* R = 0: nothing to write */
     double *pg = NULL, *pb = NULL;
     if (gg && !(pg = nl_scratch(c, (size_t)(nch * s->D) * sizeof *pg))) return;
     if (gb && !(pb = nl_scratch(c, (size_t)(nch * s->D) * sizeof *pb))) return;
-    if (g->dtype == NL_F32) ln_bwd_float(s, g->data, gx ? gx->data : NULL, pg, pb, nch);
-    else ln_bwd_double(s, g->data, gx ? gx->data : NULL, pg, pb, nch);
+    if (g->dtype == NL_F32) ln_bwd_float(s, g->data, gx ? gx->data : NULL, pg, pb, nch, fresh);
+    else ln_bwd_double(s, g->data, gx ? gx->data : NULL, pg, pb, nch, fresh);
     if (gg) add_partials(gg, pg, nch, s->D);
     if (gb) add_partials(gb, pb, nch, s->D);
 }

@@ -263,6 +263,22 @@ static void CAT(pn_stats, SFX)(const TY *x, const uint8_t *pad, int64_t R, int64
 static void CAT(pn_apply, SFX)(const TY *x, const double *rg, int64_t R, int64_t C, int groups, const double *den,
                                const TY *gm, const TY *bt, TY *z, TY *y) {
     const int64_t Cg = groups ? C / groups : C;
+    if (groups && gm && bt) { /* the common case, in branch-free loops that vectorise (same arithmetic) */
+        for (int64_t r = 0; r < R; r++)
+            for (int g = 0; g < groups; g++) {
+                const double rr = rg[r * groups + g];
+                const TY *xr = x + r * C + g * Cg;
+                TY *zr = z + r * C + g * Cg, *yr = y + r * C + g * Cg;
+                const TY *gmg = gm + g * Cg, *btg = bt + g * Cg;
+                const double *dg = den + g * Cg;
+                for (int64_t k = 0; k < Cg; k++) {
+                    const double zz = ((double)xr[k] * rr) * dg[k];
+                    zr[k] = (TY)zz;
+                    yr[k] = (TY)((double)gmg[k] * zz + (double)btg[k]);
+                }
+            }
+        return;
+    }
     for (int64_t r = 0; r < R; r++)
         for (int64_t k = 0; k < C; k++) {
             const double u = groups ? (double)x[r * C + k] * rg[r * groups + k / Cg] : (double)x[r * C + k];

@@ -141,22 +141,36 @@ static nl_tensor expand(nl_ctx *c, const nl_tensor *x, const nl_tensor *like) {
     return r;
 }
 
+/* Gradient of a sum's input: a fresh full-size gradient (nl_grad_w) is stored as sign * g instead of being
+ * added to zeros (the same values, no memset pass); a broadcast input is reduced as usual. */
+static void add_grad_into(nl_ctx *c, nl_var *x, const nl_tensor *g, double sign) {
+    int fresh;
+    nl_tensor *gx = nl_grad_w(c, x, &fresh);
+    if (!gx) return;
+    const int64_t N = nl_tensor_numel(g);
+    const size_t es = nl_dtype_size(g->dtype);
+    if (fresh && nl_tensor_numel(gx) != N) { memset(gx->data, 0, (size_t)nl_tensor_numel(gx) * es); fresh = 0; }
+    if (!fresh) { reduce_into(gx, g, NULL, sign); return; }
+    if (sign == 1) { memcpy(gx->data, g->data, (size_t)N * es); return; }
+    if (g->dtype == NL_F32) { float *d = gx->data; const float *s = g->data; for (int64_t i = 0; i < N; i++) d[i] = (float)sign * s[i]; }
+    else { double *d = gx->data; const double *s = g->data; for (int64_t i = 0; i < N; i++) d[i] = sign * s[i]; }
+}
+
 static void binary_backward(nl_ctx *c, nl_node *n) {
     bin_op op = (bin_op)n->i[0];
     nl_var *a = n->in[0], *b = n->in[1];
     const nl_tensor *g = nl_node_grad_out(n);
+    if (op == B_ADD || op == B_SUB) { /* a first: when b is a too, its gradient then exists and is added to */
+        add_grad_into(c, a, g, 1);
+        add_grad_into(c, b, g, op == B_ADD ? 1 : -1);
+        return;
+    }
     nl_tensor *ga = nl_grad(c, a), *gb = nl_grad(c, b);
     nl_dtype dt = g->dtype;
     int64_t N = nl_tensor_numel(g);
     switch (op) {
     case B_ADD:
-        if (ga) reduce_into(ga, g, NULL, 1);
-        if (gb) reduce_into(gb, g, NULL, 1);
-        break;
-    case B_SUB:
-        if (ga) reduce_into(ga, g, NULL, 1);
-        if (gb) reduce_into(gb, g, NULL, -1);
-        break;
+    case B_SUB: break;
     case B_MUL:
         if (ga) { nl_tensor f = expand(c, &b->val, g); if (f.data) reduce_into(ga, g, f.data, 1); }
         if (gb) { nl_tensor f = expand(c, &a->val, g); if (f.data) reduce_into(gb, g, f.data, 1); }

@@ -87,21 +87,26 @@ static void fwd_kernel(const float *a, float *o, float *cdf, int64_t n) {
     }
 }
 
-static void bwd_kernel(const float *x, const float *g, const float *cdf, float *d, int64_t n) {
+/* d += g * dy/dx, or d = g * dy/dx when store (a fresh gradient, nl_grad_w: the same values as adding to 0). */
+static void bwd_kernel(const float *x, const float *g, const float *cdf, float *d, int64_t n, int store) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         vf8 xv, gv, cv, dv;
         __builtin_memcpy(&xv, x + i, sizeof xv);
         __builtin_memcpy(&gv, g + i, sizeof gv);
         __builtin_memcpy(&cv, cdf + i, sizeof cv);
-        __builtin_memcpy(&dv, d + i, sizeof dv);
         vf8 pdf = 0.39894228040143268f * vexp(-0.5f * xv * xv);
-        dv += gv * (cv + xv * pdf);
+        if (store) dv = gv * (cv + xv * pdf);
+        else {
+            __builtin_memcpy(&dv, d + i, sizeof dv);
+            dv += gv * (cv + xv * pdf);
+        }
         __builtin_memcpy(d + i, &dv, sizeof dv);
     }
     for (; i < n; i++) {
         const float pdf = 0.39894228040143268f * exp_poly(-0.5f * x[i] * x[i]);
-        d[i] += g[i] * (cdf[i] + x[i] * pdf);
+        if (store) d[i] = g[i] * (cdf[i] + x[i] * pdf);
+        else d[i] += g[i] * (cdf[i] + x[i] * pdf);
     }
 }
 
@@ -110,7 +115,8 @@ static void bwd_kernel(const float *x, const float *g, const float *cdf, float *
 typedef struct { void *cdf; } gelu_saved;
 
 static void gelu_backward(nl_ctx *c, nl_node *n) {
-    nl_tensor *gx = nl_grad(c, n->in[0]);
+    int fresh = 0;
+    nl_tensor *gx = n->in[0]->val.dtype == NL_F32 ? nl_grad_w(c, n->in[0], &fresh) : nl_grad(c, n->in[0]);
     if (!gx) return;
     const nl_tensor *go = nl_node_grad_out(n);
     const gelu_saved *s = n->saved;
@@ -123,7 +129,7 @@ static void gelu_backward(nl_ctx *c, nl_node *n) {
 #pragma omp parallel for schedule(static) if (N > 4 * GELU_CHUNK)
         for (int64_t ch = 0; ch < nch; ch++) {
             int64_t i0 = ch * GELU_CHUNK, len = N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK;
-            bwd_kernel(x + i0, g + i0, cdf + i0, d + i0, len);
+            bwd_kernel(x + i0, g + i0, cdf + i0, d + i0, len, fresh);
         }
     } else {
         const double *x = X.data, *g = go->data, *cdf = s->cdf;

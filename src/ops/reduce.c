@@ -118,8 +118,14 @@ nl_var *nl_max(nl_ctx *c, nl_var *x, int axis, int keepdim) { return reduce(c, x
 enum { V_RESHAPE, V_PERMUTE, V_SLICE };
 
 static void view_backward(nl_ctx *c, nl_node *n) {
-    nl_tensor *gx = nl_grad(c, n->in[0]);
+    int fresh = 0;
+    /* reshape and permute cover every element of x: a fresh gradient is stored, not added to zeros */
+    nl_tensor *gx = n->i[0] == V_SLICE ? nl_grad(c, n->in[0]) : nl_grad_w(c, n->in[0], &fresh);
     if (!gx) return;
+    if (fresh && n->i[0] == V_RESHAPE) {
+        memcpy(gx->data, nl_node_grad_out(n)->data, (size_t)nl_tensor_numel(gx) * nl_dtype_size(gx->dtype));
+        return;
+    }
     nl_tensor gv;
     nl_status s = NL_OK;
     switch (n->i[0]) {
@@ -127,7 +133,11 @@ static void view_backward(nl_ctx *c, nl_node *n) {
     case V_PERMUTE: { int perm[NL_MAXDIM]; for (int k = 0; k < NL_MAXDIM; k++) perm[k] = (int)n->i[1 + k]; s = nl_tensor_permute(gx, perm, &gv); break; }
     case V_SLICE: s = nl_tensor_slice(gx, (int)n->i[1], n->i[2], n->i[3], n->i[4], &gv); break;
     }
-    if (s == NL_OK) nl_tensor_add_into(&gv, nl_node_grad_out(n));
+    if (s != NL_OK && fresh) memset(gx->data, 0, (size_t)nl_tensor_numel(gx) * nl_dtype_size(gx->dtype));
+    if (s == NL_OK) {
+        if (fresh) nl_tensor_copy(&gv, nl_node_grad_out(n));
+        else nl_tensor_add_into(&gv, nl_node_grad_out(n));
+    }
 }
 
 static nl_var *record_view(nl_ctx *c, nl_var *x, nl_tensor t, const char *name, int kind, nl_node **np) {
@@ -142,8 +152,11 @@ static nl_var *record_view(nl_ctx *c, nl_var *x, nl_tensor t, const char *name, 
 }
 
 static void copy_backward(nl_ctx *c, nl_node *n) {
-    nl_tensor *gx = nl_grad(c, n->in[0]);
-    if (gx) nl_tensor_add_into(gx, nl_node_grad_out(n));
+    int fresh;
+    nl_tensor *gx = nl_grad_w(c, n->in[0], &fresh);
+    if (!gx) return;
+    if (fresh) memcpy(gx->data, nl_node_grad_out(n)->data, (size_t)nl_tensor_numel(gx) * nl_dtype_size(gx->dtype));
+    else nl_tensor_add_into(gx, nl_node_grad_out(n));
 }
 
 nl_var *nl_contiguous(nl_ctx *c, nl_var *x) {
