@@ -203,4 +203,21 @@ static inline int nlb_find_script(const char *name, char *out, size_t n) {
     return 0;
 }
 
+/* The Python side of a comparison: /usr/bin/python3 bench/<name> --threads T ARGS with OMP/OpenBLAS/MKL pinned to T
+ * threads and stderr merged into the pipe. args: further arguments, already quoted. NULL, with a message naming the
+ * script, when it is not found or popen fails. Close with pclose. */
+static inline FILE *nlb_python_open(const char *name, int T, const char *args) {
+    char script[1024], cmd[4096];
+    if (!nlb_find_script(name, script, sizeof script)) {
+        fprintf(stderr, "python side skipped: bench/%s not found (set NL_SOURCE_DIR to the source tree)\n", name);
+        return NULL;
+    }
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 '%s' --threads %d %s 2>&1", T, T,
+             T, script, T, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) perror("popen");
+    return p;
+}
+
 #endif

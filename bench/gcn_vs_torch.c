@@ -197,17 +197,10 @@ static const char *const FMT[2] = {"coo", "csr"};
 static torch_result run_torch(int T, const char *file, int epochs, int warmup) {
     torch_result r = {0};
     r.fwd_diff = r.step_diff = -1;
-    char script[1024], cmd[2048];
-    if (!nlb_find_script("gcn_vs_torch.py", script, sizeof script)) {
-        fprintf(stderr, "torch side skipped: bench/gcn_vs_torch.py not found (set NL_SOURCE_DIR to the source tree)\n");
-        return r;
-    }
-    snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 '%s' --threads %d --data '%s' "
-             "--epochs %d --warmup %d 2>&1",
-             T, T, T, script, T, file, epochs, warmup);
-    FILE *p = popen(cmd, "r");
-    if (!p) { perror("popen"); return r; }
+    char args[1400];
+    snprintf(args, sizeof args, "--data '%s' --epochs %d --warmup %d", file, epochs, warmup);
+    FILE *p = nlb_python_open("gcn_vs_torch.py", T, args);
+    if (!p) return r;
     char line[1024];
     while (fgets(line, sizeof line, p)) {
         fputs(line, stdout);

@@ -21,17 +21,11 @@ typedef struct { double median_s, tps, loss; int ok; } torch_result;
 static torch_result run_torch(int T, const char *data, int steps, int warmup, int ctx, int batch, int d, int layers,
                               int heads) {
     torch_result r = {0};
-    char script[1024], cmd[4096];
-    if (!nlb_find_script("lm_vs_torch.py", script, sizeof script)) {
-        fprintf(stderr, "torch side skipped: bench/lm_vs_torch.py not found (set NL_SOURCE_DIR to the source tree)\n");
-        return r;
-    }
-    snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 '%s' --threads %d --data '%s' "
-             "--steps %d --warmup %d --context %d --batch %d --d-model %d --layers %d --heads %d 2>&1",
-             T, T, T, script, T, data, steps, warmup, ctx, batch, d, layers, heads);
-    FILE *p = popen(cmd, "r");
-    if (!p) { perror("popen"); return r; }
+    char args[1400];
+    snprintf(args, sizeof args, "--data '%s' --steps %d --warmup %d --context %d --batch %d --d-model %d --layers %d --heads %d",
+             data, steps, warmup, ctx, batch, d, layers, heads);
+    FILE *p = nlb_python_open("lm_vs_torch.py", T, args);
+    if (!p) return r;
     char line[1024];
     while (fgets(line, sizeof line, p)) {
         fputs(line, stdout);

@@ -106,17 +106,10 @@ typedef struct { double median_s, sps, loss; int ok; } torch_result;
 
 static torch_result run_torch(int T, int epochs, int warmup) {
     torch_result r = {0};
-    char script[1024], cmd[2048];
-    if (!nlb_find_script("mlp_vs_torch.py", script, sizeof script)) {
-        fprintf(stderr, "torch side skipped: bench/mlp_vs_torch.py not found (set NL_SOURCE_DIR to the source tree)\n");
-        return r;
-    }
-    snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 '%s' --threads %d "
-             "--epochs %d --warmup %d 2>&1",
-             T, T, T, script, T, epochs, warmup);
-    FILE *p = popen(cmd, "r");
-    if (!p) { perror("popen"); return r; }
+    char args[128];
+    snprintf(args, sizeof args, "--epochs %d --warmup %d", epochs, warmup);
+    FILE *p = nlb_python_open("mlp_vs_torch.py", T, args);
+    if (!p) return r;
     char line[1024];
     while (fgets(line, sizeof line, p)) {
         fputs(line, stdout);

@@ -205,17 +205,10 @@ typedef struct { double median_s[2], cpu_s[2], loss[2], diff_logits, diff_ce; in
 
 static torch_result run_torch(const char *file, int T, int epochs, int warmup) {
     torch_result res = {0};
-    char script[1024], cmd[2400];
-    if (!nlb_find_script("noprop_vs_torch.py", script, sizeof script)) {
-        fprintf(stderr, "torch side skipped: bench/noprop_vs_torch.py not found (set NL_SOURCE_DIR to the source tree)\n");
-        return res;
-    }
-    snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 '%s' --threads %d "
-             "--epochs %d --warmup %d --file '%s' 2>&1",
-             T, T, T, script, T, epochs, warmup, file);
-    FILE *p = popen(cmd, "r");
-    if (!p) { perror("popen"); return res; }
+    char args[1400];
+    snprintf(args, sizeof args, "--epochs %d --warmup %d --file '%s'", epochs, warmup, file);
+    FILE *p = nlb_python_open("noprop_vs_torch.py", T, args);
+    if (!p) return res;
     char line[1024];
     while (fgets(line, sizeof line, p)) {
         fputs(line, stdout);

@@ -92,17 +92,9 @@ int main(int argc, char **argv) {
         double pf[MAXSH][NOPS], pfb[MAXSH][NOPS];
         for (int s = 0; s < ns; s++) for (int op = 0; op < NOPS; op++) pf[s][op] = pfb[s][op] = 0;
         if (torch) {
-            char cmd[2048], script[1024];
-            FILE *p = NULL;
-            if (!nlb_find_script("norm_softmax_torch.py", script, sizeof script))
-                fprintf(stderr, "torch side skipped: bench/norm_softmax_torch.py not found (set NL_SOURCE_DIR)\n");
-            else {
-                snprintf(cmd, sizeof cmd,
-                         "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d MKL_NUM_THREADS=%d /usr/bin/python3 '%s' "
-                         "--threads %d --shapes '%s' 2>&1",
-                         T, T, T, script, T, shapes);
-                p = popen(cmd, "r");
-            }
+            char args[1400];
+            snprintf(args, sizeof args, "--shapes '%s'", shapes);
+            FILE *p = nlb_python_open("norm_softmax_torch.py", T, args);
             if (p) {
                 char line[512];
                 while (fgets(line, sizeof line, p)) {
