@@ -44,6 +44,8 @@ nl_var *nl_sigmoid(nl_ctx *c, nl_var *x);
 nl_var *nl_relu(nl_ctx *c, nl_var *x);
 nl_var *nl_leaky_relu(nl_ctx *c, nl_var *x, double slope);
 nl_var *nl_gelu(nl_ctx *c, nl_var *x);
+/* The f32 kernel behind nl_gelu, without autograd (inference paths): y [n] = GELU(x [n]); y may be x. */
+void nl_gelu_f32(const float *x, float *y, int64_t n);
 nl_var *nl_erf(nl_ctx *c, nl_var *x);
 nl_var *nl_sin(nl_ctx *c, nl_var *x);
 nl_var *nl_cos(nl_ctx *c, nl_var *x);

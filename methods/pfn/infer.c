@@ -5,8 +5,8 @@
  * whose -inf entries are most of it at small n). Here:
  * q, k and v come from one linear against the stacked weights; attention reads them in place over the unmasked
  * keys only; the linears are one CBLAS sgemm each on pre-transposed weights, the bias preloaded (a hand-written FMA kernel
- * measured 0.0208 ms per dataset against sgemm's 0.0192 and was removed); GELU (the engine's erf
- * formula) and add + LayerNorm are fused loops; and the last layer runs only for the test tokens (the decoder never
+ * measured 0.0208 ms per dataset against sgemm's 0.0192 and was removed); GELU is the engine's f32
+ * kernel (nl_gelu_f32), add + LayerNorm a fused loop; and the last layer runs only for the test tokens (the decoder never
  * reads the context tokens' outputs). Pre-LN models and widths that are not multiples of 8 take nl_pfn_forward
  * with gradient recording off. */
 #include <math.h>
@@ -171,23 +171,6 @@ static void add_ln(float *x, const float *a, int64_t R, int64_t E, const float *
     }
 }
 
-/* x [n] = GELU(x) = x Phi(x), exact-erf GELU with the erf of Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7; the
- * formula of the engine's f32 nl_gelu and PyTorch's vectorised CPU erf), n a multiple of 8. */
-static void gelu8(float *x, int64_t n) {
-    const vi8 sign = (vi8){0} + INT32_MIN;
-    for (int64_t i = 0; i < n; i += 8) {
-        vf8 v;
-        memcpy(&v, x + i, sizeof v);
-        vf8 z = v * 0.70710678118654752f, az = (vf8)((vi8)z & ~sign);
-        vf8 t = 1.0f / (1.0f + 0.3275911f * az);
-        vf8 poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-        vf8 e = 1.0f - poly * vexp8(-az * az);
-        e = (vf8)((vi8)e | ((vi8)z & sign)); /* copysign(e, z) */
-        v = v * (0.5f * (1.0f + e));
-        memcpy(x + i, &v, sizeof v);
-    }
-}
-
 static int fast_ok(const nl_pfn *m) {
     const nl_pfn_config *cf = &m->cfg;
     return !cf->pre_norm && cf->emsize % 8 == 0 && (cf->emsize / cf->n_heads) % 8 == 0 && cf->d_ff % 8 == 0 &&
@@ -197,15 +180,7 @@ static int fast_ok(const nl_pfn *m) {
 nl_var *nl_pfn_forward_infer(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n) {
     const nl_pfn_config *cf = &m->cfg;
     const int64_t d = cf->dim, E = cf->emsize, F = cf->d_ff, D = cf->d_dec, K = cf->n_buckets, M = T - n, R = B * T;
-    if (B < 1 || T < 1 || n < 0 || n >= T) {
-        nl_set_error(NL_EINVAL, "pfn forward: need B >= 1 and 0 <= n < T (B %lld, T %lld, n %lld)", (long long)B, (long long)T,
-                     (long long)n);
-        return NULL;
-    }
-    if (n > 0 && !y) {
-        nl_set_error(NL_EINVAL, "pfn forward: targets missing for %lld training tokens", (long long)n);
-        return NULL;
-    }
+    if (nl_pfn_forward_check(y, B, T, n)) return NULL;
     if (!fast_ok(m)) { /* pre-LN or widths not a multiple of 8: the autograd path without recording */
         const int grad = nl_set_grad_enabled(c, 0);
         nl_var *out = nl_pfn_forward(m, c, x, y, B, T, n);
@@ -265,7 +240,7 @@ nl_var *nl_pfn_forward_infer(nl_pfn *m, nl_ctx *c, const double *x, const double
         add_ln(hh, st, RR, E, L->n1_w->val.data, L->n1_b->val.data);
         put_t(L->fc1_w, w1, F, 0), put_t(L->fc2_w, w2, E, 0);
         lin(hh, RR, E, w1, L->fc1_b->val.data, F, qkv); /* FFN hidden [RR, F] */
-        gelu8(qkv, RR * F);
+        nl_gelu_f32(qkv, qkv, RR * F);
         lin(qkv, RR, F, w2, L->fc2_b->val.data, E, a);
         add_ln(hh, a, RR, E, L->n2_w->val.data, L->n2_b->val.data);
     }
@@ -273,7 +248,7 @@ nl_var *nl_pfn_forward_infer(nl_pfn *m, nl_ctx *c, const double *x, const double
     if (n == 0) memcpy(ht, h, (size_t)(R * E) * sizeof(float)); /* all tokens are test tokens (M = T) */
     put_t(m->d1_w, w1, D, 0), put_t(m->d2_w, w2, K, 0);
     lin(ht, B * M, E, w1, m->d1_b->val.data, D, z);
-    gelu8(z, B * M * D);
+    nl_gelu_f32(z, z, B * M * D);
     lin(z, B * M, D, w2, m->d2_b->val.data, K, out->val.data);
     return out;
 }

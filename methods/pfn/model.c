@@ -191,18 +191,18 @@ static nl_var *ffn(nl_ctx *c, const nl_pfn_layer *L, nl_var *h) {
     return nl_linear(c, nl_gelu(c, nl_linear(c, h, L->fc1_w, L->fc1_b)), L->fc2_w, L->fc2_b);
 }
 
+nl_status nl_pfn_forward_check(const double *y, int64_t B, int64_t T, int64_t n) {
+    if (B < 1 || T < 1 || n < 0 || n >= T)
+        return nl_set_error(NL_EINVAL, "pfn forward: need B >= 1 and 0 <= n < T (B %lld, T %lld, n %lld)", (long long)B,
+                            (long long)T, (long long)n);
+    if (n > 0 && !y) return nl_set_error(NL_EINVAL, "pfn forward: targets missing for %lld training tokens", (long long)n);
+    return NL_OK;
+}
+
 nl_var *nl_pfn_forward(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n) {
     const nl_pfn_config *cf = &m->cfg;
     int64_t d = cf->dim, E = cf->emsize, M = T - n;
-    if (B < 1 || T < 1 || n < 0 || n >= T) {
-        nl_set_error(NL_EINVAL, "pfn forward: need B >= 1 and 0 <= n < T (B %lld, T %lld, n %lld)", (long long)B, (long long)T,
-                     (long long)n);
-        return NULL;
-    }
-    if (n > 0 && !y) {
-        nl_set_error(NL_EINVAL, "pfn forward: targets missing for %lld training tokens", (long long)n);
-        return NULL;
-    }
+    if (nl_pfn_forward_check(y, B, T, n)) return NULL;
     int64_t shx[3] = {B, T, d};
     nl_var *X = nl_new(c, NL_F32, 3, shx);
     if (!X) return NULL;

@@ -163,6 +163,8 @@ int64_t nl_pfn_num_params(const nl_pfn *m);
 /* Logits [B * (T - n), K] (row b * (T - n) + j for test token n + j of dataset b) from x [B, T, d] and the
  * targets of the first n tokens y [B, T] (entries at positions >= n are never read; y may be NULL when n = 0). */
 nl_var *nl_pfn_forward(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n);
+/* The argument check both forwards share: B >= 1, 0 <= n < T, targets y present when n > 0 (NL_EINVAL otherwise). */
+nl_status nl_pfn_forward_check(const double *y, int64_t B, int64_t T, int64_t n);
 /* The same logits for inference only (infer.c): no gradient is recorded, fused q/k/v and an attention that reads
  * only the unmasked keys; equal to nl_pfn_forward up to f32 rounding (tested). Used by nl_pfn_eval and predict. */
 nl_var *nl_pfn_forward_infer(nl_pfn *m, nl_ctx *c, const double *x, const double *y, int64_t B, int64_t T, int64_t n);

@@ -87,6 +87,17 @@ static void fwd_kernel(const float *a, float *o, float *cdf, int64_t n) {
     }
 }
 
+void nl_gelu_f32(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vf8 v;
+        __builtin_memcpy(&v, x + i, sizeof v);
+        v = v * vphi_cdf(v);
+        __builtin_memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < n; i++) y[i] = x[i] * phi_cdf(x[i]);
+}
+
 /* d += g * dy/dx, or d = g * dy/dx when store (a fresh gradient, nl_grad_w: the same values as adding to 0). */
 static void bwd_kernel(const float *x, const float *g, const float *cdf, float *d, int64_t n, int store) {
     int64_t i = 0;
