@@ -69,14 +69,8 @@ static int fg_train(int argc, char **argv) {
         }
     }
     nl_cli_threads(threads, nl_cli_seen(opts, N, "--threads"));
-    nl_graph g, w;
-    nl_status s = !strcmp(data, "karate") ? nl_graph_karate(&g) : nl_graph_wordnet(&w, NULL, 2000);
-    if (!s && !strcmp(data, "wordnet")) {
-        if (k) {
-            s = nl_fgnn_subgraph(&g, &w, cls, k);
-            nl_graph_free(&w);
-        } else g = w;
-    }
+    nl_graph g;
+    nl_status s = !strcmp(data, "karate") ? nl_graph_karate(&g) : nl_fgnn_wordnet(&g, cls, k);
     if (!s && (s = nl_graph_split(&g, (uint64_t)seed, (int)split))) nl_graph_free(&g);
     if (s) {
         fprintf(stderr, "nnlab %s: %s\n", cmd, nl_last_error());

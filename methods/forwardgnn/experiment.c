@@ -73,25 +73,12 @@ static void summarise(nl_exp_result *r, const char *pre, int ki, int n) {
     }
 }
 
-static nl_status load_graph(const fg_entry_cfg *ec, nl_graph *g) {
-    nl_graph w;
-    nl_status s = nl_graph_wordnet(&w, NULL, 2000);
-    if (s) return s;
-    if (!ec->n_cls) {
-        *g = w;
-        return NL_OK;
-    }
-    s = nl_fgnn_subgraph(g, &w, ec->cls, ec->n_cls);
-    nl_graph_free(&w);
-    return s;
-}
-
 static nl_status fg_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
     const fg_entry_cfg *ec = config;
     const int n = ec->seeds < FG_MAX_SEEDS ? ec->seeds : FG_MAX_SEEDS;
     const double t0 = nl_time();
     nl_graph g;
-    nl_status s = load_graph(ec, &g);
+    nl_status s = nl_fgnn_wordnet(&g, ec->cls, ec->n_cls);
     if (s) return s;
     nl_exp_result *ctl = nl_exp_control_add(out, "no-label-edges", "broken",
                                             "SF whose virtual class nodes have no edges (N(0,1) features only), same seeds, compared with the "

@@ -83,6 +83,8 @@ nl_status nl_forwardgnn_ff_train(const nl_graph *g, const nl_forwardgnn_config *
 /* ---- data ---- */
 /* The subgraph induced by the nodes of classes cls[0..k) (labels renumbered 0..k-1 in that order), features copied. */
 nl_status nl_fgnn_subgraph(nl_graph *out, const nl_graph *g, const int *cls, int k);
+/* The WordNet noun graph (lib/graph, 2000-word gloss vocabulary), or its subgraph of the k classes cls when k > 0. */
+nl_status nl_fgnn_wordnet(nl_graph *out, const int *cls, int k);
 
 int nl_forwardgnn_cli(int argc, char **argv);
 extern const nl_experiment nl_exp_forwardgnn;

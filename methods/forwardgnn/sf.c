@@ -345,3 +345,15 @@ nl_status nl_fgnn_subgraph(nl_graph *out, const nl_graph *g, const int *cls, int
     free(map), free(e), free(y), free(row), free(col), free(val);
     return s;
 }
+
+nl_status nl_fgnn_wordnet(nl_graph *out, const int *cls, int k) {
+    nl_graph w;
+    nl_status s = nl_graph_wordnet(&w, NULL, 2000);
+    if (s || !k) {
+        if (!s) *out = w;
+        return s;
+    }
+    s = nl_fgnn_subgraph(out, &w, cls, k);
+    nl_graph_free(&w);
+    return s;
+}
