@@ -31,7 +31,8 @@ static inline vf8 bc8(float x) { return (vf8){x, x, x, x, x, x, x, x}; }
 #endif
 
 /* nl_vexpf (vmath.h) on 8 lanes: the same Cody-Waite reduction and polynomial, selects as bit masks (the f32
- * exp of the engine's softmax; only called with x <= 0 here). */
+ * exp of the engine's softmax; only called with x <= 0 here). Kept beside nl_vexpf because calling nl_vexpf in an
+ * `omp simd` loop instead measured 0.0221 against 0.0189 ms per dataset on the quick entry. */
 static inline vf8 vexp8(vf8 x) {
     const vf8 lo = (vf8){0} - 87.33654475f;
     vi8 under = x < lo;
