@@ -23,9 +23,11 @@ typedef struct nl_forwardgnn_config {
     nl_graph_kind kind;   /* NL_GRAPH_GCN or NL_GRAPH_SAGE */
     int layers;           /* 1..16 layers trained greedily */
     int hidden;           /* every layer's width (128) */
-    double lr;            /* Adam (1e-3), no weight decay */
-    int max_epochs;       /* per layer (paper 1000) */
-    int patience;         /* per layer: stop after this many epochs without a better validation accuracy (100) */
+    double lr;            /* Adam (1e-3) */
+    double weight_decay;  /* Adam L2 weight decay on every tensor, PyTorch semantics (5e-4, the reference code's) */
+    int max_epochs;       /* optimiser steps per layer (paper 1000) */
+    int val_every;        /* validate after step t when t % val_every == 0 and t >= 2 (2, the reference script's) */
+    int patience;         /* per layer: stop after this many validations without a better validation accuracy (100) */
     double tau;           /* SF score temperature (1) */
     double theta;         /* FF goodness threshold (2) */
     int label_edges;      /* 1: virtual nodes linked to their class's training nodes; 0: no label edges (control) */
@@ -60,6 +62,9 @@ nl_var *nl_fgnn_sf_layer(nl_ctx *c, nl_fgnn_sf *m, int l, nl_var *h);
 /* Scores S = H H_v^T / tau [N, C] (H_v = rows n..n+C-1 of H [n + C, D]); *loss (if non-NULL) = mean over nodes with
  * tgt[i] < C of the cross-entropy of softmax(S_i) with tgt[i]. */
 nl_var *nl_fgnn_sf_scores(nl_ctx *c, nl_var *H, int64_t n, int64_t C, double tau, const int32_t *tgt, nl_var **loss);
+/* Initialises one layer as PyTorch Geometric does: GCN glorot W [fan_in, fan_out] and zero b; SAGE (W = W_self,
+ * W2 = W_neigh) U(+-1/sqrt(fan_in)) for both weights and b. W2, b may be NULL. */
+void nl_fgnn_init_layer(nl_graph_kind kind, nl_var *W, nl_var *W2, nl_var *b, int64_t fan_in, int64_t fan_out, nl_rng *r);
 /* Row-L2-normalise x [rows, D] in place (a zero row stays zero). */
 void nl_fgnn_row_normalise(float *x, int64_t rows, int64_t D);
 /* Greedy layer-wise SF training on g (needs a split). */

@@ -12,6 +12,8 @@ nl_forwardgnn_config nl_forwardgnn_defaults(nl_graph_kind kind) {
     c.layers = 4;
     c.hidden = 128;
     c.lr = 1e-3;
+    c.weight_decay = 5e-4;
+    c.val_every = 2;
     c.max_epochs = 1000;
     c.patience = 100;
     c.tau = 1.0;
@@ -46,8 +48,9 @@ static nl_status check_cfg(const nl_graph *g, const nl_forwardgnn_config *cfg, c
         return nl_set_error(NL_EINVAL, "%s: layers %d outside 1..%d", who, cfg->layers, NL_FGNN_MAX_LAYERS);
     if (cfg->kind != NL_GRAPH_GCN && cfg->kind != NL_GRAPH_SAGE)
         return nl_set_error(NL_EINVAL, "%s: model %s is not supported (gcn or sage)", who, nl_graph_kind_name(cfg->kind));
-    if (cfg->hidden < 1 || cfg->max_epochs < 1 || cfg->patience < 1 || !(cfg->lr > 0) || !(cfg->tau > 0))
-        return nl_set_error(NL_EINVAL, "%s: hidden, max_epochs, patience, lr and tau must be positive", who);
+    if (cfg->hidden < 1 || cfg->max_epochs < 1 || cfg->patience < 1 || cfg->val_every < 1 || !(cfg->lr > 0) || !(cfg->tau > 0) ||
+        !(cfg->weight_decay >= 0))
+        return nl_set_error(NL_EINVAL, "%s: hidden, max_epochs, patience, val_every, lr and tau must be positive, weight_decay >= 0", who);
     if (!g->y || !g->train || !g->val || !g->test) return nl_set_error(NL_ESTATE, "%s: the graph has no labels or no split", who);
     return NL_OK;
 }
@@ -73,9 +76,17 @@ static nl_status augmented_adj(const nl_graph *g, int label_edges, nl_csr *out, 
     return s;
 }
 
-static void glorot(nl_var *v, int64_t fan_in, int64_t fan_out, nl_rng *r) {
-    const double a = sqrt(6.0 / (double)(fan_in + fan_out));
-    nl_rng_fill_uniform(r, &v->val, -a, a);
+void nl_fgnn_init_layer(nl_graph_kind kind, nl_var *W, nl_var *W2, nl_var *b, int64_t fan_in, int64_t fan_out, nl_rng *r) {
+    if (kind == NL_GRAPH_SAGE) { /* PyG Linear default: kaiming-uniform(a = sqrt 5) = U(+-1/sqrt(in)); bias U(+-1/sqrt(in)) */
+        const double a = 1.0 / sqrt((double)fan_in);
+        nl_rng_fill_uniform(r, &W->val, -a, a);
+        if (W2) nl_rng_fill_uniform(r, &W2->val, -a, a);
+        if (b) nl_rng_fill_uniform(r, &b->val, -a, a);
+    } else { /* PyG GCNConv: glorot weight, zero bias */
+        const double a = sqrt(6.0 / (double)(fan_in + fan_out));
+        nl_rng_fill_uniform(r, &W->val, -a, a);
+        if (b) nl_tensor_fill(&b->val, 0);
+    }
 }
 
 nl_status nl_fgnn_sf_init(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_config *cfg) {
@@ -138,8 +149,7 @@ nl_status nl_fgnn_sf_init(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_
             s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
             break;
         }
-        glorot(m->W[l], in, out, &r);
-        if (m->W2[l]) glorot(m->W2[l], in, out, &r);
+        nl_fgnn_init_layer(cfg->kind, m->W[l], m->W2[l], m->b[l], in, out, &r);
         in = out;
     }
     if (s) nl_fgnn_sf_free(m);
@@ -221,7 +231,7 @@ nl_status nl_fgnn_sf_run(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_c
         nl_optim opt;
         nl_optim_config oc = nl_optim_defaults(NL_OPT_ADAM);
         oc.lr = cfg->lr;
-        oc.weight_decay = 0;
+        oc.weight_decay = cfg->weight_decay; /* PyTorch Adam: L2 added to the gradient, every tensor */
         if (!c || !best) {
             s = nl_set_error(NL_ENOMEM, "forwardgnn: out of memory");
             break;
@@ -230,7 +240,11 @@ nl_status nl_fgnn_sf_run(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_c
         const int64_t in_shape[2] = {N, D};
         double bv = -1;
         int bad = 0;
-        for (int ep = 1; ep <= cfg->max_epochs; ep++) {
+        /* iteration t sees the parameters after t steps; as the reference, validate after step t when
+         * t % val_every == 0 and t >= 2, patience counted in validations, best validated parameters restored */
+        for (int t = 0; t <= cfg->max_epochs; t++) {
+            const int val_now = t >= 2 && t % cfg->val_every == 0;
+            if (t == cfg->max_epochs && !val_now) break;
             nl_ctx_reset(c);
             nl_var *h = hin ? nl_input(c, nl_tensor_wrap(hin, NL_F32, 2, in_shape)) : NULL;
             nl_var *H = nl_fgnn_sf_layer(c, m, l, h), *loss = NULL;
@@ -239,23 +253,26 @@ nl_status nl_fgnn_sf_run(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_c
                 s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
                 break;
             }
-            const double va = acc_scores(S, psum, n, C, g->y, g->val); /* layers 0..l, before this step (as the reference code) */
-            res->epochs[l] = ep;
-            if (va > bv) {
-                bv = va, bad = 0, res->best_epoch[l] = ep;
-                memcpy(best, ps->data, (size_t)ps->total * sizeof(float));
-            } else if (++bad >= cfg->patience)
-                break;
+            res->epochs[l] = t;
+            if (val_now) {
+                const double va = acc_scores(S, psum, n, C, g->y, g->val); /* layers 0..l, this layer after t steps */
+                if (va > bv) {
+                    bv = va, bad = 0, res->best_epoch[l] = t;
+                    memcpy(best, ps->data, (size_t)ps->total * sizeof(float));
+                } else if (++bad >= cfg->patience)
+                    break;
+                if (cfg->verbose && (t % 20 == 0 || t == 2))
+                    nl_progress("forwardgnn sf %s layer %d step %d: loss %.4f val %.4f (best %.4f at %d)", nl_graph_kind_name(cfg->kind), l + 1, t,
+                                nl_item(loss), va, bv, res->best_epoch[l]);
+            }
+            if (t == cfg->max_epochs) break;
             nl_params_zero_grad(ps);
             if ((s = nl_backward(c, loss)) || (s = nl_optim_step(&opt))) break;
-            if (cfg->verbose && (ep % 20 == 0 || ep == 1))
-                nl_progress("forwardgnn sf %s layer %d epoch %d: loss %.4f val %.4f (best %.4f at %d)", nl_graph_kind_name(cfg->kind), l + 1,
-                            ep, nl_item(loss), va, bv, res->best_epoch[l]);
         }
         nl_optim_free(&opt);
         if (s) break;
         res->peak_bytes[l] = nl_arena_peak(c->arena) + (hin ? (size_t)(N * D) * sizeof(float) : 0);
-        memcpy(ps->data, best, (size_t)ps->total * sizeof(float));
+        if (bv >= 0) memcpy(ps->data, best, (size_t)ps->total * sizeof(float)); /* no validation ran: the last parameters */
         if (train_hook) train_hook(m, l, u);
         /* the best layer's output: next input (detached, row-normalised) and its softmax into the prediction */
         nl_ctx_reset(c);

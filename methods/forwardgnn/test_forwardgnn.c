@@ -2,6 +2,7 @@
  * training leaving earlier layers bit-identical, the subgraph, and the command's bad input. */
 #include "forwardgnn/forwardgnn.h"
 #include "nltest.h"
+#include <math.h>
 
 static void test_ff_loss(void) {
     nl_ctx *c = nl_ctx_new(1 << 16, 0);
@@ -109,6 +110,51 @@ static void test_greedy_frozen(void) {
     nl_graph_free(&g);
 }
 
+/* the reference protocol: Adam weight decay 5e-4, validation after every 2nd step from step 2 (patience counted in
+ * validations), PyG initialisation (GCN glorot W and zero b; SAGE U(+-1/sqrt(in)) for W_self, W_neigh and b) */
+static void test_sf_protocol(void) {
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    nl_forwardgnn_config d = nl_forwardgnn_defaults(NL_GRAPH_GCN);
+    NLT_CHECK(d.weight_decay == 5e-4 && d.val_every == 2 && d.lr == 1e-3 && d.patience == 100 && d.max_epochs == 1000, "defaults");
+    for (int kind = NL_GRAPH_GCN; kind <= NL_GRAPH_SAGE; kind++) {
+        nl_forwardgnn_config cfg = nl_forwardgnn_defaults((nl_graph_kind)kind);
+        cfg.layers = 2, cfg.hidden = 8, cfg.max_epochs = 30, cfg.patience = 3, cfg.lr = 1e-2;
+        nl_fgnn_sf m;
+        NLT_OK(nl_fgnn_sf_init(&m, &g, &cfg));
+        for (int l = 0; l < 2; l++) {
+            const int64_t in = l ? 8 : g.n_feat;
+            const double a = kind == NL_GRAPH_SAGE ? 1.0 / sqrt((double)in) : sqrt(6.0 / (double)(in + 8));
+            double mx = 0, bmx = 0;
+            for (int64_t i = 0; i < nl_tensor_numel(&m.W[l]->val); i++) mx = fmax(mx, fabs(nl_tensor_get(&m.W[l]->val, i)));
+            if (m.W2[l])
+                for (int64_t i = 0; i < nl_tensor_numel(&m.W2[l]->val); i++) mx = fmax(mx, fabs(nl_tensor_get(&m.W2[l]->val, i)));
+            for (int64_t i = 0; i < nl_tensor_numel(&m.b[l]->val); i++) bmx = fmax(bmx, fabs(nl_tensor_get(&m.b[l]->val, i)));
+            NLT_CHECK(mx <= a && mx > 0.5 * a, "layer %d weight range %.4f vs bound %.4f", l, mx, a);
+            NLT_CHECK(kind == NL_GRAPH_SAGE ? bmx > 0 && bmx <= a : bmx == 0, "layer %d bias range %.4f", l, bmx);
+        }
+        nl_fgnn_sf_free(&m);
+        nl_forwardgnn_result r, r0;
+        NLT_OK(nl_forwardgnn_sf_train(&g, &cfg, &r));
+        for (int l = 0; l < 2; l++) {
+            NLT_CHECK(r.best_epoch[l] >= 2 && r.best_epoch[l] % 2 == 0, "layer %d best step %d not a validation step", l, r.best_epoch[l]);
+            NLT_CHECK(r.epochs[l] % 2 == 0 && (r.epochs[l] == 30 || r.epochs[l] == r.best_epoch[l] + 2 * 3), "layer %d stopped at step %d (best %d)", l,
+                      r.epochs[l], r.best_epoch[l]);
+        }
+        cfg.weight_decay = 0;
+        NLT_OK(nl_forwardgnn_sf_train(&g, &cfg, &r0));
+        NLT_CHECK(r0.val_acc[1] != r.val_acc[1] || r0.best_epoch[0] != r.best_epoch[0] || r0.test_acc[1] != r.test_acc[1] ||
+                      r0.epochs[1] != r.epochs[1],
+                  "weight decay changed nothing");
+        cfg.max_epochs = 1; /* no validation runs: the last parameters are kept */
+        NLT_OK(nl_forwardgnn_sf_train(&g, &cfg, &r));
+        NLT_CHECK(r.best_epoch[0] == 0 && r.test_acc[1] > 0, "1 step: best %d", r.best_epoch[0]);
+        cfg.val_every = 0;
+        NLT_CHECK(nl_forwardgnn_sf_train(&g, &cfg, &r) == NL_EINVAL, "val_every 0 accepted");
+    }
+    nl_graph_free(&g);
+}
+
 static void test_subgraph(void) {
     nl_graph g, s;
     NLT_OK(nl_graph_karate(&g));
@@ -209,6 +255,7 @@ int main(void) {
     NLT_RUN(test_sf_scores);
     NLT_RUN(test_augmented_graph);
     NLT_RUN(test_greedy_frozen);
+    NLT_RUN(test_sf_protocol);
     NLT_RUN(test_subgraph);
     NLT_RUN(test_cli);
     NLT_RUN(test_ff_train);
