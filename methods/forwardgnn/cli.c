@@ -12,7 +12,9 @@ static void help_fg(FILE *f) {
             "  --data karate|wordnet   data set (default wordnet; needs the Debian package wordnet-base)\n"
             "  --classes LIST          WordNet classes to keep, e.g. 5,14,10,11,6 (default: all 26)\n"
             "  --model gcn|sage        layer type (default gcn)\n"
-            "  --algo sf|ff|bp         single-forward (default), forward-forward with label appending, or end-to-end backprop\n"
+            "  --algo sf|ff|bp|sf-top2loss|sf-top2input\n"
+            "                          single-forward (default), forward-forward with label appending, end-to-end backprop,\n"
+            "                          or the top-down single-forward variants (all layers trained together)\n"
             "  --layers N              layers, 1..16 (default 4)\n"
             "  --split 64|5            training percentage (default 5)   --seed S (default 1)\n"
             "  --hidden N (128)  --epochs N per layer (1000)  --patience N (100)  --lr X (1e-3)\n"
@@ -54,7 +56,8 @@ static int fg_train(int argc, char **argv) {
     nl_graph_kind kind;
     if (nl_graph_parse_kind(model, &kind) || (kind != NL_GRAPH_GCN && kind != NL_GRAPH_SAGE))
         return nl_cli_usage_error(cmd, "unknown --model '%s' (gcn or sage)", model);
-    if (strcmp(algo, "sf") && strcmp(algo, "ff") && strcmp(algo, "bp")) return nl_cli_usage_error(cmd, "unknown --algo '%s' (sf, ff or bp)", algo);
+    if (strcmp(algo, "sf") && strcmp(algo, "ff") && strcmp(algo, "bp") && strcmp(algo, "sf-top2loss") && strcmp(algo, "sf-top2input"))
+        return nl_cli_usage_error(cmd, "unknown --algo '%s' (sf, ff, bp, sf-top2loss or sf-top2input)", algo);
     if (strcmp(data, "karate") && strcmp(data, "wordnet")) return nl_cli_usage_error(cmd, "unknown --data '%s' (karate or wordnet)", data);
     int cls[26], k = 0;
     if (classes) {
@@ -96,6 +99,21 @@ static int fg_train(int argc, char **argv) {
     fc.layers = (int)layers, fc.hidden = (int)hidden, fc.max_epochs = (int)epochs, fc.patience = (int)patience, fc.lr = lr;
     fc.seed = (uint64_t)seed, fc.label_edges = !no_edges, fc.verbose = verbose;
     nl_forwardgnn_result r;
+    const int td = !strncmp(algo, "sf-top2", 7);
+    if (td) {
+        const int input = !strcmp(algo, "sf-top2input");
+        if ((s = nl_forwardgnn_td_train(&g, &fc, input, &r))) {
+            fprintf(stderr, "nnlab %s: %s\n", cmd, nl_last_error());
+            nl_graph_free(&g);
+            return NL_CLI_FAIL;
+        }
+        printf("%s %s %s %lld layers, %lld nodes, seed %lld: test accuracy %.4f (val %.4f; best step %d of %d, peak %.2f MB)\n", g.name, algo, model,
+               (long long)layers, (long long)g.n, (long long)seed, r.test_acc[layers - 1], r.val_acc[layers - 1], r.best_epoch[0], r.epochs[0],
+               r.peak_bytes[0] / 1e6);
+        printf("training %.2f s\n", r.seconds);
+        nl_graph_free(&g);
+        return NL_CLI_OK;
+    }
     const int ff = !strcmp(algo, "ff");
     if ((s = ff ? nl_forwardgnn_ff_train(&g, &fc, &r) : nl_forwardgnn_sf_train(&g, &fc, &r))) {
         fprintf(stderr, "nnlab %s: %s\n", cmd, nl_last_error());

@@ -29,6 +29,9 @@ typedef struct nl_forwardgnn_config {
     int val_every;        /* validate after step t when t % val_every == 0 and t >= 2 (2, the reference script's) */
     int patience;         /* per layer: stop after this many validations without a better validation accuracy (100) */
     double tau;           /* SF score temperature (1) */
+    double grad_clip;     /* Top2Loss: clip each layer's gradients to this global L2 norm (1, the reference's default) */
+    int test_steps;       /* Top2Input: time steps of the prediction (10); softmaxes summed from step 2 on */
+    int alternating;      /* Top2Input: update the even layers, then the odd ones with the even ones' new states (1) */
     double theta;         /* FF goodness threshold (2) */
     int label_edges;      /* 1: virtual nodes linked to their class's training nodes; 0: no label edges (control) */
     uint64_t seed;
@@ -73,6 +76,38 @@ nl_status nl_forwardgnn_sf_train(const nl_graph *g, const nl_forwardgnn_config *
  * train_hook (may be NULL) is called after layer l finished training. Free m with nl_fgnn_sf_free. */
 nl_status nl_fgnn_sf_run(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_config *cfg, nl_forwardgnn_result *res,
                          void (*train_hook)(nl_fgnn_sf *m, int l, void *u), void *u);
+
+/* ---- top-down single-forward variants (topdown.c) ----
+ * All L layers are trained together, one optimiser step per layer per time step, on states kept from the previous
+ * time step (no gradient crosses layers). Top2Loss: layer j's input is the row-normalised state j (x0 for j = 0),
+ * its loss the SF cross-entropy of mean(H_j, state j+2, ..., state L) (the states above constants); the new state
+ * j+1 is row-normalise(H_j); gradients clipped per layer (grad_clip). Prediction: a bottom-up pass, then the sum over
+ * j of the softmaxed scores of those means. Top2Input: layer j's input is [norm(state j) || norm(state j+2)], state
+ * L+1 the label matrix Y (training nodes one-hot, other real nodes 1/C, virtual node c one-hot c); the loss is SF's
+ * on H_j; states are raw outputs; with alternating, even layers update first and odd layers read their new states.
+ * Prediction: a bottom-up pass (the state above zero), then test_steps time steps, summing every layer's softmax
+ * from step 2 on. Both early-stop on validation accuracy every val_every steps (the best parameters restored). */
+typedef struct nl_fgnn_td {
+    nl_fgnn_sf sf;        /* graph, x0, targets; sf.W/W2/b: each layer's weights on its input from below */
+    int input;            /* 0: Top2Loss, 1: Top2Input */
+    int64_t in_top[NL_FGNN_MAX_LAYERS];                    /* Top2Input: width of the state above (hidden, or C) */
+    nl_var *Wt[NL_FGNN_MAX_LAYERS], *Wt2[NL_FGNN_MAX_LAYERS]; /* Top2Input: [in_top, hidden] on the state above */
+    float *st[NL_FGNN_MAX_LAYERS + 2], *ns[NL_FGNN_MAX_LAYERS + 2]; /* states 1..L [N, hidden]: now, next step */
+    float *e1[NL_FGNN_MAX_LAYERS + 2], *e2[NL_FGNN_MAX_LAYERS + 2]; /* the prediction's states [N, hidden] */
+    float *Y;             /* (N, C) Top2Input's state L+1 */
+    float *sa, *sb, *sm;  /* scratch: (N, hidden) input from below; (N, max(hidden, C)) from above; (N, hidden) sum */
+} nl_fgnn_td;
+nl_status nl_fgnn_td_init(nl_fgnn_td *m, const nl_graph *g, const nl_forwardgnn_config *cfg, int input);
+void nl_fgnn_td_free(nl_fgnn_td *m);
+/* H_j [N, hidden]. Top2Loss: conv_j(below) (below already row-normalised; NULL: x0). Top2Input: conv_j([norm(below)
+ * || norm(above)]) (below NULL: x0; above [N, in_top[j]], NULL: zeros), the weights split by rows. */
+nl_var *nl_fgnn_td_layer(nl_ctx *c, nl_fgnn_td *m, int j, const float *below, const float *above);
+/* Layer j's scores [N, C] (and *loss if non-NULL) on states s: Top2Loss on mean(H_j, s[j+2..L]), Top2Input on H_j. */
+nl_var *nl_fgnn_td_scores(nl_ctx *c, nl_fgnn_td *m, int j, nl_var *H, float *const *s, nl_var **loss);
+/* Trains (input 0: Top2Loss, 1: Top2Input) on g; res->test_acc[L-1] / val_acc[L-1] hold the result (the other
+ * depths NAN), epochs[0] / best_epoch[0] the time steps. m keeps the model (free with nl_fgnn_td_free). */
+nl_status nl_fgnn_td_run(nl_fgnn_td *m, const nl_graph *g, const nl_forwardgnn_config *cfg, int input, nl_forwardgnn_result *res);
+nl_status nl_forwardgnn_td_train(const nl_graph *g, const nl_forwardgnn_config *cfg, int input, nl_forwardgnn_result *res);
 
 /* ---- forward-forward ---- */
 /* FF loss of activations H [n, D]: logit_i = sum_j H_ij^2 - theta; mean over the nodes with sign[i] != 0 of

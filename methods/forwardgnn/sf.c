@@ -17,6 +17,9 @@ nl_forwardgnn_config nl_forwardgnn_defaults(nl_graph_kind kind) {
     c.max_epochs = 1000;
     c.patience = 100;
     c.tau = 1.0;
+    c.grad_clip = 1.0;
+    c.test_steps = 10;
+    c.alternating = 1;
     c.theta = 2.0;
     c.label_edges = 1;
     c.seed = 1;
