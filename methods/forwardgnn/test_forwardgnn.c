@@ -155,6 +155,110 @@ static void test_sf_protocol(void) {
     nl_graph_free(&g);
 }
 
+/* layer j's loss (states st) and its value; grads of every layer zeroed first */
+static double td_loss(nl_ctx *c, nl_fgnn_td *m, int j, int backward) {
+    const float *below = j ? m->st[j] : NULL, *above = !m->input ? NULL : j + 1 == m->sf.cfg.layers ? m->Y : m->st[j + 2];
+    for (int k = 0; k < m->sf.cfg.layers; k++) nl_params_zero_grad(&m->sf.ps[k]);
+    nl_ctx_reset(c);
+    nl_var *loss = NULL, *H = nl_fgnn_td_layer(c, m, j, below, above);
+    NLT_CHECK(H && nl_fgnn_td_scores(c, m, j, H, m->st, &loss) && loss, "layer %d loss", j);
+    if (!loss) return NAN;
+    if (backward) NLT_OK(nl_backward(c, loss));
+    return nl_item(loss);
+}
+static double grad_sq(const nl_params *ps) {
+    double s = 0;
+    for (int64_t i = 0; i < ps->total; i++) s += (double)((const float *)ps->grad)[i] * ((const float *)ps->grad)[i];
+    return s;
+}
+
+/* Top2Loss / Top2Input: layer j's loss reaches layer j's parameters only (every other layer's gradient exactly
+ * zero), leaves every state bit-identical, depends on the state above (Top2Loss: states j+2..L through the mean;
+ * Top2Input: state j+2, or Y for the top layer) and not on layer j's own previous state; Top2Loss's score is the
+ * product of the means; Y is one-hot on training and virtual nodes, uniform elsewhere. */
+static void test_topdown_detached(void) {
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    for (int input = 0; input < 2; input++)
+        for (int kind = NL_GRAPH_GCN; kind <= NL_GRAPH_SAGE; kind++) {
+            nl_forwardgnn_config cfg = nl_forwardgnn_defaults((nl_graph_kind)kind);
+            cfg.layers = 3, cfg.hidden = 8;
+            nl_fgnn_td m;
+            NLT_OK(nl_fgnn_td_init(&m, &g, &cfg, input));
+            const int64_t N = m.sf.N, D = 8, C = m.sf.C, n = m.sf.n;
+            nl_rng r;
+            nl_rng_init(&r, 5, 0);
+            for (int k = 1; k <= 3; k++)
+                for (int64_t q = 0; q < N * D; q++) m.st[k][q] = (float)nl_rng_uniform(&r);
+            if (input)
+                for (int64_t i = 0; i < N; i++)
+                    for (int64_t k = 0; k < C; k++) {
+                        const double want = i >= n ? (k == i - n) : g.train[i] ? (k == g.y[i]) : 1.0 / (double)C;
+                        NLT_CHECK(m.Y[i * C + k] == (float)want, "Y[%lld, %lld]", (long long)i, (long long)k);
+                    }
+            float *snap[5] = {0};
+            for (int k = 1; k <= 3; k++) {
+                snap[k] = malloc((size_t)(N * D) * sizeof(float));
+                memcpy(snap[k], m.st[k], (size_t)(N * D) * sizeof(float));
+            }
+            nl_ctx *c = nl_ctx_new(1 << 20, 0);
+            for (int j = 0; j < 3; j++) {
+                const double l0 = td_loss(c, &m, j, 1);
+                for (int k = 0; k < 3; k++)
+                    NLT_CHECK(k == j ? grad_sq(&m.sf.ps[k]) > 0 : grad_sq(&m.sf.ps[k]) == 0, "%s %s: layer %d's loss, layer %d's gradient %g",
+                              input ? "top2input" : "top2loss", nl_graph_kind_name(cfg.kind), j, k, grad_sq(&m.sf.ps[k]));
+                if (input) {
+                    const nl_param *pt = nl_params_of(&m.sf.ps[j], m.Wt[j]);
+                    double sq = 0;
+                    for (int64_t i = 0; i < pt->numel; i++) { const float gq = ((const float *)m.sf.ps[j].grad)[pt->offset + i]; sq += (double)gq * gq; }
+                    NLT_CHECK(sq > 0, "top2input layer %d: no gradient on the weights of the state above", j);
+                }
+                for (int k = 1; k <= 3; k++)
+                    NLT_CHECK(!memcmp(snap[k], m.st[k], (size_t)(N * D) * sizeof(float)), "layer %d's loss changed state %d", j, k);
+                /* the state above moves the loss, layer j's own previous state does not */
+                float *up = j + 2 <= 3 ? m.st[j + 2] : input ? m.Y : NULL;
+                const int64_t wu = j + 2 <= 3 ? D : C;
+                if (up) {
+                    for (int64_t q = 0; q < N * wu; q++) up[q] = up[q] * 0.5f + (float)(q % 3 == 0);
+                    NLT_CHECK(td_loss(c, &m, j, 0) != l0, "layer %d's loss does not see the state above", j);
+                    if (j + 2 <= 3)
+                        memcpy(m.st[j + 2], snap[j + 2], (size_t)(N * D) * sizeof(float));
+                    else /* Y back: the same values as at init */
+                        for (int64_t i = 0; i < N; i++)
+                            for (int64_t k = 0; k < C; k++)
+                                m.Y[i * C + k] = i >= n ? (float)(k == i - n) : g.train[i] ? (float)(k == g.y[i]) : (float)(1.0 / (double)C);
+                }
+                for (int64_t q = 0; q < N * D; q++) m.st[j + 1][q] += 1.0f;
+                NLT_CHECK(td_loss(c, &m, j, 0) == l0, "layer %d's loss depends on its own previous state", j);
+                memcpy(m.st[j + 1], snap[j + 1], (size_t)(N * D) * sizeof(float));
+            }
+            if (!input) { /* layer 0: S[i, k] = e_i . e_{n+k}, e = (H_0 + st2 + st3) / 3 */
+                nl_ctx_reset(c);
+                nl_var *H = nl_fgnn_td_layer(c, &m, 0, NULL, NULL);
+                float *h = malloc((size_t)(N * D) * sizeof(float));
+                for (int64_t q = 0; q < N * D; q++) h[q] = (float)nl_tensor_get(&H->val, q);
+                nl_var *S = nl_fgnn_td_scores(c, &m, 0, H, m.st, NULL);
+                double want = 0;
+                for (int64_t d = 0; d < D; d++)
+                    want += (h[3 * D + d] + m.st[2][3 * D + d] + m.st[3][3 * D + d]) / 3.0 * (h[(n + 1) * D + d] + m.st[2][(n + 1) * D + d] + m.st[3][(n + 1) * D + d]) / 3.0;
+                NLT_NEAR(nl_tensor_get(&S->val, 3 * C + 1), want, 1e-4 * fmax(1, fabs(want)));
+                free(h);
+            }
+            for (int k = 1; k <= 3; k++) free(snap[k]);
+            nl_ctx_free(c);
+            nl_fgnn_td_free(&m);
+            /* training runs, is deterministic for a seed and learns karate */
+            cfg.max_epochs = 40, cfg.patience = 10, cfg.lr = 1e-2;
+            nl_forwardgnn_result r1, r2;
+            NLT_OK(nl_forwardgnn_td_train(&g, &cfg, input, &r1));
+            NLT_OK(nl_forwardgnn_td_train(&g, &cfg, input, &r2));
+            NLT_CHECK(r1.test_acc[2] == r2.test_acc[2] && r1.best_epoch[0] == r2.best_epoch[0], "not deterministic");
+            NLT_CHECK(r1.val_acc[2] >= 0.5 && r1.best_epoch[0] >= 2 && r1.best_epoch[0] % 2 == 0 && isnan(r1.test_acc[0]), "%s %s karate val %.3f",
+                      input ? "top2input" : "top2loss", nl_graph_kind_name(cfg.kind), r1.val_acc[2]);
+        }
+    nl_graph_free(&g);
+}
+
 static void test_subgraph(void) {
     nl_graph g, s;
     NLT_OK(nl_graph_karate(&g));
@@ -256,6 +360,7 @@ int main(void) {
     NLT_RUN(test_augmented_graph);
     NLT_RUN(test_greedy_frozen);
     NLT_RUN(test_sf_protocol);
+    NLT_RUN(test_topdown_detached);
     NLT_RUN(test_subgraph);
     NLT_RUN(test_cli);
     NLT_RUN(test_ff_train);
