@@ -194,11 +194,11 @@ const nl_experiment nl_exp_forwardgnn = {
     .claim = "Single-forward ForwardGNN (layers trained greedily on virtual-class-node scores) is within 2 points of the best backprop "
              "result over 1-4 layers for GCN and for SAGE (paper, Cora_ML GCN: backprop 31.7/86.8/88.7/86.6 vs SF 87.8/88.0/88.2/88.5), "
              "and its peak training memory at 4 layers is at most 1.3x its 1-layer figure while backprop's grows.",
-    .quick_desc = "WordNet nouns, 5 classes (11,722 nodes), 5% labelled, seeds 1-3; SF 4 layers hidden 32, Adam 1e-2, <= 60 epochs/layer, "
-                  "patience 20; backprop (lib/graph: Adam 1e-2, dropout 0.5, wd 5e-4) 1-4 layers hidden 32, <= 100 epochs, patience 20; "
+    .quick_desc = "WordNet nouns, 5 classes (11,722 nodes), 5% labelled, seeds 1-3; SF 4 layers hidden 32, Adam 1e-2 (wd 5e-4), <= 60 steps/layer, "
+                  "validation every 2 steps, patience 20 validations; backprop (lib/graph: Adam 1e-2, dropout 0.5, wd 5e-4) 1-4 layers hidden 32, <= 100 epochs, patience 20; "
                   "control: no label edges",
-    .full_desc = "WordNet nouns, all 82,115 nodes and 26 classes, 5% labelled, seeds 1-3; SF 4 layers hidden 64, Adam 1e-2, <= 100 "
-                 "epochs/layer, patience 30; backprop (lib/graph defaults: Adam 1e-2, dropout 0.5, wd 5e-4) 1-4 layers hidden 64, <= 100 "
+    .full_desc = "WordNet nouns, all 82,115 nodes and 26 classes, 5% labelled, seeds 1-3; SF 4 layers hidden 64, Adam 1e-2 (wd 5e-4), <= 100 "
+                 "steps/layer, validation every 2 steps, patience 30 validations; backprop (lib/graph defaults: Adam 1e-2, dropout 0.5, wd 5e-4) 1-4 layers hidden 64, <= 100 "
                  "epochs, patience 30; control: no label edges",
     .smoke_desc = "WordNet nouns, 3 small classes (1,206 nodes), 5% labelled, seeds 1-3, hidden 16, 10 epochs",
     .quick = &fg_quick,
