@@ -284,6 +284,12 @@ static void test_cli(void) {
     NLT_CHECK(nl_forwardgnn_cli(5, v2) == 2, "--model gat");
     char *v3[] = {a0, a7};
     NLT_CHECK(nl_forwardgnn_cli(2, v3) == 0, "--help");
+    char b0[] = "--algo", b1[] = "sf-top2loss", b2[] = "sf-top2input", b3[] = "top2", b4[] = "--epochs", b5[] = "4", b6[] = "--hidden", b7[] = "4",
+         b8[] = "--layers", b9[] = "2";
+    char *v4[] = {a0, a3, a4, b0, b1, b4, b5, b6, b7, b8, b9}, *v5[] = {a0, a3, a4, b0, b2, b4, b5, b6, b7, b8, b9}, *v6[] = {a0, a3, a4, b0, b3};
+    NLT_CHECK(nl_forwardgnn_cli(11, v4) == 0, "--algo sf-top2loss");
+    NLT_CHECK(nl_forwardgnn_cli(11, v5) == 0, "--algo sf-top2input");
+    NLT_CHECK(nl_forwardgnn_cli(5, v6) == 2, "--algo top2");
     nl_graph g;
     NLT_OK(karate_split(&g));
     nl_forwardgnn_config cfg = nl_forwardgnn_defaults(NL_GRAPH_GCN);
