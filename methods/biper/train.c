@@ -160,6 +160,8 @@ static nl_status first_rows(const nl_dataset *ds, int64_t limit, nl_dataset *out
 }
 
 nl_status nl_biper_data(int64_t limit, int64_t test_limit, nl_dataset *tr, nl_dataset *te) {
+    /* standardised with the mean and std of all 60000 training images, whatever the subset (so a saved network sees
+     * the same inputs in `nnlab biper infer` as in training) */
     nl_dataset a, b;
     memset(tr, 0, sizeof *tr), memset(te, 0, sizeof *te);
     nl_status s = nl_dataset_load(&a, "fashion-mnist", "train", NULL);
@@ -168,10 +170,8 @@ nl_status nl_biper_data(int64_t limit, int64_t test_limit, nl_dataset *tr, nl_da
         nl_dataset_free(&a);
         return s;
     }
-    if (!(s = first_rows(&a, limit, tr)) && !(s = first_rows(&b, test_limit, te))) {
-        nl_dataset *others[1] = {te};
-        s = nl_dataset_standardize(tr, others, 1, 0, NULL, NULL);
-    }
+    nl_dataset *others[1] = {&b};
+    if (!(s = nl_dataset_standardize(&a, others, 1, 0, NULL, NULL)) && !(s = first_rows(&a, limit, tr))) s = first_rows(&b, test_limit, te);
     nl_dataset_free(&a), nl_dataset_free(&b);
     if (s) nl_dataset_free(tr), nl_dataset_free(te);
     return s;
