@@ -2,6 +2,8 @@
  * kinks), the QE against closed forms, the network's shapes, and export + packed inference against the float
  * network (bit-exact predictions), plus the packed loader's refusals. */
 #include "biper/biper.h"
+#include "bnn/bnn.h"
+#include "nnlab/safetensors.h"
 #include "nnlab/extend.h"
 #include "nnlab/ops.h"
 #include "nnlab/rng.h"
@@ -164,11 +166,86 @@ static void test_qe(void) {
     free(z), free(w);
 }
 
+/* A random network with random BN statistics (negative gammas: decreasing folded functions) and alphas: the packed
+ * export predicts as the float network on random images, also after a save / load round trip; the loader refuses a
+ * float checkpoint, another biper format version, a model whose declared channels do not match its layers, and a
+ * file of another bnn version. */
+static void test_packed(void) {
+    nl_biper_net m;
+    CHECK(!nl_biper_net_init(&m, 5, 70, 9), "net init: %s", nl_last_error()); /* 70 channels: two words per packed row */
+    nl_rng g;
+    nl_rng_init(&g, 5, 6);
+    for (int l = 0; l < NL_BIPER_NBIN; l++) {
+        nl_rng_fill_uniform(&g, &m.bn[l].g->val, -1.5, 1.5);
+        nl_rng_fill_uniform(&g, &m.bn[l].b->val, -1, 1);
+        nl_rng_fill_uniform(&g, &m.bn[l].rm->val, -3, 3);
+        nl_rng_fill_uniform(&g, &m.bn[l].rv->val, 0.5, 4);
+    }
+    nl_rng_fill_uniform(&g, &m.bn1.rm->val, -0.3, 0.3);
+    enum { N = 300 };
+    float *x = malloc((size_t)N * 784 * sizeof *x);
+    int32_t pf[N], pp[N], pl[N];
+    nl_tensor xt = nl_tensor_wrap(x, NL_F32, 2, (int64_t[]){N, 784});
+    nl_rng_fill_normal(&g, &xt, 0, 1);
+    nl_biper_config cfg = nl_biper_defaults();
+    for (int method = 0; method < 2; method++) {
+        cfg.method = method ? NL_BIPER_STE : NL_BIPER_SIN;
+        nl_biper_packed *p = NULL, *q = NULL;
+        nl_status s = nl_biper_predict(&m, &cfg, x, N, pf);
+        if (!s) s = nl_biper_export(&m, &cfg, &p);
+        if (!s) s = nl_biper_packed_predict(p, x, N, pp);
+        if (!s) s = nl_biper_packed_save(p, "test_biper_packed.bnn");
+        if (!s) s = nl_biper_packed_load("test_biper_packed.bnn", &q);
+        if (!s) s = nl_biper_packed_predict(q, x, N, pl);
+        CHECK(!s, "export / save / load / predict (%s): %s", method ? "ste" : "biper", nl_last_error());
+        int same = 0, same_l = 0, classes = 0, seen[10] = {0};
+        for (int i = 0; !s && i < N; i++) same += pf[i] == pp[i], same_l += pp[i] == pl[i], seen[pf[i]] = 1;
+        for (int k = 0; k < 10; k++) classes += seen[k];
+        CHECK(same == N && same_l == N && classes >= 3, "%s: packed = float on %d of %d, loaded = exported on %d, %d classes predicted",
+              method ? "ste" : "biper", same, N, same_l, classes);
+        nl_biper_packed_free(p), nl_biper_packed_free(q);
+    }
+    /* refusals */
+    nl_biper_packed *q = NULL;
+    CHECK(!nl_safetensors_save("test_biper_float.safetensors", &m.ps, NULL), "save float: %s", nl_last_error());
+    nl_status s = nl_biper_packed_load("test_biper_float.safetensors", &q);
+    CHECK(s == NL_EFORMAT && !q && strstr(nl_last_error(), "safetensors"), "float checkpoint to the packed loader: status %d, '%s'", s, nl_last_error());
+    /* the biper layer's version, then its channel count, changed in a valid bnn file */
+    for (int k = 0; k < 2; k++) {
+        nl_bnn_model bm;
+        nl_bnn_model_init(&bm);
+        s = nl_bnn_model_load(&bm, "test_biper_packed.bnn");
+        CHECK(!s && bm.n_layers == 12, "bnn load: %s", nl_last_error());
+        if (s) break;
+        ((int32_t *)bm.layers[0].data)[k ? 2 : 0] += 1;
+        s = nl_bnn_model_save(&bm, "test_biper_bad.bnn");
+        nl_bnn_model_free(&bm);
+        q = NULL;
+        s = s ? s : nl_biper_packed_load("test_biper_bad.bnn", &q);
+        CHECK(!q && (k ? s == NL_ESHAPE : s == NL_EFORMAT && strstr(nl_last_error(), "version")), "%s: status %d, '%s'",
+              k ? "wrong shape" : "wrong biper version", s, nl_last_error());
+        nl_biper_packed_free(q);
+    }
+    /* the bnn file version (bytes 8-11) */
+    FILE *f = fopen("test_biper_packed.bnn", "r+b");
+    if (f) {
+        uint32_t v = 99;
+        fseek(f, 8, SEEK_SET), fwrite(&v, 4, 1, f), fclose(f);
+    }
+    q = NULL;
+    s = nl_biper_packed_load("test_biper_packed.bnn", &q);
+    CHECK(f && !q && s == NL_EFORMAT && strstr(nl_last_error(), "version"), "wrong file version: status %d, '%s'", s, nl_last_error());
+    remove("test_biper_packed.bnn"), remove("test_biper_bad.bnn"), remove("test_biper_float.safetensors");
+    free(x);
+    nl_biper_net_free(&m);
+}
+
 int main(void) {
     test_weight_values();
     test_weight_fd();
     test_act();
     test_qe();
+    test_packed();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }
