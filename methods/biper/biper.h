@@ -110,6 +110,8 @@ nl_status nl_biper_export(nl_biper_net *m, const nl_biper_config *cfg, nl_biper_
 nl_status nl_biper_packed_save(const nl_biper_packed *p, const char *path);
 nl_status nl_biper_packed_load(const char *path, nl_biper_packed **out);
 void nl_biper_packed_free(nl_biper_packed *p);
+/* The channels (c1, c) the packed network declares. */
+void nl_biper_packed_channels(const nl_biper_packed *p, int *c1, int *c);
 nl_status nl_biper_packed_predict(const nl_biper_packed *p, const float *x, int64_t n, int32_t *pred);
 
 /* ---- registration ---- */

@@ -1,6 +1,7 @@
 /* nnlab biper — train a BiPer (or sign+STE) binary CNN on Fashion-MNIST, export it to a bit-packed model, and run
  * packed inference (with --bench: images/s of the packed network against the float network in nnlab). */
 #include "biper/biper.h"
+#include "bnn/bnn.h"
 #include "nnlab/cli.h"
 #include "nnlab/safetensors.h"
 #include <stdio.h>
@@ -20,7 +21,7 @@ static void help_biper(FILE *f) {
             "\n"
             "  --method NAME      biper (default) or ste (sign + straight-through weights)\n"
             "  --omega X          frequency (default 20)\n"
-            "  --channels C1,C    float first conv and binary conv channels (default 16,32)\n"
+            "  --channels C1,C    float first conv and binary conv channels (default 16,32; infer: the packed file's)\n"
             "  --epochs E1,E2     epochs of stage 1 and stage 2 (default 1,1)\n"
             "  --batch B          default 64\n"
             "  --lr X1,X2         SGD learning rates per stage (default 0.021,0.0037)\n"
@@ -28,14 +29,15 @@ static void help_biper(FILE *f) {
             "  --test-limit N     first N test images (default all)\n"
             "  --seed N           default 1\n"
             "  --threads T        threads (default NL_NUM_THREADS or all cores)\n"
+            "  --bnn-path NAME    lib/bnn kernel path: auto (default), portable, avx2, avx512 (where the CPU has it)\n"
             "  --quiet            no per-epoch progress\n");
 }
 
 typedef struct cli_args {
-    const char *method, *channels, *epochs, *lrs, *save, *exp, *model, *out, *packed;
+    const char *method, *channels, *epochs, *lrs, *save, *exp, *model, *out, *packed, *path;
     double omega;
     int64_t batch, limit, test_limit, seed, threads;
-    int quiet, bench;
+    int quiet, bench, ch_seen;
 } cli_args;
 
 static int parse(const char *cmd, int argc, char **argv, cli_args *a, nl_biper_config *cfg) {
@@ -59,6 +61,7 @@ static int parse(const char *cmd, int argc, char **argv, cli_args *a, nl_biper_c
         {"--out", NL_OPT_STR, &a->out, 0, 0, 0, 0, "PATH"},
         {"--packed", NL_OPT_STR, &a->packed, 0, 0, 0, 0, "PATH"},
         {"--bench", NL_OPT_FLAG, &a->bench, 0, 0, 0, 0, NULL},
+        {"--bnn-path", NL_OPT_STR, &a->path, 0, 0, 0, 0, "NAME"},
         {"--quiet", NL_OPT_FLAG, &a->quiet, 0, 0, 0, 0, NULL},
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
@@ -89,6 +92,14 @@ static int parse(const char *cmd, int argc, char **argv, cli_args *a, nl_biper_c
     cfg->omega = a->omega, cfg->batch = a->batch, cfg->limit = a->limit, cfg->test_limit = a->test_limit;
     cfg->seed = (uint64_t)a->seed, cfg->verbose = !a->quiet;
     nl_cli_threads(a->threads, nl_cli_seen(opts, N_OPTS, "--threads"));
+    a->ch_seen = nl_cli_seen(opts, N_OPTS, "--channels");
+    if (a->path) {
+        nl_bnn_path bp = NL_BNN_AUTO;
+        for (int k = NL_BNN_AUTO; k <= NL_BNN_AVX512; k++)
+            if (!strcmp(a->path, nl_bnn_path_name((nl_bnn_path)k)) || (k == NL_BNN_AVX512 && !strcmp(a->path, "avx512"))) bp = (nl_bnn_path)k;
+        if (bp == NL_BNN_AUTO && strcmp(a->path, "auto")) return nl_cli_usage_error(cmd, "--bnn-path: '%s' (auto, portable, avx2, avx512)", a->path);
+        if (nl_bnn_set_path(bp)) return nl_cli_usage_error(cmd, "--bnn-path: %s", nl_last_error());
+    }
     return 0;
 }
 
@@ -162,6 +173,7 @@ static int cmd_infer(int argc, char **argv) {
     nl_biper_packed *p = NULL;
     nl_status s = nl_biper_packed_load(a.packed, &p);
     if (s) return fail("infer");
+    if (!a.ch_seen) nl_biper_packed_channels(p, &cfg.c1, &cfg.c); /* the float network's channels: the file's unless given */
     nl_dataset tr, te;
     if ((s = nl_biper_data(0, cfg.test_limit, &tr, &te))) {
         nl_biper_packed_free(p);
@@ -201,7 +213,8 @@ static int cmd_infer(int argc, char **argv) {
                 best_f = nl_time() - t0 < best_f ? nl_time() - t0 : best_f;
             }
         }
-        if (!s) printf("bench (best of 3, %d threads): packed %.0f images/s%s", nl_get_num_threads(), te.n / best_p, have_m ? "" : "\n");
+        if (!s) printf("bench (best of 3, %d threads, bnn path %s): packed %.0f images/s%s", nl_get_num_threads(),
+                       nl_bnn_path_name(nl_bnn_get_path()), te.n / best_p, have_m ? "" : "\n");
         if (!s && have_m) printf(", float %.0f images/s, ratio %.2fx\n", te.n / best_f, best_f / best_p);
     }
     free(pp), free(pf);

@@ -192,6 +192,8 @@ void nl_biper_packed_free(nl_biper_packed *p) {
     free(p);
 }
 
+void nl_biper_packed_channels(const nl_biper_packed *p, int *c1, int *c) { *c1 = p->c1, *c = p->c; }
+
 /* thresholds of layer index li as an nl_bnn_thresh view */
 static nl_bnn_thresh thresh_view(const nl_biper_packed *p, int li, int32_t *t, uint8_t *flip) {
     const int32_t *rows = p->bm.layers[li].data;
