@@ -69,8 +69,8 @@ static void test_gemm(void) {
 }
 
 /* large enough for the blocked, threaded driver (several column chunks, many row blocks), and gemm_ex strides */
-static void test_gemm_large(void) {
-    const int64_t M = 71, N = 3001, K = 1100, kw = nl_bnn_words(K);
+static void gemm_large(int64_t M, int64_t N, int64_t K) {
+    const int64_t kw = nl_bnn_words(K);
     float *a = rnd_vec(M * K), *b = rnd_vec(N * K);
     nl_bnn_mat A, B;
     NLT_OK(nl_bnn_mat_pack(&A, a, M, K));
@@ -87,10 +87,11 @@ static void test_gemm_large(void) {
         NLT_CHECK(!memcmp(c, ref, (size_t)(M * N) * 4), "large gemm, path %s", nl_bnn_path_name(PATHS[p]));
         /* a 20 x 30 sub-block through the strided form, C with a wider row stride */
         int32_t cs[20 * 40];
-        NLT_OK(nl_bnn_gemm_ex(A.bits + 5 * kw, kw, B.bits + 100 * kw, kw, 20, 30, kw, K, cs, 40));
+        const int64_t jo = N >= 130 ? 100 : 3; /* needs M >= 25, N >= 33 */
+        NLT_OK(nl_bnn_gemm_ex(A.bits + 5 * kw, kw, B.bits + jo * kw, kw, 20, 30, kw, K, cs, 40));
         int bad = 0;
         for (int i = 0; i < 20; i++)
-            for (int j = 0; j < 30; j++) bad += cs[i * 40 + j] != ref[(5 + i) * N + 100 + j];
+            for (int j = 0; j < 30; j++) bad += cs[i * 40 + j] != ref[(5 + i) * N + jo + j];
         NLT_CHECK(!bad, "gemm_ex strides, path %s: %d differ", nl_bnn_path_name(PATHS[p]), bad);
     }
     NLT_OK(nl_bnn_set_path(NL_BNN_AUTO));
@@ -102,6 +103,36 @@ static void test_gemm_large(void) {
     NLT_CHECK(nl_bnn_gemm_mat(&A, &C1, c) == NL_ESHAPE, "k mismatch");
     nl_bnn_mat_free(&C1), nl_bnn_mat_free(&A), nl_bnn_mat_free(&B);
     free(a), free(b), free(ref), free(c);
+}
+/* every bit different (all +1 against all -1): the largest counts, so a byte counter that overflows shows */
+static void gemm_extreme(void) {
+    const int64_t M = 5, N = 7, K = 8200;
+    float *a = malloc((size_t)(M * K) * 4), *b = malloc((size_t)(N * K) * 4);
+    for (int64_t i = 0; i < M * K; i++) a[i] = 1.0f;
+    for (int64_t i = 0; i < N * K; i++) b[i] = -1.0f;
+    nl_bnn_mat A, B, A2;
+    NLT_OK(nl_bnn_mat_pack(&A, a, M, K));
+    NLT_OK(nl_bnn_mat_pack(&B, b, N, K));
+    NLT_OK(nl_bnn_mat_pack(&A2, b, M, K));
+    int32_t c[5 * 7];
+    for (int p = 0; p < 3; p++) {
+        if (!nl_bnn_path_supported(PATHS[p])) continue;
+        NLT_OK(nl_bnn_set_path(PATHS[p]));
+        NLT_OK(nl_bnn_gemm_mat(&A, &B, c));
+        int bad = 0;
+        for (int i = 0; i < M * N; i++) bad += c[i] != -K;
+        NLT_OK(nl_bnn_gemm_mat(&A2, &B, c));
+        for (int i = 0; i < M * N; i++) bad += c[i] != K;
+        NLT_CHECK(!bad, "all-different / all-equal rows, path %s: %d wrong", nl_bnn_path_name(PATHS[p]), bad);
+    }
+    NLT_OK(nl_bnn_set_path(NL_BNN_AUTO));
+    nl_bnn_mat_free(&A), nl_bnn_mat_free(&B), nl_bnn_mat_free(&A2);
+    free(a), free(b);
+}
+static void test_gemm_large(void) {
+    gemm_extreme();
+    gemm_large(71, 3001, 1100); /* several column chunks, row blocks over threads */
+    gemm_large(37, 41, 8200);   /* 129 words: the AVX2 byte counters are flushed mid-row (31 vectors), one scalar word */
 }
 
 static void test_pack(void) {
