@@ -52,8 +52,12 @@ nl_status nl_bnn_conv2d(const nl_bnn_conv_geom *g, const uint64_t *x, const uint
             for (int64_t b = 0; b < g->kw; b++) {
                 const int64_t xx = ox * g->sw - g->pw + b;
                 uint64_t *d = dst + (a * g->kw + b) * cw;
-                if (y < 0 || y >= g->h || xx < 0 || xx >= g->w) memset(d, 0, (size_t)cw * 8);
-                else memcpy(d, x + ((i * g->h + y) * g->w + xx) * cw, (size_t)cw * 8);
+                if (y < 0 || y >= g->h || xx < 0 || xx >= g->w)
+                    for (int64_t q = 0; q < cw; q++) d[q] = 0;
+                else {
+                    const uint64_t *src = x + ((i * g->h + y) * g->w + xx) * cw; /* cw is 1-4 words: no memcpy call */
+                    for (int64_t q = 0; q < cw; q++) d[q] = src[q];
+                }
             }
         }
     }
