@@ -134,10 +134,11 @@ int main(int argc, char **argv) {
             float *xf = nlb_alloc_f32(100 * 14 * 14 * c, 4), *wf = nlb_alloc_f32(c * 9 * c, 5);
             NLB_CHECK(nl_bnn_pack_rows(xf, 100 * 14 * 14, c, x) == NL_OK && nl_bnn_pack_rows(wf, 9 * c, c, w) == NL_OK);
             j.x = x, j.w = w, j.out = malloc((size_t)(100 * 14 * 14 * c) * 4);
-            const double tc = nlb_median_time(run_conv, &j, 1, 9);
+            double tc, cc;
+            time_both(run_conv, &j, 9, 1, &tc, &cc);
             const double flop = 2.0 * 100 * 14 * 14 * (double)c * 9 * c;
-            printf("threads %d: nl_bnn_conv2d [100, 14, 14, %d] -> %d channels, 3x3, pad 1 (%s): %.3f ms, %.0f GOP/s equivalent\n", ts[t], c, c,
-                   nl_bnn_path_name(nl_bnn_get_path()), 1e3 * tc, flop / tc * 1e-9);
+            printf("threads %d: nl_bnn_conv2d [100, 14, 14, %d] -> %d channels, 3x3, pad 1 (%s): %.3f ms wall, %.3f ms CPU, %.0f GOP/s "
+                   "equivalent (wall)\n", ts[t], c, c, nl_bnn_path_name(nl_bnn_get_path()), 1e3 * tc, 1e3 * cc, flop / tc * 1e-9);
             free(x), free(w), free(xf), free(wf), free(j.out);
         }
     }
