@@ -184,25 +184,20 @@ static void block_portable(const uint64_t *A, int64_t lda, const uint64_t *B, in
 #define NL_AVX2 __attribute__((target("avx2,popcnt")))
 #define AVX2_CHUNK 31 /* vectors per byte-counter run: 31 * 8 = 248 <= 255 */
 
-/* rows [rows, ld] words -> planes [rows, nv, 2] vectors (lo, hi) of the first 4 nv words */
-NL_AVX2 static void avx2_split(const uint64_t *src, int64_t ld, int64_t rows, int64_t words, int64_t nv, __m256i *dst) {
+/* row r of src [rows, ld] words -> its planes dst [nv, 2] vectors (lo, hi) of the first `words` words (a partial last
+ * vector is zero-padded) */
+NL_AVX2 static void avx2_split_row(const uint64_t *src, int64_t words, int64_t nv, __m256i *dst) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const int64_t tail = words - 4 * (nv - 1); /* words in the last vector (1..4 when padded, else 4) */
     const __m256i tmask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(tail), _mm256_setr_epi64x(0, 1, 2, 3));
-#pragma omp parallel for schedule(static) if (rows * nv > (1 << 14))
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t v = 0; v < nv; v++) {
-            const __m256i x = v < nv - 1 || tail >= 4 ? _mm256_loadu_si256((const __m256i *)(src + r * ld + 4 * v))
-                                                      : _mm256_maskload_epi64((const long long *)(src + r * ld + 4 * v), tmask);
-            _mm256_store_si256(dst + (r * nv + v) * 2, _mm256_and_si256(x, m4));
-            _mm256_store_si256(dst + (r * nv + v) * 2 + 1, _mm256_and_si256(_mm256_srli_epi16(x, 4), m4));
-        }
+    for (int64_t v = 0; v < nv; v++) {
+        const __m256i x = v < nv - 1 || tail >= 4 ? _mm256_loadu_si256((const __m256i *)(src + 4 * v))
+                                                  : _mm256_maskload_epi64((const long long *)(src + 4 * v), tmask);
+        _mm256_store_si256(dst + v * 2, _mm256_and_si256(x, m4));
+        _mm256_store_si256(dst + v * 2 + 1, _mm256_and_si256(_mm256_srli_epi16(x, 4), m4));
+    }
 }
 
-NL_AVX2 static inline __m256i avx2_cnt(__m256i acc, const __m256i *a, const __m256i *b, __m256i lut) {
-    return _mm256_add_epi8(acc, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(a[0], b[0])),
-                                                _mm256_shuffle_epi8(lut, _mm256_xor_si256(a[1], b[1]))));
-}
 NL_AVX2 static inline int64_t avx2_hsum(__m256i v) {
     const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
@@ -222,8 +217,8 @@ NL_AVX2 static inline void avx2_store4(int32_t *c, __m256i p, const int64_t *r, 
 }
 typedef struct gemm_args {
     const uint64_t *A, *B;
-    int64_t lda, ldb, words, K, nv;
-    const void *As, *Bs; /* AVX2: nibble planes [M, nv, 2] and [N, nv, 2] of __m256i */
+    int64_t lda, ldb, words, K, nv, wsplit;
+    const void *As, *Bs; /* AVX2: nibble planes [M, nv, 2] and [N, nv, 2] of __m256i (of the first wsplit words) */
 } gemm_args;
 
 /* One MR x NR tile of C at (i, j) (C points at the tile). MR, NR are constants at every call (always inlined), so
@@ -317,7 +312,7 @@ NL_AVX2 static void block_avx2(const gemm_args *g, int64_t i0, int64_t m, int64_
 #else
 typedef struct gemm_args {
     const uint64_t *A, *B;
-    int64_t lda, ldb, words, K, nv;
+    int64_t lda, ldb, words, K, nv, wsplit;
     const void *As, *Bs;
 } gemm_args;
 #endif
@@ -394,7 +389,7 @@ nl_status nl_bnn_gemm_ex(const uint64_t *A, int64_t lda, const uint64_t *B, int6
     if (lda < words || ldb < words || ldc < N)
         return nl_set_error(NL_EINVAL, "bnn gemm: strides lda %lld, ldb %lld (need >= %lld), ldc %lld (need >= %lld)",
                             (long long)lda, (long long)ldb, (long long)words, (long long)ldc, (long long)N);
-    gemm_args g = {A, B, lda, ldb, words, K, 0, NULL, NULL};
+    gemm_args g = {A, B, lda, ldb, words, K, 0, 0, NULL, NULL};
     block_fn fn = blk_portable;
     void *planes = NULL;
     int64_t split_bytes = 0; /* bytes of packed operand the B chunk holds per row (L2 blocking below) */
@@ -410,9 +405,7 @@ nl_status nl_bnn_gemm_ex(const uint64_t *A, int64_t lda, const uint64_t *B, int6
             planes = aligned_alloc(32, (size_t)((M + N) * g.nv * 64));
             if (!planes) return nl_set_error(NL_ENOMEM, "bnn gemm: nibble planes for %lld + %lld rows: out of memory", (long long)M, (long long)N);
             __m256i *pa = planes, *pb = pa + M * g.nv * 2;
-            avx2_split(A, lda, M, wsplit, g.nv, pa);
-            avx2_split(B, ldb, N, wsplit, g.nv, pb);
-            g.As = pa, g.Bs = pb;
+            g.As = pa, g.Bs = pb, g.wsplit = wsplit; /* filled inside the parallel region below */
             split_bytes = g.nv * 64 - g.nv * 32;
         }
         fn = g.nv ? block_avx2 : blk_portable;
@@ -428,12 +421,28 @@ nl_status nl_bnn_gemm_ex(const uint64_t *A, int64_t lda, const uint64_t *B, int6
     nc = nc < 16 ? 16 : nc / 16 * 16;
     const int64_t MB = 16, nblk = (M + MB - 1) / MB;
     const int par = nblk > 1 && (double)M * N * (words + 1) > 2e5;
-    for (int64_t jc = 0; jc < N; jc += nc) {
-        const int64_t nb = N - jc < nc ? N - jc : nc;
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t ib = 0; ib < nblk; ib++) {
-            const int64_t i0 = ib * MB, mb = M - i0 < MB ? M - i0 : MB;
-            fn(&g, i0, mb, jc, nb, C + i0 * ldc + jc, ldc);
+    /* one parallel region (a busy machine takes a scheduler slice from a thread at every extra barrier): the planes,
+     * one barrier, then the column chunks without barriers (they write disjoint columns of C). Dynamic schedules, so
+     * that a thread that lost its core does not hold back a static share of the work. The results do not depend on
+     * the schedule (each C entry is computed by one thread in a fixed order). */
+#pragma omp parallel if (par)
+    {
+#if defined(__x86_64__)
+        if (planes) {
+#pragma omp for schedule(dynamic, 64)
+            for (int64_t r = 0; r < M + N; r++) {
+                if (r < M) avx2_split_row(A + r * lda, g.wsplit, g.nv, (__m256i *)g.As + r * g.nv * 2);
+                else avx2_split_row(B + (r - M) * ldb, g.wsplit, g.nv, (__m256i *)g.Bs + (r - M) * g.nv * 2);
+            }
+        }
+#endif
+        for (int64_t jc = 0; jc < N; jc += nc) {
+            const int64_t nb = N - jc < nc ? N - jc : nc;
+#pragma omp for schedule(dynamic, 1) nowait
+            for (int64_t ib = 0; ib < nblk; ib++) {
+                const int64_t i0 = ib * MB, mb = M - i0 < MB ? M - i0 : MB;
+                fn(&g, i0, mb, jc, nb, C + i0 * ldc + jc, ldc);
+            }
         }
     }
     free(planes);
