@@ -1,7 +1,7 @@
 /* lib/bnn: the binary GEMM bit-exact against cblas_sgemm over +-1 values for K in {1, 63, 64, 65, 127, 128, 200, 511,
  * 1000} and odd M, N, on every kernel path the CPU supports (the others are skipped with a note); the convolution
- * against a float convolution over +-1 values written here (padding 0 / 1, strides 1 / 2, odd sizes, channels
- * around multiples of 64); threshold folding against the float callback at every s (negative factor, constant
+ * against a float convolution over +-1 values written here (padding 0 / 1 / 2, strides 1 / 2, odd sizes, channels
+ * multiples of 64 (whole-word taps) and not (taps' bits concatenated)); threshold folding against the float callback at every s (negative factor, constant
  * channels, a non-monotone f refused); the fused threshold op; max-pooling on bits against sign(max-pool of the
  * floats); the model file round trip and each bad file (magic, float checkpoint, version, truncated, extended,
  * checksum, shape via model_expect, bit tails). */
@@ -171,6 +171,7 @@ static void test_conv(void) {
         {2, 7, 9, 3, 5, 3, 3, 1, 1, 1, 1},   {1, 9, 7, 64, 3, 3, 3, 2, 2, 1, 1},  {2, 5, 5, 65, 7, 3, 3, 1, 1, 0, 0},
         {1, 11, 6, 70, 4, 3, 3, 2, 1, 1, 0}, {1, 6, 6, 130, 9, 3, 3, 2, 2, 0, 0}, {3, 5, 7, 1, 2, 3, 3, 1, 2, 1, 1},
         {1, 7, 7, 33, 6, 1, 1, 2, 2, 0, 0},  {1, 8, 9, 20, 5, 3, 2, 1, 1, 1, 1},  {1, 9, 9, 128, 17, 5, 5, 1, 1, 2, 2},
+        {2, 9, 9, 16, 8, 3, 3, 1, 1, 1, 1},  {1, 7, 7, 8, 16, 3, 3, 1, 1, 1, 1},  {1, 6, 5, 100, 3, 3, 3, 2, 1, 1, 1},
     };
     for (int p = 0; p < 3; p++) {
         if (!nl_bnn_path_supported(PATHS[p])) continue;
