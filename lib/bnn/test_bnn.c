@@ -1,10 +1,10 @@
 /* lib/bnn: the binary GEMM bit-exact against cblas_sgemm over +-1 values for K in {1, 63, 64, 65, 127, 128, 200, 511,
- * 1000} and odd M, N, on every kernel path the CPU supports (the others are skipped with a note); the convolution
- * against a float convolution over +-1 values written here (padding 0 / 1 / 2, strides 1 / 2, odd sizes, channels
- * multiples of 64 (whole-word taps) and not (taps' bits concatenated)); threshold folding against the float callback at every s (negative factor, constant
- * channels, a non-monotone f refused); the fused threshold op; max-pooling on bits against sign(max-pool of the
- * floats); the model file round trip and each bad file (magic, float checkpoint, version, truncated, extended,
- * checksum, shape via model_expect, bit tails). */
+ * 1000} (and 385, 545, 600) and odd M, N, on every kernel path the CPU supports (the others are skipped with a note);
+ * the convolution against a float convolution over +-1 values written here (padding 0 / 1 / 2, strides 1 / 2, odd
+ * sizes, channels that are multiples of 64 (whole-word taps) and not (taps' bits concatenated)); threshold folding
+ * against the float callback at every s (negative factor, constant channels, a non-monotone f refused); the fused
+ * threshold op; max-pooling on bits against sign(max-pool of the floats); the model file round trip and each bad file
+ * (magic, float checkpoint, version, truncated, extended, checksum, shape via model_expect, bit tails). */
 #include "nltest.h"
 #include "bnn/bnn.h"
 #include "nnlab/safetensors.h"
