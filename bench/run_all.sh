@@ -6,7 +6,7 @@
 #
 # Order: sgemm_peak first (its PEAK_T<T> values are exported as NLB_SGEMM_PEAK_T<T>, so every later bench
 # divides by the same measured peak), then matmul_overhead, norm_softmax, mlp_vs_torch, gcn_vs_torch, noprop_vs_torch, then any
-# other bench_* executable (e.g. bench_ntk_bench) with no arguments.
+# other bench_* executable (e.g. bench_ntk_bench, bench_bnn_gemm) with no arguments.
 # Env:
 #   BUILD_DIR      build directory (default <repo>/build-bench)
 #   NLB_THREADS    thread counts, comma-separated (default 1,2); each bench sets OpenMP + OpenBLAS itself and
@@ -102,5 +102,7 @@ done
   awk '/^summary \(GCN epoch/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
   echo "NoProp-DT vs backprop epoch, nnlab vs PyTorch (noprop_vs_torch):"
   awk '/^summary NoProp/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
+  echo "binary GEMM (lib/bnn) vs cblas_sgemm, time ratio per SIMD path and shape (bnn_gemm):"
+  grep -E '^BNN_(RATIO|BEST) ' "$OUT" | sed 's/^/  /' || true
 } | tee -a "$OUT"
 echo "full log: $OUT"

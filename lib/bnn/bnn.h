@@ -92,8 +92,9 @@ typedef struct nl_bnn_conv_geom {
 } nl_bnn_conv_geom;
 /* Output size; NL_EINVAL / NL_ESHAPE (with the numbers) for an impossible geometry. */
 nl_status nl_bnn_conv_out(const nl_bnn_conv_geom *g, int64_t *oh, int64_t *ow);
-/* x bits [n, h, w, cw], wt bits [oc, kh, kw, cw] -> out [n, oh, ow, oc]. Packs the patches (im2col on bits, padded
- * taps as zero words) and runs nl_bnn_gemm_ex, then adds back what a zero word contributed at each padded tap. */
+/* x bits [n, h, w, cw], wt bits [oc, kh, kw, cw] -> out [n, oh, ow, oc]. Packs the patches (im2col on bits: whole
+ * words per tap when c % 64 == 0, else the taps' c bits concatenated so that K = kh kw c takes ceil(K / 64) words;
+ * padded taps as zero bits) and runs nl_bnn_gemm_ex, then removes what the zero bits contributed at each padded tap. */
 nl_status nl_bnn_conv2d(const nl_bnn_conv_geom *g, const uint64_t *x, const uint64_t *wt, int32_t *out);
 
 /* ======================================= thresholds ======================================= */

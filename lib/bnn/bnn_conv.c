@@ -24,18 +24,34 @@ nl_status nl_bnn_conv_out(const nl_bnn_conv_geom *g, int64_t *oh, int64_t *ow) {
     return NL_OK;
 }
 
+/* OR the c values of src (cw words, zero tail) into dst at bit offset off (dst zeroed beforehand) */
+static inline void bits_append(uint64_t *dst, int64_t off, const uint64_t *src, int64_t c) {
+    for (int64_t q = 0; q * 64 < c; q++) {
+        const uint64_t v = src[q];
+        const int64_t p = off + 64 * q, n = c - 64 * q < 64 ? c - 64 * q : 64, sh = p % 64;
+        dst[p / 64] |= v << sh;
+        if (sh && sh + n > 64) dst[p / 64 + 1] |= v >> (64 - sh);
+    }
+}
+
 nl_status nl_bnn_conv2d(const nl_bnn_conv_geom *g, const uint64_t *x, const uint64_t *wt, int32_t *out) {
     int64_t oh, ow;
     nl_status st = nl_bnn_conv_out(g, &oh, &ow);
     if (st != NL_OK) return st;
     if (!g->n) return NL_OK;
     if (!x || !wt || !out) return nl_set_error(NL_EINVAL, "bnn conv: NULL buffer");
-    const int64_t cw = nl_bnn_words(g->c), taps = g->kh * g->kw, rw = taps * cw; /* words per patch row */
-    const int64_t P = g->n * oh * ow;                                          /* patch rows */
-    uint64_t *patch = malloc((size_t)(P * rw) * 8);                            /* [P, taps, cw] */
+    const int64_t cw = nl_bnn_words(g->c), taps = g->kh * g->kw, K = taps * g->c;
+    /* Patch rows: when c is a multiple of 64 each tap is cw whole words, copied as they are; otherwise the taps' c bits
+     * are concatenated (tap t at bit t c) so that no word is mostly tail: c = 16 gives 3 words per 3x3 patch, not 9.
+     * The weights are then repacked the same way once per call. */
+    const int dense = g->c % 64 != 0;
+    const int64_t rw = dense ? nl_bnn_words(K) : taps * cw; /* words per patch row */
+    const int64_t P = g->n * oh * ow;                        /* patch rows */
+    uint64_t *patch = malloc((size_t)(P * rw) * 8);          /* [P, rw] */
     int32_t *wz = malloc((size_t)(g->oc * taps) * 4); /* [oc, taps]: what a zero (padded) tap adds: c - 2 popcount(w_tap) */
-    if (!patch || !wz) {
-        free(patch), free(wz);
+    uint64_t *wd = dense ? calloc((size_t)(g->oc * rw), 8) : NULL; /* [oc, rw] concatenated weights */
+    if (!patch || !wz || (dense && !wd)) {
+        free(patch), free(wz), free(wd);
         return nl_set_error(NL_ENOMEM, "bnn conv: %lld patch rows of %lld words: out of memory", (long long)P, (long long)rw);
     }
     for (int64_t o = 0; o < g->oc * taps; o++) {
@@ -43,23 +59,33 @@ nl_status nl_bnn_conv2d(const nl_bnn_conv_geom *g, const uint64_t *x, const uint
         for (int64_t q = 0; q < cw; q++) p += __builtin_popcountll(wt[o * cw + q]);
         wz[o] = (int32_t)(g->c - 2 * p);
     }
+    if (dense)
+        for (int64_t o = 0; o < g->oc; o++)
+            for (int64_t t = 0; t < taps; t++) bits_append(wd + o * rw, t * g->c, wt + (o * taps + t) * cw, g->c);
 #pragma omp parallel for schedule(static) if (P * rw > (1 << 16))
     for (int64_t r = 0; r < P; r++) {
         const int64_t i = r / (oh * ow), oy = r / ow % oh, ox = r % ow;
         uint64_t *dst = patch + r * rw;
+        if (dense)
+            for (int64_t q = 0; q < rw; q++) dst[q] = 0;
         for (int64_t a = 0; a < g->kh; a++) {
             const int64_t y = oy * g->sh - g->ph + a;
             for (int64_t b = 0; b < g->kw; b++) {
-                const int64_t xx = ox * g->sw - g->pw + b;
-                uint64_t *d = dst + (a * g->kw + b) * cw;
-                if (y < 0 || y >= g->h || xx < 0 || xx >= g->w) memset(d, 0, (size_t)cw * 8);
-                else memcpy(d, x + ((i * g->h + y) * g->w + xx) * cw, (size_t)cw * 8);
+                const int64_t xx = ox * g->sw - g->pw + b, t = a * g->kw + b;
+                const int valid = y >= 0 && y < g->h && xx >= 0 && xx < g->w;
+                const uint64_t *src = valid ? x + ((i * g->h + y) * g->w + xx) * cw : NULL;
+                if (dense) {
+                    if (valid) bits_append(dst, t * g->c, src, g->c);
+                } else {
+                    uint64_t *d = dst + t * cw; /* cw is 1-4 words: no memcpy call */
+                    for (int64_t q = 0; q < cw; q++) d[q] = valid ? src[q] : 0;
+                }
             }
         }
     }
-    st = nl_bnn_gemm_ex(patch, rw, wt, rw, P, g->oc, rw, taps * g->c, out, g->oc);
+    st = nl_bnn_gemm_ex(patch, rw, dense ? wd : wt, rw, P, g->oc, rw, K, out, g->oc);
     if (st == NL_OK && (g->ph || g->pw)) {
-        /* border outputs: remove the zero words' contribution at each padded tap (the tap must add 0) */
+        /* border outputs: remove the zero bits' contribution at each padded tap (the tap must add 0) */
 #pragma omp parallel for schedule(static) if (P * g->oc > (1 << 16))
         for (int64_t r = 0; r < P; r++) {
             const int64_t oy = r / ow % oh, ox = r % ow;
@@ -75,7 +101,7 @@ nl_status nl_bnn_conv2d(const nl_bnn_conv_geom *g, const uint64_t *x, const uint
                 }
         }
     }
-    free(patch), free(wz);
+    free(patch), free(wz), free(wd);
     return st;
 }
 

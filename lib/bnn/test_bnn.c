@@ -1,10 +1,10 @@
 /* lib/bnn: the binary GEMM bit-exact against cblas_sgemm over +-1 values for K in {1, 63, 64, 65, 127, 128, 200, 511,
- * 1000} and odd M, N, on every kernel path the CPU supports (the others are skipped with a note); the convolution
- * against a float convolution over +-1 values written here (padding 0 / 1, strides 1 / 2, odd sizes, channels
- * around multiples of 64); threshold folding against the float callback at every s (negative factor, constant
- * channels, a non-monotone f refused); the fused threshold op; max-pooling on bits against sign(max-pool of the
- * floats); the model file round trip and each bad file (magic, float checkpoint, version, truncated, extended,
- * checksum, shape via model_expect, bit tails). */
+ * 1000} (and 385, 545, 600) and odd M, N, on every kernel path the CPU supports (the others are skipped with a note);
+ * the convolution against a float convolution over +-1 values written here (padding 0 / 1 / 2, strides 1 / 2, odd
+ * sizes, channels that are multiples of 64 (whole-word taps) and not (taps' bits concatenated)); threshold folding
+ * against the float callback at every s (negative factor, constant channels, a non-monotone f refused); the fused
+ * threshold op; max-pooling on bits against sign(max-pool of the floats); the model file round trip and each bad file
+ * (magic, float checkpoint, version, truncated, extended, checksum, shape via model_expect, bit tails). */
 #include "nltest.h"
 #include "bnn/bnn.h"
 #include "nnlab/safetensors.h"
@@ -31,7 +31,9 @@ static const nl_bnn_path PATHS[] = {NL_BNN_PORTABLE, NL_BNN_AVX2, NL_BNN_AVX512}
 
 /* ---------------- GEMM ---------------- */
 static void test_gemm(void) {
-    static const int64_t Ks[] = {1, 63, 64, 65, 127, 128, 200, 511, 1000};
+    /* the issue's lengths, plus 385 / 545 / 600 (7 / 9 / 10 words: the AVX2 kernel's padded 3-word, scalar 1-word and
+     * padded 2-word tails; it takes rows of 6 words and more) */
+    static const int64_t Ks[] = {1, 63, 64, 65, 127, 128, 200, 511, 1000, 385, 545, 600};
     static const int64_t MN[][2] = {{1, 1}, {3, 5}, {17, 13}, {33, 7}, {5, 37}};
     for (int p = 0; p < 3; p++) {
         if (!nl_bnn_path_supported(PATHS[p])) {
@@ -62,15 +64,15 @@ static void test_gemm(void) {
                 nl_bnn_mat_free(&A), nl_bnn_mat_free(&B);
                 free(a), free(b), free(cf), free(c);
             }
-        NLT_CHECK(checked == 45, "cases %d", checked);
+        NLT_CHECK(checked == 60, "cases %d", checked);
     }
     NLT_OK(nl_bnn_set_path(NL_BNN_AUTO));
     printf("  auto path: %s\n", nl_bnn_path_name(nl_bnn_get_path()));
 }
 
 /* large enough for the blocked, threaded driver (several column chunks, many row blocks), and gemm_ex strides */
-static void test_gemm_large(void) {
-    const int64_t M = 71, N = 3001, K = 1100, kw = nl_bnn_words(K);
+static void gemm_large(int64_t M, int64_t N, int64_t K) {
+    const int64_t kw = nl_bnn_words(K);
     float *a = rnd_vec(M * K), *b = rnd_vec(N * K);
     nl_bnn_mat A, B;
     NLT_OK(nl_bnn_mat_pack(&A, a, M, K));
@@ -87,10 +89,11 @@ static void test_gemm_large(void) {
         NLT_CHECK(!memcmp(c, ref, (size_t)(M * N) * 4), "large gemm, path %s", nl_bnn_path_name(PATHS[p]));
         /* a 20 x 30 sub-block through the strided form, C with a wider row stride */
         int32_t cs[20 * 40];
-        NLT_OK(nl_bnn_gemm_ex(A.bits + 5 * kw, kw, B.bits + 100 * kw, kw, 20, 30, kw, K, cs, 40));
+        const int64_t jo = N >= 130 ? 100 : 3; /* needs M >= 25, N >= 33 */
+        NLT_OK(nl_bnn_gemm_ex(A.bits + 5 * kw, kw, B.bits + jo * kw, kw, 20, 30, kw, K, cs, 40));
         int bad = 0;
         for (int i = 0; i < 20; i++)
-            for (int j = 0; j < 30; j++) bad += cs[i * 40 + j] != ref[(5 + i) * N + 100 + j];
+            for (int j = 0; j < 30; j++) bad += cs[i * 40 + j] != ref[(5 + i) * N + jo + j];
         NLT_CHECK(!bad, "gemm_ex strides, path %s: %d differ", nl_bnn_path_name(PATHS[p]), bad);
     }
     NLT_OK(nl_bnn_set_path(NL_BNN_AUTO));
@@ -102,6 +105,36 @@ static void test_gemm_large(void) {
     NLT_CHECK(nl_bnn_gemm_mat(&A, &C1, c) == NL_ESHAPE, "k mismatch");
     nl_bnn_mat_free(&C1), nl_bnn_mat_free(&A), nl_bnn_mat_free(&B);
     free(a), free(b), free(ref), free(c);
+}
+/* every bit different (all +1 against all -1): the largest counts, so a byte counter that overflows shows */
+static void gemm_extreme(void) {
+    const int64_t M = 5, N = 7, K = 8200;
+    float *a = malloc((size_t)(M * K) * 4), *b = malloc((size_t)(N * K) * 4);
+    for (int64_t i = 0; i < M * K; i++) a[i] = 1.0f;
+    for (int64_t i = 0; i < N * K; i++) b[i] = -1.0f;
+    nl_bnn_mat A, B, A2;
+    NLT_OK(nl_bnn_mat_pack(&A, a, M, K));
+    NLT_OK(nl_bnn_mat_pack(&B, b, N, K));
+    NLT_OK(nl_bnn_mat_pack(&A2, b, M, K));
+    int32_t c[5 * 7];
+    for (int p = 0; p < 3; p++) {
+        if (!nl_bnn_path_supported(PATHS[p])) continue;
+        NLT_OK(nl_bnn_set_path(PATHS[p]));
+        NLT_OK(nl_bnn_gemm_mat(&A, &B, c));
+        int bad = 0;
+        for (int i = 0; i < M * N; i++) bad += c[i] != -K;
+        NLT_OK(nl_bnn_gemm_mat(&A2, &B, c));
+        for (int i = 0; i < M * N; i++) bad += c[i] != K;
+        NLT_CHECK(!bad, "all-different / all-equal rows, path %s: %d wrong", nl_bnn_path_name(PATHS[p]), bad);
+    }
+    NLT_OK(nl_bnn_set_path(NL_BNN_AUTO));
+    nl_bnn_mat_free(&A), nl_bnn_mat_free(&B), nl_bnn_mat_free(&A2);
+    free(a), free(b);
+}
+static void test_gemm_large(void) {
+    gemm_extreme();
+    gemm_large(71, 3001, 1100); /* several column chunks, row blocks over threads */
+    gemm_large(37, 41, 8200);   /* 129 words: the AVX2 byte counters are flushed mid-row (31 vectors), one scalar word */
 }
 
 static void test_pack(void) {
@@ -140,6 +173,7 @@ static void test_conv(void) {
         {2, 7, 9, 3, 5, 3, 3, 1, 1, 1, 1},   {1, 9, 7, 64, 3, 3, 3, 2, 2, 1, 1},  {2, 5, 5, 65, 7, 3, 3, 1, 1, 0, 0},
         {1, 11, 6, 70, 4, 3, 3, 2, 1, 1, 0}, {1, 6, 6, 130, 9, 3, 3, 2, 2, 0, 0}, {3, 5, 7, 1, 2, 3, 3, 1, 2, 1, 1},
         {1, 7, 7, 33, 6, 1, 1, 2, 2, 0, 0},  {1, 8, 9, 20, 5, 3, 2, 1, 1, 1, 1},  {1, 9, 9, 128, 17, 5, 5, 1, 1, 2, 2},
+        {2, 9, 9, 16, 8, 3, 3, 1, 1, 1, 1},  {1, 7, 7, 8, 16, 3, 3, 1, 1, 1, 1},  {1, 6, 5, 100, 3, 3, 3, 2, 1, 1, 1},
     };
     for (int p = 0; p < 3; p++) {
         if (!nl_bnn_path_supported(PATHS[p])) continue;
