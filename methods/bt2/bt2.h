@@ -3,7 +3,8 @@
  * gaining from its extra capacity (new/new). methods/bt2/README.md has the protocol, deviations and numbers.
  *
  * ---- the models (every embedding is L2-normalised before use) ----
- * Backbone: x [B, 784] -> FC(hidden) -> ReLU -> FC(d_back) (an MLP where the reference has a ResNet-50).
+ * Backbone: x [B, 784] -> FC(hidden) -> ReLU -> FC(d_back) -> ReLU (an MLP where the reference has a ResNet-50 whose
+ *   output is also after a ReLU, last_nonlin = True).
  *   old / independent / BCT: d_back = d_old (128), feature f = normalise(backbone(x)), logits = f W^T (no bias).
  *   old: classes 0..old_classes-1 only; independent and BCT: all classes.
  *   BCT (reference trainers/bct_trainer.py): loss = CE_ls(f W^T, y) + alpha CE_ls(f P^T, y), P [C, d_old] the

@@ -175,9 +175,9 @@ static int bt2_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     return nl_exp_parts_pass(r);
 }
 
-/* Quick: MLP 784-256, first 10000 training and 2000 test images, 4 epochs per model, 3 seeds; full: all 60000 / 10000
+/* Quick: MLP 784-256, first 10000 training and 2000 test images, 6 epochs per model, 3 seeds; full: all 60000 / 10000
  * images, 20 epochs, 3 seeds; smoke: 1200 / 300 images, 1 epoch, hidden 32. */
-static const bt2_entry_cfg bt2_quick = {256, 4, 10000, 2000, 3};
+static const bt2_entry_cfg bt2_quick = {256, 6, 10000, 2000, 3};
 static const bt2_entry_cfg bt2_full = {256, 20, 0, 0, 3};
 static const bt2_entry_cfg bt2_smoke = {32, 1, 1200, 300, 3};
 
@@ -195,7 +195,7 @@ const nl_experiment nl_exp_bt2 = {
              "1 point of independent training and above BCT (paper, CIFAR-100 top-1: old/old 33.6; new/old 0.8 / 25.0 / 38.7; "
              "new/new 62.7 / 60.0 / 62.4)",
     .quick_desc = "Fashion-MNIST, old model on classes 0-4 (128-d), new models on 0-9: independent and BCT 128-d, BT^2 128+32-d; MLP "
-                  "784-256 backbone, Adam 1e-3 cosine, first 10000 training images, 4 epochs per model, retrieval on the first 2000 "
+                  "784-256-(128|256) ReLU backbone, Adam 1e-3 cosine, first 10000 training images, 6 epochs per model, retrieval on the first 2000 "
                   "test images (query = gallery, self excluded), seeds 1-3; control: orthogonal maps frozen at the identity",
     .full_desc = "as quick on all 60000 training and 10000 test images, 20 epochs per model, seeds 1-3",
     .smoke_desc = "hidden 32, first 1200 training and 300 test images, 1 epoch, seeds 1-3",

@@ -142,7 +142,7 @@ static nl_var *orth(nl_ctx *c, nl_var *X, const float *base, int64_t n) {
 
 nl_status nl_bt2_forward(nl_ctx *c, nl_bt2_net *m, nl_var *x, nl_var **emb, nl_var **logits, nl_var **feat, nl_var **bct) {
     nl_var *h = nl_relu(c, nl_linear(c, x, m->W1, m->b1));
-    nl_var *f2 = nl_linear(c, h, m->W2, m->b2); /* [B, d_back] */
+    nl_var *f2 = nl_relu(c, nl_linear(c, h, m->W2, m->b2)); /* [B, d_back], >= 0 as the reference's ResNet output (last_nonlin) */
     if (!f2) return nl_last_status();
     if (m->kind != NL_BT2_BT2 && m->kind != NL_BT2_FROZEN) {
         nl_var *f = normalize(c, f2); /* [B, d_old] */
@@ -154,7 +154,7 @@ nl_status nl_bt2_forward(nl_ctx *c, nl_bt2_net *m, nl_var *x, nl_var **emb, nl_v
     }
     int64_t Do = m->d_old, Da = m->d_add;
     nl_var *ft = normalize(c, nl_contiguous(c, nl_slice(c, f2, 1, 0, Do, 1)));          /* [B, d_old] feat */
-    nl_var *o = normalize(c, nl_linear(c, nl_relu(c, f2), m->fc3_W, m->fc3_b));          /* [B, d_add] */
+    nl_var *o = normalize(c, nl_linear(c, f2, m->fc3_W, m->fc3_b));                      /* [B, d_add] (fc3(ReLU(f2)), f2 >= 0) */
     nl_var *cf = nl_mul_scalar(c, ft, m->C);                                             /* [B, d_old] */
     nl_var *np = m->kind == NL_BT2_BT2 ? nl_matmul_t(c, cf, orth(c, m->Xp, m->base_p, Do), 0, 1) : cf; /* (C feat) O_p^T */
     nl_var *n = nl_concat(c, 2, (nl_var *[]){o, np}, 1);                                  /* [B, d_add + d_old] */

@@ -12,11 +12,12 @@ typedef struct scored {
     int32_t i;
 } scored;
 
-/* descending similarity, then ascending gallery index */
+/* the ranking: descending similarity, then ascending gallery index; before(a, b): a ranks above b */
+static inline int before(float sa, int32_t ia, float sb, int32_t ib) { return sa > sb || (sa == sb && ia < ib); }
+
 static int cmp_scored(const void *a, const void *b) {
     const scored *x = a, *y = b;
-    if (x->s != y->s) return x->s < y->s ? 1 : -1;
-    return (x->i > y->i) - (x->i < y->i);
+    return before(x->s, x->i, y->s, y->i) ? -1 : before(y->s, y->i, x->s, x->i) ? 1 : 0;
 }
 
 /* out (n, d): the first d columns of x (n, dx), each row scaled to unit length; a zero or non-finite row: error */
@@ -66,9 +67,10 @@ nl_status nl_bt2_retrieve(const float *q, int64_t nq, int64_t dq, const int32_t 
     float *qn = malloc((size_t)(nq * d) * sizeof *qn);        /* (nq, d) unit query rows */
     float *gn = malloc((size_t)(ng * d) * sizeof *gn);        /* (ng, d) unit gallery rows */
     float *sim = malloc((size_t)(chunk * ng) * sizeof *sim);  /* (chunk, ng) similarities */
-    scored *row = malloc((size_t)ng * sizeof *row);           /* (ng) one query's ranking */
+    scored *rel = malloc((size_t)ng * sizeof *rel);           /* (<= ng) one query's relevant items, ranked */
+    int64_t *above = malloc((size_t)(ng + 1) * sizeof *above); /* (R + 1) irrelevant items per gap of that ranking */
     nl_status st = NL_OK;
-    if (!qn || !gn || !sim || !row) st = nl_set_error(NL_ENOMEM, "bt2 retrieval: out of memory");
+    if (!qn || !gn || !sim || !rel || !above) st = nl_set_error(NL_ENOMEM, "bt2 retrieval: out of memory");
     if (!st) st = unit_rows(q, nq, dq, d, qn, "query");
     if (!st) st = unit_rows(g, ng, dg, d, gn, "gallery");
     double top1 = 0, map = 0;
@@ -77,24 +79,40 @@ nl_status nl_bt2_retrieve(const float *q, int64_t nq, int64_t dq, const int32_t 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)ng, (int)d, 1.0f, qn + i0 * d, (int)d, gn, (int)d, 0.0f,
                     sim, (int)ng);
         for (int64_t r = 0; r < m; r++) {
-            int64_t i = i0 + r, k = 0;
+            int64_t i = i0 + r, R = 0, best = -1;
+            int32_t c = qy[i];
             const float *s = sim + r * ng;
+            /* the relevant items, sorted; the best item overall (top-1) */
             for (int64_t j = 0; j < ng; j++) {
                 if (same_set && j == i) continue;
-                row[k].s = s[j];
-                row[k].i = (int32_t)j;
-                k++;
-            }
-            qsort(row, (size_t)k, sizeof *row, cmp_scored);
-            int32_t c = qy[i];
-            int64_t R = count[c] - (same_set && gy[i] == c), hits = 0;
-            double ap = 0;
-            for (int64_t t = 0; t < k && hits < R; t++)
-                if (gy[row[t].i] == c) {
-                    hits++;
-                    ap += (double)hits / (double)(t + 1);
+                if (best < 0 || s[j] > s[best]) best = j; /* ties: the lower index stays */
+                if (gy[j] == c) {
+                    rel[R].s = s[j];
+                    rel[R].i = (int32_t)j;
+                    R++;
                 }
-            top1 += gy[row[0].i] == c;
+            }
+            qsort(rel, (size_t)R, sizeof *rel, cmp_scored);
+            /* each irrelevant item ranks after `pos` relevant ones (binary search): above[pos] counts them */
+            memset(above, 0, (size_t)(R + 1) * sizeof *above);
+            for (int64_t j = 0; j < ng; j++) {
+                if ((same_set && j == i) || gy[j] == c) continue;
+                int64_t lo = 0, hi = R; /* first relevant item ranked after (s[j], j) */
+                while (lo < hi) {
+                    int64_t mid = (lo + hi) / 2;
+                    if (before(rel[mid].s, rel[mid].i, s[j], (int32_t)j)) lo = mid + 1;
+                    else hi = mid;
+                }
+                above[lo]++;
+            }
+            /* AP = (1/R) sum_t t / rank_t, rank_t = t + (irrelevant items ranked above the t-th relevant one) */
+            double ap = 0;
+            int64_t irr = 0;
+            for (int64_t t = 0; t < R; t++) {
+                irr += above[t];
+                ap += (double)(t + 1) / (double)(t + 1 + irr);
+            }
+            top1 += gy[best] == c;
             map += ap / (double)R;
         }
     }
@@ -107,6 +125,7 @@ nl_status nl_bt2_retrieve(const float *q, int64_t nq, int64_t dq, const int32_t 
     free(qn);
     free(gn);
     free(sim);
-    free(row);
+    free(rel);
+    free(above);
     return st;
 }
