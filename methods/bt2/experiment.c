@@ -117,6 +117,23 @@ static nl_status bt2_run(const nl_experiment *e, const void *config, const nl_ex
     if (!s) s = set_stats(ctl, "old_old_top1", n);
     if (!s) s = set_stats(ctl, "old_old_map", n);
     if (s) return s;
+    /* reported, not judged: how far the learned maps move BT^2 from the frozen control (paired over the seeds) */
+    static const char *const q2[2] = {"new_old_top1", "new_new_top1"};
+    for (int k = 0; k < 2; k++) {
+        double a[BT2_MAX_SEEDS], b[BT2_MAX_SEEDS], md = NAN, sd = NAN;
+        char name[96];
+        for (int i = 0; i < n; i++) {
+            snprintf(name, sizeof name, "bt2_%s_seed%d", q2[k], i + 1);
+            a[i] = nl_exp_get(out, name, NULL);
+            snprintf(name, sizeof name, "frozen_%s_seed%d", q2[k], i + 1);
+            b[i] = nl_exp_get(out, name, NULL);
+        }
+        if (n >= 2) nl_stats_paired_t(a, b, n, &md, &sd);
+        snprintf(name, sizeof name, "bt2_minus_frozen_%s_mean", q2[k]);
+        nl_exp_set(out, name, md);
+        snprintf(name, sizeof name, "bt2_minus_frozen_%s_se", q2[k]);
+        nl_exp_set(out, name, sd);
+    }
     nl_exp_set(out, "seeds", (double)n);
     nl_exp_set(ctl, "seeds", (double)n);
     nl_exp_set(out, "train_seconds", secs);
@@ -185,7 +202,8 @@ static const bt2_entry_cfg bt2_smoke = {32, 1, 1200, 300, 3};
     x "_new_new_map_mean," x "_accuracy_mean,"
 #define BT2_METRICS \
     "old_old_top1_mean,old_old_top1_se,old_old_map_mean,old_accuracy_mean," BT2_M("indep") BT2_M("bct") BT2_M("bt2") BT2_M("frozen") \
-    "n_train,n_test,seeds,train_seconds"
+    "bt2_minus_frozen_new_old_top1_mean,bt2_minus_frozen_new_old_top1_se,bt2_minus_frozen_new_new_top1_mean," \
+    "bt2_minus_frozen_new_new_top1_se,n_train,n_test,seeds,train_seconds"
 
 const nl_experiment nl_exp_bt2 = {
     .name = "bt2",

@@ -20,15 +20,16 @@ static int cmp_scored(const void *a, const void *b) {
     return before(x->s, x->i, y->s, y->i) ? -1 : before(y->s, y->i, x->s, x->i) ? 1 : 0;
 }
 
-/* out (n, d): the first d columns of x (n, dx), each row scaled to unit length; a zero or non-finite row: error */
+/* out (n, d): the first d columns of x (n, dx), each row scaled to unit length; a zero row stays zero (similarity 0 to
+ * everything, as F.normalize and the reference's 1 - x y^T give: a ReLU embedding can be all zeros); non-finite: error */
 static nl_status unit_rows(const float *x, int64_t n, int64_t dx, int64_t d, float *out, const char *what) {
     for (int64_t r = 0; r < n; r++) {
         double s = 0;
         for (int64_t k = 0; k < d; k++) s += (double)x[r * dx + k] * x[r * dx + k];
-        if (!(s > 0) || !isfinite(s))
-            return nl_set_error(NL_EINVAL, "bt2 retrieval: %s row %lld has %s norm over its first %lld dimensions", what, (long long)r,
-                                isfinite(s) ? "zero" : "a non-finite", (long long)d);
-        float inv = (float)(1.0 / sqrt(s));
+        if (!isfinite(s))
+            return nl_set_error(NL_EINVAL, "bt2 retrieval: %s row %lld is not finite over its first %lld dimensions", what, (long long)r,
+                                (long long)d);
+        float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
         for (int64_t k = 0; k < d; k++) out[r * d + k] = x[r * dx + k] * inv;
     }
     return NL_OK;
