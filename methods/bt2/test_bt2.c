@@ -189,11 +189,51 @@ static void test_protocol(void) {
     nl_dataset_free(&te);
 }
 
+static void put3(nl_exp_result *r, const char *key, double a, double b, double c) {
+    double v[3] = {a, b, c};
+    char name[96];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "%s_seed%d", key, i + 1);
+        nl_exp_set(r, name, v[i]);
+    }
+}
+
+/* the judge on hand-made results: every part passes; BT^2 no better than BCT on new/old fails that part only; the
+ * frozen control's layout (BT^2's names holding the control's numbers) is judged the same way */
+static void test_judge(void) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    nl_exp_set(&r, "seeds", 3);
+    put3(&r, "old_old_top1", 0.70, 0.71, 0.72);
+    put3(&r, "indep_new_old_top1", 0.10, 0.20, 0.15);
+    put3(&r, "bct_new_old_top1", 0.75, 0.76, 0.755);
+    put3(&r, "bt2_new_old_top1", 0.80, 0.82, 0.81);
+    put3(&r, "indep_new_new_top1", 0.83, 0.84, 0.835);
+    put3(&r, "bct_new_new_top1", 0.80, 0.81, 0.805);
+    put3(&r, "bt2_new_new_top1", 0.83, 0.835, 0.834); /* -0.2 +- 0.15 points: within 1 */
+    char m[600];
+    NLT_CHECK(nl_exp_bt2.judge(&nl_exp_bt2, &r, NL_MODE_QUICK, m, sizeof m) == 1, "all parts pass: %s", m);
+    NLT_CHECK(r.n_parts == 5, "5 parts (%d)", r.n_parts);
+    put3(&r, "bt2_new_old_top1", 0.75, 0.765, 0.75);
+    NLT_CHECK(nl_exp_bt2.judge(&nl_exp_bt2, &r, NL_MODE_QUICK, m, sizeof m) == 0, "BT^2 = BCT on new/old fails: %s", m);
+    int failed = 0;
+    for (int k = 0; k < r.n_parts; k++) failed += !r.parts[k].pass;
+    NLT_CHECK(failed == 1 && !strcmp(r.parts[1].name, "bt2-over-bct") && !r.parts[1].pass, "only bt2-over-bct fails");
+    put3(&r, "bt2_new_old_top1", 0.80, 0.82, 0.81);
+    put3(&r, "bt2_new_new_top1", 0.815, 0.83, 0.82); /* 1.5 points behind */
+    NLT_CHECK(nl_exp_bt2.judge(&nl_exp_bt2, &r, NL_MODE_QUICK, m, sizeof m) == 0, "1.5 points behind on new/new fails");
+    nl_exp_set(&r, "seeds", 2);
+    put3(&r, "bt2_new_new_top1", 0.83, 0.835, 0.834);
+    NLT_CHECK(nl_exp_bt2.judge(&nl_exp_bt2, &r, NL_MODE_QUICK, m, sizeof m) == 0, "2 seeds fail");
+    nl_exp_result_free(&r);
+}
+
 int main(void) {
     NLT_RUN(test_retrieval_hand);
     NLT_RUN(test_retrieval_same_set);
     NLT_RUN(test_retrieval_bad_input);
     NLT_RUN(test_network);
     NLT_RUN(test_protocol);
+    NLT_RUN(test_judge);
     return nlt_finish();
 }
