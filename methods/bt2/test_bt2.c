@@ -3,6 +3,7 @@
  * of every model, and the whole protocol on synthetic data. */
 #include "nltest.h"
 #include "bt2/bt2.h"
+#include "nnlab/cli.h"
 
 static void test_retrieval_hand(void) {
     /* gallery g0 (1,0) y0, g1 (0,1) y1, g2 (1,1) y0, g3 (-1,0.1) y1; cosine rankings worked out by hand:
@@ -228,6 +229,27 @@ static void test_judge(void) {
     nl_exp_result_free(&r);
 }
 
+/* the CLI: usage errors exit 2; the bad input through the command (the first 20 test images hold classes 9, 0, 3 and
+ * 8 once each, so the query set has a class its gallery lacks apart from the query) fails with the message */
+static void test_cli(void) {
+    char *bad[] = {"train", "--epochs", "0"}, *unk[] = {"frobnicate"};
+    NLT_CHECK(nl_bt2_cli(3, bad) == NL_CLI_USAGE, "--epochs 0 is a usage error");
+    NLT_CHECK(nl_bt2_cli(1, unk) == NL_CLI_USAGE, "unknown subcommand");
+    nl_dataset probe;
+    if (nl_dataset_load(&probe, "fashion-mnist", "test", NULL)) {
+        printf("  (fashion-mnist not installed: CLI run skipped)\n");
+        return;
+    }
+    int singleton = 0, cnt[10] = {0};
+    for (int i = 0; i < 20; i++) cnt[probe.y[i]]++;
+    for (int k = 0; k < 10; k++) singleton += cnt[k] == 1;
+    nl_dataset_free(&probe);
+    char *run[] = {"train", "--limit", "200", "--test-limit", "20", "--epochs", "1", "--hidden", "8", "--quiet", "--threads", "1"};
+    int rc = nl_bt2_cli(12, run);
+    NLT_CHECK(singleton > 0 && rc == NL_CLI_FAIL && strstr(nl_last_error(), "lacks"), "rc %d, %d singleton classes: %s", rc,
+              singleton, nl_last_error());
+}
+
 int main(void) {
     NLT_RUN(test_retrieval_hand);
     NLT_RUN(test_retrieval_same_set);
@@ -235,5 +257,6 @@ int main(void) {
     NLT_RUN(test_network);
     NLT_RUN(test_protocol);
     NLT_RUN(test_judge);
+    NLT_RUN(test_cli);
     return nlt_finish();
 }
