@@ -8,7 +8,8 @@
 extern "C" {
 #endif
 
-/* All ops below take f64 only (other dtypes: NL_EDTYPE naming the op); shape errors name the op and shapes.
+/* All ops below take f64 only (other dtypes: NL_EDTYPE naming the op; nl_orthogonal_expm also takes f32); shape
+ * errors name the op and shapes.
  *
  * Differentiable (f64). A must be symmetric positive definite; otherwise NL_ELINALG with a message giving the
  * failing pivot (use jitter / a diagonal regulariser); a NaN/Inf entry gives NL_ENONFINITE. Returns the lower
@@ -33,6 +34,13 @@ nl_var *nl_trace(nl_ctx *c, nl_var *A);
 nl_var *nl_diag(nl_ctx *c, nl_var *A);
 nl_var *nl_diag_embed(nl_ctx *c, nl_var *d);
 
+/* Orthogonal parametrisation (src/linalg/orthogonal.c), as torch.nn.utils.parametrizations.orthogonal with the
+ * "matrix_exp" map for a square weight: Q = exp(A), A = tril(X, -1) - tril(X, -1)^T, for a free X [n, n] (f32 or f64;
+ * the diagonal and upper triangle of X are ignored and get zero gradient). Q^T Q = I for every X. Computed in f64
+ * (Pade scaling and squaring, LAPACKE solve) and returned in X's dtype; the gradient goes through the Frechet
+ * derivative of exp (nl_expm_frechet). NaN/Inf in X: NL_ENONFINITE. */
+nl_var *nl_orthogonal_expm(nl_ctx *c, nl_var *X);
+
 /* Non-differentiable helpers on plain f64 row-major buffers (no autograd). NaN/Inf input: NL_ENONFINITE;
  * no convergence: NL_ELINALG. */
 /* Symmetric eigendecomposition (LAPACKE_dsyevd; lower triangle read): A (n, n) -> w (n) ascending, and A is
@@ -43,6 +51,15 @@ nl_status nl_svd(double *A, int64_t m, int64_t n, double *U, double *S, double *
 /* In-place Cholesky of A (n, n), lower (strict upper triangle zeroed); only the lower triangle is read, so the strict
  * upper one may be left unset; NL_ELINALG if not positive definite, NL_ENONFINITE for NaN/Inf in the lower triangle. */
 nl_status nl_cholesky_inplace(double *A, int64_t n);
+
+/* E = exp(A) for A (n, n) (Higham 2005: Pade degree 3..13 chosen from ||A||_1, scaling and squaring). */
+nl_status nl_expm(const double *A, int64_t n, double *E);
+/* E = exp(A) and L = L_exp(A, G) = d/dt exp(A + t G) at t = 0 (the (1,2) block of exp([[A, G], [0, A]])), (n, n) each;
+ * E and L must not alias A or G. The gradient of a loss through exp(A) is L_exp(A^T, dL/dexp(A)). */
+nl_status nl_expm_frechet(const double *A, const double *G, int64_t n, double *E, double *L);
+/* In place: W (n, n) -> the orthogonal factor Q of W = QR with R's diagonal made positive (torch's
+ * _make_orthogonal; LAPACKE_dgeqrf/dorgqr). A random W gives a random orthogonal matrix. */
+nl_status nl_orthogonal_qr(double *W, int64_t n);
 
 #ifdef __cplusplus
 }
