@@ -53,7 +53,14 @@ nl_status nl_grf_sample(const nl_grf *g, nl_rng *r, int64_t count, double *out) 
     if (!g || !g->L || count < 0 || (count && !out)) return nl_set_error(NL_EINVAL, "GRF sample: bad arguments");
     if (count == 0) return NL_OK;
     const int64_t n = g->n;
-    for (int64_t i = 0; i < count * n; i++) out[i] = nl_rng_normal(r);
+    /* Box-Muller, both outputs of each pair used (nl_rng_normal keeps one: half the log and trig calls here) */
+    const int64_t tot = count * n;
+    for (int64_t i = 0; i < tot; i += 2) {
+        double u1 = nl_rng_uniform(r), u2 = nl_rng_uniform(r);
+        double rad = sqrt(-2.0 * log(1.0 - u1)), th = 6.283185307179586 * u2; /* 1 - u1 in (0, 1] */
+        out[i] = rad * cos(th);
+        if (i + 1 < tot) out[i + 1] = rad * sin(th);
+    }
     /* out (count, n) := Z L^T, i.e. each row z -> L z */
     cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)count, (int)n, 1.0, g->L, (int)n,
                 out, (int)n);

@@ -116,7 +116,7 @@ nl_deeponet_config nl_deeponet_defaults(void) {
     c.n_train = 10000;
     c.n_test = 100000;
     c.iters = 50000;
-    c.batch = 0;
+    c.batch = 256;
     c.lr = 1e-3;
     c.seed = 1;
     return c;
@@ -141,10 +141,19 @@ nl_status nl_deeponet_check_config(const nl_deeponet_config *c) {
     return NL_OK;
 }
 
-/* Mean squared error of md on rows [0, d->n) of d for operator op, in chunks, no gradient. */
-static nl_status eval_mse(nl_ctx *c, const nl_deeponet_model *md, const nl_deeponet_data *d, nl_deeponet_op op, double *mse) {
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Mean squared error of md on rows [0, d->n) of d for operator op, in chunks, no gradient; trim (may be NULL): the
+ * reference's mean_squared_error_outlier, the mean after dropping the largest n / 1000 squared errors. */
+static nl_status eval_mse(nl_ctx *c, const nl_deeponet_model *md, const nl_deeponet_data *d, nl_deeponet_op op, double *mse,
+                          double *trim) {
     const int64_t chunk = 8192;
     double se = 0;
+    double *e2 = trim ? malloc((size_t)d->n * sizeof *e2) : NULL; /* (n) squared errors */
+    if (trim && !e2) return nl_set_error(NL_ENOMEM, "deeponet: out of memory (evaluation)");
     int prev = nl_set_grad_enabled(c, 0);
     nl_status s = NL_OK;
     for (int64_t r0 = 0; r0 < d->n; r0 += chunk) {
@@ -162,11 +171,20 @@ static nl_status eval_mse(nl_ctx *c, const nl_deeponet_model *md, const nl_deepo
         for (int64_t i = 0; i < rn; i++) {
             double e = (double)pv[i] - (double)t[i];
             se += e * e;
+            if (e2) e2[r0 + i] = e * e;
         }
     }
     nl_ctx_reset(c);
     nl_set_grad_enabled(c, prev);
     *mse = se / (double)d->n;
+    if (e2 && !s) {
+        qsort(e2, (size_t)d->n, sizeof *e2, cmp_double);
+        int64_t keep = d->n - d->n / 1000;
+        double a = 0;
+        for (int64_t i = 0; i < keep; i++) a += e2[i];
+        *trim = a / (double)keep;
+    }
+    free(e2);
     return s;
 }
 
@@ -237,7 +255,7 @@ nl_status nl_deeponet_train(const nl_deeponet_config *cfg, const nl_deeponet_dat
         const double lv = nl_item(loss); /* read before eval_mse resets the context */
         if (cfg->eval_every > 0 && ((it + 1) % cfg->eval_every == 0) && res->n_curve < 64) {
             double tm;
-            if ((s = eval_mse(c, &md, te, cfg->op, &tm))) break;
+            if ((s = eval_mse(c, &md, te, cfg->op, &tm, NULL))) break;
             res->curve_step[res->n_curve] = (double)(it + 1);
             res->curve_test[res->n_curve++] = tm;
             if (cfg->verbose)
@@ -246,8 +264,8 @@ nl_status nl_deeponet_train(const nl_deeponet_config *cfg, const nl_deeponet_dat
         }
     }
     res->train_seconds = now_s() - t0;
-    if (!s) s = eval_mse(c, &md, tr, cfg->op, &res->train_mse);
-    if (!s) s = eval_mse(c, &md, te, cfg->op, &res->test_mse);
+    if (!s) s = eval_mse(c, &md, tr, cfg->op, &res->train_mse, NULL);
+    if (!s) s = eval_mse(c, &md, te, cfg->op, &res->test_mse, &res->test_mse_trim);
     free(ub);
     free(yb);
     free(sb);
