@@ -50,6 +50,11 @@ typedef enum nl_deeponet_op { NL_DON_ANTIDERIV = 0, NL_DON_ODE = 1, NL_DON_OP_CO
 const char *nl_deeponet_op_name(nl_deeponet_op op); /* "antiderivative", "ode" */
 nl_status nl_deeponet_op_parse(const char *s, nl_deeponet_op *op);
 
+/* G(u)(y) for the function u on the n-point grid (its spline's second derivatives m, nl_spline_fit): integrates
+ * the operator's ODE from s(0) = 0 to y >= 0; steps (may be NULL): accepted steps. */
+nl_status nl_deeponet_solve(nl_deeponet_op op, int64_t n, const double *u, const double *m, double y, const nl_ode_opts *ode,
+                            double *s, int64_t *steps);
+
 typedef struct nl_deeponet_data {
     int64_t n;             /* triples (one per input function) */
     int64_t m;             /* sensors */

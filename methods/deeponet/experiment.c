@@ -123,6 +123,7 @@ static nl_status don_run(const nl_experiment *e, const void *config, const nl_ex
             nl_progress("deeponet seed %d: antiderivative DeepONet %.3e, FNN %.3e; ODE DeepONet %.3e, FNN %.3e; shuffled "
                         "branch %.3e (%.1f s)", i + 1, anti[i], fnn[i], ode[i], fnn_ode[i], shuf[i], secs);
     }
+    const double jitter = g.jitter;
     nl_grf_free(&g);
     if (s) return s;
     nl_exp_set_mean_se(out, "don_anti", anti, n);
@@ -143,7 +144,7 @@ static nl_status don_run(const nl_experiment *e, const void *config, const nl_ex
     }
     nl_exp_set(out, "params_deeponet", (double)p_don);
     nl_exp_set(out, "params_fnn", (double)p_fnn);
-    nl_exp_set(out, "grf_jitter", g.jitter);
+    nl_exp_set(out, "grf_jitter", jitter);
     nl_exp_set(out, "ode_redrawn", (double)rejected);
     nl_exp_set(out, "data_seconds", data_secs);
     nl_exp_set(out, "train_seconds", secs);

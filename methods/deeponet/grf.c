@@ -130,6 +130,17 @@ static void ode_rhs(double t, const double *s, double *ds, void *p) {
     ds[0] = d->nonlinear ? -s[0] * s[0] + u : u;
 }
 
+nl_status nl_deeponet_solve(nl_deeponet_op op, int64_t n, const double *u, const double *m, double y, const nl_ode_opts *ode,
+                            double *s, int64_t *steps) {
+    if (n < 4 || !u || !m || !s || !(y >= 0)) return nl_set_error(NL_EINVAL, "deeponet solve: bad arguments (n %lld, y %g)", (long long)n, y);
+    ode_ud ud = {n, u, m, op == NL_DON_ODE};
+    nl_ode_stats os;
+    *s = 0;
+    nl_status st = nl_ode_solve(ode_rhs, &ud, 1, 0, y, s, ode, &os);
+    if (steps) *steps = os.steps;
+    return st;
+}
+
 void nl_deeponet_data_free(nl_deeponet_data *d) {
     if (!d) return;
     free(d->u);
@@ -176,11 +187,9 @@ nl_status nl_deeponet_data_make(nl_deeponet_data *d, const nl_grf *g, int64_t n,
                 st = NL_OK;
                 steps = 0;
                 for (int k = 0; k < NL_DON_OP_COUNT && !st; k++) {
-                    ode_ud ud = {N, fi, mm, k == NL_DON_ODE};
-                    nl_ode_stats os;
-                    sk[k] = 0;
-                    st = nl_ode_solve(ode_rhs, &ud, 1, 0, yq, &sk[k], &oo, &os);
-                    steps += os.steps;
+                    int64_t ns = 0;
+                    st = nl_deeponet_solve((nl_deeponet_op)k, N, fi, mm, yq, &oo, &sk[k], &ns);
+                    steps += ns;
                     if (!st && !(fabs(sk[k]) < 1e6)) st = nl_set_error(NL_ENONFINITE, "deeponet: |s| >= 1e6");
                 }
                 if (!st) break;
