@@ -13,7 +13,8 @@
  * [1, 40, 40] with ReLU after every layer, the last included (DeepXDE OpNN); G(u)(y) = sum_k b_k t_k + b0 (b0 a
  * trained scalar starting at 0). The FNN baseline maps [u(sensors), y] -> s through [m + 1, H, H, 1] (ReLU, linear
  * last layer). Weights: Glorot normal as TF1's glorot_normal (truncated at 2 sd, sd = sqrt(2 / (fan_in + fan_out))
- * / 0.8796); biases 0. Loss: MSE; Adam. Everything trains in float32; data are generated in float64. */
+ * / 0.8796); biases 0. Loss: MSE; Adam. Everything trains in float32; data are generated in float64. As the reference,
+ * the model reported is the checkpoint (every 1000 steps) with the lowest MSE on the whole training set. */
 #ifndef NNLAB_DEEPONET_H
 #define NNLAB_DEEPONET_H
 #include "nnlab/nnlab.h"
@@ -111,6 +112,8 @@ typedef struct nl_deeponet_config {
     double lr;             /* 1e-3 */
     int shuffle_branch;    /* control: u rows permuted across functions in training and test */
     int64_t eval_every;    /* test MSE curve every this many steps (0: only at the end) */
+    int64_t ckpt_every;    /* 1000: the reference's checkpoints: every this many steps and at the last, the MSE on the
+                            * whole training set; the best checkpoint is restored at the end (0: keep the last iterate) */
     uint64_t seed;         /* data (stream 1 train, 2 test) and initialization */
     int verbose;
 } nl_deeponet_config;
@@ -118,6 +121,8 @@ typedef struct nl_deeponet_config {
 typedef struct nl_deeponet_result {
     double train_mse, test_mse;  /* final, on the whole sets */
     double test_mse_trim;        /* test MSE without the worst 0.1% (the reference's mean_squared_error_outlier) */
+    double test_mse_last;        /* test MSE of the last iterate (before the best checkpoint is restored) */
+    int64_t best_step;           /* the restored checkpoint's step (iters when checkpoints are off) */
     double train_seconds;        /* optimization only */
     double data_seconds;         /* GRF + integration */
     int64_t params;

@@ -118,6 +118,7 @@ nl_deeponet_config nl_deeponet_defaults(void) {
     c.iters = 50000;
     c.batch = 256;
     c.lr = 1e-3;
+    c.ckpt_every = 1000;
     c.seed = 1;
     return c;
 }
@@ -221,6 +222,13 @@ nl_status nl_deeponet_train(const nl_deeponet_config *cfg, const nl_deeponet_dat
         perm = malloc((size_t)tr->n * sizeof *perm);
         if (!ub || !yb || !sb || !perm) s = nl_set_error(NL_ENOMEM, "deeponet: out of memory (batch)");
     }
+    /* the reference's checkpointing (deeponet_pde.py: ModelCheckpoint(save_better_only=True, period=1000) on the
+     * training loss, then model.restore(best_step)): every ckpt_every steps and at the last one, the MSE on the whole
+     * training set; the parameters with the lowest are kept and restored at the end */
+    const size_t pbytes = (size_t)md.ps.total * sizeof(float);
+    void *best = NULL; /* (ps.total) the best checkpoint's flat parameters */
+    double best_loss = INFINITY;
+    if (!s && cfg->ckpt_every > 0 && !(best = malloc(pbytes))) s = nl_set_error(NL_ENOMEM, "deeponet: out of memory (checkpoint)");
     nl_rng r;
     nl_rng_init(&r, cfg->seed, 4);
     int64_t pos = tr->n;
@@ -253,6 +261,15 @@ nl_status nl_deeponet_train(const nl_deeponet_config *cfg, const nl_deeponet_dat
         nl_params_zero_grad(&md.ps);
         if ((s = nl_backward(c, loss)) || (s = nl_optim_step(&opt))) break;
         const double lv = nl_item(loss); /* read before eval_mse resets the context */
+        if (best && ((it + 1) % cfg->ckpt_every == 0 || it + 1 == cfg->iters)) {
+            double trl;
+            if ((s = eval_mse(c, &md, tr, cfg->op, &trl, NULL))) break;
+            if (trl < best_loss) {
+                best_loss = trl;
+                memcpy(best, md.ps.data, pbytes);
+                res->best_step = it + 1;
+            }
+        }
         if (cfg->eval_every > 0 && ((it + 1) % cfg->eval_every == 0) && res->n_curve < 64) {
             double tm;
             if ((s = eval_mse(c, &md, te, cfg->op, &tm, NULL))) break;
@@ -264,6 +281,10 @@ nl_status nl_deeponet_train(const nl_deeponet_config *cfg, const nl_deeponet_dat
         }
     }
     res->train_seconds = now_s() - t0;
+    if (!s) s = eval_mse(c, &md, te, cfg->op, &res->test_mse_last, NULL);
+    if (!s && best && res->best_step > 0) memcpy(md.ps.data, best, pbytes);
+    else res->best_step = cfg->iters;
+    free(best);
     if (!s) s = eval_mse(c, &md, tr, cfg->op, &res->train_mse, NULL);
     if (!s) s = eval_mse(c, &md, te, cfg->op, &res->test_mse, &res->test_mse_trim);
     free(ub);

@@ -298,9 +298,17 @@ static void test_training_decreases_loss(void) {
         nl_deeponet_result r0, r1;
         NLT_OK(nl_deeponet_train(&c, &tr, &te, &r0));
         c.iters = 300;
+        c.ckpt_every = 100;
         NLT_OK(nl_deeponet_train(&c, &tr, &te, &r1));
         NLT_CHECK(r1.train_mse < r0.train_mse / 5 && r1.test_mse < r0.test_mse / 5, "%s: MSE %.3e -> %.3e (test %.3e -> %.3e)",
                   arch ? "fnn" : "deeponet", r0.train_mse, r1.train_mse, r0.test_mse, r1.test_mse);
+        NLT_CHECK(r1.best_step > 0 && r1.best_step <= 300 && (r1.best_step % 100 == 0), "checkpoint step %lld", (long long)r1.best_step);
+        c.ckpt_every = 0; /* no checkpoints: the last iterate is the model */
+        nl_deeponet_result r2;
+        NLT_OK(nl_deeponet_train(&c, &tr, &te, &r2));
+        NLT_CHECK(r2.best_step == 300 && r2.test_mse == r2.test_mse_last, "no checkpoints: step %lld, %.6e vs %.6e",
+                  (long long)r2.best_step, r2.test_mse, r2.test_mse_last);
+        NLT_CHECK(r1.test_mse_last == r2.test_mse_last, "checkpointing changed the training itself");
         NLT_CHECK(r1.test_mse_trim <= r1.test_mse * (1 + 1e-9), "trimmed MSE %.6e above the MSE %.6e", r1.test_mse_trim, r1.test_mse);
     }
     nl_deeponet_data_free(&tr);
