@@ -193,10 +193,12 @@ static int don_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     nl_exp_part_set(r, "fnn-3x-worse", rule, p2, "ratio (geometric mean) %.2fx, lower bound %.2fx %s %.0fx", exp(md), exp(lo),
                     p2 ? ">=" : "<", g_factor);
     double om = nl_exp_get(r, "don_ode_mean", NULL), os = nl_exp_get(r, "don_ode_se", NULL);
+    double tm = nl_exp_get(r, "don_ode_trim_mean", NULL), ts = nl_exp_get(r, "don_ode_trim_se", NULL);
     int w = snprintf(measured, nm, "antiderivative MSE %.2e +- %.2e (bar %.0e), FNN %.1fx worse (bound %.1fx)", m, se, bar,
                      exp(md), exp(lo));
     if (isfinite(om) && w > 0 && (size_t)w < nm)
-        snprintf(measured + w, nm - (size_t)w, "; nonlinear ODE MSE %.2e +- %.2e", om, os);
+        snprintf(measured + w, nm - (size_t)w, "; nonlinear ODE MSE %.2e +- %.2e (%.2e +- %.2e without the worst 0.1%%)", om,
+                 os, tm, ts);
     return nl_exp_parts_pass(r);
 }
 
