@@ -82,9 +82,10 @@ run norm_softmax
 run mlp_vs_torch
 run gcn_vs_torch
 run noprop_vs_torch
+run deeponet_vs_torch
 for exe in "$BUILD_DIR"/bench_*; do
   name="${exe##*/bench_}"
-  case " sgemm_peak matmul_overhead norm_softmax mlp_vs_torch gcn_vs_torch noprop_vs_torch " in *" $name "*) continue ;; esac
+  case " sgemm_peak matmul_overhead norm_softmax mlp_vs_torch gcn_vs_torch noprop_vs_torch deeponet_vs_torch " in *" $name "*) continue ;; esac
   [ -x "$exe" ] && [ -f "$exe" ] && run "$name"
 done
 
@@ -102,7 +103,12 @@ done
   awk '/^summary \(GCN epoch/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
   echo "NoProp-DT vs backprop epoch, nnlab vs PyTorch (noprop_vs_torch):"
   awk '/^summary NoProp/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
+<<<<<<< HEAD
   echo "binary GEMM (lib/bnn) vs cblas_sgemm, time ratio per SIMD path and shape (bnn_gemm):"
   grep -E '^BNN_(RATIO|BEST) ' "$OUT" | sed 's/^/  /' || true
+=======
+  echo "DeepONet training iterations/s, nnlab vs PyTorch (deeponet_vs_torch):"
+  awk '/^summary DeepONet/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
+>>>>>>> hp
 } | tee -a "$OUT"
 echo "full log: $OUT"
