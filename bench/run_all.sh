@@ -103,12 +103,9 @@ done
   awk '/^summary \(GCN epoch/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
   echo "NoProp-DT vs backprop epoch, nnlab vs PyTorch (noprop_vs_torch):"
   awk '/^summary NoProp/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
-<<<<<<< HEAD
   echo "binary GEMM (lib/bnn) vs cblas_sgemm, time ratio per SIMD path and shape (bnn_gemm):"
   grep -E '^BNN_(RATIO|BEST) ' "$OUT" | sed 's/^/  /' || true
-=======
   echo "DeepONet training iterations/s, nnlab vs PyTorch (deeponet_vs_torch):"
   awk '/^summary DeepONet/ { on = 1 } /^-- / { on = 0 } on { print "  " $0 }' "$OUT"
->>>>>>> hp
 } | tee -a "$OUT"
 echo "full log: $OUT"
