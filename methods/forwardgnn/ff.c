@@ -30,7 +30,7 @@ nl_var *nl_fgnn_ff_loss(nl_ctx *c, nl_var *H, const int8_t *sign, double theta) 
     return v ? nl_mul_scalar(c, v, 1.0 / (double)cnt) : NULL;
 }
 
-/* ---- greedy layer-wise FF training with label appending ---- */
+/* ---- greedy layer-wise FF training with label appending (forwardgnn.h) ---- */
 #include <stdlib.h>
 
 /* Input rows [feat_i || a_i] row-L2-normalised, a_i the one-hot of lab[i] or (lab[i] < 0) the uniform 1/C. */
@@ -57,6 +57,36 @@ static nl_status ff_input(const nl_graph *g, const int32_t *lab, nl_csr *out) {
     return s;
 }
 
+nl_status nl_fgnn_ff_negatives(const nl_graph *g, nl_rng *r, int32_t *neg) {
+    const int64_t n = g->n, C = g->num_classes;
+    if (C < 2) return nl_set_error(NL_EINVAL, "forwardgnn ff: needs at least 2 classes");
+    int32_t perm[64]; /* (C - 1) the wrong classes of one node */
+    if (C > 64) return nl_set_error(NL_EINVAL, "forwardgnn ff: at most 64 classes");
+    for (int64_t i = 0; i < n; i++) {
+        if (!g->train[i]) {
+            for (int64_t k = 0; k + 1 < C; k++) neg[k * n + i] = -1;
+            continue;
+        }
+        int64_t m = 0;
+        for (int32_t c = 0; c < C; c++)
+            if (c != g->y[i]) perm[m++] = c;
+        for (int64_t k = m - 1; k > 0; k--) { /* Fisher-Yates */
+            const int64_t j = (int64_t)(nl_rng_uniform(r) * (double)(k + 1));
+            const int32_t t = perm[k];
+            perm[k] = perm[j < k ? j : k], perm[j < k ? j : k] = t;
+        }
+        for (int64_t k = 0; k < m; k++) neg[k * n + i] = perm[k];
+    }
+    return NL_OK;
+}
+
+void nl_fgnn_ff_eval_labels(const nl_graph *g, int32_t c, int test, int32_t *lab) {
+    for (int64_t i = 0; i < g->n; i++) {
+        const int known = g->train[i] || (test && g->val[i]), eval = test ? g->test[i] : g->val[i];
+        lab[i] = known ? g->y[i] : eval ? c : -1;
+    }
+}
+
 typedef struct ff_layer_p {
     nl_params ps;
     nl_var *W, *W2, *b;
@@ -69,14 +99,14 @@ static nl_var *ff_forward(nl_ctx *c, nl_graph_kind kind, const nl_csr *adj, ff_l
     return o ? nl_relu(c, o) : NULL;
 }
 
-/* goodness (row sums of squares) of H [n, D] added into g (n) */
-static void add_goodness(const nl_var *H, double *g) {
+/* prediction goodness (mean over units of H [n, D] squared, minus theta) added into g (n) */
+static void add_goodness(const nl_var *H, double theta, double *g) {
     const int64_t n = H->val.shape[0], D = H->val.shape[1];
     const float *x = H->val.data;
     for (int64_t i = 0; i < n; i++) {
         double s = 0;
         for (int64_t j = 0; j < D; j++) s += (double)x[i * D + j] * x[i * D + j];
-        g[i] += s;
+        g[i] += s / (double)D - theta;
     }
 }
 
@@ -92,37 +122,41 @@ static double ff_acc(const double *gs, int64_t n, int64_t C, const int32_t *y, c
     return tot ? (double)hit / (double)tot : 0;
 }
 
+/* Variants (V = 3C), each with its own layer-0 input x0[v] and held layer input h + v n D: 0 positive; 1..C-1 the
+ * negatives; C + c validation prediction with class c; 2C + c test prediction with class c. */
 nl_status nl_forwardgnn_ff_train(const nl_graph *g, const nl_forwardgnn_config *cfg, nl_forwardgnn_result *res) {
     memset(res, 0, sizeof *res);
     if (cfg->layers < 1 || cfg->layers > NL_FGNN_MAX_LAYERS) return nl_set_error(NL_EINVAL, "forwardgnn ff: layers %d outside 1..%d", cfg->layers, NL_FGNN_MAX_LAYERS);
     if (cfg->kind != NL_GRAPH_GCN && cfg->kind != NL_GRAPH_SAGE) return nl_set_error(NL_EINVAL, "forwardgnn ff: gcn or sage only");
     if (!g->y || !g->train || !g->val || !g->test) return nl_set_error(NL_ESTATE, "forwardgnn ff: the graph has no labels or no split");
-    if (cfg->hidden < 1 || cfg->max_epochs < 1 || cfg->patience < 1 || !(cfg->lr > 0)) return nl_set_error(NL_EINVAL, "forwardgnn ff: bad configuration");
-    const int64_t n = g->n, C = g->num_classes, D = cfg->hidden, V = 2 + C; /* variants: pos, neg, class 0..C-1 */
+    if (cfg->hidden < 1 || cfg->max_epochs < 1 || cfg->patience < 1 || cfg->val_every < 1 || !(cfg->lr > 0) || !(cfg->weight_decay >= 0))
+        return nl_set_error(NL_EINVAL, "forwardgnn ff: hidden, max_epochs, patience, val_every and lr must be positive, weight_decay >= 0");
+    const int64_t n = g->n, C = g->num_classes, D = cfg->hidden, V = 3 * C;
+    if (C < 2 || C > 64) return nl_set_error(NL_EINVAL, "forwardgnn ff: 2 to 64 classes");
     const double t0 = nl_time();
-    nl_csr adj, x0[2 + 64];
+    nl_csr adj, x0[3 * 64];
     memset(x0, 0, sizeof x0);
-    if (C > 64) return nl_set_error(NL_EINVAL, "forwardgnn ff: at most 64 classes");
     nl_status s = cfg->kind == NL_GRAPH_GCN ? nl_graph_norm_adj(&g->adj, &adj) : nl_graph_mean_adj(&g->adj, &adj);
     if (s) return s;
-    int32_t *lab = malloc((size_t)n * sizeof *lab);            /* (n) appended label of a variant */
-    int8_t *spos = malloc((size_t)n), *sneg = malloc((size_t)n); /* (n) FF signs */
-    float *h = calloc((size_t)(V * n * D), sizeof *h);          /* (V, n, D) layer inputs (l > 0) */
-    double *gs = calloc((size_t)(C * n), sizeof *gs);            /* (C, n) goodness summed over layers */
+    int32_t *lab = malloc((size_t)n * sizeof *lab);                /* (n) appended label of a variant */
+    int32_t *neg = malloc((size_t)((C - 1) * n) * sizeof *neg);     /* (C-1, n) negative classes */
+    int8_t *spos = malloc((size_t)n), *sneg = malloc((size_t)n);    /* (n) FF signs */
+    float *h = NULL;                                                /* (V, n, D) layer inputs (l > 0) */
+    double *gv = calloc((size_t)(2 * C * n), sizeof *gv), *gt = gv ? gv + C * n : NULL; /* (C, n) each: val / test goodness over layers */
+    double *gcur = malloc((size_t)(C * n) * sizeof *gcur);          /* (C, n) validation goodness with this layer */
     ff_layer_p p;
     memset(&p, 0, sizeof p);
     nl_ctx *c = nl_ctx_new(1 << 20, 0);
     float *best = NULL;
-    if (!lab || !spos || !sneg || !h || !gs || !c) s = nl_set_error(NL_ENOMEM, "forwardgnn ff: out of memory");
+    if (!lab || !neg || !spos || !sneg || !gv || !gcur || !c) s = nl_set_error(NL_ENOMEM, "forwardgnn ff: out of memory");
     nl_rng r;
     nl_rng_init(&r, cfg->seed, 0xff1);
+    if (!s) s = nl_fgnn_ff_negatives(g, &r, neg); /* drawn once per run, as the reference's append_for_train */
     for (int64_t v = 0; v < V && !s; v++) {
-        for (int64_t i = 0; i < n; i++) {
-            if (v >= 2) lab[i] = (int32_t)(v - 2);
-            else if (!g->train[i]) lab[i] = -1;
-            else if (v == 0) lab[i] = g->y[i];
-            else lab[i] = (int32_t)((g->y[i] + 1 + (int64_t)(nl_rng_uniform(&r) * (double)(C - 1))) % C); /* a wrong class */
-        }
+        if (v == 0)
+            for (int64_t i = 0; i < n; i++) lab[i] = g->train[i] ? g->y[i] : -1;
+        else if (v < C) memcpy(lab, neg + (v - 1) * n, (size_t)n * sizeof *lab);
+        else nl_fgnn_ff_eval_labels(g, (int32_t)(v % C), v >= 2 * C, lab);
         s = ff_input(g, lab, &x0[v]);
     }
     for (int64_t i = 0; i < n; i++) spos[i] = g->train[i] ? 1 : 0, sneg[i] = g->train[i] ? -1 : 0;
@@ -137,70 +171,92 @@ nl_status nl_forwardgnn_ff_train(const nl_graph *g, const nl_forwardgnn_config *
             s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
             break;
         }
-        const double a = sqrt(6.0 / (double)(in + D));
-        nl_rng_fill_uniform(&r, &p.W->val, -a, a);
-        if (p.W2) nl_rng_fill_uniform(&r, &p.W2->val, -a, a);
+        nl_fgnn_init_layer(cfg->kind, p.W, p.W2, p.b, in, D, &r); /* PyG's initialisation */
         nl_optim opt;
         nl_optim_config oc = nl_optim_defaults(NL_OPT_ADAM);
-        oc.lr = cfg->lr, oc.weight_decay = 0;
+        oc.lr = cfg->lr, oc.weight_decay = cfg->weight_decay; /* PyTorch Adam: L2 added to the gradient */
         if ((s = nl_optim_init(&opt, &p.ps, &oc))) break;
-        double bv = -1, *gcur = malloc((size_t)(C * n) * sizeof *gcur); /* (C, n) */
+        double bv = -1;
         int bad = 0;
-        if (!gcur) s = nl_set_error(NL_ENOMEM, "forwardgnn ff: out of memory");
-        for (int ep = 1; ep <= cfg->max_epochs && !s; ep++) {
-            /* validation accuracy of the current parameters (goodness of the earlier layers plus this one's) */
-            nl_ctx_reset(c);
-            int prev = nl_set_grad_enabled(c, 0);
-            memcpy(gcur, gs, (size_t)(C * n) * sizeof *gcur);
-            for (int64_t k = 0; k < C && !s; k++) {
-                nl_var *H = ff_forward(c, cfg->kind, &adj, &p, l ? NULL : &x0[2 + k], h + (2 + k) * n * D, n, D);
-                if (!H) s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
-                else add_goodness(H, gcur + k * n);
+        /* t = steps done; as the reference, validate after step t when t % val_every == 0 and t >= 2, patience in
+         * validations, strict improvement, the best validated parameters restored (the last ones if none ran) */
+        for (int t = 0; t <= cfg->max_epochs && !s; t++) {
+            const int val_now = t >= 2 && t % cfg->val_every == 0;
+            if (val_now) { /* prediction from layers 0..l, this one after t steps */
+                int prev = nl_set_grad_enabled(c, 0);
+                memcpy(gcur, gv, (size_t)(C * n) * sizeof *gcur);
+                for (int64_t k = 0; k < C && !s; k++) {
+                    nl_ctx_reset(c);
+                    nl_var *H = ff_forward(c, cfg->kind, &adj, &p, l ? NULL : &x0[C + k], h ? h + (C + k) * n * D : NULL, n, D);
+                    if (!H) s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
+                    else add_goodness(H, cfg->theta, gcur + k * n);
+                }
+                nl_set_grad_enabled(c, prev);
+                if (s) break;
+                const double va = ff_acc(gcur, n, C, g->y, g->val);
+                if (va > bv) {
+                    bv = va, bad = 0, res->best_epoch[l] = t;
+                    memcpy(best, p.ps.data, (size_t)p.ps.total * sizeof *best);
+                } else if (++bad >= cfg->patience) {
+                    res->epochs[l] = t;
+                    break;
+                }
+                if (cfg->verbose && (t % 20 == 0 || t == 2))
+                    nl_progress("forwardgnn ff %s layer %d step %d: val %.4f (best %.4f at %d)", nl_graph_kind_name(cfg->kind), l + 1, t, va, bv,
+                                res->best_epoch[l]);
             }
-            nl_set_grad_enabled(c, prev);
-            if (s) break;
-            const double va = ff_acc(gcur, n, C, g->y, g->val);
-            res->epochs[l] = ep;
-            if (va > bv) {
-                bv = va, bad = 0, res->best_epoch[l] = ep;
-                memcpy(best, p.ps.data, (size_t)p.ps.total * sizeof *best);
-            } else if (++bad >= cfg->patience)
-                break;
+            res->epochs[l] = t;
+            if (t == cfg->max_epochs) break;
+            /* one step on loss_pos + mean over the C-1 negative passes of loss_neg (the reference's forward_train) */
             nl_ctx_reset(c);
-            nl_var *Hp = ff_forward(c, cfg->kind, &adj, &p, l ? NULL : &x0[0], h, n, D);
-            nl_var *Hn = ff_forward(c, cfg->kind, &adj, &p, l ? NULL : &x0[1], h + n * D, n, D);
-            nl_var *lp = Hp ? nl_fgnn_ff_loss(c, Hp, spos, cfg->theta) : NULL, *ln = Hn ? nl_fgnn_ff_loss(c, Hn, sneg, cfg->theta) : NULL;
-            nl_var *loss = lp && ln ? nl_mul_scalar(c, nl_add(c, lp, ln), 0.5) : NULL;
+            nl_var *loss = NULL, *lneg = NULL;
+            int ok = 1;
+            for (int64_t v = 0; v < C && ok; v++) {
+                nl_var *H = ff_forward(c, cfg->kind, &adj, &p, l ? NULL : &x0[v], h ? h + v * n * D : NULL, n, D);
+                nl_var *lv = H ? nl_fgnn_ff_loss(c, H, v ? sneg : spos, cfg->theta) : NULL;
+                if (!lv) ok = 0;
+                else if (!v) loss = lv;
+                else if (!(lneg = lneg ? nl_add(c, lneg, lv) : lv)) ok = 0;
+            }
+            if (ok && (lneg = nl_mul_scalar(c, lneg, 1.0 / (double)(C - 1)))) loss = nl_add(c, loss, lneg);
+            else loss = NULL;
             if (!loss) {
                 s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
                 break;
             }
             nl_params_zero_grad(&p.ps);
             if ((s = nl_backward(c, loss)) || (s = nl_optim_step(&opt))) break;
-            if (cfg->verbose && (ep % 20 == 0 || ep == 1))
-                nl_progress("forwardgnn ff %s layer %d epoch %d: loss %.4f val %.4f", nl_graph_kind_name(cfg->kind), l + 1, ep, nl_item(loss), va);
         }
         nl_optim_free(&opt);
-        free(gcur);
         if (s) break;
-        res->peak_bytes[l] = nl_arena_peak(c->arena) + (l ? (size_t)(V * n * D) * sizeof(float) : 0);
-        memcpy(p.ps.data, best, (size_t)p.ps.total * sizeof *best);
-        /* outputs of the best layer for every variant: next inputs (normalised) and the goodness */
+        res->peak_bytes[l] = nl_arena_peak(c->arena) + (h ? (size_t)(V * n * D) * sizeof(float) : 0);
+        if (bv >= 0) memcpy(p.ps.data, best, (size_t)p.ps.total * sizeof *best);
+        if (l + 1 < cfg->layers && !h && !(h = malloc((size_t)(V * n * D) * sizeof *h))) {
+            s = nl_set_error(NL_ENOMEM, "forwardgnn ff: out of memory");
+            break;
+        }
+        /* outputs of the best layer for every variant: the prediction goodness and the next inputs (normalised) */
         for (int64_t v = 0; v < V && !s; v++) {
+            if (v < C && l + 1 == cfg->layers) continue;
             nl_ctx_reset(c);
             int prev = nl_set_grad_enabled(c, 0);
-            nl_var *H = ff_forward(c, cfg->kind, &adj, &p, l ? NULL : &x0[v], h + v * n * D, n, D);
+            nl_var *H = ff_forward(c, cfg->kind, &adj, &p, l ? NULL : &x0[v], h ? h + v * n * D : NULL, n, D);
             nl_set_grad_enabled(c, prev);
             if (!H) {
                 s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
                 break;
             }
-            if (v >= 2) add_goodness(H, gs + (v - 2) * n);
-            memcpy(h + v * n * D, H->val.data, (size_t)(n * D) * sizeof(float));
-            nl_fgnn_row_normalise(h + v * n * D, n, D);
+            if (v >= C) add_goodness(H, cfg->theta, (v < 2 * C ? gv : gt) + (v % C) * n);
+            if (l + 1 < cfg->layers) {
+                memcpy(h + v * n * D, H->val.data, (size_t)(n * D) * sizeof(float));
+                nl_fgnn_row_normalise(h + v * n * D, n, D);
+            }
         }
-        res->val_acc[l] = ff_acc(gs, n, C, g->y, g->val);
-        res->test_acc[l] = ff_acc(gs, n, C, g->y, g->test);
+        res->val_acc[l] = ff_acc(gv, n, C, g->y, g->val);
+        res->test_acc[l] = ff_acc(gt, n, C, g->y, g->test);
+        if (cfg->verbose)
+            nl_progress("forwardgnn ff %s layer %d: best step %d of %d, val %.4f test %.4f (layers 1..%d summed)", nl_graph_kind_name(cfg->kind), l + 1,
+                        res->best_epoch[l], res->epochs[l], res->val_acc[l], res->test_acc[l], l + 1);
         nl_params_free(&p.ps);
         memset(&p, 0, sizeof p);
         free(best);
@@ -208,7 +264,7 @@ nl_status nl_forwardgnn_ff_train(const nl_graph *g, const nl_forwardgnn_config *
         in = D;
     }
     if (p.ps.p) nl_params_free(&p.ps);
-    free(best), free(lab), free(spos), free(sneg), free(h), free(gs);
+    free(best), free(lab), free(neg), free(spos), free(sneg), free(h), free(gv), free(gcur);
     for (int64_t v = 0; v < V; v++) nl_csr_free(&x0[v]);
     nl_csr_free(&adj);
     if (c) nl_ctx_free(c);

@@ -6,7 +6,7 @@
  * features; layer l > 0: the detached output of layer l-1), computes H_l = ReLU(conv_l(x)) over all n + C nodes, and
  * is trained on CE(softmax(H_train H_virtual^T / tau), y). Prediction: argmax of the sum over layers of the
  * per-layer softmaxes of H H_virtual^T / tau. Forward-forward (FF) with label appending: the goodness of a node is
- * sum_j y_j^2 and its logit goodness - theta, with BCE towards 1 for positive and 0 for negative inputs.
+ * sum_j y_j^2 and its logit goodness - theta, with BCE towards 1 for positive and 0 for negative inputs (ff.c).
  * Backprop baseline: lib/graph's end-to-end training (nl_graph_train). methods/forwardgnn/README.md. */
 #ifndef NL_FORWARDGNN_H
 #define NL_FORWARDGNN_H
@@ -113,12 +113,20 @@ nl_status nl_forwardgnn_td_train(const nl_graph *g, const nl_forwardgnn_config *
 /* FF loss of activations H [n, D]: logit_i = sum_j H_ij^2 - theta; mean over the nodes with sign[i] != 0 of
  * BCE(sigmoid(logit_i), sign[i] > 0). */
 nl_var *nl_fgnn_ff_loss(nl_ctx *c, nl_var *H, const int8_t *sign, double theta);
-/* Greedy layer-wise FF training with label appending: the input of a node is [features || a] row-L2-normalised, a
- * the one-hot of its class (positive, training nodes), of a wrong class drawn once per run (negative, training nodes)
- * or the uniform 1/C (every other node); layer l is trained on the FF loss of the positive and negative passes
- * (mean of the two), early-stopped on validation accuracy; prediction: argmax over c of the goodness summed over
- * layers with class c appended to every node. */
+/* Greedy layer-wise FF training with label appending, as the reference's GNNLabelAppendingFF: the input of a node is
+ * [features || a] row-L2-normalised, a the one-hot of a class or the uniform 1/C. Training: one positive pass
+ * (training nodes: their class) and C-1 negative passes (training node i: its k-th wrong class, the order drawn once
+ * per run), every other node uniform; layer l takes Adam steps (weight decay) on loss_pos + mean_k loss_neg_k; early
+ * stopping as SF's (validation every val_every steps from step 2, patience in validations). Prediction of the mask
+ * M: argmax over c of sum over layers of (mean_j H_ij^2 - theta), with class c appended to the nodes of M, the true
+ * class to the training nodes (test: training and validation nodes) and uniform to the rest. */
 nl_status nl_forwardgnn_ff_train(const nl_graph *g, const nl_forwardgnn_config *cfg, nl_forwardgnn_result *res);
+/* neg (C-1, n): neg[k n + i] the k-th of training node i's C-1 wrong classes in a random order (every wrong class
+ * once); -1 for the other nodes. 2 to 64 classes. */
+nl_status nl_fgnn_ff_negatives(const nl_graph *g, nl_rng *r, int32_t *neg);
+/* lab (n) of a prediction with class c: validation (test 0): training nodes y, validation nodes c, others -1
+ * (uniform); test (test 1): training and validation nodes y, test nodes c, others -1. */
+void nl_fgnn_ff_eval_labels(const nl_graph *g, int32_t c, int test, int32_t *lab);
 
 /* ---- data ---- */
 /* The subgraph induced by the nodes of classes cls[0..k) (labels renumbered 0..k-1 in that order), features copied. */

@@ -315,6 +315,64 @@ static void test_ff_train(void) {
     nl_graph_free(&g);
 }
 
+/* FF as the reference's label appending: C-1 negatives per training node (every wrong class once), the prediction's
+ * appended labels, and the training protocol (validation cadence, patience in validations, weight decay). */
+static void test_ff_protocol(void) {
+    nl_graph g;
+    NLT_OK(karate_split(&g));
+    g.num_classes = 4; /* 4 classes: node i in class i % 4 (labels overwritten; the tests below need only the split) */
+    for (int64_t i = 0; i < g.n; i++) g.y[i] = (int32_t)(i % 4);
+    int32_t neg[3 * 34], neg2[3 * 34], lab[34]; /* (C-1, n), (n) */
+    nl_rng r;
+    nl_rng_init(&r, 7, 1);
+    NLT_OK(nl_fgnn_ff_negatives(&g, &r, neg));
+    NLT_OK(nl_fgnn_ff_negatives(&g, &r, neg2));
+    int orders_differ = 0;
+    for (int64_t i = 0; i < g.n; i++) {
+        int seen = 0;
+        for (int k = 0; k < 3; k++) {
+            const int32_t q = neg[k * g.n + i];
+            if (!g.train[i]) {
+                NLT_CHECK(q == -1, "node %lld not in train has a negative", (long long)i);
+                continue;
+            }
+            NLT_CHECK(q >= 0 && q < 4 && q != g.y[i] && !(seen & (1 << q)), "node %lld negative %d: %d", (long long)i, k, q);
+            if (q >= 0 && q < 4) seen |= 1 << q;
+            orders_differ |= q != neg2[k * g.n + i];
+        }
+    }
+    NLT_CHECK(orders_differ, "the negative order is not random");
+    for (int test = 0; test < 2; test++) {
+        nl_fgnn_ff_eval_labels(&g, 2, test, lab);
+        for (int64_t i = 0; i < g.n; i++) {
+            const int32_t want = g.train[i] || (test && g.val[i]) ? g.y[i] : (test ? g.test[i] : g.val[i]) ? 2 : -1;
+            NLT_CHECK(lab[i] == want, "test %d node %lld label %d, want %d", test, (long long)i, lab[i], want);
+        }
+    }
+    for (int kind = NL_GRAPH_GCN; kind <= NL_GRAPH_SAGE; kind++) {
+        nl_forwardgnn_config cfg = nl_forwardgnn_defaults((nl_graph_kind)kind);
+        cfg.layers = 2, cfg.hidden = 8, cfg.max_epochs = 30, cfg.patience = 3, cfg.lr = 1e-2;
+        nl_forwardgnn_result a, b;
+        NLT_OK(nl_forwardgnn_ff_train(&g, &cfg, &a));
+        for (int l = 0; l < 2; l++) {
+            NLT_CHECK(a.best_epoch[l] >= 2 && a.best_epoch[l] % 2 == 0, "layer %d best step %d not a validation step", l, a.best_epoch[l]);
+            NLT_CHECK(a.epochs[l] % 2 == 0 && (a.epochs[l] == 30 || a.epochs[l] == a.best_epoch[l] + 2 * 3), "layer %d stopped at step %d (best %d)", l,
+                      a.epochs[l], a.best_epoch[l]);
+        }
+        cfg.weight_decay = 0;
+        NLT_OK(nl_forwardgnn_ff_train(&g, &cfg, &b));
+        NLT_CHECK(b.val_acc[1] != a.val_acc[1] || b.best_epoch[0] != a.best_epoch[0] || b.test_acc[1] != a.test_acc[1] || b.epochs[1] != a.epochs[1] ||
+                      b.best_epoch[1] != a.best_epoch[1],
+                  "weight decay changed nothing");
+        cfg.max_epochs = 1; /* no validation runs: the last parameters are kept */
+        NLT_OK(nl_forwardgnn_ff_train(&g, &cfg, &a));
+        NLT_CHECK(a.best_epoch[0] == 0 && a.epochs[0] == 1, "1 step: best %d of %d", a.best_epoch[0], a.epochs[0]);
+        cfg.val_every = 0;
+        NLT_CHECK(nl_forwardgnn_ff_train(&g, &cfg, &a) == NL_EINVAL, "val_every 0 accepted");
+    }
+    nl_graph_free(&g);
+}
+
 /* The judge on hand-made results: sf4 - best bp per seed, and the memory ratios. */
 static int judge_with(double sf_shift, double sf_mem4, double bp_mem4) {
     nl_exp_result r;
@@ -370,6 +428,7 @@ int main(void) {
     NLT_RUN(test_subgraph);
     NLT_RUN(test_cli);
     NLT_RUN(test_ff_train);
+    NLT_RUN(test_ff_protocol);
     NLT_RUN(test_judge);
     return nlt_finish();
 }
