@@ -128,6 +128,12 @@ nl_status nl_fgnn_ff_negatives(const nl_graph *g, nl_rng *r, int32_t *neg);
  * (uniform); test (test 1): training and validation nodes y, test nodes c, others -1. */
 void nl_fgnn_ff_eval_labels(const nl_graph *g, int32_t c, int test, int32_t *lab);
 
+/* ---- prediction (shared by SF and the top-down variants) ---- */
+/* Adds the row softmaxes of S's first n rows (S [>= n, C], C <= 64) into psum [n, C]. */
+void nl_fgnn_softmax_add(const nl_var *S, int64_t n, int64_t C, double *psum);
+/* Accuracy of argmax p [n, C] against y [n] over the nodes with mask [n] set; 0 when the mask is empty. */
+double nl_fgnn_accuracy(const double *p, int64_t n, int64_t C, const int32_t *y, const uint8_t *mask);
+
 /* ---- data ---- */
 /* The subgraph induced by the nodes of classes cls[0..k) (labels renumbered 0..k-1 in that order), features copied. */
 nl_status nl_fgnn_subgraph(nl_graph *out, const nl_graph *g, const int *cls, int k);

@@ -1,6 +1,7 @@
 /* Single-forward ForwardGNN (forwardgnn.h): virtual class nodes, per-layer node-vs-virtual-node cross-entropy,
  * greedy layer-wise training. */
 #include "forwardgnn/forwardgnn.h"
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,8 +175,8 @@ nl_var *nl_fgnn_sf_scores(nl_ctx *c, nl_var *H, int64_t n, int64_t C, double tau
     return S;
 }
 
-/* Adds softmax(S) rows [N, C] into psum [n, C] (first n rows). */
-static void add_softmax(const nl_var *S, int64_t n, int64_t C, double *psum) {
+void nl_fgnn_softmax_add(const nl_var *S, int64_t n, int64_t C, double *psum) {
+    assert(C <= 64);
     for (int64_t i = 0; i < n; i++) {
         double mx = -INFINITY, z = 0, e[64];
         for (int64_t k = 0; k < C; k++) mx = fmax(mx, nl_tensor_get(&S->val, i * C + k));
@@ -184,7 +185,7 @@ static void add_softmax(const nl_var *S, int64_t n, int64_t C, double *psum) {
     }
 }
 
-static double acc_of(const double *p, int64_t n, int64_t C, const int32_t *y, const uint8_t *mask) {
+double nl_fgnn_accuracy(const double *p, int64_t n, int64_t C, const int32_t *y, const uint8_t *mask) {
     int64_t hit = 0, tot = 0;
     for (int64_t i = 0; i < n; i++) {
         if (!mask[i]) continue;
@@ -287,9 +288,9 @@ nl_status nl_fgnn_sf_run(nl_fgnn_sf *m, const nl_graph *g, const nl_forwardgnn_c
             s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
             break;
         }
-        add_softmax(S, n, C, psum);
-        res->val_acc[l] = acc_of(psum, n, C, g->y, g->val);
-        res->test_acc[l] = acc_of(psum, n, C, g->y, g->test);
+        nl_fgnn_softmax_add(S, n, C, psum);
+        res->val_acc[l] = nl_fgnn_accuracy(psum, n, C, g->y, g->val);
+        res->test_acc[l] = nl_fgnn_accuracy(psum, n, C, g->y, g->test);
         if (l + 1 < cfg->layers) {
             if (!hin && !(hin = malloc((size_t)(N * D) * sizeof *hin))) {
                 s = nl_set_error(NL_ENOMEM, "forwardgnn: out of memory");

@@ -128,27 +128,6 @@ static nl_status bottom_up(nl_ctx *c, nl_fgnn_td *m, float **s) {
     return NL_OK;
 }
 
-static void add_softmax(const nl_var *S, int64_t n, int64_t C, double *psum) {
-    for (int64_t i = 0; i < n; i++) {
-        double mx = -INFINITY, z = 0, e[64];
-        for (int64_t k = 0; k < C; k++) mx = fmax(mx, nl_tensor_get(&S->val, i * C + k));
-        for (int64_t k = 0; k < C; k++) z += e[k] = exp(nl_tensor_get(&S->val, i * C + k) - mx);
-        for (int64_t k = 0; k < C; k++) psum[i * C + k] += e[k] / z;
-    }
-}
-
-static double acc_of(const double *p, int64_t n, int64_t C, const int32_t *y, const uint8_t *mask) {
-    int64_t hit = 0, tot = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!mask[i]) continue;
-        int64_t b = 0;
-        for (int64_t k = 1; k < C; k++)
-            if (p[i * C + k] > p[i * C + b]) b = k;
-        hit += b == y[i], tot++;
-    }
-    return tot ? (double)hit / (double)tot : 0;
-}
-
 /* Inputs of layer j in a time step from the states now (s) and those already updated in this step (t, fresh). */
 static void td_inputs(const nl_fgnn_td *m, int j, float **s, float **t, const int *fresh, const float **below, const float **above) {
     const int L = m->sf.cfg.layers, alt = m->input && m->sf.cfg.alternating;
@@ -191,7 +170,7 @@ static nl_status td_predict(nl_ctx *c, nl_fgnn_td *m, double *psum) {
                 s = nl_last_status() ? nl_last_status() : NL_ENOMEM;
                 break;
             }
-            if (!m->input || t >= 2) add_softmax(S, n, C, psum); /* Top2Input: the reference's steps 2..T-1 */
+            if (!m->input || t >= 2) nl_fgnn_softmax_add(S, n, C, psum); /* Top2Input: the reference's steps 2..T-1 */
             if (m->input) s = copy_out(b[j + 1], H, N, D, 0), fresh[j + 1] = 1;
         }
         float **x = a;
@@ -258,7 +237,7 @@ nl_status nl_fgnn_td_run(nl_fgnn_td *m, const nl_graph *g, const nl_forwardgnn_c
         res->epochs[0] = t;
         if (t >= 2 && t % cfg->val_every == 0) {
             if ((s = td_predict(c, m, psum))) break;
-            const double va = acc_of(psum, n, C, g->y, g->val);
+            const double va = nl_fgnn_accuracy(psum, n, C, g->y, g->val);
             if (va > bv) {
                 bv = va, bad = 0, res->best_epoch[0] = t;
                 for (int j = 0; j < L; j++) memcpy(best[j], m->sf.ps[j].data, (size_t)m->sf.ps[j].total * sizeof(float));
@@ -272,8 +251,8 @@ nl_status nl_fgnn_td_run(nl_fgnn_td *m, const nl_graph *g, const nl_forwardgnn_c
     if (!s && bv >= 0)
         for (int j = 0; j < L; j++) memcpy(m->sf.ps[j].data, best[j], (size_t)m->sf.ps[j].total * sizeof(float));
     if (!s && !(s = td_predict(c, m, psum))) {
-        res->val_acc[L - 1] = acc_of(psum, n, C, g->y, g->val);
-        res->test_acc[L - 1] = acc_of(psum, n, C, g->y, g->test);
+        res->val_acc[L - 1] = nl_fgnn_accuracy(psum, n, C, g->y, g->val);
+        res->test_acc[L - 1] = nl_fgnn_accuracy(psum, n, C, g->y, g->test);
         res->peak_bytes[0] += (size_t)(2 * L * N * D) * sizeof(float); /* the states now and next */
     }
     for (int j = 0; j < n_opt; j++) nl_optim_free(&opt[j]);
