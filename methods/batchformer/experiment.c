@@ -172,7 +172,7 @@ static int bf_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *me
 
 /* Quick / full / smoke configurations: see the descriptions below. */
 static const bf_entry_cfg bf_quick = {256, 64, 4, 6000, 0, 3};
-static const bf_entry_cfg bf_full = {256, 64, 30, 6000, 0, 3};
+static const bf_entry_cfg bf_full = {256, 64, 30, 6000, 0, 5};
 static const bf_entry_cfg bf_smoke = {32, 16, 1, 300, 1000, 3};
 
 #define BF_M(l, k) l "_" k "_overall_mean," l "_" k "_overall_se," l "_" k "_many_mean," l "_" k "_medium_mean," l "_" k "_few_mean," \
@@ -190,7 +190,7 @@ const nl_experiment nl_exp_batchformer = {
     .quick_desc = "long-tailed Fashion-MNIST (imbalance 100: 6000..60 images per class, 14,8xx in all), MLP 784-256-64 ReLU + linear "
                   "classifier, BatchFormer 4 heads / FFN 64 / dropout 0.5 at 0.1x LR, Adam 1e-3 cosine, L2 5e-4, batch 128, 4 epochs; "
                   "losses CE and Balanced Softmax, plain vs BatchFormer vs identity-attention control, all 10000 test images, seeds 1-3",
-    .full_desc = "as quick with 30 epochs, seeds 1-3",
+    .full_desc = "as quick with 30 epochs, seeds 1-5",
     .smoke_desc = "MLP 784-32-16, n_max 300, first 1000 test images, 1 epoch, seeds 1-3",
     .quick = &bf_quick,
     .full = &bf_full,
