@@ -54,6 +54,84 @@ static void test_test_time_batch_independent(void) {
     nl_bf_net_free(&m);
 }
 
+/* torch's post-norm TransformerEncoderLayer (eval: no dropout) on one sequence of n tokens, written as plain loops */
+static void naive_layer(const nl_bf_net *m, const float *f, int n, float *out) {
+    int C = (int)m->dim, H = m->heads, Dh = C / H;
+    const float *Wqkv = m->Wqkv->val.data, *bqkv = m->bqkv->val.data, *Wo = m->Wo->val.data, *bo = m->bo->val.data;
+    const float *F1 = m->F1->val.data, *f1 = m->f1->val.data, *F2 = m->F2->val.data, *f2 = m->f2->val.data;
+    const float *ln[4] = {m->g1->val.data, m->e1->val.data, m->g2->val.data, m->e2->val.data};
+    double qkv[8][48], att[8][16], g[8][16];
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < 3 * C; r++) {
+            qkv[i][r] = bqkv[r];
+            for (int j = 0; j < C; j++) qkv[i][r] += (double)Wqkv[r * C + j] * f[i * C + j];
+        }
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < H; h++) {
+            double sc[8], mx = -1e300, z = 0;
+            for (int j = 0; j < n; j++) {
+                sc[j] = 0;
+                for (int d = 0; d < Dh; d++) sc[j] += qkv[i][h * Dh + d] * qkv[j][C + h * Dh + d];
+                sc[j] /= sqrt((double)Dh);
+                mx = fmax(mx, sc[j]);
+            }
+            for (int j = 0; j < n; j++) z += (sc[j] = exp(sc[j] - mx));
+            for (int d = 0; d < Dh; d++) {
+                att[i][h * Dh + d] = 0;
+                for (int j = 0; j < n; j++) att[i][h * Dh + d] += sc[j] / z * qkv[j][2 * C + h * Dh + d];
+            }
+        }
+    for (int i = 0; i < n; i++) {
+        double x[16], y[16], hid[16];
+        for (int r = 0; r < C; r++) {
+            x[r] = bo[r] + f[i * C + r];
+            for (int j = 0; j < C; j++) x[r] += (double)Wo[r * C + j] * att[i][j];
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            double mu = 0, var = 0;
+            for (int r = 0; r < C; r++) mu += x[r] / C;
+            for (int r = 0; r < C; r++) var += (x[r] - mu) * (x[r] - mu) / C;
+            for (int r = 0; r < C; r++) y[r] = (x[r] - mu) / sqrt(var + 1e-5) * ln[2 * pass][r] + ln[2 * pass + 1][r];
+            if (pass == 1) break;
+            for (int r = 0; r < C; r++) {
+                g[i][r] = y[r];
+                hid[r] = f1[r];
+                for (int j = 0; j < C; j++) hid[r] += (double)F1[r * C + j] * y[j];
+                hid[r] = fmax(hid[r], 0);
+            }
+            for (int r = 0; r < C; r++) {
+                x[r] = g[i][r] + f2[r];
+                for (int j = 0; j < C; j++) x[r] += (double)F2[r * C + j] * hid[j];
+            }
+        }
+        for (int r = 0; r < C; r++) out[i * C + r] = (float)y[r];
+    }
+}
+
+static void test_layer_against_loops(void) {
+    nl_bf_config cfg = small_cfg();
+    nl_bf_net m;
+    NLT_OK(nl_bf_net_init(&m, NL_BF_ATTN, &cfg, D_IN, K, 4));
+    nl_rng r;
+    nl_rng_init(&r, 99, 1);
+    /* non-trivial biases and LayerNorm affine (they start at 0 / 1) so that their placement is checked too */
+    nl_var *vs[6] = {m.bqkv, m.bo, m.g1, m.e1, m.g2, m.e2};
+    for (int i = 0; i < 6; i++) nl_rng_fill_uniform(&r, &vs[i]->val, -0.8, 0.8);
+    enum { n = 5 };
+    float f[n * 8], want[n * 8];
+    for (int i = 0; i < n * 8; i++) f[i] = (float)(2 * nl_rng_normal(&r));
+    naive_layer(&m, f, n, want);
+    nl_ctx *c = nl_ctx_new(0, 0);
+    nl_set_grad_enabled(c, 0);
+    nl_var *got = nl_bf_layer(c, &m, nl_input(c, nl_tensor_wrap(f, NL_F32, 2, (int64_t[]){n, 8})), 0);
+    NLT_CHECK(got != NULL, "%s", nl_last_error());
+    double d = 0;
+    for (int i = 0; got && i < n * 8; i++) d = fmax(d, fabs(((float *)got->val.data)[i] - want[i]));
+    NLT_CHECK(d < 2e-5, "layer vs loops: max diff %g", d);
+    nl_ctx_free(c);
+    nl_bf_net_free(&m);
+}
+
 static void test_identity_control_per_sample(void) {
     nl_bf_config cfg = small_cfg();
     nl_bf_net m;
@@ -274,6 +352,7 @@ static void test_cli(void) {
 
 int main(void) {
     NLT_RUN(test_test_time_batch_independent);
+    NLT_RUN(test_layer_against_loops);
     NLT_RUN(test_identity_control_per_sample);
     NLT_RUN(test_shared_classifier);
     NLT_RUN(test_balanced_softmax_hand);
