@@ -22,7 +22,7 @@ static void help_mdbm(FILE *f) {
             "  --hidden G         hidden groups (default 16)\n"
             "  --hidden-k K       units per hidden group (default 4; 2..16)\n"
             "  --rank R           rows of W (default 64)\n"
-            "  --epochs E         default 2\n"
+            "  --epochs E         default 3\n"
             "  --batch B          default 50\n"
             "  --lr X             Adam learning rate (default 5e-3)\n"
             "  --observed P       fraction of pixels observed (default 0.4)\n"

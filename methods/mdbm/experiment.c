@@ -121,9 +121,9 @@ static int md_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *me
     return nl_exp_parts_pass(r);
 }
 
-/* quick: 2000 training images, 2 epochs, 16 hidden groups of 4, rank 64, 1000 test images, the control on 200;
+/* quick: 2000 training images, 3 epochs, 16 hidden groups of 4, rank 64, 1000 test images, the control on 200;
  * full: 10000 images, 5 epochs, 32 groups of 4, rank 128, the whole test set, the control on 1000; smoke: tiny. */
-static const md_entry_cfg md_quick = {2000, 1000, 200, 16, 4, 64, 2, 50, 5e-3, 3};
+static const md_entry_cfg md_quick = {2000, 1000, 200, 16, 4, 64, 3, 50, 5e-3, 3};
 static const md_entry_cfg md_full = {10000, 10000, 1000, 32, 4, 128, 5, 50, 5e-3, 3};
 static const md_entry_cfg md_smoke = {200, 100, 50, 4, 4, 16, 1, 50, 5e-3, 3};
 
@@ -139,7 +139,7 @@ const nl_experiment nl_exp_mdbm = {
              "classifies (>= 80%) and completes the unobserved pixels (>= 5 points over the per-pixel marginal); the same "
              "weights without the projection fail to converge on some inputs.",
     .quick_desc = "one dense tier: 784 binary pixel groups + 16 hidden groups of 4 + a 10-way class group, A = blkdiag(V^T V) - "
-                  "V^T V, V = W diag(sqrt s_g), W 64 x 1722; first 2000 training images, 2 epochs, batch 50, Adam 5e-3, "
+                  "V^T V, V = W diag(sqrt s_g), W 64 x 1722; first 2000 training images, 3 epochs, batch 50, Adam 5e-3, "
                   "loss 0.5 pixel CE + 0.5 class CE at the fixed point; 1000 test images, control on 200; seeds 1-3",
     .full_desc = "as quick with 10000 training images, 5 epochs, 32 hidden groups of 4, rank 128, the 10000 test images, "
                  "the control on 1000; seeds 1-3",

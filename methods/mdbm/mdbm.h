@@ -41,6 +41,8 @@ nl_status nl_mdbm_refresh(nl_mdbm *m);
 
 /* prox^alpha_f(y) on one group of k: argmin_x 1/2||x - y||^2 + alpha (sum x log x - 1/2||x||^2) over the simplex. */
 void nl_mdbm_prox(const double *y, int k, double alpha, double *x);
+/* the same, x in: a warm start (used for binary groups when inside (0, 1)), out: the prox */
+void nl_mdbm_prox_warm(const double *y, int k, double alpha, double *x);
 
 typedef struct nl_mdbm_solve_opts {
     double alpha;   /* initial damping (0.125), halved after each failed round */

@@ -46,7 +46,7 @@ nl_status nl_mdbm_init(nl_mdbm *m, const int *gsizes, int64_t n_groups, int64_t 
     }
     nl_rng rng;
     nl_rng_init(&rng, seed, 0x4DB3ULL);
-    const double sd = 1.0 / sqrt((double)r);
+    const double sd = 1.0 / sqrt((double)r); /* blocks W_g^T W_g of norm about 1: the scaling is active from the start */ /* small: the model starts near the independent (bias-only) one */
     for (int64_t i = 0; i < r * n; i++) m->w[i] = (float)(sd * nl_rng_normal(&rng));
     return nl_mdbm_refresh(m);
 }
@@ -105,20 +105,37 @@ static double prox_elem(double c, double a) {
     return exp(g);
 }
 
+/* binary group: u = logit x_1 solves (1-a)(2 sigma(u) - 1) + a u = d, safeguarded Newton from u0 */
+static double prox2(double d, double a, double u0) {
+    double lo = (d - (1 - a)) / a, hi = (d + (1 - a)) / a, u = u0;
+    if (!(u > lo && u < hi)) u = d / (1 - a + 2 * a);
+    if (!(u > lo && u < hi)) u = 0.5 * (lo + hi);
+    for (int it = 0; it < 100; it++) {
+        const double sg = 1 / (1 + exp(-u)), h = (1 - a) * (2 * sg - 1) + a * u - d;
+        if (h > 0) hi = u; else lo = u;
+        double un = u - h / (2 * (1 - a) * sg * (1 - sg) + a);
+        if (!(un > lo && un < hi)) un = 0.5 * (lo + hi);
+        const double du = fabs(un - u);
+        u = un;
+        if (du < 1e-10 * (1 + fabs(u)) || hi - lo < 1e-12 * (1 + fabs(u))) break;
+    }
+    return u;
+}
+
+void nl_mdbm_prox_warm(const double *y, int k, double a, double *x) {
+    if (k == 2) {
+        double u0 = NAN;
+        if (x[1] > 1e-12 && x[1] < 1 - 1e-12) u0 = log(x[1] / (1 - x[1]));
+        const double u = prox2(y[1] - y[0], a, u0);
+        x[1] = 1 / (1 + exp(-u)), x[0] = 1 - x[1];
+        return;
+    }
+    nl_mdbm_prox(y, k, a, x);
+}
+
 void nl_mdbm_prox(const double *y, int k, double a, double *x) {
-    if (k == 2) { /* one unknown: u = logit x_1, (1-a)(2 sigma(u) - 1) + a u = y_1 - y_0 */
-        const double d = y[1] - y[0];
-        double lo = (d - (1 - a)) / a, hi = (d + (1 - a)) / a, u = d / (1 - a + 2 * a);
-        if (u < lo || u > hi) u = 0.5 * (lo + hi);
-        for (int it = 0; it < 100; it++) {
-            const double sg = 1 / (1 + exp(-u)), h = (1 - a) * (2 * sg - 1) + a * u - d;
-            if (h > 0) hi = u; else lo = u;
-            double un = u - h / (2 * (1 - a) * sg * (1 - sg) + a);
-            if (!(un > lo && un < hi)) un = 0.5 * (lo + hi);
-            const double du = fabs(un - u);
-            u = un;
-            if (du < 1e-12 * (1 + fabs(u)) || hi - lo < 1e-14 * (1 + fabs(u))) break;
-        }
+    if (k == 2) {
+        const double u = prox2(y[1] - y[0], a, NAN);
         x[1] = 1 / (1 + exp(-u)), x[0] = 1 / (1 + exp(u));
         return;
     }

@@ -32,8 +32,8 @@ static void op_forward(op_ctx *c, int64_t B, const float *x, float *f, const uin
                 for (int i = 0; i < k; i++) f[o + i] = x[o + i];
                 continue;
             }
-            for (int i = 0; i < k; i++) y[i] = (1 - a) * x[o + i] + a * ((double)f[o + i] + m->b[m->goff[g] + i]);
-            nl_mdbm_prox(y, k, a, p);
+            for (int i = 0; i < k; i++) y[i] = (1 - a) * x[o + i] + a * ((double)f[o + i] + m->b[m->goff[g] + i]), p[i] = x[o + i];
+            nl_mdbm_prox_warm(y, k, a, p);
             for (int i = 0; i < k; i++) f[o + i] = (float)p[i];
         }
     }

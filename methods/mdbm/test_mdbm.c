@@ -76,7 +76,7 @@ static void clamp_setup(const nl_mdbm *m, int64_t B, uint8_t *clamp, float *q) {
 
 static void test_unique_fixed_point(void) {
     nl_mdbm m;
-    tiny(&m, 3.0, 3);
+    tiny(&m, 30.0, 3);
     int scaled = 0;
     for (int64_t g = 0; g < m.n_groups; g++) scaled += m.s[g] < 1;
     NLT_CHECK(scaled > 0, "the projection should be active at this scale");
@@ -120,7 +120,7 @@ static double loss_at(const nl_mdbm *m, const uint8_t *clamp, const float *q0, c
 
 static void test_implicit_gradient(void) {
     nl_mdbm m;
-    tiny(&m, 1.5, 5);
+    tiny(&m, 15.0, 5);
     const int64_t n = m.n, B = 2;
     uint8_t clamp[2 * 12], conv[2];
     float q0[2 * 40], q[2 * 40], c[2 * 40];

@@ -18,7 +18,7 @@ static double cpu_now(void) {
 }
 
 nl_mdbm_config nl_mdbm_defaults(void) {
-    nl_mdbm_config c = {2000, 1000, 200, 16, 4, 64, 2, 50, 5e-3, 0.4, 1, 0};
+    nl_mdbm_config c = {2000, 1000, 200, 16, 4, 64, 3, 50, 5e-3, 0.4, 1, 0};
     return c;
 }
 
@@ -131,7 +131,7 @@ nl_status nl_mdbm_run(const nl_mdbm_config *c, const nl_dataset *tr, const nl_da
             int64_t j = nl_rng_below(&rng, i + 1), t = perm[i];
             perm[i] = perm[j], perm[j] = t;
         }
-        double lsum = 0;
+        double lsum = 0, lpix = 0;
         int64_t lcount = 0;
         for (int64_t s0 = 0; s0 + B <= c->n_train && !s; s0 += B) {
             fill_batch(&m, tr, perm + s0, B, c->observed, &rng, clamp, q);
@@ -149,7 +149,7 @@ nl_status nl_mdbm_run(const nl_mdbm_config *c, const nl_dataset *tr, const nl_da
                     const int64_t o = m.goff[g] + (x[g] > 0.5f);
                     const float qq = qb[o] > 1e-12f ? qb[o] : 1e-12f;
                     db[o] = -0.5f / (float)(nu * B) / qq;
-                    lsum -= 0.5 * log(qq) / (double)nu;
+                    lsum -= 0.5 * log(qq) / (double)nu, lpix -= log(qq) / (double)nu;
                 }
                 const int64_t o = m.goff[G - 1] + tr->y[perm[s0 + bi]];
                 const float qq = qb[o] > 1e-12f ? qb[o] : 1e-12f;
@@ -168,7 +168,7 @@ nl_status nl_mdbm_run(const nl_mdbm_config *c, const nl_dataset *tr, const nl_da
             }
             nl_mdbm_refresh(&m);
         }
-        if (c->verbose && !s) nl_progress("mdbm epoch %d: loss %.4f (%lld steps)", ep + 1, lsum / (double)(lcount ? lcount : 1), (long long)step);
+        if (c->verbose && !s) nl_progress("mdbm epoch %d: loss %.4f, pixel cross-entropy %.4f (%lld steps)", ep + 1, lsum / (double)(lcount ? lcount : 1), lpix / (double)(lcount ? lcount : 1), (long long)step);
     }
     r->train_seconds = cpu_now() - t0;
     r->train_conv = solves ? (double)solved / (double)solves : 1;
