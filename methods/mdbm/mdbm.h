@@ -63,6 +63,8 @@ nl_status nl_mdbm_forward(const nl_mdbm *m, int64_t B, const uint8_t *clamp, flo
  * conv (B) out: adjoint convergence. */
 nl_status nl_mdbm_backward(const nl_mdbm *m, int64_t B, const uint8_t *clamp, const float *q, const float *dq,
                            double alpha, const nl_mdbm_solve_opts *o, float *gw, float *gb, uint8_t *conv);
+/* Add the direct gradient of sum_b v_b^T (dA q_b + db) into gw (r, n), gb (n); v, q (B, n). */
+nl_status nl_mdbm_accum_grad(const nl_mdbm *m, int64_t B, const float *q, const float *v, float *gw, float *gb);
 /* z = A q without the bias, (B, n); tmp (B, r). */
 void nl_mdbm_apply_a(const nl_mdbm *m, int64_t B, const float *q, float *z, float *tmp);
 /* z = A q + b, (B, n). */

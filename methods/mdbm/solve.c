@@ -188,23 +188,18 @@ nl_status nl_mdbm_forward(const nl_mdbm *m, int64_t B, const uint8_t *clamp, flo
     return s;
 }
 
-nl_status nl_mdbm_backward(const nl_mdbm *m, int64_t B, const uint8_t *clamp, const float *q, const float *dq,
-                           double alpha, const nl_mdbm_solve_opts *o, float *gw, float *gb, uint8_t *conv) {
+nl_status nl_mdbm_accum_grad(const nl_mdbm *m, int64_t B, const float *q, const float *v, float *gw, float *gb) {
     const int64_t n = m->n, r = m->r;
-    op_ctx c = {m, clamp, q, dq, alpha, malloc(sizeof(float) * (size_t)(B * r)), malloc(sizeof(float) * (size_t)(B * n))};
-    float *w = calloc((size_t)(B * n), sizeof(float));     /* (B, n) adjoint */
+    float *uv = malloc(sizeof(float) * (size_t)(B * r));   /* (B, r) v V^T */
     float *uq = malloc(sizeof(float) * (size_t)(B * r));   /* (B, r) q V^T */
     float *gv = calloc((size_t)(r * n), sizeof(float));    /* (r, n) dL/dV */
-    nl_status s = NL_OK;
-    if (!c.tmp || !c.u || !w || !uq || !gv) s = nl_set_error(NL_ENOMEM, "mdbm: out of memory");
-    if (!s) s = anderson(&c, op_adjoint, B, w, o, conv, NULL, 0);
-    if (!s) {
-        jprox(&c, B, w, c.u);
-        float *v = c.u; /* (B, n) dL/dz = alpha J_P w */
-        for (int64_t i = 0; i < B * n; i++) v[i] *= (float)alpha;
-        for (int64_t bi = 0; bi < B; bi++)
-            for (int64_t i = 0; i < n; i++) gb[i] += v[bi * n + i];
-        float *uv = c.tmp; /* (B, r) v V^T */
+    if (!uv || !uq || !gv) {
+        free(uv), free(uq), free(gv);
+        return nl_set_error(NL_ENOMEM, "mdbm: out of memory");
+    }
+    for (int64_t bi = 0; bi < B; bi++)
+        for (int64_t i = 0; i < n; i++) gb[i] += v[bi * n + i];
+    {
         nl_gemm(NL_F32, 0, 1, B, r, n, 1.0, v, n, m->v, n, 0.0, uv, r);
         nl_gemm(NL_F32, 0, 1, B, r, n, 1.0, q, n, m->v, n, 0.0, uq, r);
         nl_gemm(NL_F32, 1, 0, r, n, B, -1.0, uv, r, q, n, 1.0, gv, n);
@@ -240,6 +235,24 @@ nl_status nl_mdbm_backward(const nl_mdbm *m, int64_t B, const uint8_t *clamp, co
             }
         }
     }
-    free(c.tmp), free(c.u), free(w), free(uq), free(gv);
+    free(uv), free(uq), free(gv);
+    return NL_OK;
+}
+
+nl_status nl_mdbm_backward(const nl_mdbm *m, int64_t B, const uint8_t *clamp, const float *q, const float *dq,
+                           double alpha, const nl_mdbm_solve_opts *o, float *gw, float *gb, uint8_t *conv) {
+    const int64_t n = m->n, r = m->r;
+    op_ctx c = {m, clamp, q, dq, alpha, malloc(sizeof(float) * (size_t)(B * r)), malloc(sizeof(float) * (size_t)(B * n))};
+    float *w = calloc((size_t)(B * n), sizeof(float));     /* (B, n) adjoint */
+    nl_status s = NL_OK;
+    if (!c.tmp || !c.u || !w) s = nl_set_error(NL_ENOMEM, "mdbm: out of memory");
+    if (!s) s = anderson(&c, op_adjoint, B, w, o, conv, NULL, 0);
+    if (!s) {
+        jprox(&c, B, w, c.u);
+        float *v = c.u; /* (B, n) dL/dz = alpha J_P w */
+        for (int64_t i = 0; i < B * n; i++) v[i] *= (float)alpha;
+        s = nl_mdbm_accum_grad(m, B, q, v, gw, gb);
+    }
+    free(c.tmp), free(c.u), free(w);
     return s;
 }

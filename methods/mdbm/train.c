@@ -118,7 +118,12 @@ nl_status nl_mdbm_run(const nl_mdbm_config *c, const nl_dataset *tr, const nl_da
     float *q = malloc(sizeof(float) * (size_t)(B * n)), *dq = malloc(sizeof(float) * (size_t)(B * n)); /* (B, n) */
     uint8_t *clamp = malloc((size_t)(B * G)), *conv = malloc((size_t)B); /* (B, G), (B) */
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)c->n_train);       /* (n_train) */
-    if (!am || !av || !gw || !q || !dq || !clamp || !conv || !perm) s = nl_set_error(NL_ENOMEM, "mdbm: out of memory");
+    float *z = malloc(sizeof(float) * (size_t)(B * n)), *gz = malloc(sizeof(float) * (size_t)(B * n)); /* (B, n) */
+    float *tmp = malloc(sizeof(float) * (size_t)(B * m.r));              /* (B, r) */
+    double *tau = malloc(sizeof(double) * (size_t)(4 * G)), *gtau = tau + G, *tm = tau + 2 * G, *tv = tau + 3 * G; /* (G) each */
+    if (tau)
+        for (int64_t g = 0; g < G; g++) tau[g] = 1, gtau[g] = tm[g] = tv[g] = 0;
+    if (!am || !av || !gw || !q || !dq || !clamp || !conv || !perm || !z || !gz || !tmp || !tau) s = nl_set_error(NL_ENOMEM, "mdbm: out of memory");
     nl_rng rng;
     nl_rng_init(&rng, c->seed, 0x7A1ULL);
     nl_mdbm_solve_opts otr = nl_mdbm_solve_defaults();
@@ -138,26 +143,46 @@ nl_status nl_mdbm_run(const nl_mdbm_config *c, const nl_dataset *tr, const nl_da
             double alpha = otr.alpha;
             if ((s = nl_mdbm_forward(&m, B, clamp, q, &otr, conv, NULL, &alpha))) break;
             for (int64_t bi = 0; bi < B; bi++) solved += conv[bi], solves++;
-            memset(dq, 0, sizeof(float) * (size_t)(B * n));
+            /* readout (the reference's extra linear pass): logits tau_g z_g, z = A q* + b, tau learnable per group */
+            nl_mdbm_field(&m, B, q, z);
+            memset(gz, 0, sizeof(float) * (size_t)(B * n));
             for (int64_t bi = 0; bi < B; bi++) {
                 const float *x = tr->x + perm[s0 + bi] * NPIX;
-                float *qb = q + bi * n, *db = dq + bi * n;
                 int64_t nu = 0;
                 for (int64_t g = 0; g < NPIX; g++) nu += !clamp[bi * G + g];
-                for (int64_t g = 0; g < NPIX && nu; g++) {
-                    if (clamp[bi * G + g]) continue;
-                    const int64_t o = m.goff[g] + (x[g] > 0.5f);
-                    const float qq = qb[o] > 1e-12f ? qb[o] : 1e-12f;
-                    db[o] = -0.5f / (float)(nu * B) / qq;
-                    lsum -= 0.5 * log(qq) / (double)nu, lpix -= log(qq) / (double)nu;
+                for (int64_t g = 0; g < G; g++) {
+                    if (clamp[bi * G + g] || (g >= NPIX && g < G - 1)) continue;
+                    const int k = m.gsize[g], t = g < NPIX ? (x[g] > 0.5f) : tr->y[perm[s0 + bi]];
+                    const double wt = g < NPIX ? 0.5 / (double)nu : 0.5;
+                    const float *zb = z + bi * n + m.goff[g];
+                    float *gb_ = gz + bi * n + m.goff[g];
+                    double mx = -1e300, p[NL_MDBM_MAX_GROUP], S = 0;
+                    for (int i = 0; i < k; i++) p[i] = tau[g] * zb[i], mx = p[i] > mx ? p[i] : mx;
+                    for (int i = 0; i < k; i++) p[i] = exp(p[i] - mx), S += p[i];
+                    double gt = 0;
+                    for (int i = 0; i < k; i++) {
+                        p[i] /= S;
+                        const double d = p[i] - (i == t);
+                        gb_[i] = (float)(wt * tau[g] * d / (double)B), gt += wt * d * zb[i] / (double)B;
+                    }
+                    gtau[g] += gt;
+                    const double l = -wt * log(p[t] > 1e-300 ? p[t] : 1e-300);
+                    lsum += l;
+                    if (g < NPIX) lpix += 2 * l;
                 }
-                const int64_t o = m.goff[G - 1] + tr->y[perm[s0 + bi]];
-                const float qq = qb[o] > 1e-12f ? qb[o] : 1e-12f;
-                db[o] += -0.5f / (float)B / qq;
-                lsum -= 0.5 * log(qq), lcount++;
+                lcount++;
             }
             memset(gw, 0, sizeof(float) * (size_t)(rn + n));
+            nl_mdbm_apply_a(&m, B, gz, dq, tmp); /* dL/dq* through z = A q* + b */
+            if ((s = nl_mdbm_accum_grad(&m, B, q, gz, gw, gw + rn))) break;
             if ((s = nl_mdbm_backward(&m, B, clamp, q, dq, alpha, &otr, gw, gw + rn, conv))) break;
+            for (int64_t g = 0; g < G; g++) { /* Adam on tau, kept >= 0.01 */
+                const double st = (double)step + 1, g1 = gtau[g];
+                tm[g] = 0.9 * tm[g] + 0.1 * g1, tv[g] = 0.999 * tv[g] + 0.001 * g1 * g1;
+                tau[g] -= c->lr * (tm[g] / (1 - pow(0.9, st))) / (sqrt(tv[g] / (1 - pow(0.999, st))) + 1e-8);
+                if (tau[g] < 0.01) tau[g] = 0.01;
+                gtau[g] = 0;
+            }
             step++;
             const double b1 = 0.9, b2 = 0.999, bc1 = 1 - pow(b1, (double)step), bc2 = 1 - pow(b2, (double)step);
             for (int64_t i = 0; i < rn + n; i++) {
@@ -193,7 +218,7 @@ nl_status nl_mdbm_run(const nl_mdbm_config *c, const nl_dataset *tr, const nl_da
         }
     }
     r->eval_seconds = cpu_now() - t0;
-    free(am), free(av), free(gw), free(q), free(dq), free(clamp), free(conv), free(perm);
+    free(am), free(av), free(gw), free(q), free(dq), free(clamp), free(conv), free(perm), free(z), free(gz), free(tmp), free(tau);
     nl_mdbm_free(&m);
     return s;
 }
