@@ -140,7 +140,7 @@ const nl_experiment nl_exp_mdbm = {
              "weights without the projection fail to converge on some inputs.",
     .quick_desc = "one dense tier: 784 binary pixel groups + 16 hidden groups of 4 + a 10-way class group, A = blkdiag(V^T V) - "
                   "V^T V, V = W diag(sqrt s_g), W 64 x 1722; first 2000 training images, 3 epochs, batch 50, Adam 5e-3, "
-                  "loss 0.5 pixel CE + 0.5 class CE at the fixed point; 1000 test images, control on 200; seeds 1-3",
+                  "readout logits tau_g (A q* + b) (tau learnable, from 1), loss 0.5 unobserved-pixel CE + 0.5 class CE; 1000 test images, control on 200; seeds 1-3",
     .full_desc = "as quick with 10000 training images, 5 epochs, 32 hidden groups of 4, rank 128, the 10000 test images, "
                  "the control on 1000; seeds 1-3",
     .smoke_desc = "200 training images, 1 epoch, 4 hidden groups of 4, rank 16, 100 test images, control on 50, seeds 1-3",
