@@ -199,40 +199,38 @@ nl_status nl_mdbm_accum_grad(const nl_mdbm *m, int64_t B, const float *q, const 
     }
     for (int64_t bi = 0; bi < B; bi++)
         for (int64_t i = 0; i < n; i++) gb[i] += v[bi * n + i];
-    {
-        nl_gemm(NL_F32, 0, 1, B, r, n, 1.0, v, n, m->v, n, 0.0, uv, r);
-        nl_gemm(NL_F32, 0, 1, B, r, n, 1.0, q, n, m->v, n, 0.0, uq, r);
-        nl_gemm(NL_F32, 1, 0, r, n, B, -1.0, uv, r, q, n, 1.0, gv, n);
-        nl_gemm(NL_F32, 1, 0, r, n, B, -1.0, uq, r, v, n, 1.0, gv, n);
-        for (int64_t g = 0; g < m->n_groups; g++) {
-            const int k = m->gsize[g];
-            const int64_t o0 = m->goff[g];
-            double M[NL_MDBM_MAX_GROUP * NL_MDBM_MAX_GROUP] = {0};
-            for (int64_t bi = 0; bi < B; bi++) {
-                const float *qb = q + bi * n + o0, *vb = v + bi * n + o0;
-                for (int i = 0; i < k; i++)
-                    for (int j = 0; j < k; j++) M[i * k + j] += (double)qb[i] * vb[j] + (double)vb[i] * qb[j];
+    nl_gemm(NL_F32, 0, 1, B, r, n, 1.0, v, n, m->v, n, 0.0, uv, r);
+    nl_gemm(NL_F32, 0, 1, B, r, n, 1.0, q, n, m->v, n, 0.0, uq, r);
+    nl_gemm(NL_F32, 1, 0, r, n, B, -1.0, uv, r, q, n, 1.0, gv, n);
+    nl_gemm(NL_F32, 1, 0, r, n, B, -1.0, uq, r, v, n, 1.0, gv, n);
+    for (int64_t g = 0; g < m->n_groups; g++) {
+        const int k = m->gsize[g];
+        const int64_t o0 = m->goff[g];
+        double M[NL_MDBM_MAX_GROUP * NL_MDBM_MAX_GROUP] = {0};
+        for (int64_t bi = 0; bi < B; bi++) {
+            const float *qb = q + bi * n + o0, *vb = v + bi * n + o0;
+            for (int i = 0; i < k; i++)
+                for (int j = 0; j < k; j++) M[i * k + j] += (double)qb[i] * vb[j] + (double)vb[i] * qb[j];
+        }
+        for (int64_t row = 0; row < r; row++)
+            for (int j = 0; j < k; j++) {
+                double acc = 0;
+                for (int i = 0; i < k; i++) acc += m->v[row * n + o0 + i] * M[i * k + j];
+                gv[row * n + o0 + j] += (float)acc;
             }
+        /* V_g = sqrt(s_g) W_g, s_g = (1 - margin) / lambda_g when projected and lambda_g > 1 - margin */
+        const double s = m->s[g], sq = sqrt(s);
+        double dls = 0;
+        const int scaled = m->project && m->lam[g] > 1 - m->margin;
+        if (scaled)
             for (int64_t row = 0; row < r; row++)
-                for (int j = 0; j < k; j++) {
-                    double acc = 0;
-                    for (int i = 0; i < k; i++) acc += m->v[row * n + o0 + i] * M[i * k + j];
-                    gv[row * n + o0 + j] += (float)acc;
-                }
-            /* V_g = sqrt(s_g) W_g, s_g = (1 - margin) / lambda_g when projected and lambda_g > 1 - margin */
-            const double s = m->s[g], sq = sqrt(s);
-            double dls = 0;
-            const int scaled = m->project && m->lam[g] > 1 - m->margin;
-            if (scaled)
-                for (int64_t row = 0; row < r; row++)
-                    for (int i = 0; i < k; i++) dls += (double)gv[row * n + o0 + i] * m->w[row * n + o0 + i];
-            const double dlam = scaled ? dls / (2 * sq) * (-(1 - m->margin) / (m->lam[g] * m->lam[g])) : 0;
-            for (int64_t row = 0; row < r; row++) {
-                double we = 0; /* (W_g e)_row */
-                for (int i = 0; i < k; i++) we += (double)m->w[row * n + o0 + i] * m->evec[o0 + i];
-                for (int i = 0; i < k; i++)
-                    gw[row * n + o0 + i] += (float)(sq * gv[row * n + o0 + i] + dlam * 2 * we * m->evec[o0 + i]);
-            }
+                for (int i = 0; i < k; i++) dls += (double)gv[row * n + o0 + i] * m->w[row * n + o0 + i];
+        const double dlam = scaled ? dls / (2 * sq) * (-(1 - m->margin) / (m->lam[g] * m->lam[g])) : 0;
+        for (int64_t row = 0; row < r; row++) {
+            double we = 0; /* (W_g e)_row */
+            for (int i = 0; i < k; i++) we += (double)m->w[row * n + o0 + i] * m->evec[o0 + i];
+            for (int i = 0; i < k; i++)
+                gw[row * n + o0 + i] += (float)(sq * gv[row * n + o0 + i] + dlam * 2 * we * m->evec[o0 + i]);
         }
     }
     free(uv), free(uq), free(gv);

@@ -161,6 +161,56 @@ static void test_implicit_gradient(void) {
     nl_mdbm_free(&m);
 }
 
+/* the readout's composition (train.c): L = sum c . z with z = A q* + b: direct part (nl_mdbm_accum_grad with v = c)
+ * plus the implicit part (nl_mdbm_backward with dL/dq* = A c) */
+static double field_loss(const nl_mdbm *m, const uint8_t *clamp, const float *q0, const float *c, float *q) {
+    float z[2 * 40];
+    loss_at(m, clamp, q0, c, q);
+    nl_mdbm_field(m, 2, q, z);
+    double L = 0;
+    for (int64_t i = 0; i < 2 * m->n; i++) L += (double)c[i] * z[i];
+    return L;
+}
+
+static void test_readout_gradient(void) {
+    nl_mdbm m;
+    tiny(&m, 15.0, 8);
+    const int64_t n = m.n, B = 2;
+    uint8_t clamp[2 * 12], conv[2];
+    float q0[2 * 40], q[2 * 40], c[2 * 40], ac[2 * 40], tmp[2 * 8];
+    float *gw = calloc((size_t)(m.r * n), sizeof(float)), gb[40] = {0};
+    nl_rng rng;
+    nl_rng_init(&rng, 17, 0);
+    clamp_setup(&m, B, clamp, q0);
+    random_start(&m, B, clamp, q0, &rng);
+    for (int64_t i = 0; i < B * n; i++) c[i] = (float)nl_rng_normal(&rng);
+    field_loss(&m, clamp, q0, c, q);
+    nl_mdbm_solve_opts o = nl_mdbm_solve_defaults();
+    o.tol = 1e-7, o.max_iter = 2000;
+    nl_mdbm_apply_a(&m, B, c, ac, tmp);
+    NLT_OK(nl_mdbm_accum_grad(&m, B, q, c, gw, gb));
+    NLT_OK(nl_mdbm_backward(&m, B, clamp, q, ac, o.alpha, &o, gw, gb, conv));
+    for (int t = 0; t < 16; t++) {
+        const int onb = t % 3 == 0;
+        const int64_t idx = onb ? nl_rng_below(&rng, n) : nl_rng_below(&rng, m.r * n);
+        float *p = onb ? &m.b[idx] : &m.w[idx];
+        const float keep = *p, h = 2e-3f;
+        *p = keep + h;
+        nl_mdbm_refresh(&m);
+        const double lp = field_loss(&m, clamp, q0, c, q);
+        *p = keep - h;
+        nl_mdbm_refresh(&m);
+        const double lm = field_loss(&m, clamp, q0, c, q);
+        *p = keep;
+        nl_mdbm_refresh(&m);
+        const double fd = (lp - lm) / (2 * h), an = onb ? gb[idx] : gw[idx];
+        NLT_CHECK(fabs(fd - an) / (fabs(fd) + fabs(an) + 1e-2) < 2e-2, "%s[%lld]: %.6g vs finite difference %.6g",
+                  onb ? "b" : "W", (long long)idx, an, fd);
+    }
+    free(gw);
+    nl_mdbm_free(&m);
+}
+
 static void test_bad_input(void) {
     nl_mdbm m;
     int gs[2] = {2, 1};
@@ -174,6 +224,7 @@ int main(void) {
     NLT_RUN(test_prox_brute);
     NLT_RUN(test_unique_fixed_point);
     NLT_RUN(test_implicit_gradient);
+    NLT_RUN(test_readout_gradient);
     NLT_RUN(test_bad_input);
     return nlt_finish();
 }
