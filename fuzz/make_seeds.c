@@ -12,6 +12,8 @@
 #include "nnlab/safetensors.h"
 #include "transformer/transformer.h"
 #include "pfn/pfn.h"
+#include "bnn/bnn.h"
+#include "biper/biper.h"
 
 static const char *g_out;
 static int g_fail;
@@ -245,6 +247,53 @@ static void seeds_pfn(void) {
     put_broken_copies(T, "pfn.safetensors");
 }
 
+/* lib/bnn packed models: one layer of every kind / dtype pairing (odd bit lengths, so tails matter), a biper network
+ * exported by nl_biper_export (channels 2 / 4, what nl_biper_packed_load accepts), and broken copies: truncated,
+ * bad magic, one data byte changed (CRC mismatch). */
+static void seeds_bnn(void) {
+    const char *T = "bnn_load";
+    nl_bnn_model m;
+    nl_bnn_model_init(&m);
+    uint64_t bits[2 * 2] = {0x5aULL, 0x1ULL, 0x7fULL, 0x0ULL}; /* [2, 70] packed: 2 words per row, tails zero */
+    bits[1] &= 0x3f, bits[3] &= 0x3f;
+    int32_t th[3 * 2] = {0, 0, -5, 1, 7, 0};                      /* [3, 2] (t, flip) */
+    float fl[4] = {0.5f, -1.0f, 2.0f, 0.0f};
+    int32_t pp[8] = {2, 2, 0, 0, 0, 0, 0, 0};
+    check(nl_bnn_model_add(&m, NL_BNN_L_DENSE, "dense", NL_BNN_BITS, 2, (int64_t[]){2, 70}, NULL, bits, NULL), "bnn dense");
+    check(nl_bnn_model_add(&m, NL_BNN_L_CONV, "conv", NL_BNN_BITS, 4, (int64_t[]){2, 3, 3, 5}, pp, NULL, NULL), "bnn conv");
+    check(nl_bnn_model_add(&m, NL_BNN_L_THRESH, "thresh", NL_BNN_I32, 2, (int64_t[]){3, 2}, NULL, th, NULL), "bnn thresh");
+    check(nl_bnn_model_add(&m, NL_BNN_L_POOL, "pool", NL_BNN_I32, 1, (int64_t[]){0}, pp, NULL, NULL), "bnn pool");
+    check(nl_bnn_model_add(&m, NL_BNN_L_FLOAT, "float", NL_BNN_F32, 2, (int64_t[]){2, 2}, NULL, fl, NULL), "bnn float");
+    check(nl_bnn_model_add(&m, NL_BNN_L_INT, "int", NL_BNN_I32, 1, (int64_t[]){3}, NULL, th, NULL), "bnn int");
+    if (!g_fail) check(nl_bnn_model_save(&m, pathof(T, "kinds.bnn")), "bnn save");
+    nl_bnn_model_free(&m);
+    nl_biper_net net;
+    nl_biper_config cfg = nl_biper_defaults();
+    cfg.c1 = 2, cfg.c = 4;
+    check(nl_biper_net_init(&net, cfg.c1, cfg.c, 5), "biper net init");
+    if (!g_fail) {
+        nl_biper_packed *p = NULL;
+        check(nl_biper_export(&net, &cfg, &p), "biper export");
+        if (p) check(nl_biper_packed_save(p, pathof(T, "biper_2_4.bnn")), "biper packed save");
+        nl_biper_packed_free(p);
+        nl_biper_net_free(&net);
+    }
+    size_t n;
+    unsigned char *b = slurp(pathof(T, "kinds.bnn"), &n);
+    if (b && n > 200) {
+        put(T, "bad_truncated_kinds.bnn", b, n - 5);
+        b[0]++;
+        put(T, "bad_magic_kinds.bnn", b, n);
+    }
+    free(b);
+    b = slurp(pathof(T, "biper_2_4.bnn"), &n);
+    if (b && n > 200) {
+        b[n - 1] ^= 0x40;
+        put(T, "bad_crc_biper_2_4.bnn", b, n);
+    }
+    free(b);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
@@ -259,5 +308,6 @@ int main(int argc, char **argv) {
     seeds_model();
     seeds_lm();
     seeds_pfn();
+    seeds_bnn();
     return g_fail ? 1 : 0;
 }

@@ -6,12 +6,12 @@
 # triggered it is kept under $NL_FUZZ_BUILD/fuzz-artifacts/<target>/ and its path printed.
 # Without clang + libFuzzer: prints "SKIP: clang/libFuzzer not found" and exits 0.
 #
-# env: FUZZ_SECONDS (30), FUZZ_TARGETS (all: "safetensors idx csv model_load lm_load pfn_load"),
+# env: FUZZ_SECONDS (30), FUZZ_TARGETS (all: "safetensors idx csv model_load lm_load pfn_load bnn_load"),
 #      NL_FUZZ_BUILD (build-fuzz), CC (clang), FUZZ_SEED (libFuzzer -seed; default random, printed in the log)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECS="${FUZZ_SECONDS:-30}"
-TARGETS="${FUZZ_TARGETS:-safetensors idx csv model_load lm_load pfn_load}"
+TARGETS="${FUZZ_TARGETS:-safetensors idx csv model_load lm_load pfn_load bnn_load}"
 B="${NL_FUZZ_BUILD:-build-fuzz}"
 CLANG="${CC:-clang}"
 case "$(basename "$CLANG")" in clang*) ;; *) CLANG=clang ;; esac
@@ -47,7 +47,7 @@ for t in $TARGETS; do
   mkdir -p "$art"
   cp -r "fuzz/corpus/$t" "$corpus"
   seed=(); [ -n "${FUZZ_SEED:-}" ] && seed=(-seed="$FUZZ_SEED")
-  case "$t" in csv) dict=fuzz/csv.dict ;; idx) dict=fuzz/idx.dict ;; *) dict=fuzz/safetensors.dict ;; esac
+  case "$t" in csv) dict=fuzz/csv.dict ;; idx) dict=fuzz/idx.dict ;; bnn_load) dict=fuzz/bnn.dict ;; *) dict=fuzz/safetensors.dict ;; esac
   [ -f "$dict" ] && seed+=(-dict="$dict")
   log="$B/fuzz-artifacts/$t.log"
   "$B/fuzz/fuzz_$t" "${seed[@]}" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \

@@ -157,14 +157,15 @@ nl_status nl_biper_net_init(nl_biper_net *m, int c1, int c, uint64_t seed) {
     }
     if (!(m->fc_w = nl_params_add(&m->ps, "fc.w", 2, (int64_t[]){K, F})) || !(m->fc_b = nl_params_add(&m->ps, "fc.b", 1, &K))) goto fail;
     nl_params_set_trainable(&m->ps, "buf.", 0);
-    /* PyTorch defaults: conv/linear U(+-1/sqrt(fan_in)), BN gamma 1 beta 0 running var 1; alpha U(0, 1) */
+    /* as the official models (`self.apply(_weights_init)`): every conv, the float first one and the binary ones,
+     * kaiming_normal_ = N(0, 2 / fan_in); the linear layer keeps the PyTorch default U(+-1/sqrt(fan_in)); BN gamma 1
+     * beta 0 running var 1; alpha U(0, 1) */
     nl_rng r;
     nl_rng_init(&r, seed, BP_STREAM_INIT);
-    nl_rng_fill_uniform(&r, &m->w1->val, -1.0 / 3.0, 1.0 / 3.0);
+    nl_rng_fill_normal(&r, &m->w1->val, 0.0, sqrt(2.0 / 9.0));
     nl_biper_bn *bns[NL_BIPER_NBIN + 1] = {&m->bn1, &m->bn[0], &m->bn[1], &m->bn[2]};
     for (int l = 0; l < NL_BIPER_NBIN; l++) {
-        double b = 1.0 / sqrt(9.0 * (l ? c : c1));
-        nl_rng_fill_uniform(&r, &m->wb[l]->val, -b, b);
+        nl_rng_fill_normal(&r, &m->wb[l]->val, 0.0, sqrt(2.0 / (9.0 * (l ? c : c1))));
         nl_rng_fill_uniform(&r, &m->alpha[l]->val, 0.0, 1.0);
     }
     for (int l = 0; l <= NL_BIPER_NBIN; l++) nl_tensor_fill(&bns[l]->g->val, 1.0), nl_tensor_fill(&bns[l]->rv->val, 1.0);
