@@ -151,11 +151,11 @@ static int snnk_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *
     return nl_exp_parts_pass(r);
 }
 
-/* quick: d = 64, 50 draws per m; first 6000 training / 2000 test images, 5 epochs, SNNK m = 128, bundled m = 2048;
- * full: 200 draws, all 60000 / 10000 images, 10 epochs, bundled m = 4096; smoke: d = 8, 4 draws, 300 / 100 images,
+/* quick: d = 64, 50 draws per m; first 6000 training / 2000 test images, 10 epochs, SNNK m = 128, bundled m = 2048;
+ * full: 200 draws, all 60000 / 10000 images, 20 epochs, bundled m = 4096; smoke: d = 8, 4 draws, 300 / 100 images,
  * 1 epoch, bundled m = 64. Seeds 1-3 everywhere. */
-static const snnk_entry_cfg snnk_quick = {64, 50, 6000, 2000, 5, 128, 2048, 3};
-static const snnk_entry_cfg snnk_full = {64, 200, 60000, 10000, 10, 128, 4096, 3};
+static const snnk_entry_cfg snnk_quick = {64, 50, 6000, 2000, 10, 128, 2048, 3};
+static const snnk_entry_cfg snnk_full = {64, 200, 60000, 10000, 20, 128, 4096, 3};
 static const snnk_entry_cfg snnk_smoke = {8, 4, 300, 100, 1, 128, 64, 3};
 
 const nl_experiment nl_exp_snnk = {
@@ -165,9 +165,9 @@ const nl_experiment nl_exp_snnk = {
              "replacing a feed-forward layer, and the fully bundled closed-form network, stay competitive with up to 5x fewer "
              "trainable parameters",
     .quick_desc = "kernel MSE: d = 64, 8 pairs, m = 16..4096, 50 projection draws per m; Fashion-MNIST first 6000 training / 2000 "
-                  "test images, MLP 784-512-10 (Adam 1e-3, batch 128, 5 epochs), ReLU-SNNK layer m = 128 fine-tuned 5 epochs, "
+                  "test images, MLP 784-512-10 (Adam 1e-3, batch 128, 10 epochs), ReLU-SNNK layer m = 128 fine-tuned 10 epochs, "
                   "bundled ReLU features m = 2048 with ridge; seeds 1-3; control: uniform projections",
-    .full_desc = "as quick with 200 draws per m, all 60000 / 10000 images, 10 epochs, bundled m = 4096, seeds 1-3",
+    .full_desc = "as quick with 200 draws per m, all 60000 / 10000 images, 20 epochs, bundled m = 4096, seeds 1-3",
     .smoke_desc = "d = 8, 4 draws per m; 300 / 100 images, 1 epoch, bundled m = 64; seeds 1-3",
     .quick = &snnk_quick,
     .full = &snnk_full,
