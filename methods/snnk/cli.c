@@ -27,7 +27,7 @@ static void help_snnk(FILE *f) {
             "trained weights, fine-tuned with the output layer); the fully bundled network phi([x,1]) M by ridge regression.\n"
             "  --limit N          first N training images (default 6000)\n"
             "  --test-limit N     first N test images (default 2000)\n"
-            "  --epochs N         Adam epochs of the MLP and of the SNNK fine-tuning (default 5)\n"
+            "  --epochs N         Adam epochs of the MLP and of the SNNK fine-tuning (default 10)\n"
             "  --hidden H         default 512\n"
             "  --m-layer N        random features of the SNNK layer (default 128; must be >= 1)\n"
             "  --m-bundle N       random features of the bundled network (default 2048; must be >= 1)\n"

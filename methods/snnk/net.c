@@ -15,7 +15,7 @@ static double cpu_now(void) {
 }
 
 nl_snnk_config nl_snnk_defaults(void) {
-    nl_snnk_config c = {.hidden = 512, .epochs = 5, .batch = 128, .lr = 1e-3, .m_layer = 128, .m_bundle = 2048,
+    nl_snnk_config c = {.hidden = 512, .epochs = 10, .batch = 128, .lr = 1e-3, .m_layer = 128, .m_bundle = 2048,
                         .ridge = 1e-3, .seed = 1, .verbose = 0};
     return c;
 }
