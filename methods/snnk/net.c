@@ -45,15 +45,9 @@ nl_status nl_snnk_load(int64_t n_train, int64_t n_test, nl_dataset *tr, nl_datas
 }
 
 /* ---- a two-layer network z = W2 a(W1 x + b1) + b2, a = ReLU or identity, trained with Adam on softmax CE ---- */
-typedef struct net2 {
-    int64_t in, hid, out;
-    int relu;
-    float *p;      /* all parameters: W1 [hid, in], b1 [hid], W2 [out, hid], b2 [out] */
-    float *g, *m1, *m2; /* gradient and Adam moments, same layout */
-    int64_t np;
-} net2;
+typedef nl_snnk_net net2;
 
-static nl_status net2_init(net2 *n, int64_t in, int64_t hid, int64_t out, int relu) {
+nl_status nl_snnk_net_init(nl_snnk_net *n, int64_t in, int64_t hid, int64_t out, int relu) {
     memset(n, 0, sizeof *n);
     n->in = in, n->hid = hid, n->out = out, n->relu = relu;
     n->np = hid * in + hid + out * hid + out;
@@ -62,7 +56,7 @@ static nl_status net2_init(net2 *n, int64_t in, int64_t hid, int64_t out, int re
     if (!n->p || !n->g || !n->m1 || !n->m2) return nl_set_error(NL_ENOMEM, "snnk: out of memory");
     return NL_OK;
 }
-static void net2_free(net2 *n) { free(n->p), free(n->g), free(n->m1), free(n->m2); }
+void nl_snnk_net_free(nl_snnk_net *n) { free(n->p), free(n->g), free(n->m1), free(n->m2); }
 #define W1(n) ((n)->p)
 #define B1(n) ((n)->p + (n)->hid * (n)->in)
 #define W2(n) ((n)->p + (n)->hid * (n)->in + (n)->hid)
@@ -76,6 +70,33 @@ static void net2_forward(const net2 *n, int64_t B, const float *X, float *H, flo
         for (int64_t i = 0; i < B * n->hid; i++) H[i] = H[i] > 0 ? H[i] : 0;
     for (int64_t i = 0; i < B; i++) memcpy(Z + i * n->out, B2(n), (size_t)n->out * sizeof(float));
     nl_gemm(NL_F32, 0, 1, B, n->out, n->hid, 1.0, H, n->hid, W2(n), n->hid, 1.0, Z, n->out);
+}
+
+/* Mean softmax cross-entropy of B rows and its gradient into n->g (overwritten). Scratch H, dH [B, hid], Z [B, out]. */
+double nl_snnk_net_grad(nl_snnk_net *n, int64_t B, const float *Xb, const int32_t *yb, float *H, float *dH, float *Z) {
+    const int64_t hid = n->hid, out = n->out, in = n->in;
+    double loss = 0;
+    net2_forward(n, B, Xb, H, Z);
+    for (int64_t i = 0; i < B; i++) { /* dZ = (softmax - onehot) / B */
+        float *z = Z + i * out, mx = z[0];
+        for (int64_t c = 1; c < out; c++) mx = z[c] > mx ? z[c] : mx;
+        double se = 0;
+        for (int64_t c = 0; c < out; c++) se += exp((double)z[c] - mx);
+        loss += log(se) + mx - z[yb[i]];
+        for (int64_t c = 0; c < out; c++) z[c] = (float)((exp((double)z[c] - mx) / se - (c == yb[i])) / (double)B);
+    }
+    memset(n->g, 0, (size_t)n->np * sizeof(float));
+    nl_gemm(NL_F32, 1, 0, out, hid, B, 1.0, Z, out, H, hid, 0.0, W2(n) - n->p + n->g, hid); /* dW2 = dZ^T H */
+    float *db2 = B2(n) - n->p + n->g, *db1 = B1(n) - n->p + n->g;
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t c = 0; c < out; c++) db2[c] += Z[i * out + c];
+    nl_gemm(NL_F32, 0, 0, B, hid, out, 1.0, Z, out, W2(n), hid, 0.0, dH, hid); /* dH = dZ W2 */
+    if (n->relu)
+        for (int64_t i = 0; i < B * hid; i++) dH[i] = H[i] > 0 ? dH[i] : 0;
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t c = 0; c < hid; c++) db1[c] += dH[i * hid + c];
+    nl_gemm(NL_F32, 1, 0, hid, in, B, 1.0, dH, hid, Xb, in, 0.0, n->g, in); /* dW1 = dH^T X */
+    return loss / (double)B;
 }
 
 static nl_status net2_train(net2 *n, const float *X, const int32_t *y, int64_t N, int64_t epochs, int64_t batch, double lr,
@@ -104,25 +125,7 @@ static nl_status net2_train(net2 *n, const float *X, const int32_t *y, int64_t N
         for (int64_t s0 = 0; s0 < N; s0 += batch) {
             int64_t B = N - s0 < batch ? N - s0 : batch;
             for (int64_t i = 0; i < B; i++) memcpy(Xb + i * in, X + perm[s0 + i] * in, (size_t)in * sizeof(float)), yb[i] = y[perm[s0 + i]];
-            net2_forward(n, B, Xb, H, Z);
-            for (int64_t i = 0; i < B; i++) { /* dZ = (softmax - onehot) / B */
-                float *z = Z + i * out, mx = z[0];
-                for (int64_t c = 1; c < out; c++) mx = z[c] > mx ? z[c] : mx;
-                double se = 0;
-                for (int64_t c = 0; c < out; c++) se += exp((double)z[c] - mx);
-                for (int64_t c = 0; c < out; c++) z[c] = (float)((exp((double)z[c] - mx) / se - (c == yb[i])) / (double)B);
-            }
-            memset(n->g, 0, (size_t)n->np * sizeof(float));
-            nl_gemm(NL_F32, 1, 0, out, hid, B, 1.0, Z, out, H, hid, 0.0, W2(n) - n->p + n->g, hid); /* dW2 = dZ^T H */
-            float *db2 = B2(n) - n->p + n->g, *db1 = B1(n) - n->p + n->g;
-            for (int64_t i = 0; i < B; i++)
-                for (int64_t c = 0; c < out; c++) db2[c] += Z[i * out + c];
-            nl_gemm(NL_F32, 0, 0, B, hid, out, 1.0, Z, out, W2(n), hid, 0.0, dH, hid); /* dH = dZ W2 */
-            if (n->relu)
-                for (int64_t i = 0; i < B * hid; i++) dH[i] = H[i] > 0 ? dH[i] : 0;
-            for (int64_t i = 0; i < B; i++)
-                for (int64_t c = 0; c < hid; c++) db1[c] += dH[i * hid + c];
-            nl_gemm(NL_F32, 1, 0, hid, in, B, 1.0, dH, hid, Xb, in, 0.0, n->g, in); /* dW1 = dH^T X */
+            nl_snnk_net_grad(n, B, Xb, yb, H, dH, Z);
             t++;
             double c1 = 1 - pow(b1c, (double)t), c2 = 1 - pow(b2c, (double)t), a = lr * sqrt(c2) / c1;
             for (int64_t i = 0; i < n->np; i++) {
@@ -257,7 +260,7 @@ nl_status nl_snnk_run(const nl_snnk_config *cfg, const nl_dataset *tr, const nl_
     nl_rng_init(&r, cfg->seed, 0x736e);
     net2 mlp, sn;
     memset(&sn, 0, sizeof sn);
-    nl_status s = net2_init(&mlp, d, H, C, 1);
+    nl_status s = nl_snnk_net_init(&mlp, d, H, C, 1);
     float *Xa = NULL, *Xta = NULL, *G = NULL, *Wa = NULL, *Phi = NULL, *Phit = NULL, *M = NULL;
     if (s) goto done;
     /* ---- the MLP (PyTorch-style uniform(+-1/sqrt(fan_in)) initialisation) ---- */
@@ -282,7 +285,7 @@ nl_status nl_snnk_run(const nl_snnk_config *cfg, const nl_dataset *tr, const nl_
     }
     for (int64_t i = 0; i < H; i++) memcpy(Wa + i * da, W1(&mlp) + i * d, (size_t)d * sizeof(float)), Wa[i * da + d] = B1(&mlp)[i];
     if ((s = nl_snnk_proj(NL_SNNK_GAUSS, ml, da, &r, G))) goto done;
-    if ((s = net2_init(&sn, ml, H, C, 0))) goto done;
+    if ((s = nl_snnk_net_init(&sn, ml, H, C, 0))) goto done;
     if ((s = nl_snnk_features(NL_SNNK_RELU, 1, G, ml, da, Wa, H, W1(&sn)))) goto done; /* Psi^T [H, ml] */
     memcpy(W2(&sn), W2(&mlp), (size_t)(C * H) * sizeof(float)), memcpy(B2(&sn), B2(&mlp), (size_t)C * sizeof(float));
     if ((s = nl_snnk_features(NL_SNNK_RELU, 0, G, ml, da, Xa, tr->n, Phi))) goto done;
@@ -299,7 +302,7 @@ nl_status nl_snnk_run(const nl_snnk_config *cfg, const nl_dataset *tr, const nl_
     out->bundle_params = (double)((mb + 1) * C), out->bundle_seconds = cpu_now() - t0;
     if (cfg->verbose) nl_progress("snnk seed %llu: bundled test accuracy %.4f", (unsigned long long)cfg->seed, out->bundle_acc);
 done:
-    net2_free(&mlp), net2_free(&sn);
+    nl_snnk_net_free(&mlp), nl_snnk_net_free(&sn);
     free(Xa), free(Xta), free(G), free(Wa), free(Phi), free(Phit), free(M);
     return s;
 }

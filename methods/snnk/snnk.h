@@ -76,6 +76,20 @@ typedef struct nl_snnk_result {
     double mlp_params, snnk_params, bundle_params; /* trainable parameters */
     double mlp_seconds, snnk_seconds, bundle_seconds; /* CPU seconds */
 } nl_snnk_result;
+/* A two-layer network z = W2 a(W1 x + b1) + b2, a = ReLU (relu = 1) or identity: the MLP, and the SNNK-layer network
+ * on phi(x~) (W1 = Psi^T, identity). Trained with Adam on softmax cross-entropy. */
+typedef struct nl_snnk_net {
+    int64_t in, hid, out;
+    int relu;
+    float *p;           /* (np) all parameters: W1 (hid, in), b1 (hid), W2 (out, hid), b2 (out) */
+    float *g, *m1, *m2; /* (np) gradient and Adam moments, same layout */
+    int64_t np;
+} nl_snnk_net;
+nl_status nl_snnk_net_init(nl_snnk_net *n, int64_t in, int64_t hid, int64_t out, int relu); /* parameters zeroed */
+void nl_snnk_net_free(nl_snnk_net *n);
+/* Mean softmax cross-entropy of B rows X [B, in], labels y [B]; its gradient into n->g (overwritten).
+ * Scratch: H, dH [B, hid], Z [B, out]. */
+double nl_snnk_net_grad(nl_snnk_net *n, int64_t B, const float *X, const int32_t *y, float *H, float *dH, float *Z);
 /* Train the MLP, replace its hidden layer by a ReLU-SNNK layer and fine-tune (Psi, its bias, the output layer),
  * and fit the fully bundled network in closed form. m_layer or m_bundle < 1: NL_EINVAL. */
 nl_status nl_snnk_run(const nl_snnk_config *cfg, const nl_dataset *tr, const nl_dataset *te, nl_snnk_result *out);

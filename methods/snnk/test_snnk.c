@@ -1,6 +1,7 @@
 /* Tests of the snnk method: unbiasedness of every kernel estimate at m = 1e6 against the closed-form kernel (and the
  * bias of uniform projections, the broken control), the GEMM feature maps against direct sums, the bundled ridge
- * solution against its normal equations, and m = 0 refused with a clear error (library and CLI). */
+ * solution against its normal equations, finite differences of the two-layer network's gradient (ReLU and linear),
+ * and m = 0 refused with a clear error (library and CLI). */
 #include "snnk/snnk.h"
 #include "nnlab/cli.h"
 #include <math.h>
@@ -118,6 +119,38 @@ static void test_bundle(void) {
     CHECK(acc > 0.8, "bundled training accuracy %.3f on separable clusters", acc);
 }
 
+static void test_gradcheck(void) {
+    enum { B = 6, IN = 5, HID = 4, OUT = 3 };
+    nl_rng r;
+    nl_rng_init(&r, 21, 0);
+    float X[B * IN], H[B * HID], dH[B * HID], Z[B * OUT];
+    int32_t y[B];
+    for (int i = 0; i < B * IN; i++) X[i] = (float)nl_rng_normal(&r);
+    for (int i = 0; i < B; i++) y[i] = (int32_t)nl_rng_below(&r, OUT);
+    for (int relu = 0; relu < 2; relu++) {
+        nl_snnk_net n;
+        CHECK(!nl_snnk_net_init(&n, IN, HID, OUT, relu), "init");
+        for (int64_t i = 0; i < n.np; i++) n.p[i] = (float)(0.7 * nl_rng_normal(&r));
+        nl_snnk_net_grad(&n, B, X, y, H, dH, Z);
+        float *g = malloc((size_t)n.np * sizeof(float)); /* (np) analytic gradient */
+        memcpy(g, n.g, (size_t)n.np * sizeof(float));
+        double worst = 0;
+        for (int64_t i = 0; i < n.np; i++) {
+            const float h = 1e-2f, p0 = n.p[i];
+            n.p[i] = p0 + h;
+            double lp = nl_snnk_net_grad(&n, B, X, y, H, dH, Z);
+            n.p[i] = p0 - h;
+            double lm = nl_snnk_net_grad(&n, B, X, y, H, dH, Z);
+            n.p[i] = p0;
+            double fd = (lp - lm) / (2.0 * h), e = fabs(fd - g[i]) / (1e-2 + fabs(fd));
+            if (e > worst) worst = e;
+        }
+        CHECK(worst < 2e-2, "%s network: worst relative gradient error %.3g", relu ? "ReLU" : "linear", worst);
+        free(g);
+        nl_snnk_net_free(&n);
+    }
+}
+
 static void test_bad_input(void) {
     float G[8], X[8], F[8];
     nl_rng r;
@@ -143,6 +176,7 @@ static void test_bad_input(void) {
 
 int main(void) {
     test_features();
+    test_gradcheck();
     test_bundle();
     test_bad_input();
     test_unbiased();
