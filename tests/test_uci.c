@@ -31,7 +31,8 @@ static void rm_all(void) {
     }
 }
 
-static const char *BOSTON_OK = "3,2,,\n\"A\",\"B\",\"Y\"\n1,2,3\n4.5,5,6\r\n7,8,9e0\n";
+static const char *BOSTON_OK = "3,2,,\n\"A\",\"C\",\"Y\"\n1,2,3\n4.5,5,6\r\n7,8,9e0\n";
+static const char *BOSTON_B = "2,3\n\"A\",\"B\",\"C\",\"Y\"\n1,2,3,4\n5,6,7,8\n";
 
 static void test_boston_small(void) {
     write_file("boston_house_prices.csv", BOSTON_OK, 0);
@@ -41,6 +42,11 @@ static void test_boston_small(void) {
     NLT_NEAR(u.x[2], 4.5, 0);
     NLT_NEAR(u.y[2], 9, 0);
     nl_uci_free(&u);
+    write_file("boston_house_prices.csv", BOSTON_B, 0); /* the B column is dropped */
+    NLT_OK(nl_uci_load(&u, "boston", g_dir));
+    NLT_CHECK(u.n == 2 && u.d == 2 && u.x[2] == 5 && u.x[3] == 7 && u.y[1] == 8, "B not dropped: d %lld", (long long)u.d);
+    nl_uci_free(&u);
+    write_file("boston_house_prices.csv", BOSTON_OK, 0);
     /* NL_SKLEARN_DATA overrides the default folder */
     setenv("NL_SKLEARN_DATA", g_dir, 1);
     NLT_OK(nl_uci_load(&u, "boston", NULL));
@@ -147,7 +153,7 @@ static void test_real_files(void) {
         return;
     }
     NLT_OK(st);
-    NLT_CHECK(u.n == 506 && u.d == 13, "boston %lld x %lld", (long long)u.n, (long long)u.d);
+    NLT_CHECK(u.n == 506 && u.d == 12 && u.x[11] == 4.98, "boston %lld x %lld", (long long)u.n, (long long)u.d);
     NLT_NEAR(u.y[0], 24, 0);
     nl_uci_free(&u);
     NLT_OK(nl_uci_load(&u, "diabetes", NULL));

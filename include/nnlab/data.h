@@ -158,7 +158,7 @@ nl_status nl_csv_write(const char *path, int64_t rows, int64_t cols, const doubl
 
 /* ---- UCI regression tables (the copies shipped by Debian's python3-sklearn) ----
  * Names: "boston" (boston_house_prices.csv: a "506,13" sizes line, a header line, then rows of 13 features and
- * the target MEDV, comma-separated) and "diabetes" (diabetes_data_raw.csv.gz, 442 rows of 10 space-separated
+ * the target MEDV, comma-separated; the feature whose header is B is dropped, so d = 12) and "diabetes" (diabetes_data_raw.csv.gz, 442 rows of 10 space-separated
  * features, and diabetes_target.csv.gz, 442 targets; gzip via zlib, plain files also accepted).
  * dir: the folder, or NULL for $NL_SKLEARN_DATA, else /usr/lib/python3/dist-packages/sklearn/datasets/data.
  * A missing file gives NL_ENOTFOUND naming python3-sklearn; a short, long, non-numeric or non-finite row, a row

@@ -172,6 +172,21 @@ static nl_status parse_row(const char *path, int64_t lineno, const char *s, size
     return NL_OK;
 }
 
+/* Index of the comma-separated header field equal to name (double quotes and blanks ignored), or -1. */
+static int64_t header_find(const char *h, size_t n, const char *name) {
+    size_t i = 0, ln = strlen(name);
+    for (int64_t k = 0; i <= n; k++) {
+        size_t a = i;
+        while (i < n && h[i] != ',') i++;
+        size_t b = i;
+        while (a < b && (h[a] == ' ' || h[a] == '\t' || h[a] == '"')) a++;
+        while (b > a && (h[b - 1] == ' ' || h[b - 1] == '\t' || h[b - 1] == '"')) b--;
+        if (b - a == ln && !memcmp(h + a, name, ln)) return k;
+        i++;
+    }
+    return -1;
+}
+
 /* boston_house_prices.csv: "n,d[,,,]" line, header line, n rows of d+1 comma-separated numbers (last = target). */
 static nl_status load_boston(nl_uci *u, const char *path) {
     char *txt;
@@ -188,12 +203,17 @@ static nl_status load_boston(nl_uci *u, const char *path) {
     if (!st && (nd[0] < 1 || nd[0] > 1e6 || nd[1] < 1 || nd[1] > 1000 || nd[0] != floor(nd[0]) ||
                 nd[1] != floor(nd[1])))
         st = nl_set_error(NL_EFORMAT, "%s:1: bad sizes line (want \"rows,features\")", path);
-    if (!st && !next_line(&p, &n)) st = nl_set_error(NL_EFORMAT, "%s: no header line", path);
+    const char *h = NULL;
+    size_t hn = 0;
+    if (!st && !(h = next_line(&p, &hn))) st = nl_set_error(NL_EFORMAT, "%s: no header line", path);
     lineno = 2;
     int64_t rows = st ? 0 : (int64_t)nd[0], d = st ? 0 : (int64_t)nd[1];
+    /* the column named B (1000 (Bk - 0.63)^2, an ethically problematic feature) is dropped, as the issue asks */
+    int64_t drop = st ? -1 : header_find(h, hn, "B");
     double *row = st ? NULL : malloc((size_t)(d + 1) * sizeof *row); /* (d+1) one parsed row */
     if (!st && !row) st = nl_set_error(NL_ENOMEM, "out of memory");
-    if (!st) st = nl_uci_alloc(u, rows, d);
+    if (!st && drop >= d) drop = -1;
+    if (!st) st = nl_uci_alloc(u, rows, drop >= 0 ? d - 1 : d);
     int64_t i = 0;
     while (!st && (s = next_line(&p, &n))) {
         lineno++;
@@ -205,7 +225,8 @@ static nl_status load_boston(nl_uci *u, const char *path) {
         }
         st = parse_row(path, lineno, s, n, ',', d + 1, 0, row);
         if (st) break;
-        memcpy(u->x + i * d, row, (size_t)d * sizeof *row);
+        for (int64_t j = 0, k = 0; j < d; j++)
+            if (j != drop) u->x[i * u->d + k++] = row[j];
         u->y[i] = row[d];
         i++;
     }
