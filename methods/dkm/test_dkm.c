@@ -226,6 +226,33 @@ static void test_bad_input(void) {
     NLT_CHECK(nl_dkm_init(&cfg, x, y, SN, SD, &m) == NL_EINVAL && strstr(nl_last_error(), "inducing"), "%s", nl_last_error());
 }
 
+/* The judge on hand-made results: a passing result, the NNGP in the DKM's place, a cubic time slope. */
+static void fill(nl_exp_result *r, double gain, double slope) {
+    nl_exp_result_init(r);
+    char nm[64];
+    const char *sets[2] = {"boston", "diabetes"};
+    for (int k = 0; k < 2; k++)
+        for (int s = 0; s < 5; s++) {
+            snprintf(nm, sizeof nm, "%s_dkm_ll_split%d", sets[k], s + 1), nl_exp_set(r, nm, -2.5 + gain + 0.01 * s);
+            snprintf(nm, sizeof nm, "%s_nngp_ll_split%d", sets[k], s + 1), nl_exp_set(r, nm, -2.5 + 0.013 * s);
+        }
+    nl_exp_set(r, "splits", 5), nl_exp_set(r, "time_slope", slope);
+}
+
+static void test_judge(void) {
+    nl_exp_result r;
+    char buf[256];
+    fill(&r, 0.05, 1.0);
+    NLT_CHECK(nl_exp_dkm.judge(&nl_exp_dkm, &r, NL_MODE_QUICK, buf, sizeof buf) == 1, "pass case: %s", buf);
+    nl_exp_result_free(&r);
+    fill(&r, 0.0, 1.0); /* the NNGP in the DKM's place: differences ~ 0 */
+    NLT_CHECK(nl_exp_dkm.judge(&nl_exp_dkm, &r, NL_MODE_QUICK, buf, sizeof buf) == 0, "nngp case: %s", buf);
+    nl_exp_result_free(&r);
+    fill(&r, 0.05, 2.6); /* a dense (cubic) time slope */
+    NLT_CHECK(nl_exp_dkm.judge(&nl_exp_dkm, &r, NL_MODE_QUICK, buf, sizeof buf) == 0, "cubic case: %s", buf);
+    nl_exp_result_free(&r);
+}
+
 int main(void) {
     nl_set_num_threads(1);
     NLT_RUN(test_kmap_diag);
@@ -235,5 +262,6 @@ int main(void) {
     NLT_RUN(test_sparse_gradients);
     NLT_RUN(test_fit_improves);
     NLT_RUN(test_bad_input);
+    NLT_RUN(test_judge);
     return nlt_finish();
 }
