@@ -11,6 +11,7 @@
 static void help_dkm(FILE *f) {
     fprintf(f,
             "usage: nnlab dkm fit [options]\n"
+            "       nnlab dkm limit [--n N] [--seeds S] [--burn B] [--samples T]\n"
             "\n"
             "Deep kernel machine (Yang et al., ICML 2023), sparse version: L layers of Gram matrices G_ii = V V^T / P on P\n"
             "learned inducing points, ReLU arc-cosine kernel between layers, the KL terms (weight nu) on the inducing\n"
@@ -27,7 +28,45 @@ static void help_dkm(FILE *f) {
             "  --lr X             Adam learning rate (default 0.01)\n"
             "  --nngp             the NNGP limit: every G fixed at the NNGP value (no V, no KL)\n"
             "  --threads T        threads (default NL_NUM_THREADS or all cores)\n"
-            "  --quiet            no progress lines\n");
+            "  --quiet            no progress lines\n"
+            "\n"
+            "dkm limit: MALA samples of a one-hidden-layer deep GP of widths 2, 8, 32, 128 (= output channels, nu = 1) on N\n"
+            "synthetic points (default 12); prints the relative distance of the posterior mean Gram from the DKM optimum and\n"
+            "from the NNGP value (defaults: 3 seeds, 500 burn-in, 1500 samples).\n");
+}
+
+static int dkm_limit_cli(int argc, char **argv) {
+    int64_t n = 12, seeds = 3, burn = 500, samples = 1500, threads = 0;
+    nl_cli_opt opts[] = {
+        {"--n", NL_OPT_INT, &n, 2, 200, 0, 0, "N"},
+        {"--seeds", NL_OPT_INT, &seeds, 1, 16, 0, 0, "S"},
+        {"--burn", NL_OPT_INT, &burn, 0, 1000000, 0, 0, "B"},
+        {"--samples", NL_OPT_INT, &samples, 1, 1000000, 0, 0, "T"},
+        {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
+    };
+    enum { N_OPTS = sizeof opts / sizeof opts[0] };
+    int n_pos, help;
+    int rc = nl_cli_parse("dkm limit", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        help_dkm(stdout);
+        return NL_CLI_OK;
+    }
+    nl_cli_threads(threads, nl_cli_seen(opts, N_OPTS, "--threads"));
+    const int64_t widths[4] = {2, 8, 32, 128};
+    double ed[4 * 16], en[4 * 16], ac[4 * 16];
+    nl_status s = nl_dkm_limit_run(n, 2, widths, 4, (int)seeds, burn, samples, ed, en, ac);
+    if (s) {
+        fprintf(stderr, "nnlab dkm limit: error: %s\n", nl_last_error());
+        return NL_CLI_FAIL;
+    }
+    for (int w = 0; w < 4; w++) {
+        double a = 0, b = 0, c = 0;
+        for (int k = 0; k < seeds; k++) a += ed[w * seeds + k] / seeds, b += en[w * seeds + k] / seeds, c += ac[w * seeds + k] / seeds;
+        printf("width %4lld: |E G1 - G_dkm| / |G_dkm| = %.4f, |E G1 - K(G0)| / |G_dkm| = %.4f (acceptance %.2f)\n",
+               (long long)widths[w], a, b, c);
+    }
+    return NL_CLI_OK;
 }
 
 int nl_dkm_cli(int argc, char **argv) {
@@ -35,7 +74,8 @@ int nl_dkm_cli(int argc, char **argv) {
         help_dkm(argc < 1 ? stderr : stdout);
         return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
     }
-    if (strcmp(argv[0], "fit")) return nl_cli_usage_error("dkm", "unknown subcommand '%s' (fit)", argv[0]);
+    if (!strcmp(argv[0], "limit")) return dkm_limit_cli(argc, argv);
+    if (strcmp(argv[0], "fit")) return nl_cli_usage_error("dkm", "unknown subcommand '%s' (fit, limit)", argv[0]);
     nl_dkm_config cfg = nl_dkm_defaults();
     int64_t split = 1, layers = cfg.layers, P = cfg.inducing, steps = cfg.steps, threads = 0;
     double nu = cfg.nu, lr = cfg.lr;

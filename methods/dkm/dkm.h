@@ -79,6 +79,14 @@ void nl_dkm_free(nl_dkm_model *m);
 /* Mean Gaussian log-likelihood of y (t) under N(mean, var). */
 double nl_dkm_loglik(const double *y, const double *mean, const double *var, int64_t t);
 
+/* Part (a): MALA samples of a one-hidden-layer deep GP of width w (= output channels, nu = 1) on n synthetic points
+ * (m0 base output channels), for each width: relative Frobenius distance of the posterior mean Gram from the DKM
+ * optimum (err_dkm) and from the NNGP value K(G_0) (err_nngp), both relative to |G_dkm|_F, and the acceptance rate;
+ * arrays (nw, seeds).
+ * methods/dkm/limit.c has the model. */
+nl_status nl_dkm_limit_run(int64_t n, int64_t m0, const int64_t *widths, int nw, int seeds, int64_t burn, int64_t samples,
+                           double *err_dkm, double *err_nngp, double *accept);
+
 int nl_dkm_cli(int argc, char **argv);
 extern const nl_experiment nl_exp_dkm;
 

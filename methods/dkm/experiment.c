@@ -1,11 +1,14 @@
 /* Ledger entry `dkm` (schema v2, docs/repro.md). Parts, with their rules fixed before the first run:
+ *   (a) limit: MALA samples of a one-hidden-layer deep GP of widths 2, 8, 32, 128 (output channels = width, nu = 1;
+ *       methods/dkm/limit.c), seeds 1..3: e(w) = |E[G1] - G_dkm|_F / |G_dkm|_F (mean over seeds); the least-squares
+ *       slope of log e on log w <= -0.3, and at the largest width e_dkm <= 0.5 e_nngp (the distance to the NNGP value
+ *       K(G_0), same normaliser). Control "nngp-as-limit": the NNGP value in the DKM optimum's place (must fail).
  *   (b) beats-nngp: on each of Boston (B column dropped) and diabetes, over S seeded 90/10 splits, the sparse DKM's
  *       test log-likelihood per point (original units) minus that of its own NNGP limit (the same model with every
  *       G_ii fixed at the NNGP value, no KL; same inducing initialisation, same training of Z, a, s2), paired by
  *       split: mean(d) - SE(d) > 0 on BOTH data sets (a one-SE margin), S >= 3.
  *   (c) linear-time: CPU seconds of one objective + gradient evaluation of the sparse DKM (fixed P, L) on synthetic
  *       data at N = 2000, 4000, 8000, 16000 (median of 3 repeats); the least-squares slope of log t on log N <= 1.2.
- * Part (a) of the issue (a finite-width deep GP sampled by Langevin approaching the DKM optimum) is not implemented.
  * Controls: "nngp-as-dkm" (G fixed at the NNGP, its log-likelihood in the DKM's place; (b) must fail) and
  * "dense-dkm-time" (the full, dense DKM objective timed at N = 200, 400, 800 in the sparse one's place; (c) must fail). */
 #include "dkm/dkm.h"
@@ -28,7 +31,11 @@ typedef struct dkm_entry_cfg {
     int layers;
     int64_t tN[DKM_NT], tP;   /* timing sizes and inducing points */
     int64_t dN[3];            /* dense control sizes */
+    int64_t lim_n, lim_burn, lim_samples; /* part (a): points, MALA burn-in and samples (3 seeds) */
 } dkm_entry_cfg;
+
+#define DKM_NW 4
+static const int64_t g_widths[DKM_NW] = {2, 8, 32, 128};
 
 static const double g_slope_max = 1.2;
 
@@ -160,9 +167,38 @@ static nl_status dkm_run_entry(const nl_experiment *e, const void *config, const
     nl_exp_result *c1 = nl_exp_control_add(out, "nngp-as-dkm", "broken",
                                            "G fixed at the NNGP (no KL): its test log-likelihood in the DKM's place");
     nl_exp_result *c2 = nl_exp_control_add(out, "dense-dkm-time", "generic substitute",
-                                           "the full dense DKM objective + gradient timed at N = 200, 400, 800 in the sparse one's place");
-    if (!c1 || !c2) return nl_set_error(NL_ENOMEM, "%s: out of memory", e->name);
+                                           "the full dense DKM objective + gradient timed at 3 sizes (quick 100-400) in the sparse one's place");
+    nl_exp_result *c3 = nl_exp_control_add(out, "nngp-as-limit", "broken",
+                                           "part (a) with the NNGP value K(G_0) in the DKM optimum's place");
+    if (!c1 || !c2 || !c3) return nl_set_error(NL_ENOMEM, "%s: out of memory", e->name);
     char nm[64];
+    /* (a) the limit */
+    {
+        double ed[DKM_NW * 3], en[DKM_NW * 3], ac[DKM_NW * 3], md[DKM_NW], mn[DKM_NW], w[DKM_NW];
+        double t0 = cpu_now();
+        nl_status st = nl_dkm_limit_run(ec->lim_n, 2, g_widths, DKM_NW, 3, ec->lim_burn, ec->lim_samples, ed, en, ac);
+        if (st) return st;
+        for (int k = 0; k < DKM_NW; k++) {
+            double se;
+            nl_stats_mean_se(ed + 3 * k, 3, &md[k], &se);
+            nl_stats_mean_se(en + 3 * k, 3, &mn[k], &se);
+            w[k] = (double)g_widths[k];
+            snprintf(nm, sizeof nm, "limit_err_dkm_w%lld", (long long)g_widths[k]), nl_exp_set_mean_se(out, nm, ed + 3 * k, 3);
+            snprintf(nm, sizeof nm, "limit_err_nngp_w%lld", (long long)g_widths[k]), nl_exp_set_mean_se(out, nm, en + 3 * k, 3);
+            snprintf(nm, sizeof nm, "limit_accept_w%lld", (long long)g_widths[k]), nl_exp_set_mean_se(out, nm, ac + 3 * k, 3);
+            if (opt->verbose)
+                nl_progress("dkm limit: width %lld, |E G1 - G_dkm| / |G_dkm| %.4f, to the NNGP %.4f (acceptance %.2f)",
+                            (long long)g_widths[k], md[k], mn[k], ac[3 * k]);
+        }
+        nl_exp_result *rs[3] = {out, c1, c2};
+        for (int k = 0; k < 3; k++) {
+            nl_exp_set(rs[k], "limit_slope", lsq_slope(w, md, DKM_NW));
+            nl_exp_set(rs[k], "limit_err_dkm_last", md[DKM_NW - 1]), nl_exp_set(rs[k], "limit_err_nngp_last", mn[DKM_NW - 1]);
+        }
+        nl_exp_set(c3, "limit_slope", lsq_slope(w, mn, DKM_NW));
+        nl_exp_set(c3, "limit_err_dkm_last", mn[DKM_NW - 1]), nl_exp_set(c3, "limit_err_nngp_last", md[DKM_NW - 1]);
+        nl_exp_set(out, "limit_cpu_seconds", cpu_now() - t0);
+    }
     double sec_dkm = 0, sec_nngp = 0;
     for (int ds = 0; ds < 2; ds++) {
         double a[DKM_MAX_SPLITS], b[DKM_MAX_SPLITS], dd[DKM_MAX_SPLITS];
@@ -201,15 +237,16 @@ static nl_status dkm_run_entry(const nl_experiment *e, const void *config, const
     }
     double slope = lsq_slope(tn, ts, DKM_NT), dslope = lsq_slope(dn, td, 3);
     nl_exp_set(out, "time_slope", slope), nl_exp_set(out, "dense_time_slope", dslope), nl_exp_set(c2, "time_slope", dslope);
-    nl_exp_set(c1, "time_slope", slope);
+    nl_exp_set(c1, "time_slope", slope), nl_exp_set(c3, "time_slope", slope);
     for (int ds = 0; ds < 2; ds++)
-        for (int s = 0; s < S; s++) {
-            snprintf(nm, sizeof nm, "%s_dkm_ll_split%d", g_sets[ds], s + 1), nl_exp_set(c2, nm, nl_exp_get(out, nm, NULL));
-            snprintf(nm, sizeof nm, "%s_nngp_ll_split%d", g_sets[ds], s + 1), nl_exp_set(c2, nm, nl_exp_get(out, nm, NULL));
-        }
+        for (int s = 0; s < S; s++)
+            for (int k = 0; k < 2; k++) {
+                snprintf(nm, sizeof nm, k ? "%s_nngp_ll_split%d" : "%s_dkm_ll_split%d", g_sets[ds], s + 1);
+                nl_exp_set(c2, nm, nl_exp_get(out, nm, NULL)), nl_exp_set(c3, nm, nl_exp_get(out, nm, NULL));
+            }
     nl_exp_set(out, "dkm_cpu_seconds", sec_dkm), nl_exp_set(out, "nngp_cpu_seconds", sec_nngp);
-    nl_exp_set(out, "splits", S), nl_exp_set(c1, "splits", S), nl_exp_set(c2, "splits", S);
-    out->seeds = c1->seeds = c2->seeds = S;
+    nl_exp_set(out, "splits", S), nl_exp_set(c1, "splits", S), nl_exp_set(c2, "splits", S), nl_exp_set(c3, "splits", S);
+    out->seeds = c1->seeds = c2->seeds = c3->seeds = S;
     snprintf(out->note, sizeof out->note,
              "%s: sparse DKM L=%d, P=%lld, %lld Adam steps, nu=1, %d splits 90/10 of boston and diabetes; timing P=%lld; CPU s "
              "DKM %.1f, NNGP %.1f", e->name, ec->layers, (long long)ec->inducing, (long long)ec->steps, S, (long long)ec->tP,
@@ -237,6 +274,13 @@ static int dkm_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     }
     const char *pre = mode == NL_MODE_SMOKE ? "smoke (plumbing only): " : "";
     char rule[320];
+    double ls = nl_exp_get(r, "limit_slope", NULL), el = nl_exp_get(r, "limit_err_dkm_last", NULL),
+           nl = nl_exp_get(r, "limit_err_nngp_last", NULL);
+    int pass_a = ls <= -0.3 && el <= 0.5 * nl;
+    snprintf(rule, sizeof rule,
+             "%sMALA posterior mean Gram of a 1-hidden-layer deep GP, widths 2..128 (nu = 1), 3 seeds: |E G - G_dkm| / "
+             "|G_dkm| has log-log slope <= -0.3 in the width and, at width 128, <= 0.5 x the distance to the NNGP value", pre);
+    nl_exp_part_set(r, "limit", rule, pass_a, "slope %.3f; at width 128: to the DKM optimum %.4f, to the NNGP %.4f", ls, el, nl);
     snprintf(rule, sizeof rule,
              "%stest log-likelihood per point, DKM - its NNGP limit (G fixed), paired over n >= 3 seeded 90/10 splits: "
              "mean - SE > 0 on both boston and diabetes", pre);
@@ -247,34 +291,39 @@ static int dkm_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
              "%sCPU time of one objective + gradient of the sparse DKM at N = 2k..16k (fixed P): log-log slope <= %.1f", pre,
              g_slope_max);
     nl_exp_part_set(r, "linear-time", rule, pass_c, "slope %.3f", slope);
-    snprintf(measured, nm_sz, "DKM - NNGP test loglik: %s, %s; time slope %.2f", meas[0], meas[1], slope);
+    snprintf(measured, nm_sz, "limit slope %.2f (err %.3f vs NNGP %.3f); DKM - NNGP test loglik: %s, %s; time slope %.2f", ls,
+             el, nl, meas[0], meas[1], slope);
     return nl_exp_parts_pass(r);
 }
 
-/* quick: 10 splits, P 50, L 2, 150 Adam steps; timing P 50; full: P 100, 400 steps, timing P 100; smoke: 3 splits,
- * P 10, 5 steps, timing at small N. */
-static const dkm_entry_cfg dkm_quick = {10, 50, 150, 2, {2000, 4000, 8000, 16000}, 50, {200, 400, 800}};
-static const dkm_entry_cfg dkm_full = {10, 100, 400, 2, {2000, 4000, 8000, 16000}, 100, {200, 400, 800}};
-static const dkm_entry_cfg dkm_smoke = {3, 10, 5, 2, {200, 400, 800, 1600}, 10, {50, 100, 200}};
+/* quick: 10 splits, P 50, L 2, 150 Adam steps; timing P 50 (dense control N 100..400); limit: 12 points, 500 burn-in,
+ * 1500 samples; full: P 100, 400 steps, timing P 100, dense N 200..800, limit 2000 + 20000; smoke: 3 splits, P 10,
+ * 5 steps, timing at small N, limit 6 points, 30 + 60. */
+static const dkm_entry_cfg dkm_quick = {10, 50, 150, 2, {2000, 4000, 8000, 16000}, 50, {100, 200, 400}, 12, 500, 1500};
+static const dkm_entry_cfg dkm_full = {10, 100, 400, 2, {2000, 4000, 8000, 16000}, 100, {200, 400, 800}, 12, 2000, 20000};
+static const dkm_entry_cfg dkm_smoke = {3, 10, 5, 2, {200, 400, 800, 1600}, 10, {50, 100, 200}, 6, 30, 60};
 
 const nl_experiment nl_exp_dkm = {
     .name = "dkm",
     .paper = "Yang, Robeyns, Milsom, Anson, Schoots, Aitchison, A theory of representation learning gives a deep "
              "generalisation of kernel methods (ICML 2023)",
-    .claim = "Deep kernel machines (representation learning in the Bayesian representation learning limit) beat their own "
-             "NNGP limit in test log-likelihood on UCI regression, and the sparse (inducing-point) DKM costs time linear in N",
+    .claim = "The posterior Gram matrices of wide finite deep GPs approach the DKM optimum; deep kernel machines beat their own "
+             "NNGP limit in test log-likelihood on UCI regression; the sparse (inducing-point) DKM costs time linear in N",
     .quick_desc = "sparse DKM, 2 ReLU arc-cosine layers, 50 inducing points, nu=1, 150 Adam steps (lr 1e-2, full batch), vs "
                   "the same model with G fixed at the NNGP; boston (B dropped) and diabetes, 10 seeded 90/10 splits; timing "
-                  "N=2k..16k synthetic, P=50; controls: NNGP in the DKM's place, dense DKM timing",
-    .full_desc = "as quick with 100 inducing points, 400 Adam steps, timing P=100",
-    .smoke_desc = "3 splits, 10 inducing points, 5 steps, timing N=200..1600",
+                  "N=2k..16k synthetic, P=50; limit: MALA on a width 2..128 deep GP, 12 points, 500+1500 steps, 3 seeds; controls: NNGP "
+                  "in the DKM's place, dense DKM timing (N=100..400), NNGP in the DKM optimum's place",
+    .full_desc = "as quick with 100 inducing points, 400 Adam steps, timing P=100, dense N=200..800, limit 2000+20000 MALA steps",
+    .smoke_desc = "3 splits, 10 inducing points, 5 steps, timing N=200..1600, limit 6 points 30+60 steps",
     .quick = &dkm_quick,
     .full = &dkm_full,
     .smoke = &dkm_smoke,
     .metrics = "boston_dkm_ll_mean,boston_dkm_ll_se,boston_nngp_ll_mean,boston_nngp_ll_se,boston_diff_ll_mean,boston_diff_ll_se,"
                "diabetes_dkm_ll_mean,diabetes_dkm_ll_se,diabetes_nngp_ll_mean,diabetes_nngp_ll_se,diabetes_diff_ll_mean,"
                "diabetes_diff_ll_se,time_slope,dense_time_slope,time_s0,time_s1,time_s2,time_s3,dkm_cpu_seconds,"
-               "nngp_cpu_seconds,splits",
+               "nngp_cpu_seconds,splits,limit_slope,limit_err_dkm_w2_mean,limit_err_dkm_w8_mean,limit_err_dkm_w32_mean,"
+               "limit_err_dkm_w128_mean,limit_err_dkm_w128_se,limit_err_nngp_w128_mean,limit_err_nngp_w128_se,"
+               "limit_accept_w128_mean,limit_cpu_seconds",
     .run = dkm_run_entry,
     .judge = dkm_judge,
 };

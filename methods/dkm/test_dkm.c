@@ -237,6 +237,7 @@ static void fill(nl_exp_result *r, double gain, double slope) {
             snprintf(nm, sizeof nm, "%s_nngp_ll_split%d", sets[k], s + 1), nl_exp_set(r, nm, -2.5 + 0.013 * s);
         }
     nl_exp_set(r, "splits", 5), nl_exp_set(r, "time_slope", slope);
+    nl_exp_set(r, "limit_slope", -0.6), nl_exp_set(r, "limit_err_dkm_last", 0.05), nl_exp_set(r, "limit_err_nngp_last", 0.6);
 }
 
 static void test_judge(void) {
@@ -250,6 +251,10 @@ static void test_judge(void) {
     nl_exp_result_free(&r);
     fill(&r, 0.05, 2.6); /* a dense (cubic) time slope */
     NLT_CHECK(nl_exp_dkm.judge(&nl_exp_dkm, &r, NL_MODE_QUICK, buf, sizeof buf) == 0, "cubic case: %s", buf);
+    nl_exp_result_free(&r);
+    fill(&r, 0.05, 1.0); /* the NNGP in the DKM optimum's place: flat, far */
+    nl_exp_set(&r, "limit_slope", -0.19), nl_exp_set(&r, "limit_err_dkm_last", 0.6), nl_exp_set(&r, "limit_err_nngp_last", 0.05);
+    NLT_CHECK(nl_exp_dkm.judge(&nl_exp_dkm, &r, NL_MODE_QUICK, buf, sizeof buf) == 0, "limit control case: %s", buf);
     nl_exp_result_free(&r);
 }
 
