@@ -64,6 +64,7 @@ typedef struct nl_dkm_model {
     int64_t n;
     double objective;   /* final objective per point */
     double seconds;     /* CPU seconds of the fit */
+    nl_ctx *ctx;        /* graph arena reused by nl_dkm_eval (reset per call, so its memory is touched once) */
 } nl_dkm_model;
 
 /* Fit by Adam on the objective (full batch). x (n, d), y (n). */

@@ -155,6 +155,7 @@ static nl_var *sparse_objective(nl_ctx *c, nl_dkm_model *m) {
 
 void nl_dkm_free(nl_dkm_model *m) {
     if (!m) return;
+    if (m->ctx) nl_ctx_free(m->ctx);
     nl_params_free(&m->ps);
     free(m->xtr);
     free(m->ytr);
@@ -236,15 +237,16 @@ nl_status nl_dkm_init(const nl_dkm_config *cfg, const double *x, const double *y
 }
 
 nl_status nl_dkm_eval(nl_dkm_model *m, int grad, double *obj) {
-    nl_ctx *c = nl_ctx_new(1 << 22, 0);
-    if (!c) return nl_set_error(NL_ENOMEM, "dkm: out of memory");
-    if (!grad) nl_set_grad_enabled(c, 0);
+    if (!m->ctx && !(m->ctx = nl_ctx_new(1 << 22, 0))) return nl_set_error(NL_ENOMEM, "dkm: out of memory");
+    nl_ctx *c = m->ctx;
+    nl_ctx_reset(c);
+    int prev = nl_set_grad_enabled(c, grad);
     nl_params_zero_grad(&m->ps);
     nl_var *o = sparse_objective(c, m);
     nl_status st = o ? NL_OK : (nl_last_status() ? nl_last_status() : NL_ELINALG);
     if (!st && grad) st = nl_backward(c, nl_mul_scalar(c, o, -1.0));
     if (!st) *obj = nl_item(o);
-    nl_ctx_free(c);
+    nl_set_grad_enabled(c, prev);
     return st;
 }
 
