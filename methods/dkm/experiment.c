@@ -8,7 +8,8 @@
  *       G_ii fixed at the NNGP value, no KL; same inducing initialisation, same training of Z, a, s2), paired by
  *       split: mean(d) - SE(d) > 0 on BOTH data sets (a one-SE margin), S >= 3.
  *   (c) linear-time: CPU seconds of one objective + gradient evaluation of the sparse DKM (fixed P, L) on synthetic
- *       data at N = 2000, 4000, 8000, 16000 (median of 3 repeats); the least-squares slope of log t on log N <= 1.2.
+ *       data at N = 2000, 4000, 8000, 16000 (minimum of 5 repeats after a warm-up); least-squares slope of log t on
+ *       log N <= 1.2.
  * Controls: "nngp-as-dkm" (G fixed at the NNGP, its log-likelihood in the DKM's place; (b) must fail) and
  * "dense-dkm-time" (the full, dense DKM objective timed at N = 200, 400, 800 in the sparse one's place; (c) must fail). */
 #include "dkm/dkm.h"
