@@ -156,6 +156,32 @@ void nl_csv_free(nl_csv *c);
 nl_status nl_csv_write(const char *path, int64_t rows, int64_t cols, const double *data,
                        const char *const *header);
 
+/* ---- UCI regression tables (the copies shipped by Debian's python3-sklearn) ----
+ * Names: "boston" (boston_house_prices.csv: a "506,13" sizes line, a header line, then rows of 13 features and
+ * the target MEDV, comma-separated; the feature whose header is B is dropped, so d = 12) and "diabetes" (diabetes_data_raw.csv.gz, 442 rows of 10 space-separated
+ * features, and diabetes_target.csv.gz, 442 targets; gzip via zlib, plain files also accepted).
+ * dir: the folder, or NULL for $NL_SKLEARN_DATA, else /usr/lib/python3/dist-packages/sklearn/datasets/data.
+ * A missing file gives NL_ENOTFOUND naming python3-sklearn; a short, long, non-numeric or non-finite row, a row
+ * count that disagrees with the sizes line (or x with y), or a corrupt gzip stream gives NL_EFORMAT naming the
+ * file and line. */
+#define NL_STREAM_UCI_SPLIT ((uint64_t)0x0C15B17ULL << 32)
+typedef struct nl_uci {
+    double *x;     /* (n, d) row-major features, owned */
+    double *y;     /* (n) regression targets, owned */
+    int64_t n, d;
+    char name[32];
+} nl_uci;
+nl_status nl_uci_load(nl_uci *u, const char *name, const char *dir);
+nl_status nl_uci_alloc(nl_uci *u, int64_t n, int64_t d);
+void nl_uci_free(nl_uci *u);
+/* Fixed random split by seed: a permutation from nl_rng(seed, NL_STREAM_UCI_SPLIT); the last
+ * round(test_frac * n) rows (at least 1) of it are *test, the rest *train (0.1 = the usual 90/10 split). Features
+ * are standardised per column and the target overall with the mean/std of the training part (a constant
+ * column gets std 1); *y_mean, *y_std (may be NULL) receive the target's, so that a test log-likelihood in
+ * original units is the standardised one minus log(y_std). */
+nl_status nl_uci_split(const nl_uci *full, double test_frac, uint64_t seed, nl_uci *train, nl_uci *test,
+                       double *y_mean, double *y_std);
+
 #ifdef __cplusplus
 }
 #endif
