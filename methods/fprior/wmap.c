@@ -80,6 +80,8 @@ static void critic_init(critic *c, nl_rng *r) {
 }
 
 static double sigm(double x) { return 1 / (1 + exp(-x)); }
+/* sigmoid(x) from sp = softplus(x): 1 - exp(-sp) */
+static double sig_sp(double sp) { return -expm1(-sp); }
 
 /* Rows X [n, M] with output weights w [n]: returns sum_k w_k c(X_k); adds d/dparams into c->g when grad; dX [n, M]
  * (may be NULL) receives w_k dc/dX_k. work [n, 4H]. */
@@ -96,27 +98,27 @@ static double critic_pass(critic *c, const double *X, int n, const double *w, in
             const double v = xk[i], *Wi = W1 + (int64_t)i * H;
             for (int j = 0; j < H; j++) a1[j] += v * Wi[j];
         }
-        for (int j = 0; j < H; j++) a2[j] = b2[j];
+        for (int j = 0; j < H; j++) a2[j] = b2[j], a1[j] = nl_fp_softplus(a1[j]); /* a1 now holds softplus(a1) */
         for (int i = 0; i < H; i++) {
-            const double v = nl_fp_softplus(a1[i]), *Wi = W2 + (int64_t)i * H;
+            const double v = a1[i], *Wi = W2 + (int64_t)i * H;
             for (int j = 0; j < H; j++) a2[j] += v * Wi[j];
         }
         double out = b3[0];
-        for (int j = 0; j < H; j++) out += nl_fp_softplus(a2[j]) * w3[j];
+        for (int j = 0; j < H; j++) a2[j] = nl_fp_softplus(a2[j]), out += a2[j] * w3[j]; /* a2 holds softplus(a2) */
         tot += w[k] * out;
         if (!grad && !dX) continue;
-        for (int j = 0; j < H; j++) d2[j] = w[k] * w3[j] * sigm(a2[j]);
+        for (int j = 0; j < H; j++) d2[j] = w[k] * w3[j] * sig_sp(a2[j]);
         for (int i = 0; i < H; i++) {
             const double *Wi = W2 + (int64_t)i * H;
             double s = 0;
             for (int j = 0; j < H; j++) s += Wi[j] * d2[j];
-            d1[i] = s * sigm(a1[i]);
+            d1[i] = s * sig_sp(a1[i]);
         }
         if (grad) {
             gb3[0] += w[k];
-            for (int j = 0; j < H; j++) gw3[j] += w[k] * nl_fp_softplus(a2[j]), gb2[j] += d2[j], gb1[j] += d1[j];
+            for (int j = 0; j < H; j++) gw3[j] += w[k] * a2[j], gb2[j] += d2[j], gb1[j] += d1[j];
             for (int i = 0; i < H; i++) {
-                const double v = nl_fp_softplus(a1[i]);
+                const double v = a1[i];
                 double *gi = gW2 + (int64_t)i * H;
                 for (int j = 0; j < H; j++) gi[j] += v * d2[j];
             }
