@@ -16,8 +16,9 @@ double nl_fp_softplus(double x) { return x > 30 ? x : log1p(exp(x)); }
 
 nl_fp_fit_cfg nl_fp_fit_defaults(void) {
     /* the reference's UCI notebook: 200 outer steps, 200 critic steps (stop at grad norm 0.1), 128 functions,
-     * 100 measurement points (70% training inputs), critic 200-200, Adagrad 0.02, RMSprop 0.05; clip 0.1 */
-    nl_fp_fit_cfg c = {200, 200, 128, 100, 200, 0.05, 0.02, 0.1, 0.1, 0.7};
+     * 100 measurement points (70% training inputs), critic 200-200, Adagrad 0.02, RMSprop 0.05, gradient penalty 10
+     * (clip 0.1 when the penalty is 0) */
+    nl_fp_fit_cfg c = {200, 200, 128, 100, 200, 0.05, 0.02, 0.1, 0.1, 0.7, 10.0};
     return c;
 }
 

@@ -11,8 +11,9 @@ static void help_fp(FILE *f) {
             "\n"
             "Functional priors for Bayesian neural networks (Tran et al., JMLR 2022). The per-layer prior stds of a tanh MLP are\n"
             "fitted by minimising the Wasserstein-1 distance between its function values and a GP's on measurement points\n"
-            "(70%% training inputs, 30%% uniform in the inputs' box); a critic MLP (softplus, Adagrad, weight clipping) is\n"
-            "re-initialised every outer step. Then adaptive SGHMC (several chains) under the fitted, N(0,1) and unfitted priors.\n"
+            "(70%% training inputs, 30%% uniform in the inputs' box); a critic MLP (softplus, Adagrad) is\n"
+            "re-initialised every outer step (Lipschitz by a gradient penalty, or weight clipping). Then adaptive SGHMC\n"
+            "(several chains) under the fitted, N(0,1) and unfitted priors.\n"
             "  toy     1-D data with a 40%% gap, target GP RBF l = 0.6: marginal match and posterior band widths\n"
             "  boston  Boston housing (python3-sklearn), a fixed 90/10 split, target the hierarchical GP: test NLL, RMSE, R-hat\n"
             "The ledger entry is `nnlab repro fprior`.\n"
@@ -28,6 +29,7 @@ static void help_fp(FILE *f) {
             "  --samples N       kept samples per chain (default 10)\n"
             "  --burn-in N       default 1000\n"
             "  --keep-every N    default 100\n"
+            "  --penalty X       gradient-penalty weight X (||grad c|| - 1)^2 (default 10); 0: weight clipping at +-0.1\n"
             "  --threads T       accepted for uniformity (the method is single-threaded)\n");
 }
 
@@ -40,6 +42,7 @@ int nl_fp_cli(int argc, char **argv) {
     if (!toy && strcmp(argv[0], "boston")) return nl_cli_usage_error("fprior", "unknown subcommand '%s' (toy, boston)", argv[0]);
     int64_t seed = 1, width = 50, depth = 2, outer = 40, cs = 30, nf = 64, np = 50, chains = 4, samples = 10, burn = 1000,
             keep = 100, threads = 0;
+    double pen = 10;
     nl_cli_opt opts[] = {
         {"--seed", NL_OPT_INT, &seed, 1, 1000000, 0, 0, "N"},
         {"--width", NL_OPT_INT, &width, 1, 4096, 0, 0, "H"},
@@ -52,6 +55,7 @@ int nl_fp_cli(int argc, char **argv) {
         {"--samples", NL_OPT_INT, &samples, 2, 100000, 0, 0, "N"},
         {"--burn-in", NL_OPT_INT, &burn, 0, 100000000, 0, 0, "N"},
         {"--keep-every", NL_OPT_INT, &keep, 1, 100000000, 0, 0, "N"},
+        {"--penalty", NL_OPT_DOUBLE, &pen, 0, 1e6, 0, 0, "X"},
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
@@ -66,7 +70,7 @@ int nl_fp_cli(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.seeds = c.splits = 1, c.toy_width = c.width = (int)width, c.toy_depth = (int)depth, c.marg_fn = 1000;
     c.fit = nl_fp_fit_defaults();
-    c.fit.outer = (int)outer, c.fit.critic_steps = (int)cs, c.fit.n_fn = (int)nf, c.fit.n_meas = (int)np, c.fit.critic_hidden = 64;
+    c.fit.outer = (int)outer, c.fit.critic_steps = (int)cs, c.fit.n_fn = (int)nf, c.fit.n_meas = (int)np, c.fit.critic_hidden = 64, c.fit.penalty = pen;
     c.sghmc = nl_fp_sghmc_defaults();
     c.sghmc.chains = (int)chains, c.sghmc.samples = (int)samples, c.sghmc.burn_in = (int)burn, c.sghmc.keep_every = (int)keep;
     c.toy_sghmc = c.sghmc;

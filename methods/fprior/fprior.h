@@ -5,8 +5,9 @@
  * b_l = softplus(rb_l) eps (eps ~ N(0,1)); the 2 (depth+1) raw numbers rw, rb are the prior hyperparameters psi.
  * The Wasserstein-1 fit: minimise over psi W1(p_GP, p_BNN(psi)) of function values on a measurement set, in the dual
  * form max_c E_BNN[c(F)] - E_GP[c(F)] with a critic c: R^M -> R (MLP M -> Hc -> Hc -> 1, softplus), re-initialised
- * every outer step, trained by Adagrad; Lipschitz by weight clipping at +-clip (the engine has no double backward, so
- * the gradient penalty of the reference is not available; clipping is the reference's own fallback). The psi step is
+ * every outer step, trained by Adagrad; Lipschitz by the reference's gradient penalty lambda (||grad_x c|| - 1)^2 on
+ * interpolates (the engine has no double backward, so the critic's is written out by hand: nl_fp_critic_penalty), or
+ * by weight clipping at +-clip (the reference's fallback) when lambda = 0. The psi step is
  * RMSprop on the critic's estimate. Posterior: adaptive SGHMC (several chains), R-hat over chains.
  * Everything here is float64 and hand-differentiated (no engine graph). methods/fprior/README.md has the details. */
 #ifndef NNLAB_FPRIOR_H
@@ -44,6 +45,8 @@ typedef struct nl_fp_fit_cfg {
     int outer, critic_steps, n_fn, n_meas, critic_hidden;
     double lr_psi, lr_critic, clip, grad_stop; /* RMSprop, Adagrad, clip value, critic grad-norm stop */
     double frac_train;                         /* measurement set: this fraction training inputs, rest uniform in box */
+    double penalty;                            /* > 0: gradient penalty lambda (||grad c|| - 1)^2 on interpolates, no
+                                                  clipping (the reference's default, 10); 0: weight clipping */
 } nl_fp_fit_cfg;
 
 typedef struct nl_fp_sghmc_cfg {
@@ -77,6 +80,12 @@ nl_status nl_fp_gp_functions(const nl_fp_gp *gp, nl_rng *r, const double *x, int
  * be NULL) receives the critic's W1 estimate per outer step. */
 nl_status nl_fp_fit(const nl_fp_arch *a, nl_fp_prior *p, const nl_fp_gp *gp, const nl_fp_fit_cfg *cfg, const double *xtr,
                     int64_t ntr, const double *lo, const double *hi, uint64_t seed, double *hist);
+
+/* The gradient penalty of the critic (params [cP] in the layout W1 [M, H], b1 [H], W2 [H, H], b2 [H], w3 [H], b3, with
+ * cP = M H + H H + 3 H + 1) at rows X [n, M]: returns lambda / n sum_k (||grad_x c(X_k)|| - 1)^2 and adds its gradient
+ * w.r.t. params into grad [cP] (the hand-written double backward). work >= 8 H + 2 M doubles. */
+double nl_fp_critic_penalty(int M, int H, const double *params, const double *X, int n, double lambda, double *grad,
+                            double *work);
 
 /* Marginal match at x [m, d]: n_fn functions from each; per point sd ratio and the 1-D empirical W1 (sorted samples);
  * out: mean |sd_bnn/sd_gp - 1|, mean W1/sd_gp, mean sd_bnn, mean sd_gp. */

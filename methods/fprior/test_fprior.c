@@ -91,7 +91,32 @@ static void test_fit_direction(void) {
     CHECK(nl_fp_fit(&a, &p, &gp, &c, xtr, 10, &lo, &hi, 6, NULL) == NL_EINVAL, "outer 0 must be rejected");
 }
 
+static void test_penalty_grad(void) {
+    enum { M = 4, H = 3, N = 3 };
+    const int cP = M * H + H * H + 3 * H + 1;
+    double prm[64], g[64], X[N * M], work[8 * H + 2 * M];
+    nl_rng r;
+    nl_rng_init(&r, 9, 0);
+    for (int i = 0; i < cP; i++) prm[i] = 0.8 * nl_rng_normal(&r), g[i] = 0;
+    for (int i = 0; i < N * M; i++) X[i] = nl_rng_normal(&r);
+    nl_fp_critic_penalty(M, H, prm, X, N, 10, g, work);
+    double worst = 0, scale = 0;
+    for (int i = 0; i < cP; i++) {
+        double keep = prm[i], dummy[64] = {0};
+        prm[i] = keep + 1e-6;
+        double lp = nl_fp_critic_penalty(M, H, prm, X, N, 10, dummy, work);
+        prm[i] = keep - 1e-6;
+        double lm = nl_fp_critic_penalty(M, H, prm, X, N, 10, dummy, work);
+        prm[i] = keep;
+        double e = fabs((lp - lm) / 2e-6 - g[i]);
+        if (e > worst) worst = e;
+        if (fabs(g[i]) > scale) scale = fabs(g[i]);
+    }
+    CHECK(worst < 1e-5 * (1 + scale), "gradient-penalty double backward vs finite differences: worst error %.3g (scale %.3g)", worst, scale);
+}
+
 int main(void) {
+    test_penalty_grad();
     test_backward();
     test_gp_and_marginals();
     test_rhat();

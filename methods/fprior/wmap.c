@@ -1,5 +1,6 @@
 /* fprior/wmap.c — the Wasserstein-1 fit of the BNN prior hyperparameters to a (hierarchical) GP prior: GP function
- * draws, the measurement set, the critic (MLP M -> Hc -> Hc -> 1, softplus; Adagrad; weight clipping) re-initialised
+ * draws, the measurement set, the critic (MLP M -> Hc -> Hc -> 1, softplus; Adagrad; gradient penalty through a hand-written
+ * double backward, or weight clipping) re-initialised
  * every outer step, and the RMSprop step on psi through the reparametrised prior draws (fprior.h). */
 #include "fprior/fprior.h"
 #include "nnlab/linalg.h"
@@ -139,6 +140,75 @@ static double critic_pass(critic *c, const double *X, int n, const double *w, in
     return tot;
 }
 
+double nl_fp_critic_penalty(int M, int H, const double *params, const double *X, int n, double lambda, double *grad,
+                            double *work) {
+    const double *W1 = params, *b1 = W1 + (int64_t)M * H, *W2 = b1 + H, *b2 = W2 + (int64_t)H * H, *w3 = b2 + H;
+    double *gW1 = grad, *gb1 = gW1 + (int64_t)M * H, *gW2 = gb1 + H, *gb2 = gW2 + (int64_t)H * H, *gw3 = gb2 + H;
+    double *s1 = work, *g1 = s1 + H, *g2 = g1 + H, *u = g2 + H, *q = u + H, *v = q + H, *dz1 = v + H, *dz2 = dz1 + H; /* [H] */
+    double *gx = dz2 + H, *gam = gx + M;                                                                           /* [M] */
+    double tot = 0;
+    for (int k = 0; k < n; k++) {
+        const double *x = X + (int64_t)k * M;
+        for (int j = 0; j < H; j++) s1[j] = b1[j];
+        for (int i = 0; i < M; i++) {
+            const double xi = x[i], *Wi = W1 + (int64_t)i * H;
+            for (int j = 0; j < H; j++) s1[j] += xi * Wi[j];
+        }
+        for (int j = 0; j < H; j++) g1[j] = sigm(s1[j]), s1[j] = nl_fp_softplus(s1[j]), g2[j] = b2[j];
+        for (int i = 0; i < H; i++) {
+            const double si = s1[i], *Wi = W2 + (int64_t)i * H;
+            for (int j = 0; j < H; j++) g2[j] += si * Wi[j];
+        }
+        for (int j = 0; j < H; j++) g2[j] = sigm(g2[j]), u[j] = g2[j] * w3[j];
+        for (int i = 0; i < H; i++) { /* v = W2 u, q = sigma1 . v */
+            const double *Wi = W2 + (int64_t)i * H;
+            double sv = 0;
+            for (int j = 0; j < H; j++) sv += Wi[j] * u[j];
+            v[i] = sv, q[i] = g1[i] * sv;
+        }
+        double nrm = 0;
+        for (int m = 0; m < M; m++) { /* grad_x c = W1 q */
+            const double *Wm = W1 + (int64_t)m * H;
+            double sg = 0;
+            for (int j = 0; j < H; j++) sg += Wm[j] * q[j];
+            gx[m] = sg, nrm += sg * sg;
+        }
+        nrm = sqrt(nrm);
+        tot += (nrm - 1) * (nrm - 1);
+        const double coef = nrm > 0 ? lambda / n * 2 * (nrm - 1) / nrm : 0;
+        for (int m = 0; m < M; m++) gam[m] = coef * gx[m];
+        for (int j = 0; j < H; j++) dz1[j] = 0;
+        for (int m = 0; m < M; m++) { /* dq = W1^T gam (into dz1 for now) */
+            const double *Wm = W1 + (int64_t)m * H, gm = gam[m];
+            for (int j = 0; j < H; j++) dz1[j] += Wm[j] * gm;
+        }
+        for (int i = 0; i < H; i++) { /* dv = dq . sigma1 (in q's slot after use), dz1 = dq . v . sigma1' */
+            double dq = dz1[i];
+            dz1[i] = dq * v[i] * g1[i] * (1 - g1[i]);
+            v[i] = dq * g1[i]; /* v now holds dv */
+        }
+        for (int j = 0; j < H; j++) { /* du = W2^T dv; dw3, dz2 */
+            double du = 0;
+            for (int i = 0; i < H; i++) du += W2[(int64_t)i * H + j] * v[i];
+            gw3[j] += du * g2[j];
+            dz2[j] = du * w3[j] * g2[j] * (1 - g2[j]);
+            gb2[j] += dz2[j];
+        }
+        for (int i = 0; i < H; i++) { /* dW2 += dv u^T + s1 dz2^T; ds1 = W2 dz2 -> dz1 */
+            const double *Wi = W2 + (int64_t)i * H;
+            double *gi = gW2 + (int64_t)i * H, dvi = v[i], si = s1[i], ds = 0;
+            for (int j = 0; j < H; j++) gi[j] += dvi * u[j] + si * dz2[j], ds += Wi[j] * dz2[j];
+            dz1[i] += ds * g1[i];
+        }
+        for (int j = 0; j < H; j++) gb1[j] += dz1[j];
+        for (int m = 0; m < M; m++) { /* dW1 += gam q^T + x dz1^T */
+            double *gm = gW1 + (int64_t)m * H, a = gam[m], xm = x[m];
+            for (int j = 0; j < H; j++) gm[j] += a * q[j] + xm * dz1[j];
+        }
+    }
+    return lambda / n * tot;
+}
+
 nl_status nl_fp_fit(const nl_fp_arch *a, nl_fp_prior *p, const nl_fp_gp *gp, const nl_fp_fit_cfg *cfg, const double *xtr,
                     int64_t ntr, const double *lo, const double *hi, uint64_t seed, double *hist) {
     nl_status s = nl_fp_arch_check(a);
@@ -151,13 +221,13 @@ nl_status nl_fp_fit(const nl_fp_arch *a, nl_fp_prior *p, const nl_fp_gp *gp, con
     critic c = {M, H, NULL, NULL, NULL, (int64_t)M * H + (int64_t)H * H + 3 * H + 1};
     /* critic p, g, acc [cP] each; xm [M, d]; Fb, Fg [n, M]; eps [n, P]; sd, th, gth [P]; dF [n, M]; w [2n]; work */
     size_t tot = (size_t)c.P * 3 + (size_t)M * d + (size_t)n * M * 3 + (size_t)n * P + (size_t)P * 3 + 2 * (size_t)n +
-                 4 * (size_t)H + nl_fp_work(a, M);
+                 8 * (size_t)H + 3 * (size_t)M + (size_t)n * M + nl_fp_work(a, M);
     double *buf = malloc(sizeof(double) * tot);
     if (!buf) return nl_set_error(NL_ENOMEM, "fprior fit: out of memory");
     c.p = buf, c.g = c.p + c.P, c.acc = c.g + c.P;
     double *xm = c.acc + c.P, *Fb = xm + (size_t)M * d, *Fg = Fb + (size_t)n * M, *eps = Fg + (size_t)n * M;
     double *sd = eps + (size_t)n * P, *th = sd + P, *gth = th + P, *dF = gth + P, *w = dF + (size_t)n * M;
-    double *cw = w + 2 * n, *work = cw + 4 * H;
+    double *cw = w + 2 * n, *xh = cw + 8 * H + 2 * M, *work = xh + (size_t)n * M; /* cw [8H + 2M], xh [n, M] */
     double sqw[NL_FP_MAX_LAYERS] = {0}, sqb[NL_FP_MAX_LAYERS] = {0}; /* RMSprop state */
     nl_rng r;
     nl_rng_init(&r, seed, 31);
@@ -177,11 +247,19 @@ nl_status nl_fp_fit(const nl_fp_arch *a, nl_fp_prior *p, const nl_fp_gp *gp, con
             memset(c.g, 0, sizeof(double) * (size_t)c.P);
             critic_pass(&c, Fb, n, w, 1, NULL, cw);
             critic_pass(&c, Fg, n, w + n, 1, NULL, cw);
+            if (cfg->penalty > 0) { /* interpolates eps F_bnn + (1 - eps) F_gp, one eps per pair */
+                for (int k = 0; k < n; k++) {
+                    double e = nl_rng_uniform(&r);
+                    for (int j = 0; j < M; j++) xh[(int64_t)k * M + j] = e * Fb[(int64_t)k * M + j] + (1 - e) * Fg[(int64_t)k * M + j];
+                }
+                nl_fp_critic_penalty(M, H, c.p, xh, n, cfg->penalty, c.g, cw);
+            }
             double gn = 0;
             for (int64_t i = 0; i < c.P; i++) {
                 gn += c.g[i] * c.g[i];
                 c.acc[i] += c.g[i] * c.g[i];
                 c.p[i] -= cfg->lr_critic * c.g[i] / (sqrt(c.acc[i]) + 1e-10);
+                if (cfg->penalty > 0) continue;
                 if (c.p[i] > cfg->clip) c.p[i] = cfg->clip;
                 if (c.p[i] < -cfg->clip) c.p[i] = -cfg->clip;
             }
