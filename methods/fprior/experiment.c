@@ -137,14 +137,15 @@ static int fp_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *me
 /* quick: toy net 1-50-50-1, 3 seeds; Boston 1 hidden layer of 50, 3 splits; fit 40 outer x 30 critic steps (critic
  * 64-64), 64 functions, 50 measurement points; SGHMC 4 chains x 10 samples, Boston burn-in 1500, every 150; toy
  * burn-in 500, every 50 (the toy's bands are reported, not judged).
- * full (estimated ~26 min single-thread from the quick costs; the notebook's 200 x 200 fit with a 200-200 critic and
- * its 62k-step chains would take hours here): toy 1-50-50-50-1, 3 seeds; Boston 100 units, 10 splits; fit 100 outer x
- * 50 critic steps (critic 100-100), 128 functions, 100 points; SGHMC 4 chains x 30, burn-in 2000, every 200.
+ * full (estimated ~21 min single-thread from the quick costs, with the gradient penalty; the notebook's 200 x 200 fit
+ * with a 200-200 critic and its 62k-step chains would take hours here): toy 1-50-50-50-1, 3 seeds; Boston 100 units,
+ * 10 splits; fit 80 outer x 50 critic steps (critic 100-100), 128 functions, 100 points; SGHMC 4 chains x 30,
+ * burn-in 2000, every 200.
  * smoke: toy 1-8-8-1, Boston 8 units, 3 seeds / splits, 4 x 5 fit, SGHMC 2 chains x 3 samples. */
 #define FIT(o, cs, nf, nm, ch) {o, cs, nf, nm, ch, 0.05, 0.02, 0.1, 0.1, 0.7, 10.0} /* gradient penalty 10 */
 #define SG(c, b, k, s) {c, b, k, s, 32, 0.01, 0.01, 0.1}
 static const fp_cfg fp_quick = {3, 3, 50, 2, 50, 1000, FIT(40, 30, 64, 50, 64), SG(4, 500, 50, 10), SG(4, 1500, 150, 10)};
-static const fp_cfg fp_full = {3, 10, 50, 3, 100, 2000, FIT(100, 50, 128, 100, 100), SG(4, 2000, 200, 30), SG(4, 2000, 200, 30)};
+static const fp_cfg fp_full = {3, 10, 50, 3, 100, 2000, FIT(80, 50, 128, 100, 100), SG(4, 2000, 200, 30), SG(4, 2000, 200, 30)};
 static const fp_cfg fp_smoke = {3, 3, 8, 2, 8, 200, FIT(4, 5, 16, 20, 16), SG(2, 50, 5, 3), SG(2, 50, 5, 3)};
 
 const nl_experiment nl_exp_fprior = {
@@ -155,7 +156,7 @@ const nl_experiment nl_exp_fprior = {
              "2.470 vs 2.567, RMSE 2.797 vs 3.132) with converged SGHMC chains (R-hat < 1.1)",
     .quick_desc = "toy 1-50-50-1 tanh, 3 seeds; Boston 90/10, 3 splits, 1x50 tanh; fit 40 outer x 30 critic steps (critic 64-64, "
                   "gradient penalty 10), 64 functions, 50 points; SGHMC 4 chains x 10 (Boston burn-in 1500, every 150; toy 500, every 50); controls N(0,1), unfitted",
-    .full_desc = "toy 1-50-50-50-1, 3 seeds; Boston 10 splits, 1x100 tanh; fit 100 x 50 (critic 100-100), 128 functions, 100 points; "
+    .full_desc = "toy 1-50-50-50-1, 3 seeds; Boston 10 splits, 1x100 tanh; fit 80 x 50 (critic 100-100), 128 functions, 100 points; "
                  "SGHMC 4 chains x 30 (burn-in 2000, every 200)",
     .smoke_desc = "toy 1-8-8-1 and Boston 1x8, 3 seeds / splits, fit 4 x 5, SGHMC 2 chains x 3",
     .quick = &fp_quick,
