@@ -1,5 +1,6 @@
 /* nnlab train mlp|cnn */
 #include "app.h"
+#include "nnlab/dist.h"
 #include "nnlab/param.h"
 #include "nnlab/train.h"
 #include <cjson/cJSON.h>
@@ -198,7 +199,7 @@ int cmd_train(int argc, char **argv) {
     nl_recipe_result res;
     nl_status s = nl_recipe_run(&rc_, &m, &res);
     const nl_train_result *tr = &res.train;
-    if (!s && save) {
+    if (!s && save && nl_dist_rank() == 0) { /* data-parallel runs: rank 0 alone writes */
         char acc[32], eps[32];
         snprintf(acc, sizeof acc, "%.6f", res.test_accuracy);
         snprintf(eps, sizeof eps, "%lld", tr->n_epochs ? (long long)tr->epoch[tr->n_epochs - 1].epoch : 0LL); /* resumed runs too */
