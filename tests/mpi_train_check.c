@@ -5,7 +5,8 @@
  *   mpi_train_check compare A B       the two runs' loss curves agree within 1e-5 relative at every step and their
  *                                     checkpoints within 1e-5 (relative to each tensor's largest magnitude)
  *   mpi_train_check cmpckpt A.st B.st the checkpoints only (`nnlab train --save` under 1 and 2 ranks)
- *   mpi_train_check bad               a batch the rank count does not divide is refused with NL_EINVAL */
+ *   mpi_train_check bad               a batch the rank count does not divide is refused with NL_EINVAL
+ *   mpi_train_check bench N REPS      time of one all-reduce of N floats (docs/distributed.md) */
 #include "nnlab/dist.h"
 #include "nnlab/nnlab.h"
 #include <math.h>
@@ -166,8 +167,22 @@ int main(int argc, char **argv) {
         else rc = !(s == NL_EINVAL && strstr(res.message, "not divisible") && cv.n == 0);
         if (nl_dist_rank() == 0) printf("batch %lld on %d ranks: %s: %s\n", (long long)batch, nl_dist_size(), nl_status_name(s), res.message);
         nl_train_result_free(&res);
+    } else if (argc == 4 && !strcmp(argv[1], "bench")) { /* time REPS fixed-order all-reduces of N floats */
+        int64_t n = atoll(argv[2]);
+        int reps = atoi(argv[3]);
+        float *g = calloc((size_t)(n > 0 ? n : 1), sizeof(float)); /* (n) */
+        rc = !g || n < 1 || reps < 1;
+        if (!rc) {
+            nl_dist_allreduce_f32(g, n); /* warm-up */
+            nl_dist_barrier();
+            double t0 = nl_time();
+            for (int i = 0; i < reps && !rc; i++) rc = nl_dist_allreduce_f32(g, n) != NL_OK;
+            double dt = (nl_time() - t0) / reps;
+            if (nl_dist_rank() == 0) printf("allreduce of %lld floats on %d ranks: %.3f ms\n", (long long)n, nl_dist_size(), 1e3 * dt);
+        }
+        free(g);
     } else {
-        fprintf(stderr, "usage: mpi_train_check run PREFIX | compare A B | cmpckpt A.st B.st | bad\n");
+        fprintf(stderr, "usage: mpi_train_check run PREFIX | compare A B | cmpckpt A.st B.st | bad | bench N REPS\n");
     }
     nl_dist_finalize();
     return rc;
