@@ -53,6 +53,9 @@ static void help_train(FILE *f) {
             "  --json               print one final JSON line on stdout (test_accuracy, epoch_seconds, samples_per_sec, ...)\n"
             "  --quiet              no progress output\n"
             "\n"
+            "MPI (a -DNL_MPI=ON build): under `mpirun -np P` the run is data-parallel, each batch split over the P ranks\n"
+            "(--batch must be a multiple of P), rank 0 prints and saves (docs/distributed.md)\n"
+            "\n"
             "example: nnlab train mlp --epochs 3 --lr 2e-3 --sched cosine --save mlp.safetensors\n");
 }
 
