@@ -1,6 +1,7 @@
 /* Kernel matrices (tiled: GEMM for the input Gram, then the recursion row by row, in parallel) and the naive
  * per-pair reference. */
 #include "kernels/kernels_internal.h"
+#include "nnlab/dist.h"
 #include "nnlab/ops.h"
 #include <omp.h>
 #include <stdlib.h>
@@ -101,6 +102,72 @@ static void kernel_tile(const kjob *jb, int64_t i0, int64_t j0, double *Sb, doub
     }
 }
 
+/* ---- sharding over MPI ranks (nnlab/dist.h, docs/distributed.md) ----
+ * Tile t is computed by rank t % P; every entry is written by one tile only, so rank 0 receives, tile by tile in
+ * order, exactly the entries the tile wrote (its upper part row by row; in the symmetric case also the mirrored
+ * strictly-lower part) and copies them in. The bits are those of one process with the same tiles. */
+
+/* Calls f(row, col0, cols) for every row segment tile (i0, j0) writes. */
+static void tile_segments(const kjob *jb, int64_t i0, int64_t j0, void (*f)(void *, int64_t, int64_t, int64_t), void *ud) {
+    int64_t rn = jb->n1 - i0 < jb->R ? jb->n1 - i0 : jb->R, cn = jb->n2 - j0 < jb->C ? jb->n2 - j0 : jb->C;
+    for (int64_t gi = i0; gi < i0 + rn; gi++) {
+        int64_t a = jb->sym && gi > j0 ? gi : j0;
+        if (a < j0 + cn) f(ud, gi, a, j0 + cn - a);
+    }
+    if (!jb->sym) return;
+    for (int64_t gj = j0; gj < j0 + cn; gj++) { /* mirrored entries (gj, gi), gi < gj */
+        int64_t e = gj < i0 + rn ? gj : i0 + rn;
+        if (e > i0) f(ud, gj, i0, e - i0);
+    }
+}
+
+typedef struct { const kjob *jb; char *buf; size_t pos; int unpack; } kpack;
+
+static void pack_seg(void *ud, int64_t row, int64_t c0, int64_t n) {
+    kpack *k = ud;
+    const size_t es = nl_dtype_size(k->jb->dt), len = es * (size_t)n;
+    void *outs[2] = {k->jb->want_s ? k->jb->nngp : NULL, k->jb->want_t ? k->jb->ntk : NULL};
+    for (int o = 0; o < 2; o++) {
+        if (!outs[o]) continue;
+        char *at = (char *)outs[o] + es * (size_t)(row * k->jb->ld + c0);
+        if (k->buf) {
+            if (k->unpack) memcpy(at, k->buf + k->pos, len);
+            else memcpy(k->buf + k->pos, at, len);
+        }
+        k->pos += len;
+    }
+}
+
+/* Bring every tile computed on ranks > 0 into rank 0's output. */
+static nl_status kernel_collect(const kjob *jb, const int64_t *tl, int64_t ntiles) {
+    const int P = nl_dist_size(), me = nl_dist_rank();
+    nl_status st = NL_OK;
+    char *buf = NULL;
+    size_t cap = 0;
+    for (int64_t t = 0; t < ntiles && !st; t++) {
+        int owner = (int)(t % P);
+        if (owner == 0 || (me != 0 && me != owner)) continue;
+        kpack k = {jb, NULL, 0, me == 0};
+        tile_segments(jb, tl[2 * t], tl[2 * t + 1], pack_seg, &k); /* size */
+        if (k.pos > cap) {
+            free(buf);
+            cap = k.pos;
+            if (!(buf = malloc(cap))) return nl_set_error(NL_ENOMEM, "kernel_matrix: out of memory for a tile message");
+        }
+        size_t n = k.pos;
+        k.buf = buf;
+        k.pos = 0;
+        if (me == 0) {
+            if (!(st = nl_dist_recv(buf, n, owner, 7))) tile_segments(jb, tl[2 * t], tl[2 * t + 1], pack_seg, &k);
+        } else {
+            tile_segments(jb, tl[2 * t], tl[2 * t + 1], pack_seg, &k);
+            st = nl_dist_send(buf, n, 0, 7);
+        }
+    }
+    free(buf);
+    return st;
+}
+
 nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
                            int64_t d, int which, nl_dtype out_dtype, void *nngp, void *ntk, int64_t ld) {
     nl_status st = nl_kernel_cfg_check(cfg);
@@ -165,6 +232,12 @@ nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n
     for (int64_t i0 = 0; i0 < n1; i0 += R)
         for (int64_t j0 = sym ? i0 : 0; j0 < n2; j0 += C) { tl[2 * k] = i0; tl[2 * k + 1] = j0; k++; }
     kjob jb = {&p, &d1, &d2, x1, x2, q01, n1, n2, d, R, C, ld, sym, want_s, want_t, out_dtype, nngp, ntk};
+    const int shard = nl_dist_kernel_shard(), np_ = shard ? nl_dist_size() : 1, me = shard ? nl_dist_rank() : 0;
+    if (shard) { /* this rank's tiles only: t % P == rank (round robin balances the shorter symmetric panels) */
+        int64_t m = 0;
+        for (int64_t t = me; t < ntiles; t += np_) { tl[2 * m] = tl[2 * t]; tl[2 * m + 1] = tl[2 * t + 1]; m++; }
+        ntiles = m; /* `outer` stays the one-process choice: the same BLAS threading, so the same bits */
+    }
     if (outer) {
         const int blas_saved = nl_blas_serial_begin();
 #pragma omp parallel num_threads(nth)
@@ -177,6 +250,12 @@ nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n
         nl_blas_serial_end(blas_saved);
     } else {
         for (int64_t t = 0; t < ntiles; t++) kernel_tile(&jb, tl[2 * t], tl[2 * t + 1], Sb, Tb, 1);
+    }
+    if (shard) { /* the full tile list again, then the tiles of ranks > 0 to rank 0 */
+        int64_t all = 0;
+        for (int64_t i0 = 0; i0 < n1; i0 += R)
+            for (int64_t j0 = sym ? i0 : 0; j0 < n2; j0 += C) { tl[2 * all] = i0; tl[2 * all + 1] = j0; all++; }
+        st = kernel_collect(&jb, tl, all);
     }
 done:
     free(Sb); free(Tb); free(q01); free(tl);

@@ -1,5 +1,6 @@
 /* nnlab train mlp|cnn */
 #include "app.h"
+#include "nnlab/dist.h"
 #include "nnlab/param.h"
 #include "nnlab/train.h"
 #include <cjson/cJSON.h>
@@ -51,6 +52,9 @@ static void help_train(FILE *f) {
             "                       resumed give bit-identical weights to 4 at once. FILE may equal --save\n"
             "  --json               print one final JSON line on stdout (test_accuracy, epoch_seconds, samples_per_sec, ...)\n"
             "  --quiet              no progress output\n"
+            "\n"
+            "MPI (a -DNL_MPI=ON build): under `mpirun -np P` the run is data-parallel, each batch split over the P ranks\n"
+            "(--batch must be a multiple of P), rank 0 prints and saves (docs/distributed.md)\n"
             "\n"
             "example: nnlab train mlp --epochs 3 --lr 2e-3 --sched cosine --save mlp.safetensors\n");
 }
@@ -198,7 +202,7 @@ int cmd_train(int argc, char **argv) {
     nl_recipe_result res;
     nl_status s = nl_recipe_run(&rc_, &m, &res);
     const nl_train_result *tr = &res.train;
-    if (!s && save) {
+    if (!s && save && nl_dist_rank() == 0) { /* data-parallel runs: rank 0 alone writes */
         char acc[32], eps[32];
         snprintf(acc, sizeof acc, "%.6f", res.test_accuracy);
         snprintf(eps, sizeof eps, "%lld", tr->n_epochs ? (long long)tr->epoch[tr->n_epochs - 1].epoch : 0LL); /* resumed runs too */

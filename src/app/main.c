@@ -3,6 +3,7 @@
 #include "app.h"
 #include "methods.h"
 #include "nnlab/base.h"
+#include "nnlab/dist.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,10 +93,44 @@ static int finish_output(int rc) {
 
 static int run_command(int argc, char **argv);
 
-int main(int argc, char **argv) { return finish_output(run_command(argc, argv)); }
+/* Under mpirun with more than one rank (an -DNL_MPI=ON build, docs/distributed.md) only the commands that
+ * distribute run: `train` (data-parallel) and `kernel` / `nngp-ntk` (tiles over the ranks, the matrix on rank 0).
+ * Ranks > 0 print nothing (stdout to /dev/null) and write no file (their --out becomes /dev/null). */
+static int dist_prepare(int argc, char **argv) {
+    if (nl_dist_size() <= 1 || argc < 2) return 0;
+    const char *cmd = argv[1];
+    const int kernel = !strcmp(cmd, "kernel") || !strcmp(cmd, "nngp-ntk");
+    if (strcmp(cmd, "train") && !kernel) {
+        if (nl_dist_rank() == 0)
+            fprintf(stderr, "nnlab: '%s' does not run on %d MPI ranks (only train and kernel do; see docs/distributed.md)\n", cmd,
+                    nl_dist_size());
+        return NL_CLI_USAGE;
+    }
+    if (kernel) nl_dist_set_kernel_shard(1);
+    if (nl_dist_rank() > 0) {
+        if (!freopen("/dev/null", "w", stdout)) return NL_CLI_FAIL;
+        for (int i = 2; i + 1 < argc; i++)
+            if (kernel && !strcmp(argv[i], "--out")) argv[i + 1] = "/dev/null";
+        for (int i = 2; i < argc; i++)
+            if (kernel && !strncmp(argv[i], "--out=", 6)) argv[i] = "--out=/dev/null";
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    fix_omp_wait_policy(argv);
+    if (nl_dist_init(&argc, &argv)) {
+        fprintf(stderr, "nnlab: %s\n", nl_last_error());
+        return NL_CLI_FAIL;
+    }
+    int rc = dist_prepare(argc, argv);
+    if (!rc) rc = run_command(argc, argv);
+    rc = finish_output(rc);
+    nl_dist_finalize();
+    return rc;
+}
 
 static int run_command(int argc, char **argv) {
-    fix_omp_wait_policy(argv);
     nl_methods_init();
     if (argc < 2) {
         help_main(stderr);

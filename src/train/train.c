@@ -2,6 +2,7 @@
  * NaN/Inf detection. */
 #include "nnlab/train.h"
 #include "internal/train_resume.h"
+#include "nnlab/dist.h"
 #include "nnlab/nn.h"
 #include "nnlab/ops.h"
 #include <math.h>
@@ -223,6 +224,20 @@ static nl_status fail(nl_train_result *r, nl_status s, const char *fmt, ...) {
     return nl_set_error(s, "%s", r->message);
 }
 
+/* Data-parallel step: scale this rank's gradient (the mean over its lb rows) by lb / bs and sum over the ranks in
+ * a fixed order (dist.h), so every rank holds the same gradient of the global batch's mean loss. */
+static nl_status dp_average_grads(nl_params *ps, double w) {
+    if (ps->dtype == NL_F32) {
+        float *g = ps->grad; /* (total) */
+        const float wf = (float)w;
+        for (int64_t i = 0; i < ps->total; i++) g[i] *= wf;
+        return nl_dist_allreduce_f32(g, ps->total);
+    }
+    double *g = ps->grad; /* (total) */
+    for (int64_t i = 0; i < ps->total; i++) g[i] *= w;
+    return nl_dist_allreduce_f64(g, ps->total);
+}
+
 nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *valid, const nl_train_config *cfg,
                        const nl_train_callbacks *cb, nl_train_result *r) {
     memset(r, 0, sizeof *r);
@@ -233,7 +248,10 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
     const char *vname = cfg->valid_name ? cfg->valid_name : "valid";
     /* the redrawn bar only when progress goes to the default sink and that is a terminal; with a sink set
      * (nl_set_progress) everything, the periodic step lines included, goes through nl_progress */
-    display d = {isatty(2) && !nl_get_progress(NULL), cfg->verbose, 0, 0};
+    /* data-parallel under MPI (train.h, docs/distributed.md): P replicas, each global batch split across them */
+    const int dp_size = nl_dist_size(), dp_rank = nl_dist_rank();
+    const int is_root = dp_rank == 0; /* rank 0 alone logs and writes checkpoints */
+    display d = {isatty(2) && !nl_get_progress(NULL), is_root ? cfg->verbose : 0, 0, 0};
     int64_t last_ckpt_epoch = 0;
 
     /* ---- checks ---- */
@@ -249,6 +267,9 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
         if (train->y[i] < 0 || train->y[i] >= m->n_classes)
             return fail(r, NL_EINVAL, "train: label %d of row %lld is outside [0, %d)", train->y[i], (long long)i, m->n_classes);
     if (cfg->batch < 1) return fail(r, NL_EINVAL, "train: batch must be >= 1 (got %lld)", (long long)cfg->batch);
+    if (cfg->batch % dp_size)
+        return fail(r, NL_EINVAL, "train: batch %lld is not divisible by the %d MPI ranks (data-parallel training splits every "
+                    "batch evenly; use a multiple of %d)", (long long)cfg->batch, dp_size, dp_size);
     if (cfg->steps < 0 || (cfg->steps == 0 && cfg->epochs < 1))
         return fail(r, NL_EINVAL, "train: need epochs >= 1 or steps >= 1 (got epochs %lld, steps %lld)", (long long)cfg->epochs,
                     (long long)cfg->steps);
@@ -319,6 +340,9 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
         log_line(&d, "resumed from %s at step %lld (epoch %lld)", cfg->resume_path, (long long)rp.step, (long long)start_ep);
     }
 
+    /* dropout masks: stream (model seed's dropout stream + rank), so the replicas draw different masks (rank 0 keeps
+     * the single-process stream; with dropout a run depends on the rank count) */
+    if (dp_size > 1) m->dropout_rng.stream += (uint64_t)dp_rank;
     for (int64_t ep = start_ep; ep <= n_epochs && !stop; ep++) {
         if (ep > start_ep) nl_batcher_reset(&bt);
         p.epoch = ep;
@@ -335,16 +359,31 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
             const double t0 = nl_time();
             const int64_t step1 = r->steps + 1;
             nl_ctx_reset(c);
-            nl_var *x = nl_model_input(m, c, xb, bs);
-            nl_var *logits = nl_model_forward(m, c, x, 1);
-            nl_var *loss = !logits ? NULL
-                           : cb->loss ? cb->loss(cb->ud, c, m, x, logits, yb, bs)
-                                      : nl_cross_entropy(c, logits, yb, cfg->label_smoothing, -1);
-            if (!loss) {
-                s = fail(r, nl_last_status() ? nl_last_status() : NL_EINVAL, "step %lld: %s", (long long)step1, nl_last_error());
-                goto out;
+            /* this rank's rows of the global batch: [lo, lo + lb) (all of it with one process) */
+            const int64_t lo = bs * dp_rank / dp_size, lb = bs * (dp_rank + 1) / dp_size - lo;
+            nl_var *x = NULL, *logits = NULL, *loss = NULL;
+            if (lb > 0) {
+                x = nl_model_input(m, c, xb + (size_t)lo * (size_t)train->d, lb);
+                logits = nl_model_forward(m, c, x, 1);
+                loss = !logits ? NULL
+                       : cb->loss ? cb->loss(cb->ud, c, m, x, logits, yb + lo, lb)
+                                  : nl_cross_entropy(c, logits, yb + lo, cfg->label_smoothing, -1);
+                if (!loss) {
+                    s = fail(r, nl_last_status() ? nl_last_status() : NL_EINVAL, "step %lld: %s", (long long)step1, nl_last_error());
+                    if (dp_size > 1) nl_dist_abort(1); /* the other ranks would wait in the all-reduce forever */
+                    goto out;
+                }
             }
-            const double lv = nl_item(loss);
+            double lv = lb > 0 ? nl_item(loss) : 0, bok_d = lb > 0 ? (double)count_correct(logits, yb + lo, lb) : 0;
+            if (dp_size > 1) { /* the global batch's mean loss and correct count, the same bits on every rank */
+                double red[2] = {lv * (double)lb / (double)bs, bok_d}; /* (2) */
+                if ((s = nl_dist_allreduce_f64(red, 2))) {
+                    s = fail(r, s, "step %lld: %s", (long long)step1, nl_last_error());
+                    goto out;
+                }
+                lv = red[0];
+                bok_d = red[1];
+            }
             if (!isfinite(lv)) {
                 r->nonfinite = 1;
                 r->bad_step = step1;
@@ -352,8 +391,13 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
                 goto out;
             }
             nl_params_zero_grad(&m->ps);
-            if ((s = nl_backward(c, loss))) {
+            if (lb > 0 && (s = nl_backward(c, loss))) {
                 s = fail(r, s, "step %lld: backward: %s", (long long)step1, nl_last_error());
+                if (dp_size > 1) nl_dist_abort(1);
+                goto out;
+            }
+            if (dp_size > 1 && (s = dp_average_grads(&m->ps, (double)lb / (double)bs))) {
+                s = fail(r, s, "step %lld: gradient all-reduce: %s", (long long)step1, nl_last_error());
                 goto out;
             }
             if (cb->before_step && (s = cb->before_step(cb->ud, m, &opt, r->steps))) {
@@ -375,7 +419,7 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
             }
             r->steps = step1;
             r->samples += bs;
-            const int64_t bok = count_correct(logits, yb, bs);
+            const int64_t bok = (int64_t)bok_d;
             ok += bok;
             seen += bs;
             curve_ok += bok;
@@ -415,8 +459,9 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
                     goto out;
                 }
                 nl_train__pos cp = {r->steps, ep, r->best_valid_accuracy, r->best_epoch, since_best};
-                if ((s = nl_train__checkpoint(cfg->checkpoint_path, m, &opt, &bt, &cp))) {
+                if (is_root && (s = nl_train__checkpoint(cfg->checkpoint_path, m, &opt, &bt, &cp))) {
                     s = fail(r, s, "checkpoint at step %lld: %s", (long long)r->steps, nl_last_error());
+                    if (dp_size > 1) nl_dist_abort(1); /* the other ranks cannot know: end the job */
                     goto out;
                 }
                 r->checkpoints++;
@@ -470,8 +515,9 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
             }
             if (cfg->checkpoint_path) {
                 nl_train__pos cp = {r->steps, ep, r->best_valid_accuracy, r->best_epoch, since_best};
-                if ((s = nl_train__checkpoint(cfg->checkpoint_path, m, &opt, &bt, &cp))) {
+                if (is_root && (s = nl_train__checkpoint(cfg->checkpoint_path, m, &opt, &bt, &cp))) {
                     s = fail(r, s, "checkpoint after epoch %lld: %s", (long long)ep, nl_last_error());
+                    if (dp_size > 1) nl_dist_abort(1);
                     goto out;
                 }
                 r->checkpoints++;
@@ -504,7 +550,7 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
         memcpy(m->ps.data, best, (size_t)m->ps.total * nl_dtype_size(m->ps.dtype));
         r->valid_accuracy = r->best_valid_accuracy;
         if (cfg->checkpoint_path) {
-            if ((s = nl_model_save(m, cfg->checkpoint_path, 0, NULL, NULL))) {
+            if (is_root && (s = nl_model_save(m, cfg->checkpoint_path, 0, NULL, NULL))) {
                 s = fail(r, s, "checkpoint of the best weights: %s", nl_last_error());
                 goto out;
             }

@@ -1,0 +1,55 @@
+/* nnlab/dist.h — optional multi-process execution over MPI (docs/distributed.md).
+ *
+ * Built with -DNL_MPI=ON (CMake option; needs OpenMPI: libopenmpi-dev), these functions wrap MPI; without it they
+ * are single-process no-ops (rank 0 of 1, reductions leave the buffer unchanged) and nnlab has no MPI symbol.
+ *
+ * Reproducibility: nl_dist_allreduce_* never use MPI_Allreduce (whose summation order the MPI standard leaves to
+ * the implementation, and which need not even give the same bits on every rank). The buffer is cut into P chunks;
+ * rank k receives chunk k of every rank (MPI_Alltoallv), sums it in rank order 0, 1, ..., P-1 (left to right, in the
+ * buffer's precision), and every rank then receives every summed chunk (MPI_Allgatherv). So the result is the
+ * same bits on every rank and, for a given P, from run to run. It is bandwidth-optimal (2 (P-1)/P n elements sent
+ * per rank), blocking, and not overlapped with computation.
+ *
+ * Users of the library: nl_train_run turns data-parallel when nl_dist_size() > 1 (train.h); nl_kernel_matrix shards
+ * its tiles when nl_dist_set_kernel_shard(1) was called (kernels.h). Every rank must make the same calls in the same
+ * order (they are collective). */
+#ifndef NNLAB_DIST_H
+#define NNLAB_DIST_H
+#include "nnlab/base.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when nnlab was built with MPI (NL_MPI), 0 otherwise. */
+int nl_dist_built(void);
+/* Initialise MPI (MPI_Init_thread, funneled) unless already initialised; without MPI: nothing. A process not
+ * started by mpirun is rank 0 of 1. argc/argv may be NULL. */
+nl_status nl_dist_init(int *argc, char ***argv);
+/* MPI_Finalize when nl_dist_init initialised MPI; safe to call twice and without init. */
+void nl_dist_finalize(void);
+/* End every rank at once with exit status code (MPI_Abort; without MPI: nothing, returns). For a fatal error on
+ * one rank that the others cannot know about (they would wait forever in the next collective). */
+void nl_dist_abort(int code);
+int nl_dist_rank(void); /* 0 without MPI or before init */
+int nl_dist_size(void); /* 1 without MPI or before init */
+
+/* In-place sum over all ranks, fixed order (see above): buf (n) on every rank receives the same sum. */
+nl_status nl_dist_allreduce_f32(float *buf, int64_t n);
+nl_status nl_dist_allreduce_f64(double *buf, int64_t n);
+nl_status nl_dist_barrier(void);
+/* Point-to-point bytes (blocking; n may exceed INT_MAX). */
+nl_status nl_dist_send(const void *buf, size_t n, int dst, int tag);
+nl_status nl_dist_recv(void *buf, size_t n, int src, int tag);
+
+/* Whether nl_kernel_matrix splits its tiles over the ranks (collective call, result complete on rank 0 only).
+ * Off by default; `nnlab kernel` turns it on when run under mpirun with more than one rank. */
+void nl_dist_set_kernel_shard(int on);
+int nl_dist_kernel_shard(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
