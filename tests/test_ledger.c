@@ -205,6 +205,23 @@ static void test_stats(void) {
     NLT_NEAR(nl_stats_t95(1), 6.314, 1e-9);
     NLT_NEAR(nl_stats_t95(9), 1.833, 1e-9);
     NLT_NEAR(nl_stats_t95(1000), 1.645, 1e-9);
+    /* nl_exp_paired_lower: the per-seed metrics a_seed<i>, b_seed<i> paired; bound = mean - t95(n-1) SE */
+    nl_exp_result p;
+    nl_exp_result_init(&p);
+    char nm[32];
+    for (int i = 0; i < 4; i++) {
+        snprintf(nm, sizeof nm, "a_seed%d", i + 1), NLT_OK(nl_exp_set(&p, nm, x[i]));
+        snprintf(nm, sizeof nm, "b_seed%d", i + 1), NLT_OK(nl_exp_set(&p, nm, y[i]));
+    }
+    double pm, ps, lo = nl_exp_paired_lower(&p, "a", "b", 4, &pm, &ps);
+    NLT_NEAR(pm, 0.75, 1e-12);
+    NLT_NEAR(ps, sqrt(1.0 / 48.0), 1e-12);
+    NLT_NEAR(lo, 0.75 - nl_stats_t95(3) * sqrt(1.0 / 48.0), 1e-12);
+    NLT_NEAR(nl_exp_paired_lower(&p, "a", "b", 2, NULL, NULL), 0.5 - nl_stats_t95(1) * 0.0, 1e-12); /* diffs 0.5 0.5 */
+    NLT_CHECK(isnan(nl_exp_paired_lower(&p, "a", "b", 1, &pm, &ps)) && isnan(pm) && isnan(ps), "n = 1: NaN bound, mean, se");
+    NLT_CHECK(isnan(nl_exp_paired_lower(&p, "a", "b", 5, NULL, NULL)), "a missing seed (5) makes the bound NaN");
+    NLT_CHECK(isnan(nl_exp_paired_lower(&p, "a", "c", 3, NULL, NULL)), "a missing metric makes the bound NaN");
+    nl_exp_result_free(&p);
 }
 
 /* -j 2: every experiment in its own process; the same entries (metrics, parts, controls, curves, verdicts) as -j 1,

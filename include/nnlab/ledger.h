@@ -101,6 +101,10 @@ void nl_stats_mean_se(const double *x, int n, double *mean, double *se);
 double nl_stats_paired_t(const double *a, const double *b, int n, double *mean_diff, double *se_diff);
 /* One-sided critical value t_{0.95, df} of Student's t (df >= 1; the normal 1.645 beyond df = 120). */
 double nl_stats_t95(int df);
+/* Paired one-sided lower bound over seeds of the metrics "<a>_seed<i>" - "<b>_seed<i>", i = 1..n, of r:
+ * mean - t95(n-1) * SE of the differences; *mean, *se receive the mean difference and its SE (either may be
+ * NULL). NAN (and NAN mean/se) when n < 2 or n > 64; a missing metric reads as NAN and makes the bound NAN. */
+double nl_exp_paired_lower(const nl_exp_result *r, const char *a, const char *b, int n, double *mean, double *se);
 
 /* ---- provenance ---- */
 /* "CPU model name; BLAS core <OpenBLAS core type>; threads T" of this machine. */

@@ -125,22 +125,6 @@ static nl_status bf_entry_run(const nl_experiment *e, const void *config, const 
     return NL_OK;
 }
 
-/* paired lower bound of a_i - b_i over n seeds (NaN when n < 2) */
-static double paired(const nl_exp_result *r, const char *a, const char *b, int n, double *mean, double *se) {
-    double x[BF_MAX_SEEDS], y[BF_MAX_SEEDS];
-    char name[96];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "%s_seed%d", a, i + 1);
-        x[i] = nl_exp_get(r, name, NULL);
-        snprintf(name, sizeof name, "%s_seed%d", b, i + 1);
-        y[i] = nl_exp_get(r, name, NULL);
-    }
-    *mean = *se = NAN;
-    if (n < 2) return NAN;
-    nl_stats_paired_t(x, y, n, mean, se);
-    return *mean - nl_stats_t95(n - 1) * *se;
-}
-
 static int bf_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
     int n = (int)nl_exp_get(r, "seeds", NULL);
@@ -158,7 +142,7 @@ static int bf_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *me
     size_t used = 0;
     measured[0] = 0;
     for (int k = 0; k < 4; k++) {
-        double md, sd, lo = paired(r, parts[k].a, parts[k].b, n, &md, &sd);
+        double md, sd, lo = nl_exp_paired_lower(r, parts[k].a, parts[k].b, n, &md, &sd);
         int pass = n >= 3 && (parts[k].margin < 0 ? lo >= parts[k].margin : lo > parts[k].margin); /* NaN fails */
         char rule[256];
         snprintf(rule, sizeof rule, "%s%s, paired over n >= 3 seeds: mean - t95(n-1)*SE %s %+.1f points",

@@ -239,3 +239,20 @@ const void *nl_experiment_config(const nl_experiment *e, int mode) {
 const char *nl_experiment_desc(const nl_experiment *e, int mode) {
     return mode == NL_MODE_FULL ? e->full_desc : mode == NL_MODE_SMOKE ? e->smoke_desc : e->quick_desc;
 }
+
+double nl_exp_paired_lower(const nl_exp_result *r, const char *a, const char *b, int n, double *mean, double *se) {
+    double x[64], y[64], m = NAN, s = NAN; /* x, y: [n] per-seed values */
+    char name[160];
+    if (n >= 2 && n <= 64) {
+        for (int i = 0; i < n; i++) {
+            snprintf(name, sizeof name, "%s_seed%d", a, i + 1);
+            x[i] = nl_exp_get(r, name, NULL);
+            snprintf(name, sizeof name, "%s_seed%d", b, i + 1);
+            y[i] = nl_exp_get(r, name, NULL);
+        }
+        nl_stats_paired_t(x, y, n, &m, &s);
+    }
+    if (mean) *mean = m;
+    if (se) *se = s;
+    return n >= 2 && n <= 64 ? m - nl_stats_t95(n - 1) * s : NAN;
+}
