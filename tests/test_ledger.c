@@ -210,8 +210,10 @@ static void test_stats(void) {
     nl_exp_result_init(&p);
     char nm[32];
     for (int i = 0; i < 4; i++) {
-        snprintf(nm, sizeof nm, "a_seed%d", i + 1), NLT_OK(nl_exp_set(&p, nm, x[i]));
-        snprintf(nm, sizeof nm, "b_seed%d", i + 1), NLT_OK(nl_exp_set(&p, nm, y[i]));
+        snprintf(nm, sizeof nm, "a_seed%d", i + 1);
+        NLT_OK(nl_exp_set(&p, nm, x[i]));
+        snprintf(nm, sizeof nm, "b_seed%d", i + 1);
+        NLT_OK(nl_exp_set(&p, nm, y[i]));
     }
     double pm, ps, lo = nl_exp_paired_lower(&p, "a", "b", 4, &pm, &ps);
     NLT_NEAR(pm, 0.75, 1e-12);
