@@ -223,6 +223,18 @@ static void test_stats(void) {
     NLT_CHECK(isnan(nl_exp_paired_lower(&p, "a", "b", 1, &pm, &ps)) && isnan(pm) && isnan(ps), "n = 1: NaN bound, mean, se");
     NLT_CHECK(isnan(nl_exp_paired_lower(&p, "a", "b", 5, NULL, NULL)), "a missing seed (5) makes the bound NaN");
     NLT_CHECK(isnan(nl_exp_paired_lower(&p, "a", "c", 3, NULL, NULL)), "a missing metric makes the bound NaN");
+    /* nl_exp_set_seed / nl_exp_get_seeds / nl_exp_set_seed_mean_se: "<key>_seed<s>", s 1-based */
+    NLT_OK(nl_exp_set_seed(&p, "c", 1, 2.0));
+    NLT_OK(nl_exp_set_seed(&p, "c", 2, 4.0));
+    NLT_NEAR(nl_exp_get(&p, "c_seed2", NULL), 4.0, 0);
+    double cv[3];
+    nl_exp_get_seeds(&p, "c", 3, cv);
+    NLT_CHECK(cv[0] == 2.0 && cv[1] == 4.0 && isnan(cv[2]), "seeds read back, a missing one NaN");
+    NLT_OK(nl_exp_set_seed_mean_se(&p, "c", 2));
+    NLT_NEAR(nl_exp_get(&p, "c_mean", NULL), 3.0, 1e-12);
+    NLT_NEAR(nl_exp_get(&p, "c_se", NULL), 1.0, 1e-12);
+    NLT_CHECK(nl_exp_set_seed_mean_se(&p, "c", 65) == NL_EINVAL, "more than 64 seeds refused");
+    NLT_CHECK(nl_exp_set_seed(&p, longname, 1, 0.0) == NL_EINVAL, "too long a per-seed name is refused");
     nl_exp_result_free(&p);
 }
 

@@ -101,6 +101,12 @@ void nl_stats_mean_se(const double *x, int n, double *mean, double *se);
 double nl_stats_paired_t(const double *a, const double *b, int n, double *mean_diff, double *se_diff);
 /* One-sided critical value t_{0.95, df} of Student's t (df >= 1; the normal 1.645 beyond df = 120). */
 double nl_stats_t95(int df);
+/* Per-seed metrics, named "<key>_seed<s>" with s = 1, 2, ... (the entry's seed index, 1-based). */
+nl_status nl_exp_set_seed(nl_exp_result *r, const char *key, int seed, double value);
+/* x[i] = the metric "<key>_seed<i+1>" for i < n (NAN where it is missing). */
+void nl_exp_get_seeds(const nl_exp_result *r, const char *key, int n, double *x);
+/* nl_exp_set_mean_se of the n per-seed metrics of key (key_mean, key_se); n <= 64. */
+nl_status nl_exp_set_seed_mean_se(nl_exp_result *r, const char *key, int n);
 /* Paired one-sided lower bound over seeds of the metrics "<a>_seed<i>" - "<b>_seed<i>", i = 1..n, of r:
  * mean - t95(n-1) * SE of the differences; *mean, *se receive the mean difference and its SE (either may be
  * NULL). NAN (and NAN mean/se) when n < 2 or n > 64; a missing metric reads as NAN and makes the bound NAN. */

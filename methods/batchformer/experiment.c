@@ -26,28 +26,12 @@ static const char *const g_q[4] = {"overall", "many", "medium", "few"};
 
 static double q_of(const nl_bf_eval *e, int q) { return q == 0 ? e->overall : q == 1 ? e->many : q == 2 ? e->medium : e->few; }
 
-static void set_seed(nl_exp_result *r, const char *key, int seed, double v) {
-    char name[96];
-    snprintf(name, sizeof name, "%s_seed%d", key, seed);
-    nl_exp_set(r, name, v);
-}
-
-static nl_status set_stats(nl_exp_result *r, const char *key, int n) {
-    double x[BF_MAX_SEEDS];
-    char name[96];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "%s_seed%d", key, i + 1);
-        x[i] = nl_exp_get(r, name, NULL);
-    }
-    return nl_exp_set_mean_se(r, key, x, n);
-}
-
 /* the four accuracies of one model under "<loss>_<as>_<q>" */
 static void put_model(nl_exp_result *r, const nl_bf_eval *e, int loss, const char *as, int seed) {
     char key[64];
     for (int q = 0; q < 4; q++) {
         snprintf(key, sizeof key, "%s_%s_%s", g_loss[loss], as, g_q[q]);
-        set_seed(r, key, seed, q_of(e, q));
+        nl_exp_set_seed(r, key, seed, q_of(e, q));
     }
 }
 
@@ -56,7 +40,7 @@ static nl_status model_stats(nl_exp_result *r, int loss, const char *as, int n) 
     nl_status s = NL_OK;
     for (int q = 0; q < 4 && !s; q++) {
         snprintf(key, sizeof key, "%s_%s_%s", g_loss[loss], as, g_q[q]);
-        s = set_stats(r, key, n);
+        s = nl_exp_set_seed_mean_se(r, key, n);
     }
     return s;
 }

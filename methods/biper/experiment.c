@@ -60,20 +60,6 @@ static nl_status run_one(const be_cfg *ec, nl_biper_wmode method, double omega, 
     return s;
 }
 
-static void set_seed(nl_exp_result *r, const char *what, int seed, double v) {
-    char name[48];
-    snprintf(name, sizeof name, "%s_seed%d", what, seed);
-    nl_exp_set(r, name, v);
-}
-
-static void series(nl_exp_result *r, const char *what, int n, double *x) {
-    char name[48];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "%s_seed%d", what, i + 1);
-        x[i] = nl_exp_get(r, name, NULL);
-    }
-}
-
 static nl_status be_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
     const be_cfg *ec = config;
     const int n = ec->seeds < BE_MAX_SEEDS ? ec->seeds : BE_MAX_SEEDS;
@@ -100,27 +86,27 @@ static nl_status be_run(const nl_experiment *e, const void *config, const nl_exp
             const int main_w = g_omegas[k] == ec->omega;
             if ((s = run_one(ec, NL_BIPER_SIN, g_omegas[k], seed, &tr, main_w ? tp : NULL, n_acc, 1, opt, &acc, &qe, &mm))) break;
             snprintf(name, sizeof name, "qe_w%g", g_omegas[k]);
-            set_seed(out, name, i + 1, qe), set_seed(ctl, name, i + 1, qe);
-            if (main_w) set_seed(out, "acc_biper", i + 1, acc), mm_all += mm, checked += (double)tp->n;
+            nl_exp_set_seed(out, name, i + 1, qe), nl_exp_set_seed(ctl, name, i + 1, qe);
+            if (main_w) nl_exp_set_seed(out, "acc_biper", i + 1, acc), mm_all += mm, checked += (double)tp->n;
         }
         if (!s && !(s = run_one(ec, NL_BIPER_STE, ec->omega, seed, &tr, tp, n_acc, 1, opt, &acc, &x, &mm)))
-            set_seed(out, "acc_ste", i + 1, acc), set_seed(ctl, "acc_ste", i + 1, acc), mm_all += mm, checked += (double)tp->n;
-        set_seed(out, "mismatches", i + 1, mm_all), set_seed(ctl, "mismatches", i + 1, mm_all);
+            nl_exp_set_seed(out, "acc_ste", i + 1, acc), nl_exp_set_seed(ctl, "acc_ste", i + 1, acc), mm_all += mm, checked += (double)tp->n;
+        nl_exp_set_seed(out, "mismatches", i + 1, mm_all), nl_exp_set_seed(ctl, "mismatches", i + 1, mm_all);
         if (!s && !(s = run_one(ec, NL_BIPER_SIN, ec->omega_ctl, seed, &tr, &te_acc, n_acc, 0, opt, &acc, &qe, &mm)))
-            set_seed(ctl, "acc_biper", i + 1, acc), set_seed(ctl, "qe_ctl", i + 1, qe);
+            nl_exp_set_seed(ctl, "acc_biper", i + 1, acc), nl_exp_set_seed(ctl, "qe_ctl", i + 1, qe);
     }
     if (!s) {
         nl_exp_result *rs[2] = {out, ctl};
         for (int j = 0; j < 2; j++) {
             double x[BE_MAX_SEEDS], mm = 0;
-            series(rs[j], "acc_biper", n, x), nl_exp_set_mean_se(rs[j], "acc_biper", x, n);
-            series(rs[j], "acc_ste", n, x), nl_exp_set_mean_se(rs[j], "acc_ste", x, n);
+            nl_exp_get_seeds(rs[j], "acc_biper", n, x), nl_exp_set_mean_se(rs[j], "acc_biper", x, n);
+            nl_exp_get_seeds(rs[j], "acc_ste", n, x), nl_exp_set_mean_se(rs[j], "acc_ste", x, n);
             for (int k = 0; k < 4; k++) {
                 char name[32];
                 snprintf(name, sizeof name, "qe_w%g", g_omegas[k]);
-                series(rs[j], name, n, x), nl_exp_set_mean_se(rs[j], name, x, n);
+                nl_exp_get_seeds(rs[j], name, n, x), nl_exp_set_mean_se(rs[j], name, x, n);
             }
-            series(rs[j], "mismatches", n, x);
+            nl_exp_get_seeds(rs[j], "mismatches", n, x);
             for (int i = 0; i < n; i++) mm += x[i];
             nl_exp_set(rs[j], "mismatches", mm);
             nl_exp_set(rs[j], "checked", checked);
@@ -156,7 +142,7 @@ static int be_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *me
         char na[32], nb[32];
         double md = NAN, sd = NAN;
         snprintf(na, sizeof na, "qe_w%g", g_omegas[k]), snprintf(nb, sizeof nb, "qe_w%g", g_omegas[k + 1]);
-        series(r, na, n, a), series(r, nb, n, b);
+        nl_exp_get_seeds(r, na, n, a), nl_exp_get_seeds(r, nb, n, b);
         if (n >= 2) nl_stats_paired_t(a, b, n, &md, &sd);
         lo[k] = md - t * sd;
         qpass = qpass && lo[k] > 0; /* NaN fails */
@@ -167,7 +153,7 @@ static int be_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *me
                     lo[0], lo[1], lo[2]);
     /* accuracy */
     double md = NAN, sd = NAN;
-    series(r, "acc_biper", n, a), series(r, "acc_ste", n, b);
+    nl_exp_get_seeds(r, "acc_biper", n, a), nl_exp_get_seeds(r, "acc_ste", n, b);
     if (n >= 2) nl_stats_paired_t(a, b, n, &md, &sd);
     const double alo = md - t * sd;
     const int apass = n >= 3 && alo >= -BE_MARGIN;

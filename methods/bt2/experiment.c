@@ -23,35 +23,19 @@ typedef struct bt2_entry_cfg {
 
 static const char *const g_models[4] = {"indep", "bct", "bt2", "frozen"};
 
-static void set_seed(nl_exp_result *r, const char *key, int seed, double v) {
-    char name[96];
-    snprintf(name, sizeof name, "%s_seed%d", key, seed);
-    nl_exp_set(r, name, v);
-}
-
-static nl_status set_stats(nl_exp_result *r, const char *key, int n) {
-    double x[BT2_MAX_SEEDS];
-    char name[96];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "%s_seed%d", key, i + 1);
-        x[i] = nl_exp_get(r, name, NULL);
-    }
-    return nl_exp_set_mean_se(r, key, x, n);
-}
-
 /* the per-seed metrics of model k (0 indep, 1 bct, 2 bt2, 3 frozen) written under the name of model `as` */
 static void put_model(nl_exp_result *r, const nl_bt2_protocol *p, int k, const char *as, int seed) {
     char key[48];
     snprintf(key, sizeof key, "%s_new_old_top1", as);
-    set_seed(r, key, seed, p->new_old[k].top1);
+    nl_exp_set_seed(r, key, seed, p->new_old[k].top1);
     snprintf(key, sizeof key, "%s_new_old_map", as);
-    set_seed(r, key, seed, p->new_old[k].map);
+    nl_exp_set_seed(r, key, seed, p->new_old[k].map);
     snprintf(key, sizeof key, "%s_new_new_top1", as);
-    set_seed(r, key, seed, p->new_new[k].top1);
+    nl_exp_set_seed(r, key, seed, p->new_new[k].top1);
     snprintf(key, sizeof key, "%s_new_new_map", as);
-    set_seed(r, key, seed, p->new_new[k].map);
+    nl_exp_set_seed(r, key, seed, p->new_new[k].map);
     snprintf(key, sizeof key, "%s_accuracy", as);
-    set_seed(r, key, seed, p->new_acc[k]);
+    nl_exp_set_seed(r, key, seed, p->new_acc[k]);
 }
 
 static const char *const g_quantities[5] = {"new_old_top1", "new_old_map", "new_new_top1", "new_new_map", "accuracy"};
@@ -61,7 +45,7 @@ static nl_status model_stats(nl_exp_result *r, const char *as, int n) {
     nl_status s = NL_OK;
     for (int q = 0; q < 5 && !s; q++) {
         snprintf(key, sizeof key, "%s_%s", as, g_quantities[q]);
-        s = set_stats(r, key, n);
+        s = nl_exp_set_seed_mean_se(r, key, n);
     }
     return s;
 }
@@ -90,14 +74,14 @@ static nl_status bt2_run(const nl_experiment *e, const void *config, const nl_ex
         secs += p.seconds;
         for (int k = 0; k < 3; k++) put_model(out, &p, k, g_models[k], i + 1);
         put_model(out, &p, 3, "frozen", i + 1);
-        set_seed(out, "old_old_top1", i + 1, p.old_old.top1);
-        set_seed(out, "old_old_map", i + 1, p.old_old.map);
-        set_seed(out, "old_accuracy", i + 1, p.old_acc);
+        nl_exp_set_seed(out, "old_old_top1", i + 1, p.old_old.top1);
+        nl_exp_set_seed(out, "old_old_map", i + 1, p.old_old.map);
+        nl_exp_set_seed(out, "old_accuracy", i + 1, p.old_acc);
         /* the control: the same metric names, BT^2's replaced by the frozen model's */
         for (int k = 0; k < 2; k++) put_model(ctl, &p, k, g_models[k], i + 1);
         put_model(ctl, &p, 3, "bt2", i + 1);
-        set_seed(ctl, "old_old_top1", i + 1, p.old_old.top1);
-        set_seed(ctl, "old_old_map", i + 1, p.old_old.map);
+        nl_exp_set_seed(ctl, "old_old_top1", i + 1, p.old_old.top1);
+        nl_exp_set_seed(ctl, "old_old_map", i + 1, p.old_old.map);
         if (opt->verbose)
             nl_progress("bt2 seed %d: old/old %.2f%%; new/old indep %.2f%% bct %.2f%% bt2 %.2f%% frozen %.2f%%; new/new indep %.2f%% "
                         "bct %.2f%% bt2 %.2f%% frozen %.2f%% (%.1f s)",
@@ -111,11 +95,11 @@ static nl_status bt2_run(const nl_experiment *e, const void *config, const nl_ex
     if (s) return s;
     for (int k = 0; k < 4 && !s; k++) s = model_stats(out, g_models[k], n);
     for (int k = 0; k < 3 && !s; k++) s = model_stats(ctl, k == 2 ? "bt2" : g_models[k], n);
-    if (!s) s = set_stats(out, "old_old_top1", n);
-    if (!s) s = set_stats(out, "old_old_map", n);
-    if (!s) s = set_stats(out, "old_accuracy", n);
-    if (!s) s = set_stats(ctl, "old_old_top1", n);
-    if (!s) s = set_stats(ctl, "old_old_map", n);
+    if (!s) s = nl_exp_set_seed_mean_se(out, "old_old_top1", n);
+    if (!s) s = nl_exp_set_seed_mean_se(out, "old_old_map", n);
+    if (!s) s = nl_exp_set_seed_mean_se(out, "old_accuracy", n);
+    if (!s) s = nl_exp_set_seed_mean_se(ctl, "old_old_top1", n);
+    if (!s) s = nl_exp_set_seed_mean_se(ctl, "old_old_map", n);
     if (s) return s;
     /* reported, not judged: how far the learned maps move BT^2 from the frozen control (paired over the seeds) */
     static const char *const q2[2] = {"new_old_top1", "new_new_top1"};

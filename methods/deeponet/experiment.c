@@ -50,12 +50,6 @@ static nl_deeponet_config run_config(const don_entry_cfg *ec, nl_deeponet_arch a
     return c;
 }
 
-static void set_seed(nl_exp_result *r, const char *key, int i, double v) {
-    char name[64];
-    snprintf(name, sizeof name, "%s_seed%d", key, i + 1);
-    nl_exp_set(r, name, v);
-}
-
 static void add_curve(nl_exp_result *r, const char *name, const nl_deeponet_result *res) {
     nl_curve *k = nl_exp_curve(r, "Test MSE (seed 1)", name, "iteration", "log10 test MSE");
     for (int64_t j = 0; k && j < res->n_curve; j++) nl_curve_add(k, res->curve_step[j], log10(res->curve_test[j]));
@@ -106,13 +100,13 @@ static nl_status don_run(const nl_experiment *e, const void *config, const nl_ex
         anti_last[i] = ra.test_mse_last, anti_step[i] = (double)ra.best_step;
         secs += ra.train_seconds + rf.train_seconds + ro.train_seconds + (ec->fnn_ode ? rfo.train_seconds : 0) + rs.train_seconds;
         p_don = ra.params, p_fnn = rf.params;
-        set_seed(out, "don_anti", i, anti[i]);
-        set_seed(out, "fnn_anti", i, fnn[i]);
-        set_seed(out, "don_ode", i, ode[i]);
-        set_seed(cs, "don_anti", i, shuf[i]);
-        set_seed(cs, "fnn_anti", i, fnn[i]);
-        set_seed(cf, "don_anti", i, fnn[i]);
-        set_seed(cf, "fnn_anti", i, fnn[i]);
+        nl_exp_set_seed(out, "don_anti", i + 1, anti[i]);
+        nl_exp_set_seed(out, "fnn_anti", i + 1, fnn[i]);
+        nl_exp_set_seed(out, "don_ode", i + 1, ode[i]);
+        nl_exp_set_seed(cs, "don_anti", i + 1, shuf[i]);
+        nl_exp_set_seed(cs, "fnn_anti", i + 1, fnn[i]);
+        nl_exp_set_seed(cf, "don_anti", i + 1, fnn[i]);
+        nl_exp_set_seed(cf, "fnn_anti", i + 1, fnn[i]);
         if (i == 0) {
             add_curve(out, "DeepONet, antiderivative", &ra);
             add_curve(out, "FNN, antiderivative", &rf);
@@ -120,7 +114,7 @@ static nl_status don_run(const nl_experiment *e, const void *config, const nl_ex
             if (ec->fnn_ode) add_curve(out, "FNN, nonlinear ODE", &rfo);
             add_curve(cs, "DeepONet, shuffled branch input", &rs);
         }
-        if (ec->fnn_ode) set_seed(out, "fnn_ode", i, fnn_ode[i]);
+        if (ec->fnn_ode) nl_exp_set_seed(out, "fnn_ode", i + 1, fnn_ode[i]);
         if (opt->verbose)
             nl_progress("deeponet seed %d: antiderivative DeepONet %.3e, FNN %.3e; ODE DeepONet %.3e, FNN %.3e; shuffled "
                         "branch %.3e (%.1f s)", i + 1, anti[i], fnn[i], ode[i], fnn_ode[i], shuf[i], secs);

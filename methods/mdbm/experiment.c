@@ -24,12 +24,6 @@ typedef struct md_entry_cfg {
     int seeds;
 } md_entry_cfg;
 
-static void set_seed(nl_exp_result *r, const char *key, int i, double v) {
-    char name[64];
-    snprintf(name, sizeof name, "%s_seed%d", key, i + 1);
-    nl_exp_set(r, name, v);
-}
-
 static nl_status md_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
     const md_entry_cfg *ec = config;
     const int n = ec->seeds < MD_MAX_SEEDS ? ec->seeds : MD_MAX_SEEDS;
@@ -58,10 +52,10 @@ static nl_status md_run(const nl_experiment *e, const void *config, const nl_exp
         cacc[i] = r.ctrl_acc, ccomp[i] = r.ctrl_completion, cconv[i] = r.ctrl_converged, cits[i] = r.ctrl_mean_iters;
         smin[i] = r.min_s, tconv[i] = r.train_conv;
         secs += r.train_seconds + r.eval_seconds;
-        set_seed(out, "acc", i, acc[i]), set_seed(out, "comp", i, comp[i]), set_seed(out, "marg", i, marg[i]);
-        set_seed(out, "conv", i, conv[i]);
-        set_seed(cu, "acc", i, cacc[i]), set_seed(cu, "comp", i, ccomp[i]), set_seed(cu, "marg", i, marg[i]);
-        set_seed(cu, "conv", i, cconv[i]);
+        nl_exp_set_seed(out, "acc", i + 1, acc[i]), nl_exp_set_seed(out, "comp", i + 1, comp[i]), nl_exp_set_seed(out, "marg", i + 1, marg[i]);
+        nl_exp_set_seed(out, "conv", i + 1, conv[i]);
+        nl_exp_set_seed(cu, "acc", i + 1, cacc[i]), nl_exp_set_seed(cu, "comp", i + 1, ccomp[i]), nl_exp_set_seed(cu, "marg", i + 1, marg[i]);
+        nl_exp_set_seed(cu, "conv", i + 1, cconv[i]);
         if (opt->verbose)
             nl_progress("mdbm seed %d: converged %.4f, accuracy %.4f, completion %.4f vs marginal %.4f; unprojected: converged "
                         "%.4f, accuracy %.4f; min s_g %.3g (%.1f s)", i + 1, conv[i], acc[i], comp[i], marg[i], cconv[i],

@@ -240,16 +240,35 @@ const char *nl_experiment_desc(const nl_experiment *e, int mode) {
     return mode == NL_MODE_FULL ? e->full_desc : mode == NL_MODE_SMOKE ? e->smoke_desc : e->quick_desc;
 }
 
+nl_status nl_exp_set_seed(nl_exp_result *r, const char *key, int seed, double value) {
+    char name[160];
+    if (snprintf(name, sizeof name, "%s_seed%d", key, seed) >= (int)sizeof name)
+        return nl_set_error(NL_EINVAL, "metric name %s_seed%d is too long", key, seed);
+    return nl_exp_set(r, name, value);
+}
+
+void nl_exp_get_seeds(const nl_exp_result *r, const char *key, int n, double *x) {
+    char name[160];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s_seed%d", key, i + 1);
+        int found = 0;
+        const double v = nl_exp_get(r, name, &found);
+        x[i] = found ? v : NAN;
+    }
+}
+
+nl_status nl_exp_set_seed_mean_se(nl_exp_result *r, const char *key, int n) {
+    double x[64]; /* [n] */
+    if (n < 0 || n > 64) return nl_set_error(NL_EINVAL, "nl_exp_set_seed_mean_se: %d seeds (0..64)", n);
+    nl_exp_get_seeds(r, key, n, x);
+    return nl_exp_set_mean_se(r, key, x, n);
+}
+
 double nl_exp_paired_lower(const nl_exp_result *r, const char *a, const char *b, int n, double *mean, double *se) {
     double x[64], y[64], m = NAN, s = NAN; /* x, y: [n] per-seed values */
-    char name[160];
     if (n >= 2 && n <= 64) {
-        for (int i = 0; i < n; i++) {
-            snprintf(name, sizeof name, "%s_seed%d", a, i + 1);
-            x[i] = nl_exp_get(r, name, NULL);
-            snprintf(name, sizeof name, "%s_seed%d", b, i + 1);
-            y[i] = nl_exp_get(r, name, NULL);
-        }
+        nl_exp_get_seeds(r, a, n, x);
+        nl_exp_get_seeds(r, b, n, y);
         nl_stats_paired_t(x, y, n, &m, &s);
     }
     if (mean) *mean = m;
