@@ -87,6 +87,9 @@ nl_status nl_compress_count(const nl_model *m, nl_compress_counts *out);
  * other tensors as f32. */
 double nl_compress_size_bytes(const nl_model *m, int bits);
 
+/* `nnlab compress ...` (lib/compress/cli_compress.c; argv: the arguments after "compress"). */
+int nl_compress_cli(int argc, char **argv);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
  * BatchNorm folding, FLOP and parameter counts, bad ratios and bit widths. */
 #include "nltest.h"
 #include "compress/compress.h"
+#include "nnlab/cli.h"
 #include <unistd.h>
 
 static void logits(nl_model *m, const float *x, int64_t n, double *out) {
@@ -169,10 +170,69 @@ static void test_bn_fold_and_count(void) {
     nl_model_free(&m);
 }
 
+static int run_cli(const char *a0, const char *a1, const char *a2, const char *a3, const char *a4, const char *a5) {
+    char *argv[8];
+    const char *in[6] = {a0, a1, a2, a3, a4, a5};
+    int n = 0;
+    for (int i = 0; i < 6 && in[i]; i++) argv[n++] = (char *)in[i];
+    argv[n] = NULL;
+    return nl_compress_cli(n, argv);
+}
+
+/* nnlab compress on saved checkpoints: outputs load as ordinary models; bad ratios / bits and UDFC without BatchNorm
+ * give a clear error and a non-zero exit status */
+static void test_cli(void) {
+    char dir[] = "/tmp/nltest_compress_cli_XXXXXX";
+    NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char bn[256], plain[256], out[256];
+    snprintf(bn, sizeof bn, "%s/bn.safetensors", dir);
+    snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
+    snprintf(out, sizeof out, "%s/out.safetensors", dir);
+    int64_t s[4] = {784, 40, 20, 10};
+    nl_model_config c = nl_mlp_config(4, s, NL_ACT_RELU, 0.0);
+    nl_model m;
+    NLT_OK(nl_model_init(&m, &c, 1));
+    NLT_OK(nl_model_save(&m, plain, 0, NULL, NULL));
+    nl_model_free(&m);
+    c.batchnorm = 1;
+    NLT_OK(nl_model_init(&m, &c, 1));
+    perturb_bn(&m);
+    NLT_OK(nl_model_save(&m, bn, 0, NULL, NULL));
+    nl_model_free(&m);
+    NLT_CHECK(run_cli("compensate", bn, "--ratio", "0.5", "--data", "none") == 0, "compensate ok");
+    char *av[11] = {"compensate", bn, "--ratio", "0.6", "--bits", "4", "--data", "none", "--out", out, NULL};
+    NLT_CHECK(nl_compress_cli(10, av) == 0, "compensate --out");
+    NLT_OK(nl_model_load(&m, out));
+    NLT_CHECK(m.cfg.sizes[1] == 16 && m.cfg.sizes[2] == 8 && m.cfg.batchnorm == 1, "saved widths %lld %lld", (long long)m.cfg.sizes[1], (long long)m.cfg.sizes[2]);
+    nl_model_free(&m);
+    char *ap[9] = {"prune", plain, "--ratio", "0.5", "--data", "none", "--out", out, NULL};
+    NLT_CHECK(nl_compress_cli(8, ap) == 0, "prune --out");
+    NLT_OK(nl_model_load(&m, out));
+    NLT_CHECK(m.cfg.sizes[1] == 20 && m.cfg.sizes[2] == 10, "pruned widths");
+    nl_model_free(&m);
+    NLT_CHECK(run_cli("quantise", plain, "--bits", "4", "--data", "none") == 0, "quantise 4");
+    NLT_CHECK(run_cli("info", plain, "--data", "none", NULL, NULL) == 0, "info");
+    /* bad input */
+    NLT_CHECK(run_cli("prune", plain, "--ratio", "1", "--data", "none") == NL_CLI_USAGE, "ratio 1");
+    NLT_CHECK(run_cli("prune", plain, "--ratio", "-0.1", "--data", "none") == NL_CLI_USAGE, "ratio -0.1");
+    NLT_CHECK(run_cli("compensate", bn, "--ratio", "1.5", "--data", "none") == NL_CLI_USAGE, "ratio 1.5");
+    NLT_CHECK(run_cli("quantise", plain, "--bits", "0", "--data", "none") == NL_CLI_USAGE, "0 bits");
+    NLT_CHECK(run_cli("quantise", plain, "--bits", "33", "--data", "none") == NL_CLI_USAGE, "33 bits");
+    NLT_CHECK(run_cli("compensate", bn, "--bits", "33", "--data", "none") == NL_CLI_USAGE, "compensate 33 bits");
+    NLT_CHECK(run_cli("compensate", plain, "--ratio", "0.5", "--data", "none") == NL_CLI_FAIL, "UDFC without BatchNorm");
+    NLT_CHECK(strstr(nl_last_error(), "BatchNorm") != NULL, "message names BatchNorm: %s", nl_last_error());
+    NLT_CHECK(run_cli("compensate", plain, "--method", "nm", "--data", "none") == 0, "Neuron Merging needs no BatchNorm");
+    NLT_CHECK(run_cli("prune", "/nonexistent.safetensors", "--data", "none", NULL, NULL) == NL_CLI_FAIL, "missing file");
+    NLT_CHECK(run_cli("shrink", plain, NULL, NULL, NULL, NULL) == NL_CLI_USAGE, "unknown subcommand");
+    unlink(bn), unlink(plain), unlink(out);
+    rmdir(dir);
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_prune);
     NLT_RUN(test_quant);
     NLT_RUN(test_bn_fold_and_count);
+    NLT_RUN(test_cli);
     return nlt_finish();
 }

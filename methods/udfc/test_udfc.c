@@ -116,10 +116,58 @@ static void test_exact_channel(void) {
     nl_model_free(&m);
 }
 
+/* the same in a BatchNorm CNN (f64): channel 1 of block b is 0.5 x channel 0 (weights and BN), the others have larger
+ * L1; the other block has 4 channels, so ratio 0.2 prunes one channel of block b only (conv -> conv for b = 0,
+ * conv -> flatten -> fc for b = 1); UDFC at rho = 0 undoes it exactly (ReLU and max-pooling are positively homogeneous) */
+static void test_exact_channel_cnn(void) {
+    for (int blk = 0; blk < 2; blk++) {
+        int ch[2] = {blk == 0 ? 5 : 4, blk == 1 ? 5 : 4};
+        nl_model_config c = nl_cnn_config(1, 8, 8, 2, ch, 0, 3);
+        c.dtype = NL_F64;
+        nl_model m;
+        NLT_OK(nl_model_init(&m, &c, 11));
+        nl_model_layer *P = &m.layer[2 * blk], *B = &m.layer[2 * blk + 1];
+        int64_t f = nl_tensor_numel(&P->w->val) / 5;
+        for (int64_t k = 0; k < f; k++) {
+            set(&m, P->w, 1 * f + k, 0.5 * nl_compress_get(&m, P->w, k));
+            for (int q = 2; q < 5; q++) set(&m, P->w, q * f + k, 3 * nl_compress_get(&m, P->w, q * f + k));
+        }
+        for (int q = 0; q < 5; q++) set(&m, B->rm, q, 0.1 * q), set(&m, B->rv, q, 0.5 + 0.2 * q), set(&m, B->w, q, 0.9 + 0.1 * q), set(&m, B->b, q, 0.05 * q);
+        /* channel 1: same slope as channel 0 (gamma 0.9, var 0.5), shift 0.5 x channel 0's (beta 0, mu 0) */
+        double sig = sqrt(0.5 + c.bn_eps);
+        set(&m, B->rv, 1, 0.5), set(&m, B->w, 1, 0.9), set(&m, B->rm, 1, 0.3), set(&m, B->b, 1, 0.9 * 0.3 / sig);
+        float x[2 * 64];
+        for (int i = 0; i < 128; i++) x[i] = (float)cos(0.9 * i);
+        nl_ctx *ctx = nl_ctx_new(0, 0);
+        nl_var *y0 = nl_model_forward(&m, ctx, nl_model_input(&m, ctx, x, 2), 0);
+        double ref[6];
+        for (int i = 0; i < 6; i++) ref[i] = ((double *)y0->val.data)[i];
+        for (int k = 0; k < 2; k++) {
+            nl_compensate_opts o = nl_compensate_defaults();
+            o.ratio = 0.2;
+            o.rho = 0;
+            o.prune_comp = k ? NL_COMP_NONE : NL_COMP_UDFC;
+            nl_model p;
+            NLT_OK(nl_compensate(&m, &o, &p));
+            NLT_CHECK(p.cfg.channels[blk] == 4 && p.cfg.channels[1 - blk] == 4, "block %d pruned to 4", blk);
+            nl_ctx_reset(ctx);
+            nl_var *y = nl_model_forward(&p, ctx, nl_model_input(&p, ctx, x, 2), 0);
+            double err = 0;
+            for (int i = 0; y && i < 6; i++) err = fmax(err, fabs(((double *)y->val.data)[i] - ref[i]));
+            if (!k) NLT_CHECK(err < 1e-9, "block %d: compensated error %g", blk, err);
+            else NLT_CHECK(err > 1e-4, "block %d: prune only changes the outputs (%g)", blk, err);
+            nl_model_free(&p);
+        }
+        nl_ctx_free(ctx);
+        nl_model_free(&m);
+    }
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_ridge_vs_minimiser);
     NLT_RUN(test_quant_scalar);
     NLT_RUN(test_exact_channel);
+    NLT_RUN(test_exact_channel_cnn);
     return nlt_finish();
 }

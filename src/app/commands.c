@@ -2,6 +2,7 @@
 #include "app.h"
 #include <stddef.h>
 
+#include "compress/compress.h"
 #include "graph/graph.h"
 #include "transformer/transformer.h"
 
@@ -9,4 +10,6 @@ const app_command app_library_commands[] = {
     {"lm", nl_lm_cli, "transformer language model (RoPE variants, norms, attention kinds): train, eval, generate "
                       "(lib/transformer)"},
     {"graph", nl_graph_cli, "graph node classification (GCN, GraphSAGE, GAT, MLP) on karate / WordNet nouns (lib/graph)"},
+    {"compress", nl_compress_cli, "compress a checkpoint: prune, quantise, compensate (UDFC / Neuron Merging); size, FLOPs, "
+                                  "accuracy (lib/compress)"},
     {NULL, NULL, NULL}};
