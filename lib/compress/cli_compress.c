@@ -3,9 +3,11 @@
  * `nnlab eval` loads (docs/compress.md). */
 #include "compress/compensate.h"
 #include "compress/compress.h"
+#include "compress/kd.h"
 #include "nnlab/cli.h"
 #include "nnlab/data.h"
 #include "nnlab/train.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,9 @@ static void help_compress(FILE *f) {
             "  quantise    uniform per-output-channel --bits weights (stored dequantised in f32; size counted at --bits)\n"
             "  compensate  prune at --ratio and quantise to --bits (0 = none), the damage compensated in the next layer:\n"
             "              --method udfc (closed form, needs BatchNorm), nm (Neuron Merging) or none\n"
-            "distil (knowledge distillation) is not part of this command yet.\n"
+            "  distil      train a student by knowledge distillation from the checkpoint (the teacher) on the training\n"
+            "              images: the student is --student FILE, or the teacher pruned at --ratio (L1); loss\n"
+            "              (1 - alpha) CE + alpha T^2 KL (lib/compress/kd.h), SGD with Nesterov momentum, cosine schedule\n"
             "\n"
             "  --out FILE         write the compressed checkpoint (it loads in nnlab eval)\n"
             "  --ratio R          fraction of channels removed per layer, in [0, 1) (prune, compensate; default 0.5)\n"
@@ -30,6 +34,11 @@ static void help_compress(FILE *f) {
             "  --method M         compensate: udfc (default), nm, none\n"
             "  --data NAME        test set for the accuracy: fashion-mnist (default), mnist, or none\n"
             "  --test-limit N     first N test images (default all)\n"
+            "  --student FILE     distil: the student checkpoint (default: the teacher pruned at --ratio)\n"
+            "  --epochs N         distil: epochs (default 1)\n"
+            "  --limit N          distil: first N training images (default all)\n"
+            "  --T X, --alpha X   distil: temperature (default 4) and weight of the soft term (default 0.9)\n"
+            "  --lr X             distil: learning rate (default 0.1)\n"
             "  --threads T        threads (default NL_NUM_THREADS or all cores)\n");
 }
 
@@ -43,6 +52,54 @@ static void report(const char *what, nl_model *m, int bits, const nl_dataset *te
     if (acc >= 0) printf("%.2f%%\n", 100 * acc);
 }
 
+static nl_var *model_fwd(nl_ctx *c, void *ud, nl_var *x, int train) { return nl_model_forward((nl_model *)ud, c, x, train); }
+
+/* dst = the student (loaded, or the teacher pruned at ratio) trained by KD from teacher on the training images */
+static nl_status distil(const char *cmd, nl_model *teacher, const char *student, double ratio, const char *data, int64_t epochs,
+                        int64_t limit, double T, double alpha, double lr, nl_model *dst) {
+    if (!strcmp(data, "none")) return nl_set_error(NL_EINVAL, "distil needs training images (--data fashion-mnist or mnist)");
+    nl_status s = student ? nl_model_load(dst, student) : nl_compress_prune_ratio(teacher, ratio, dst);
+    if (s) return s;
+    if (dst->in_dim != teacher->in_dim || dst->n_classes != teacher->n_classes) {
+        nl_model_free(dst);
+        return nl_set_error(NL_EINVAL, "the student (%lld inputs, %d classes) does not match the teacher (%lld, %d)", (long long)dst->in_dim,
+                            dst->n_classes, (long long)teacher->in_dim, teacher->n_classes);
+    }
+    nl_dataset full, tr;
+    memset(&tr, 0, sizeof tr);
+    if (!(s = nl_dataset_load(&full, data, "train", NULL))) {
+        int64_t k = limit > 0 && limit < full.n ? limit : full.n;
+        int64_t *idx = malloc((size_t)k * sizeof *idx); /* [k] */
+        if (!idx) s = nl_set_error(NL_ENOMEM, "distil: out of memory");
+        for (int64_t i = 0; !s && i < k; i++) idx[i] = i;
+        if (!s && full.d != teacher->in_dim) s = nl_set_error(NL_EINVAL, "the model takes %lld inputs, %s has %lld", (long long)teacher->in_dim, data, (long long)full.d);
+        if (!s) s = nl_dataset_subset(&full, idx, k, &tr);
+        free(idx);
+        nl_dataset_free(&full);
+    }
+    float *tl = NULL; /* [n, classes] teacher logits */
+    if (!s && !(tl = malloc((size_t)(tr.n * tr.n_classes) * sizeof *tl))) s = nl_set_error(NL_ENOMEM, "distil: out of memory");
+    if (!s && tr.n_classes != teacher->n_classes) s = nl_set_error(NL_EINVAL, "the model has %d classes, %s %d", teacher->n_classes, data, tr.n_classes);
+    if (!s) s = nl_kd_logits(model_fwd, teacher, &tr, 256, tl);
+    if (!s) {
+        nl_kd_config kc = nl_kd_defaults();
+        kc.T = T;
+        kc.alpha = alpha;
+        kc.epochs = epochs;
+        kc.optim.lr = lr;
+        nl_kd_teacher t = {tl, NULL, NULL};
+        double loss = NAN;
+        s = nl_kd_train(&kc, &t, model_fwd, dst, &dst->ps, &tr, &loss);
+        if (!s) printf("distilled %lld epoch(s) on %lld %s training images (T %g, alpha %g, lr %g): last epoch loss %.4f\n", (long long)epochs,
+                       (long long)tr.n, data, T, alpha, lr, loss);
+    }
+    (void)cmd;
+    free(tl);
+    nl_dataset_free(&tr);
+    if (s) nl_model_free(dst);
+    return s;
+}
+
 int nl_compress_cli(int argc, char **argv) {
     if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
         help_compress(argc < 1 ? stderr : stdout);
@@ -51,14 +108,15 @@ int nl_compress_cli(int argc, char **argv) {
     const char *sub = argv[0];
     int is_info = !strcmp(sub, "info"), is_prune = !strcmp(sub, "prune"), is_quant = !strcmp(sub, "quantise") || !strcmp(sub, "quantize"),
         is_comp = !strcmp(sub, "compensate");
-    if (!strcmp(sub, "distil") || !strcmp(sub, "distill"))
-        return nl_cli_usage_error("compress", "distil is not available yet (the distillation loop is not part of this build)");
-    if (!is_info && !is_prune && !is_quant && !is_comp)
-        return nl_cli_usage_error("compress", "unknown subcommand '%s' (info, prune, quantise or compensate)", sub);
+    int is_distil = !strcmp(sub, "distil") || !strcmp(sub, "distill");
+    if (!is_info && !is_prune && !is_quant && !is_comp && !is_distil)
+        return nl_cli_usage_error("compress", "unknown subcommand '%s' (info, prune, quantise, compensate or distil)", sub);
     double ratio = 0.5;
     int64_t bits = is_quant ? 8 : 0, test_limit = 0, threads = 0;
     int asym = 0;
-    const char *out = NULL, *method = "udfc", *data = "fashion-mnist";
+    const char *out = NULL, *method = "udfc", *data = "fashion-mnist", *student = NULL;
+    int64_t epochs = 1, limit = 0;
+    double T = 4, alpha = 0.9, lr = 0.1;
     nl_cli_opt opts[] = {
         {"--out", NL_OPT_STR, &out, 0, 0, 0, 0, "FILE"},
         {"--ratio", NL_OPT_DOUBLE, &ratio, -1e300, 1e300, 0, 0, "R"}, /* range checked below with a clear message */
@@ -68,6 +126,12 @@ int nl_compress_cli(int argc, char **argv) {
         {"--data", NL_OPT_STR, &data, 0, 0, 0, 0, "NAME"},
         {"--test-limit", NL_OPT_INT, &test_limit, 1, 1e9, 0, 0, "N"},
         {"--threads", NL_OPT_INT, &threads, 1, 1024, 0, 0, "T"},
+        {"--student", NL_OPT_STR, &student, 0, 0, 0, 0, "FILE"},
+        {"--epochs", NL_OPT_INT, &epochs, 1, 100000, 0, 0, "N"},
+        {"--limit", NL_OPT_INT, &limit, 2, 1e9, 0, 0, "N"},
+        {"--T", NL_OPT_DOUBLE, &T, 0, 1e6, 1, 0, "X"},
+        {"--alpha", NL_OPT_DOUBLE, &alpha, 0, 1, 0, 0, "X"},
+        {"--lr", NL_OPT_DOUBLE, &lr, 0, 1e3, 1, 0, "X"},
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     const char *pos[1];
@@ -81,7 +145,7 @@ int nl_compress_cli(int argc, char **argv) {
         return NL_CLI_OK;
     }
     if (n_pos != 1) return nl_cli_usage_error(cmd, "which checkpoint? (nnlab compress %s CHECKPOINT)", sub);
-    if ((is_prune || is_comp) && nl_compress_check_ratio(ratio)) return nl_cli_usage_error(cmd, "--ratio: %s", nl_last_error());
+    if ((is_prune || is_comp || is_distil) && nl_compress_check_ratio(ratio)) return nl_cli_usage_error(cmd, "--ratio: %s", nl_last_error());
     if ((is_quant || (is_comp && bits != 0)) && nl_compress_check_bits((int)bits))
         return nl_cli_usage_error(cmd, "--bits: %s", nl_last_error());
     nl_comp_kind kind = NL_COMP_UDFC;
@@ -138,6 +202,10 @@ int nl_compress_cli(int argc, char **argv) {
                    (long long)qr.n_weights, (int)bits, asym ? "asymmetric" : "symmetric", qr.rel_err, qr.max_abs_err);
         qbits = (int)bits;
         snprintf(desc, sizeof desc, "quantise %d bits %s", (int)bits, asym ? "asymmetric" : "symmetric");
+    } else if (is_distil) {
+        s = distil(cmd, &m, student, ratio, data, epochs, limit, T, alpha, lr, &c);
+        snprintf(desc, sizeof desc, "distil T %g alpha %g epochs %lld from a %s", T, alpha, (long long)epochs,
+                 student ? "given student" : "pruned teacher");
     } else {
         nl_compensate_opts o = nl_compensate_defaults();
         o.ratio = ratio;

@@ -224,6 +224,17 @@ static void test_cli(void) {
     NLT_CHECK(run_cli("compensate", plain, "--method", "nm", "--data", "none") == 0, "Neuron Merging needs no BatchNorm");
     NLT_CHECK(run_cli("prune", "/nonexistent.safetensors", "--data", "none", NULL, NULL) == NL_CLI_FAIL, "missing file");
     NLT_CHECK(run_cli("shrink", plain, NULL, NULL, NULL, NULL) == NL_CLI_USAGE, "unknown subcommand");
+    NLT_CHECK(run_cli("distil", plain, "--ratio", "1", NULL, NULL) == NL_CLI_USAGE, "distil ratio 1");
+    NLT_CHECK(run_cli("distil", plain, "--data", "none", NULL, NULL) == NL_CLI_FAIL, "distil needs data");
+    nl_dataset probe;
+    if (nl_dataset_load(&probe, "fashion-mnist", "test", NULL) == NL_OK) {
+        nl_dataset_free(&probe);
+        char *ad[13] = {"distil", bn, "--ratio", "0.5", "--limit", "256", "--test-limit", "200", "--out", out, "--epochs", "1", NULL};
+        NLT_CHECK(nl_compress_cli(12, ad) == 0, "distil a pruned student");
+        NLT_OK(nl_model_load(&m, out));
+        NLT_CHECK(m.cfg.sizes[1] == 20 && m.cfg.batchnorm == 1, "distilled student widths");
+        nl_model_free(&m);
+    } else printf("  (fashion-mnist not installed: distil run skipped)\n");
     unlink(bn), unlink(plain), unlink(out);
     rmdir(dir);
 }
