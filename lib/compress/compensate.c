@@ -86,11 +86,11 @@ static nl_status compress_unit(nl_model *cur, int ui, const nl_compensate_opts *
     double *a = malloc((size_t)W * sizeof *a);            /* [W] BN slope gamma / sigma */
     double *self = malloc((size_t)W * sizeof *self);      /* [W] 1 + s'_k */
     double *x = malloc((size_t)W * sizeof *x);            /* [W] one consumer column position over channels */
-    double *M = malloc((size_t)(W * W) * sizeof *M);      /* [np, nk] pruning coefficients */
+    double *M = NULL;                                     /* [np, nk] pruning coefficients */
     double *A = malloc((size_t)(W * d) * sizeof *A);      /* [nk, d] kept rows of Vq */
     double *T = malloc((size_t)(W * d) * sizeof *T);      /* [np, d] pruned rows of V */
     double *lam = malloc((size_t)W * sizeof *lam);        /* [nk] */
-    if (!keep || !pruned || !Wf || !V || !Vq || !a || !self || !x || !M || !A || !T || !lam) {
+    if (!keep || !pruned || !Wf || !V || !Vq || !a || !self || !x || !A || !T || !lam) {
         s = nl_set_error(NL_ENOMEM, "compensate: out of memory");
         goto done;
     }
@@ -98,6 +98,10 @@ static nl_status compress_unit(nl_model *cur, int ui, const nl_compensate_opts *
     for (int64_t c = 0, k = 0; c < W; c++) {
         if (k < nk && keep[k] == c) k++;
         else pruned[np++] = c;
+    }
+    if (!(M = malloc((size_t)(np * nk + 1) * sizeof *M))) {
+        s = nl_set_error(NL_ENOMEM, "compensate: out of memory");
+        goto done;
     }
     for (int64_t c = 0; c < W; c++) {
         double sl = 1, sh = P->b ? nl_compress_get(cur, P->b, c) : 0;
