@@ -10,6 +10,6 @@ const app_command app_library_commands[] = {
     {"lm", nl_lm_cli, "transformer language model (RoPE variants, norms, attention kinds): train, eval, generate "
                       "(lib/transformer)"},
     {"graph", nl_graph_cli, "graph node classification (GCN, GraphSAGE, GAT, MLP) on karate / WordNet nouns (lib/graph)"},
-    {"compress", nl_compress_cli, "compress a checkpoint: prune, quantise, compensate (UDFC / Neuron Merging); size, FLOPs, "
+    {"compress", nl_compress_cli, "compress a checkpoint: prune, quantise, compensate (UDFC / Neuron Merging), distil; size, FLOPs, "
                                   "accuracy (lib/compress)"},
     {NULL, NULL, NULL}};
