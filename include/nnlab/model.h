@@ -24,7 +24,8 @@ extern "C" {
 #endif
 
 #define NL_MODEL_MAX_LAYERS 16     /* linear layers of an MLP (sizes has one more entry) */
-#define NL_MODEL_MAX_BLOCKS 8      /* conv blocks of a CNN */
+#define NL_MODEL_MAX_BLOCKS 16     /* conv blocks of a CNN */
+#define NL_MODEL_POOL_ALL 0xFFFFu  /* pool_mask default: every block is followed by max-pooling */
 #define NL_MODEL_MAX_DIM (1 << 24) /* largest layer width, class count, input / flattened feature count */
 #define NL_MODEL_MAX_CHANNELS 65536 /* conv channels; kernel and pool are at most 99 */
 #define NL_STREAM_INIT ((uint64_t)0x1A17ULL << 32)     /* rng stream of parameter init */
@@ -72,16 +73,19 @@ typedef struct nl_model_config {
     /* Input normalisation applied by the forward pass: x' = (x - input_mean) / input_std (0 and 1 = none), so a
      * checkpoint carries its preprocessing. */
     double input_mean, input_std;
-    /* MLP: sizes[0] = input features, sizes[n_sizes-1] = n_classes, hidden widths between. */
+    /* MLP: sizes[0] = input features, sizes[n_sizes-1] = n_classes, hidden widths between. With batchnorm = 1
+     * (nl_mlp_config sets 0) each hidden layer is linear(no bias) -> BatchNorm1d -> act [-> dropout]. */
     int n_sizes;
     int64_t sizes[NL_MODEL_MAX_LAYERS + 1];
     /* CNN: input geometry, then n_blocks blocks of conv(kernel, stride 1, pad kernel/2) -> BatchNorm (if
-     * batchnorm) -> ReLU -> maxpool(pool, pool), then flatten -> [fc(hidden) -> act ->] fc(n_classes). */
+     * batchnorm) -> ReLU -> maxpool(pool, pool) (only if bit b of pool_mask is set; default NL_MODEL_POOL_ALL),
+     * then flatten -> [fc(hidden) -> act ->] fc(n_classes). */
     int in_channels, in_height, in_width;
     int n_blocks;
     int channels[NL_MODEL_MAX_BLOCKS];
     int kernel, pool;
-    int batchnorm;           /* 1: conv without bias followed by BatchNorm; 0: conv with bias */
+    unsigned pool_mask;      /* CNN: bit b set = block b is followed by max-pooling (NL_MODEL_POOL_ALL by default) */
+    int batchnorm;           /* 1: conv/linear without bias followed by BatchNorm; 0: with bias (MLP default 0) */
     int64_t hidden;          /* width of the CNN's hidden fc layer; 0 = linear head only */
     double bn_momentum, bn_eps;  /* 0.1, 1e-5 (PyTorch) */
     /* optional parametrisation hook (see above); not stored in checkpoints */
@@ -94,6 +98,10 @@ nl_model_config nl_mlp_config(int n_sizes, const int64_t *sizes, nl_activation a
 /* CNN on c x h x w images with n_blocks conv blocks of channels[i] each (3x3 kernels, 2x2 max pooling,
  * BatchNorm), an optional hidden fc layer and n_classes outputs. */
 nl_model_config nl_cnn_config(int c, int h, int w, int n_blocks, const int *channels, int64_t hidden, int n_classes);
+/* Whether CNN block b (0-based) is followed by max-pooling (pool > 1 and bit b of pool_mask). */
+int nl_model_block_pools(const nl_model_config *cfg, int b);
+/* Spatial size (*h, *w) of the feature map after CNN block b (0-based; pooling included). */
+void nl_model_block_hw(const nl_model_config *cfg, int b, int *h, int *w);
 /* Check a configuration (NL_EINVAL naming the bad field). */
 nl_status nl_model_config_check(const nl_model_config *cfg);
 
@@ -136,7 +144,9 @@ nl_var *nl_model_input(nl_model *m, nl_ctx *c, const float *x, int64_t n);
  * The architecture is stored in __metadata__ as strings: "nnlab.model" ("mlp" | "cnn"), "nnlab.format" ("1"),
  * "nnlab.dtype", "nnlab.classes", "nnlab.activation", "nnlab.dropout", "nnlab.input_mean", "nnlab.input_std",
  * MLP: "nnlab.sizes" ("784,256,256,10"); CNN: "nnlab.input" ("1,28,28"), "nnlab.channels" ("16,32"),
- * "nnlab.kernel", "nnlab.pool", "nnlab.batchnorm", "nnlab.hidden", "nnlab.bn_momentum", "nnlab.bn_eps". */
+ * "nnlab.kernel", "nnlab.pool", "nnlab.batchnorm", "nnlab.hidden", "nnlab.bn_momentum", "nnlab.bn_eps", and
+ * "nnlab.pool_mask" only when some block does not pool. An MLP with BatchNorm adds "nnlab.batchnorm" ("1"),
+ * "nnlab.bn_momentum", "nnlab.bn_eps" (absent = no BatchNorm, as in older checkpoints). */
 /* Metadata JSON object of the model (malloc'd string) with extra string pairs keys[i] = vals[i] appended. */
 char *nl_model_metadata_json(const nl_model *m, int n_extra, const char *const *keys, const char *const *vals);
 /* Save all tensors and the metadata (atomic replace). */

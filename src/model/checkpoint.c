@@ -20,6 +20,11 @@ char *nl_model_metadata_json(const nl_model *m, int n_extra, const char *const *
     nl_st_meta_put_num(&o, "nnlab.input_std", c->input_std);
     if (c->kind == NL_MODEL_MLP) {
         nl_st_meta_put_ints(&o, "nnlab.sizes", c->n_sizes, c->sizes);
+        if (c->batchnorm) { /* absent in plain MLP checkpoints (older files stay byte-identical) */
+            nl_st_meta_put_int(&o, "nnlab.batchnorm", 1);
+            nl_st_meta_put_num(&o, "nnlab.bn_momentum", c->bn_momentum);
+            nl_st_meta_put_num(&o, "nnlab.bn_eps", c->bn_eps);
+        }
     } else {
         int64_t g[3] = {c->in_channels, c->in_height, c->in_width}, ch[NL_MODEL_MAX_BLOCKS];
         for (int i = 0; i < c->n_blocks; i++) ch[i] = c->channels[i];
@@ -31,6 +36,8 @@ char *nl_model_metadata_json(const nl_model *m, int n_extra, const char *const *
         nl_st_meta_put_int(&o, "nnlab.hidden", (long long)c->hidden);
         nl_st_meta_put_num(&o, "nnlab.bn_momentum", c->bn_momentum);
         nl_st_meta_put_num(&o, "nnlab.bn_eps", c->bn_eps);
+        unsigned all = (1u << c->n_blocks) - 1u;
+        if ((c->pool_mask & all) != all) nl_st_meta_put_int(&o, "nnlab.pool_mask", (long long)(c->pool_mask & all));
     }
     for (int i = 0; i < n_extra; i++) nl_st_meta_put_str(&o, keys[i], vals[i] ? vals[i] : "");
     char *s = nl_st_meta_json(&o);
@@ -76,6 +83,14 @@ static nl_status config_from_meta(const meta_src *ms, nl_model_config *cfg) {
     if (k == NL_MODEL_MLP) {
         if ((st = get_list(ms, "nnlab.sizes", NL_MODEL_MAX_LAYERS + 1, lst, &n))) return st;
         *cfg = nl_mlp_config(n, lst, NL_ACT_RELU, 0.0);
+        if (nl_safetensors_get_metadata(ms->f, "nnlab.batchnorm")) {
+            if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.batchnorm", 0, 1, &v))) return st;
+            cfg->batchnorm = (int)v;
+            if (cfg->batchnorm) {
+                if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.bn_momentum", &cfg->bn_momentum))) return st;
+                if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.bn_eps", &cfg->bn_eps))) return st;
+            }
+        }
     } else {
         if ((st = get_list(ms, "nnlab.input", 3, lst, &n))) return st;
         if (n != 3) return nl_set_error(NL_EFORMAT, "%s: metadata \"nnlab.input\" needs 3 numbers (channels,height,width)", ms->path);
@@ -95,6 +110,10 @@ static nl_status config_from_meta(const meta_src *ms, nl_model_config *cfg) {
         cfg->hidden = v;
         if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.bn_momentum", &cfg->bn_momentum))) return st;
         if ((st = nl_safetensors_metadata_num(ms->f, "nnlab.bn_eps", &cfg->bn_eps))) return st;
+        if (nl_safetensors_get_metadata(ms->f, "nnlab.pool_mask")) { /* absent = every block pools */
+            if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.pool_mask", 0, NL_MODEL_POOL_ALL, &v))) return st;
+            cfg->pool_mask = (unsigned)v;
+        }
     }
     if ((st = nl_safetensors_metadata_int(ms->f, "nnlab.classes", 1, 1 << 24, &v))) return st;
     cfg->n_classes = (int)v;

@@ -38,6 +38,7 @@ static void config_defaults(nl_model_config *c) {
     c->input_std = 1.0;
     c->kernel = 3;
     c->pool = 2;
+    c->pool_mask = NL_MODEL_POOL_ALL;
     c->batchnorm = 1;
     c->bn_momentum = 0.1;
     c->bn_eps = 1e-5;
@@ -47,6 +48,7 @@ nl_model_config nl_mlp_config(int n_sizes, const int64_t *sizes, nl_activation a
     nl_model_config c;
     config_defaults(&c);
     c.kind = NL_MODEL_MLP;
+    c.batchnorm = 0;
     c.act = act;
     c.dropout = dropout;
     c.n_sizes = n_sizes;
@@ -69,6 +71,21 @@ nl_model_config nl_cnn_config(int ch, int h, int w, int n_blocks, const int *cha
     return c;
 }
 
+int nl_model_block_pools(const nl_model_config *c, int b) {
+    return c->pool > 1 && b >= 0 && b < 32 && ((c->pool_mask >> b) & 1u);
+}
+
+void nl_model_block_hw(const nl_model_config *c, int b, int *h, int *w) {
+    int hh = c->in_height, ww = c->in_width;
+    for (int i = 0; i <= b && i < c->n_blocks; i++)
+        if (nl_model_block_pools(c, i)) {
+            hh /= c->pool;
+            ww /= c->pool;
+        }
+    *h = hh;
+    *w = ww;
+}
+
 nl_status nl_model_config_check(const nl_model_config *c) {
     if (c->dtype != NL_F32 && c->dtype != NL_F64) return nl_set_error(NL_EINVAL, "model: dtype must be f32 or f64");
     if (c->act < 0 || c->act >= NL_ACT_COUNT) return nl_set_error(NL_EINVAL, "model: unknown activation %d", (int)c->act);
@@ -82,6 +99,9 @@ nl_status nl_model_config_check(const nl_model_config *c) {
             if (c->sizes[i] < 1 || c->sizes[i] > (1 << 24)) return nl_set_error(NL_EINVAL, "mlp: size %d is %lld (must be in [1, 2^24])", i, (long long)c->sizes[i]);
         if (c->sizes[c->n_sizes - 1] != c->n_classes)
             return nl_set_error(NL_EINVAL, "mlp: last size %lld differs from n_classes %d", (long long)c->sizes[c->n_sizes - 1], c->n_classes);
+        if (c->batchnorm != 0 && c->batchnorm != 1) return nl_set_error(NL_EINVAL, "mlp: batchnorm must be 0 or 1");
+        if (c->batchnorm && (!(c->bn_momentum >= 0 && c->bn_momentum <= 1) || !(c->bn_eps > 0)))
+            return nl_set_error(NL_EINVAL, "mlp: bn_momentum must be in [0, 1] and bn_eps positive");
         return NL_OK;
     }
     if (c->n_classes < 1) return nl_set_error(NL_EINVAL, "model: n_classes must be >= 1 (got %d)", c->n_classes);
@@ -104,8 +124,10 @@ nl_status nl_model_config_check(const nl_model_config *c) {
     for (int b = 0; b < c->n_blocks; b++) {
         if (c->channels[b] < 1 || c->channels[b] > NL_MODEL_MAX_CHANNELS)
             return nl_set_error(NL_EINVAL, "cnn: channels[%d] = %d must be in [1, %d]", b, c->channels[b], NL_MODEL_MAX_CHANNELS);
-        h /= c->pool;
-        w /= c->pool;
+        if (nl_model_block_pools(c, b)) {
+            h /= c->pool;
+            w /= c->pool;
+        }
         if (h < 1 || w < 1) return nl_set_error(NL_EINVAL, "cnn: the image shrinks to nothing after block %d (%d pooling of %dx%d)", b + 1, c->pool, c->in_height, c->in_width);
         if ((int64_t)c->channels[b] * h * w > NL_MODEL_MAX_DIM)
             return nl_set_error(NL_EINVAL, "cnn: block %d outputs %lld values per example (more than 2^24)", b + 1, (long long)c->channels[b] * h * w);
@@ -133,7 +155,7 @@ static nl_status add_tensor(nl_model *m, const char *name, int ndim, const int64
     return NL_OK;
 }
 
-static nl_status add_linear(nl_model *m, const char *prefix, int64_t in, int64_t out, nl_param_role wrole) {
+static nl_status add_linear(nl_model *m, const char *prefix, int64_t in, int64_t out, int bias, nl_param_role wrole) {
     char nm[96];
     int li = m->n_layers;
     nl_model_layer *L = &m->layer[m->n_layers++];
@@ -144,6 +166,7 @@ static nl_status add_linear(nl_model *m, const char *prefix, int64_t in, int64_t
     snprintf(nm, sizeof nm, "%s.weight", prefix);
     nl_status s = add_tensor(m, nm, 2, ws, wrole, li, in, out, &w);
     if (s) return s;
+    if (!bias) return NL_OK;
     snprintf(nm, sizeof nm, "%s.bias", prefix);
     if ((s = add_tensor(m, nm, 1, bs, NL_ROLE_BIAS, li, in, out, &b))) return s;
     return NL_OK;
@@ -213,8 +236,13 @@ static nl_status build(nl_model *m) {
         m->in_dim = c->sizes[0];
         for (int l = 0; l < nl; l++) {
             nl_param_role r = l == nl - 1 ? NL_ROLE_WEIGHT_OUT : l == 0 ? NL_ROLE_WEIGHT_IN : NL_ROLE_WEIGHT_HIDDEN;
+            int bn = c->batchnorm && l < nl - 1;
             snprintf(nm, sizeof nm, "fc%d", l + 1);
-            if ((s = add_linear(m, nm, c->sizes[l], c->sizes[l + 1], r))) return s;
+            if ((s = add_linear(m, nm, c->sizes[l], c->sizes[l + 1], !bn, r))) return s;
+            if (bn) {
+                snprintf(nm, sizeof nm, "bn%d", l + 1);
+                if ((s = add_bn(m, nm, (int)c->sizes[l + 1]))) return s;
+            }
         }
         return NL_OK;
     }
@@ -228,18 +256,20 @@ static nl_status build(nl_model *m) {
             if ((s = add_bn(m, nm, c->channels[b]))) return s;
         }
         cin = c->channels[b];
-        h /= c->pool;
-        w /= c->pool;
+        if (nl_model_block_pools(c, b)) {
+            h /= c->pool;
+            w /= c->pool;
+        }
     }
     int64_t flat = (int64_t)cin * h * w;
     int fc = 1;
     if (c->hidden > 0) {
         snprintf(nm, sizeof nm, "fc%d", fc++);
-        if ((s = add_linear(m, nm, flat, c->hidden, NL_ROLE_WEIGHT_HIDDEN))) return s;
+        if ((s = add_linear(m, nm, flat, c->hidden, 1, NL_ROLE_WEIGHT_HIDDEN))) return s;
         flat = c->hidden;
     }
     snprintf(nm, sizeof nm, "fc%d", fc);
-    return add_linear(m, nm, flat, c->n_classes, NL_ROLE_WEIGHT_OUT);
+    return add_linear(m, nm, flat, c->n_classes, 1, NL_ROLE_WEIGHT_OUT);
 }
 
 static nl_status init_values(nl_model *m, uint64_t seed) {
@@ -404,6 +434,10 @@ nl_var *nl_model_forward(nl_model *m, nl_ctx *c, nl_var *x, int train) {
             nl_model_layer *L = &m->layer[l];
             h = nl_linear(c, h, eff(c, m, L->w), eff(c, m, L->b));
             if (l < m->n_layers - 1) {
+                if (m->layer[l + 1].type == LT_BN) {
+                    L = &m->layer[++l];
+                    h = nl_batchnorm(c, h, eff(c, m, L->w), eff(c, m, L->b), L->rm, L->rv, cfg->bn_momentum, cfg->bn_eps, train);
+                }
                 h = activate(c, h, cfg->act);
                 if (p > 0) h = nl_dropout(c, h, p, train, &m->dropout_rng);
             }
@@ -423,7 +457,7 @@ nl_var *nl_model_forward(nl_model *m, nl_ctx *c, nl_var *x, int train) {
             h = nl_batchnorm(c, h, eff(c, m, L->w), eff(c, m, L->b), L->rm, L->rv, cfg->bn_momentum, cfg->bn_eps, train);
         }
         h = nl_relu(c, h);
-        if (cfg->pool > 1) h = nl_maxpool2d(c, h, cfg->pool, cfg->pool, 0);
+        if (nl_model_block_pools(cfg, b)) h = nl_maxpool2d(c, h, cfg->pool, cfg->pool, 0);
     }
     if (!h) return NULL;
     int64_t fs[2] = {n, -1};
