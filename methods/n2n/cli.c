@@ -10,7 +10,7 @@ static void help_n2n(FILE *f) {
             "usage: nnlab n2n search [options]\n"
             "\n"
             "N2N (Ashok et al., ICLR 2018) on Fashion-MNIST (14x14): a VGG-style teacher (8 conv blocks, pooling after\n"
-            "blocks 3 and 6, fc 64), then REINFORCE over a bidirectional-LSTM layer-removal policy and an autoregressive\n"
+            "blocks 3 and 6, fc 32), then REINFORCE over a bidirectional-LSTM layer-removal policy and an autoregressive\n"
             "LSTM layer-shrinkage policy; every child is re-initialised and distilled from the teacher and scored with\n"
             "R = (A_s/A_t) C (2 - C), C = 1 - P_s/P_t (-1 when not smaller). Prints the teacher, the best child and a\n"
             "random-removal child with the same parameter count. The ledger entry is `nnlab repro n2n`.\n"

@@ -151,12 +151,13 @@ static int n2n_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     return nl_exp_parts_pass(r);
 }
 
-/* Quick: teacher on 6000 images (3 epochs), 12 removal + 6 shrinkage epochs x 5 rollouts, children distilled 1 epoch on
- * 1000 images and scored on 500, final children 3 epochs on the 6000, test on 2000, 3 seeds. Full: the paper's demo
- * scale (30 removal epochs x 5 rollouts, 1 epoch on 10000 images) plus 20 shrinkage epochs, all 10000 test images.
+/* Quick: teacher on 4000 images (3 epochs), 10 removal + 5 shrinkage epochs x 5 rollouts, children distilled 1 epoch on
+ * 500 images and scored on 500 held-out images, final children 3 epochs on the 4000, test on 2000, 3 seeds. Full: the paper's demo
+ * policy scale (30 removal epochs x 5 rollouts) plus 20 shrinkage epochs, children distilled 1 epoch on 5000 images (the demo:
+ * 10000), teacher and final children 6 epochs on 20000 images, all 10000 test images.
  * Smoke: tiny. */
-static const n2n_entry_cfg n2n_quick = {12, 6, 5, 6000, 1000, 500, 2000, 3, 3, 3};
-static const n2n_entry_cfg n2n_full = {30, 20, 5, 20000, 10000, 2000, 10000, 6, 6, 3};
+static const n2n_entry_cfg n2n_quick = {10, 5, 5, 4000, 500, 500, 2000, 3, 3, 3};
+static const n2n_entry_cfg n2n_full = {30, 20, 5, 20000, 5000, 2000, 10000, 6, 6, 3};
 static const n2n_entry_cfg n2n_smoke = {3, 3, 2, 300, 100, 100, 100, 1, 1, 3};
 
 #define N2N_K(x) x "_mean," x "_se,"
@@ -170,10 +171,10 @@ const nl_experiment nl_exp_n2n = {
     .claim = "Policy-gradient layer removal and shrinkage with distilled students compresses a VGG-style teacher >= 5x in parameters "
              "with <= 2 points accuracy loss; the mean reward rises over policy epochs; the learned policy beats random layer removal at "
              "the same compression (paper: ResNet-34 on CIFAR-10 compressed ~10x at similar accuracy)",
-    .quick_desc = "Fashion-MNIST 14x14, teacher conv 16-16-16p-32-32-32p-64-64, fc 64 (3 epochs on 6000 images); 12 removal + 6 shrinkage "
-                  "policy epochs x 5 rollouts, every child distilled 1 epoch on 1000 images and scored on 500 held-out images; best and "
-                  "random-removal children distilled 3 epochs on the 6000; test on 2000; seeds 1-3; control: frozen policies",
-    .full_desc = "as quick with 30 removal + 20 shrinkage epochs, teacher 6 epochs on 20000 images, children distilled on 10000 images and "
+    .quick_desc = "Fashion-MNIST 14x14, teacher conv 8-8-8p-16-16-16p-32-32, fc 32 (3 epochs on 4000 images); 10 removal + 5 shrinkage "
+                  "policy epochs x 5 rollouts, every child distilled 1 epoch on 500 images and scored on 500 held-out images; best and "
+                  "random-removal children distilled 3 epochs on the 4000; test on 2000; seeds 1-3; control: frozen policies",
+    .full_desc = "as quick with 30 removal + 20 shrinkage epochs, teacher 6 epochs on 20000 images, children distilled on 5000 images and "
                  "scored on 2000, final children 6 epochs, all 10000 test images, seeds 1-3",
     .smoke_desc = "3 + 3 policy epochs x 2 rollouts, 300 training images, seeds 1-3",
     .quick = &n2n_quick,

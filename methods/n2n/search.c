@@ -273,6 +273,7 @@ nl_status nl_n2n_run(const nl_n2n_config *cfg, const nl_n2n_data *d, int with_fr
     nl_status s = train_eval(cfg, &cfg->teacher, cfg->seed, &d->train, NULL, cfg->teacher_epochs, &d->val, &st.acc_t, &teacher);
     if (s) return s;
     st.params_t = nl_n2n_arch_params(&cfg->teacher);
+    double t_teacher = nl_time() - t0, t_final = 0;
     float *train_logits = malloc((size_t)d->train.n * (size_t)d->train.n_classes * sizeof(float)); /* (n_train, C) */
     st.cache = calloc(1, sizeof *st.cache);
     int64_t *idx = malloc((size_t)cfg->n_distil * sizeof *idx);
@@ -307,7 +308,10 @@ nl_status nl_n2n_run(const nl_n2n_config *cfg, const nl_n2n_data *d, int with_fr
             o->best = st.best;
             o->best_reward = st.best_r;
             o->best_params = nl_n2n_arch_params(&st.best);
+            double tf = nl_time();
+            t_final -= tf;
             s = train_eval(cfg, &st.best, cfg->seed * 31 + 5, &d->train, train_logits, cfg->final_epochs, &d->test, &o->best_acc, NULL);
+            t_final += nl_time();
         }
     }
     if (!s) {
@@ -320,6 +324,9 @@ nl_status nl_n2n_run(const nl_n2n_config *cfg, const nl_n2n_data *d, int with_fr
         s = train_eval(cfg, &ra, cfg->seed * 31 + 5, &d->train, train_logits, cfg->final_epochs, &d->test, &acc, NULL);
         for (int v = 0; v < nv; v++) out[v].random_acc = acc, out[v].random_params = nl_n2n_arch_params(&ra);
     }
+    if (cfg->verbose)
+        nl_progress("n2n seed %llu: teacher %.1f s, final students %.1f s, total %.1f s", (unsigned long long)cfg->seed, t_teacher, t_final,
+                    nl_time() - t0);
     nl_dataset_free(&st.distil);
     free(train_logits);
     free(st.cache);

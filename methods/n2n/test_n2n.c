@@ -151,7 +151,31 @@ static void test_cli(void) {
     NLT_CHECK(nl_n2n_cli(3, zero) == NL_CLI_USAGE, "--rollouts 0");
 }
 
+/* the judge on hand-made results: a passing one, and one whose reward does not rise (the frozen control's shape) */
+static void test_judge(void) {
+    for (int flat = 0; flat < 2; flat++) {
+        nl_exp_result r;
+        nl_exp_result_init(&r);
+        static const double ta[3] = {0.85, 0.86, 0.84}, ba[3] = {0.845, 0.852, 0.838}, ra[3] = {0.80, 0.81, 0.79};
+        static const double rise[3] = {0.05, 0.06, 0.07}, none[3] = {0.01, -0.02, 0.005};
+        for (int i = 0; i < 3; i++) {
+            nl_exp_set_seed(&r, "teacher_acc", i + 1, ta[i]);
+            nl_exp_set_seed(&r, "best_acc", i + 1, ba[i]);
+            nl_exp_set_seed(&r, "random_acc", i + 1, ra[i]);
+            nl_exp_set_seed(&r, "compression", i + 1, 6.0 + i);
+            nl_exp_set_seed(&r, "reward_rise", i + 1, flat ? none[i] : rise[i]);
+            nl_exp_set_seed(&r, "zero", i + 1, 0.0);
+        }
+        nl_exp_set(&r, "seeds", 3);
+        char m[512];
+        int pass = nl_exp_n2n.judge(&nl_exp_n2n, &r, NL_MODE_QUICK, m, sizeof m);
+        NLT_CHECK(pass == !flat && r.n_parts == 3, "%s: pass %d (%s)", flat ? "flat reward" : "rising reward", pass, m);
+        nl_exp_result_free(&r);
+    }
+}
+
 int main(void) {
+    NLT_RUN(test_judge);
     NLT_RUN(test_reward);
     NLT_RUN(test_arch);
     NLT_RUN(test_policy_grad);
