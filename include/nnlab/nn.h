@@ -116,6 +116,25 @@ nl_var *nl_powernorm(nl_ctx *c, nl_powernorm_state *pn, nl_var *x, nl_var *gamma
                      int train);
 
 
+/* ========================================= LSTM ========================================= *
+ * Fused LSTM cell (PyTorch nn.LSTMCell, gates in the order i, f, g, o): x [B, I], h and c [B, H], Wx [4H, I],
+ * Wh [4H, H], b [4H] or NULL -> [B, 2H] = [h' | c'] (take h', c' with nl_slice on axis 1), where
+ * z = x Wx^T + h Wh^T + b, c' = s(z_f) c + s(z_i) tanh(z_g), h' = s(z_o) tanh(c'). One node; exact backward to
+ * every input. f32 and f64 (src/nn/lstm.c). */
+nl_var *nl_lstm_cell(nl_ctx *c, nl_var *x, nl_var *h, nl_var *cs, nl_var *Wx, nl_var *Wh, nl_var *b);
+/* One LSTM layer: parameters "<prefix>.weight_ih" [4H, in], "<prefix>.weight_hh" [4H, H], "<prefix>.bias" [4H]. */
+typedef struct nl_lstm {
+    int64_t in, hidden;
+    nl_var *Wx, *Wh, *b;
+} nl_lstm;
+nl_status nl_lstm_init(nl_lstm *l, nl_params *ps, const char *prefix, int64_t in, int64_t hidden);
+/* PyTorch's init: every tensor U(-1/sqrt(H), 1/sqrt(H)) from r. */
+void nl_lstm_reset(nl_lstm *l, nl_rng *r);
+/* Run over xs[0..T) (each [B, in]) from a zero state, forwards or (reverse) backwards; hs[t] = h at step t [B, H]. */
+nl_status nl_lstm_run(nl_ctx *c, const nl_lstm *l, int T, nl_var *const *xs, int reverse, nl_var **hs);
+/* Bidirectional layer: out[t] = [h_fw[t] | h_bw[t]] [B, 2H] (fw runs t = 0..T-1, bw runs t = T-1..0). */
+nl_status nl_bilstm_run(nl_ctx *c, const nl_lstm *fw, const nl_lstm *bw, int T, nl_var *const *xs, nl_var **out);
+
 #ifdef __cplusplus
 }
 #endif
