@@ -129,6 +129,7 @@ static void test_checkpoint(void) {
     nl_model_free(&m);
     char *argv[] = {"sample", "--load", (char *)mlp, "--out", "/tmp/nl_test_diffusion_x.png"};
     NLT_CHECK(nl_diffusion_cli(5, argv) == 1, "CLI exit status for a non-unet checkpoint");
+    nl_unet_free(&w); /* load_new builds a new UNet into w */
     NLT_CHECK(nl_unet_load_new(&w, mlp) == NL_EFORMAT && strstr(nl_last_error(), "not a unet"), "%s", nl_last_error());
     char *argv2[] = {"train", "--save", "/tmp/x.safetensors", "--schedule", "quadratic"};
     NLT_CHECK(nl_diffusion_cli(5, argv2) == 2, "bad schedule: usage error");
