@@ -126,6 +126,11 @@ static void test_silu(void) {
 /* ---- upsample ---- */
 static nl_var *f_up(nl_ctx *c, nl_var **in, void *ud) { return nl_upsample_nearest(c, in[0], *(int *)ud); }
 
+/* two upsample nodes on one input: the first backward stores a fresh gradient, the second adds to it */
+static nl_var *f_up_twice(nl_ctx *c, nl_var **in, void *ud) {
+    return nl_mul(c, nl_upsample_nearest(c, in[0], 2), nl_upsample_nearest(c, in[0], 2));
+}
+
 static void test_upsample(void) {
     nl_tensor x = mk(NL_F64, 4, 2, 3, 3, 4);
     fill(&x, 10, -1, 1);
@@ -141,6 +146,7 @@ static void test_upsample(void) {
         NLT_CHECK(bad == 0, "values f=%d: %d wrong", f, bad);
         gc("upsample", f_up, &f, 1, &x, 1);
     }
+    gc("upsample(x)^2", f_up_twice, NULL, 1, &x, 1);
     /* a strided (permuted) input */
     const int perm[4] = {0, 1, 3, 2};
     nl_var *yt = nl_upsample_nearest(c, nl_permute(c, nl_input(c, x), perm), 2);

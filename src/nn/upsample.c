@@ -1,5 +1,6 @@
 /* Nearest-neighbour upsampling of x [N, C, H, W] by an integer factor f >= 1: y [N, C, f H, f W],
- * y[n, c, i, j] = x[n, c, i / f, j / f]. Backward: dx[n, c, h, w] += sum of dy over its f x f block. f32 and f64;
+ * y[n, c, i, j] = x[n, c, i / f, j / f]. Backward: dx[n, c, h, w] += sum of dy over its f x f block (stored into a fresh
+ * gradient buffer without the zero fill, nl_grad_w). f32 and f64;
  * strided inputs are made contiguous first. */
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
@@ -21,7 +22,7 @@
             }                                                                                             \
         }                                                                                                 \
     }                                                                                                     \
-    static void up_bwd_##SFX(const T *gy, T *gx, int64_t P, int64_t H, int64_t W, int64_t f) {            \
+    static void up_bwd_##SFX(const T *gy, T *gx, int64_t P, int64_t H, int64_t W, int64_t f, int store) {            \
         const int64_t OW = W * f;                                                                         \
         for (int64_t p = 0; p < P; p++) {                                                                 \
             const T *gp = gy + p * H * W * f * f;                                                         \
@@ -31,7 +32,7 @@
                     T acc = 0;                                                                            \
                     for (int64_t a = 0; a < f; a++)                                                       \
                         for (int64_t b = 0; b < f; b++) acc += gp[(h * f + a) * OW + w * f + b];          \
-                    dp[h * W + w] += acc;                                                                 \
+                    dp[h * W + w] = store ? acc : dp[h * W + w] + acc;                                    \
                 }                                                                                         \
         }                                                                                                 \
     }
@@ -39,13 +40,14 @@ UP_TPL(float, f32)
 UP_TPL(double, f64)
 
 static void up_backward(nl_ctx *c, nl_node *n) {
-    nl_tensor *gx = nl_grad(c, n->in[0]);
+    int fresh = 0; /* every element is written: a fresh gradient is stored, not added to zeros */
+    nl_tensor *gx = nl_grad_w(c, n->in[0], &fresh);
     if (!gx) return;
     const nl_tensor *gy = nl_node_grad_out(n);
     const nl_tensor *x = &n->in[0]->val;
     const int64_t P = x->shape[0] * x->shape[1];
-    if (gy->dtype == NL_F32) up_bwd_f32(gy->data, gx->data, P, x->shape[2], x->shape[3], n->i[0]);
-    else up_bwd_f64(gy->data, gx->data, P, x->shape[2], x->shape[3], n->i[0]);
+    if (gy->dtype == NL_F32) up_bwd_f32(gy->data, gx->data, P, x->shape[2], x->shape[3], n->i[0], fresh);
+    else up_bwd_f64(gy->data, gx->data, P, x->shape[2], x->shape[3], n->i[0], fresh);
 }
 
 nl_var *nl_upsample_nearest(nl_ctx *c, nl_var *x, int factor) {
