@@ -134,6 +134,15 @@ void nl_lstm_reset(nl_lstm *l, nl_rng *r);
 nl_status nl_lstm_run(nl_ctx *c, const nl_lstm *l, int T, nl_var *const *xs, int reverse, nl_var **hs);
 /* Bidirectional layer: out[t] = [h_fw[t] | h_bw[t]] [B, 2H] (fw runs t = 0..T-1, bw runs t = T-1..0). */
 nl_status nl_bilstm_run(nl_ctx *c, const nl_lstm *fw, const nl_lstm *bw, int T, nl_var *const *xs, nl_var **out);
+/* ---- diffusion UNet ops (src/nn/groupnorm.c, src/nn/upsample.c) ----
+ * GroupNorm over x [N, C, ...]: channels cut into `groups` groups of C/groups (groups must divide C); each (sample,
+ * group) normalised over its channels and spatial positions (biased variance), y = xhat * gamma[c] + beta[c];
+ * gamma/beta [C] (x's dtype) or NULL. groups = 1 is LayerNorm over (C, H, W); groups = C is InstanceNorm. f32 and
+ * f64, exact backward. */
+nl_var *nl_groupnorm(nl_ctx *c, nl_var *x, int groups, nl_var *gamma, nl_var *beta, double eps);
+/* Nearest-neighbour upsampling of x [N, C, H, W] by an integer factor in 1..64 -> [N, C, f H, f W]; backward sums
+ * each f x f block. f32 and f64. */
+nl_var *nl_upsample_nearest(nl_ctx *c, nl_var *x, int factor);
 
 #ifdef __cplusplus
 }

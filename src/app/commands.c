@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "compress/compress.h"
+#include "diffusion/diffusion.h"
 #include "graph/graph.h"
 #include "transformer/transformer.h"
 
@@ -12,4 +13,5 @@ const app_command app_library_commands[] = {
     {"graph", nl_graph_cli, "graph node classification (GCN, GraphSAGE, GAT, MLP) on karate / WordNet nouns (lib/graph)"},
     {"compress", nl_compress_cli, "compress a checkpoint: prune, quantise, compensate (UDFC / Neuron Merging), distil; size, FLOPs, "
                                   "accuracy (lib/compress)"},
+    {"diffusion", nl_diffusion_cli, "DDPM on small images: a UNet, DDIM/DDPM sampling, PNG grids (lib/diffusion)"},
     {NULL, NULL, NULL}};
