@@ -1,0 +1,178 @@
+/* sara: the threshold and the selection, the optimiser's state size (12 bytes per trainable entry), a masked update
+ * that leaves every unselected entry bit-identical and moves the selected ones by the AdamW rule, the nuclear norm
+ * and its subgradient (hand case and central differences), the progressive re-selection, the bad inputs and a smoke
+ * run of the protocol (when Fashion-MNIST is installed). */
+#include "nltest.h"
+#include "sara/sara.h"
+#include "nnlab/cli.h"
+
+/* a store w (8, 6), b (6) with values N(0, 1), and random gradients N(0, 1) */
+static void make_store(nl_params *ps, uint64_t seed) {
+    nl_params_init(ps, NL_F32);
+    nl_params_add(ps, "w", 2, (int64_t[]){8, 6});
+    nl_params_add(ps, "b", 1, (int64_t[]){6});
+    nl_rng r;
+    nl_rng_init(&r, seed, 1);
+    for (int i = 0; i < ps->n; i++) {
+        nl_rng_fill_normal(&r, &ps->p[i]->var.val, 0, 1);
+        nl_rng_fill_normal(&r, &ps->p[i]->var.grad, 0, 1);
+    }
+}
+
+static void test_bad_fraction(void) {
+    nl_params ps;
+    make_store(&ps, 1);
+    nl_sara o;
+    nl_sara_config c = nl_sara_defaults();
+    double bad[4] = {0, 1, 1.5, -0.1};
+    for (int k = 0; k < 4; k++) {
+        c.fraction = bad[k];
+        NLT_CHECK(nl_sara_init(&o, &ps, &c) == NL_EINVAL && strstr(nl_last_error(), "outside (0, 1)"), "fraction %g: %s", bad[k],
+                  nl_last_error());
+    }
+    c.fraction = NAN;
+    NLT_CHECK(nl_sara_init(&o, &ps, &c) == NL_EINVAL, "fraction NaN rejected");
+    nl_params_free(&ps);
+}
+
+static void test_selection_and_state(void) {
+    nl_params ps;
+    make_store(&ps, 2);
+    nl_sara o;
+    nl_sara_config c = nl_sara_defaults();
+    c.fraction = 0.25;
+    NLT_OK(nl_sara_init(&o, &ps, &c));
+    /* 54 entries: k = floor(0.25 * 54) = 13; the 13 smallest |theta| are strictly below the 14th (no ties in N(0,1)) */
+    NLT_CHECK(o.n_sel == 13, "selected %lld, want 13", (long long)o.n_sel);
+    int64_t below = 0;
+    const float *x = ps.data;
+    for (int i = 0; i < ps.n; i++)
+        for (int64_t k = 0; k < ps.p[i]->numel; k++) below += fabsf(x[ps.p[i]->offset + k]) < o.tau;
+    NLT_CHECK(below == o.n_sel, "every entry below tau is selected (%lld vs %lld)", (long long)below, (long long)o.n_sel);
+    NLT_CHECK(o.seg[0] == 0 && o.seg[2] == o.n_sel, "segments cover the list");
+    /* the state: an int32 offset and two float moments per selected entry, plus per-tensor bookkeeping */
+    int64_t per_tensor = (int64_t)(ps.n + 1) * (int64_t)(sizeof(int64_t) + sizeof(int));
+    NLT_CHECK(nl_sara_state_bytes(&o) == 12 * o.n_sel + per_tensor, "state %lld bytes for %lld entries",
+              (long long)nl_sara_state_bytes(&o), (long long)o.n_sel);
+    nl_sara_free(&o);
+    nl_params_free(&ps);
+}
+
+static void test_masked_update(void) {
+    nl_params ps;
+    make_store(&ps, 3);
+    nl_sara o;
+    nl_sara_config c = nl_sara_defaults();
+    c.fraction = 0.3;
+    c.lambda_rank = 0; /* the plain AdamW rule first */
+    c.lr = 1e-2;
+    NLT_OK(nl_sara_init(&o, &ps, &c));
+    int64_t n = ps.total;
+    float *before = malloc((size_t)n * sizeof(float));
+    memcpy(before, ps.data, (size_t)n * sizeof(float));
+    NLT_OK(nl_sara_step(&o));
+    const float *x = ps.data, *g = ps.grad;
+    char *sel = calloc((size_t)n, 1);
+    for (int64_t j = 0; j < o.n_sel; j++) sel[o.idx[j]] = 1;
+    int64_t changed_unsel = 0, wrong = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (!sel[k]) changed_unsel += memcmp(&x[k], &before[k], sizeof(float)) != 0;
+        else {
+            /* first AdamW step: theta (1 - lr wd) - lr g / (|g| + eps) */
+            double want = before[k] * (1 - c.lr * c.weight_decay) - c.lr * g[k] / (fabs(g[k]) + c.eps);
+            wrong += fabs(want - x[k]) > 1e-6;
+        }
+    }
+    NLT_CHECK(changed_unsel == 0, "%lld unselected entries changed", (long long)changed_unsel);
+    NLT_CHECK(wrong == 0, "%lld selected entries off the AdamW rule", (long long)wrong);
+    /* with the penalty on, unselected entries still stay bit-identical */
+    memcpy(before, ps.data, (size_t)n * sizeof(float));
+    o.cfg.lambda_rank = 0.5;
+    o.cfg.min_rank_dim = 1;
+    o.n_rank = 1, o.rank_ids[0] = 0;
+    NLT_OK(nl_sara_step(&o));
+    NLT_CHECK(o.last_nuclear > 0, "the penalty ran (||W M||_* = %g)", o.last_nuclear);
+    changed_unsel = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (!sel[k]) changed_unsel += memcmp(&x[k], &before[k], sizeof(float)) != 0;
+    NLT_CHECK(changed_unsel == 0, "with the penalty: %lld unselected entries changed", (long long)changed_unsel);
+    /* a non-finite gradient changes nothing */
+    memcpy(before, ps.data, (size_t)n * sizeof(float));
+    ((float *)ps.grad)[o.idx[0]] = NAN;
+    NLT_CHECK(nl_sara_step(&o) == NL_ENONFINITE && !memcmp(before, ps.data, (size_t)n * sizeof(float)), "NaN gradient rejected");
+    free(before);
+    free(sel);
+    nl_sara_free(&o);
+    nl_params_free(&ps);
+}
+
+static void test_nuclear_hand(void) {
+    float w[4] = {3, 0, 0, -2};
+    double nuc, g[4];
+    NLT_OK(nl_sara_nuclear(w, NULL, 2, 2, &nuc, g));
+    NLT_NEAR(nuc, 5, 1e-12);
+    NLT_NEAR(g[0], 1, 1e-12);
+    NLT_NEAR(g[1], 0, 1e-12);
+    NLT_NEAR(g[2], 0, 1e-12);
+    NLT_NEAR(g[3], -1, 1e-12);
+}
+
+static void test_nuclear_fd(void) {
+    enum { R = 5, C = 7 };
+    float w[R * C], mask[R * C];
+    nl_rng r;
+    nl_rng_init(&r, 4, 9);
+    for (int j = 0; j < R * C; j++) w[j] = (float)nl_rng_normal(&r), mask[j] = nl_rng_uniform(&r) < 0.6 ? 1.0f : 0.0f;
+    double nuc, g[R * C];
+    NLT_OK(nl_sara_nuclear(w, mask, R, C, &nuc, g));
+    double worst = 0;
+    for (int j = 0; j < R * C; j++) {
+        const float h = 1e-3f;
+        float keep = w[j];
+        double p, m;
+        w[j] = keep + h, nl_sara_nuclear(w, mask, R, C, &p, NULL);
+        w[j] = keep - h, nl_sara_nuclear(w, mask, R, C, &m, NULL);
+        w[j] = keep;
+        double num = (p - m) / ((double)(keep + h) - (double)(keep - h));
+        worst = fmax(worst, fabs(num - g[j]));
+        if (mask[j] == 0) NLT_CHECK(g[j] == 0, "unmasked entry %d has gradient %g", j, g[j]);
+    }
+    NLT_CHECK(worst < 1e-4, "subgradient vs central differences: worst |err| %g", worst);
+}
+
+static void test_progressive(void) {
+    nl_params ps;
+    make_store(&ps, 5);
+    nl_sara o;
+    nl_sara_config c = nl_sara_defaults();
+    c.fraction = 0.4;
+    c.lambda_rank = 0;
+    c.lr = 0.5; /* large, so that some selected entries leave the band |theta| < tau */
+    c.weight_decay = 0;
+    c.progressive_step = 2;
+    NLT_OK(nl_sara_init(&o, &ps, &c));
+    int64_t n0 = o.n_sel;
+    NLT_OK(nl_sara_step(&o));
+    NLT_CHECK(!o.reselected && o.step == 1, "no re-selection before step 2");
+    NLT_OK(nl_sara_step(&o));
+    const float *x = ps.data;
+    int64_t outside = 0;
+    for (int64_t j = 0; j < o.n_sel; j++) outside += !(fabsf(x[o.idx[j]]) < o.tau);
+    int zero_state = 1;
+    for (int64_t j = 0; j < o.n_sel; j++) zero_state &= o.m[j] == 0 && o.v[j] == 0;
+    NLT_CHECK(o.reselected && o.step == 0 && zero_state, "state reset at the re-selection");
+    NLT_CHECK(o.n_sel < n0 && outside == 0, "mask narrowed %lld -> %lld, %lld kept outside tau", (long long)n0, (long long)o.n_sel,
+              (long long)outside);
+    nl_sara_free(&o);
+    nl_params_free(&ps);
+}
+
+int main(void) {
+    NLT_RUN(test_bad_fraction);
+    NLT_RUN(test_selection_and_state);
+    NLT_RUN(test_masked_update);
+    NLT_RUN(test_nuclear_hand);
+    NLT_RUN(test_nuclear_fd);
+    NLT_RUN(test_progressive);
+    return nlt_finish();
+}
