@@ -116,6 +116,16 @@ nl_var *nl_powernorm(nl_ctx *c, nl_powernorm_state *pn, nl_var *x, nl_var *gamma
                      int train);
 
 
+/* ---- diffusion UNet ops (src/nn/groupnorm.c, src/nn/upsample.c) ----
+ * GroupNorm over x [N, C, ...]: channels cut into `groups` groups of C/groups (groups must divide C); each (sample,
+ * group) normalised over its channels and spatial positions (biased variance), y = xhat * gamma[c] + beta[c];
+ * gamma/beta [C] (x's dtype) or NULL. groups = 1 is LayerNorm over (C, H, W); groups = C is InstanceNorm. f32 and
+ * f64, exact backward. */
+nl_var *nl_groupnorm(nl_ctx *c, nl_var *x, int groups, nl_var *gamma, nl_var *beta, double eps);
+/* Nearest-neighbour upsampling of x [N, C, H, W] by an integer factor in 1..64 -> [N, C, f H, f W]; backward sums
+ * each f x f block. f32 and f64. */
+nl_var *nl_upsample_nearest(nl_ctx *c, nl_var *x, int factor);
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,6 +80,10 @@ nl_var *nl_contiguous(nl_ctx *c, nl_var *x);
 void nl_gemm(nl_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A, int64_t lda,
              const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
 
+/* ---- SiLU (src/ops/silu.c) ----
+ * y = x * sigmoid(x) as one fused op (one pass each way, nothing saved but x); f32 and f64. */
+nl_var *nl_silu(nl_ctx *c, nl_var *x);
+
 #ifdef __cplusplus
 }
 #endif
