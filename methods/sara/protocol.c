@@ -7,13 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int nl_sara_lora_targets(const nl_params *ps, int rank, const char **names, int cap) {
+int nl_sara_lora_targets(const nl_params *ps, const char **names, int cap) {
     int n = 0;
     for (int i = 0; i < ps->n && n < cap; i++) {
         const nl_param *p = ps->p[i];
-        if (!nl_unet_is_matrix(p)) continue;
-        int64_t out = p->var.val.shape[0], in = p->numel / out;
-        if ((out < in ? out : in) >= rank) names[n++] = p->name;
+        if (nl_unet_is_matrix(p) && p->var.val.shape[0] > 1) names[n++] = p->name;
     }
     return n;
 }
@@ -137,7 +135,7 @@ static nl_status finetune(nl_unet *u, const nl_diffusion *d, const nl_sara_proto
         fo->tau = so.tau;
     } else if (method == SARA_M_LORA) {
         const char *names[256];
-        int nn = nl_sara_lora_targets(ps, lora_rank, names, 256);
+        int nn = nl_sara_lora_targets(ps, names, 256);
         if ((s = nl_lora_init(lora, ps, names, nn, lora_rank, (double)lora_rank, seed))) return s;
         if ((s = nl_optim_init(&o, &lora->ad, &oc))) return s;
         fo->trainable = nl_lora_count(lora);
@@ -201,6 +199,13 @@ static uint64_t fnv1a(const char *s) {
 static nl_status pretrain(nl_unet *u, const nl_diffusion *d, const nl_sara_proto_config *cfg, const float *x, int64_t n,
                           nl_sara_proto_result *r) {
     const nl_unet_config *uc = &cfg->unet;
+    if (cfg->checkpoint) {
+        nl_status s = nl_unet_load(u, cfg->checkpoint);
+        if (!s) s = nl_params_check_finite(&u->ps, "sara checkpoint");
+        if (s) return nl_set_error(s, "sara: checkpoint '%s': %s", cfg->checkpoint, nl_last_error());
+        r->pre_loss = NAN;
+        return NL_OK;
+    }
     char key[512], path[1024];
     snprintf(key, sizeof key, "unet S%d C%d ch%d L%d m%d,%d,%d,%d g%d a%d | T%d linear | n%lld steps%lld B%lld lr%.9g seed%llu",
              uc->image_size, uc->in_channels, uc->base_channels, uc->levels, uc->ch_mult[0], uc->ch_mult[1], uc->ch_mult[2],
@@ -311,13 +316,23 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
     int64_t n_sel = 0;
     for (int i = 0; i < ps->n; i++)
         for (int64_t j = 0; j < ps->p[i]->numel; j++) n_sel += fabsf(((const float *)ps->p[i]->var.val.data)[j]) < r->tau;
-    int64_t best = -1;
-    for (int rank = 1; rank <= 64; rank++) {
-        const char *names[256];
-        int nn = nl_sara_lora_targets(ps, rank, names, 256);
-        if (nn == 0) break;
-        int64_t cnt = nl_lora_count_for(ps, names, nn, rank);
-        if (cnt > 0 && (best < 0 || llabs(cnt - n_sel) < llabs(best - n_sel))) best = cnt, r->lora_rank = rank;
+    const char *names[256];
+    int nn = nl_sara_lora_targets(ps, names, 256);
+    if (cfg->lora_rank > 0) {
+        if (nl_lora_count_for(ps, names, nn, cfg->lora_rank) < 0) {
+            nl_lora probe;
+            s = nl_lora_init(&probe, ps, names, nn, cfg->lora_rank, 1, 1); /* fails with the message naming the matrix */
+            if (!s) nl_lora_free(&probe), s = nl_set_error(NL_EINVAL, "sara: LoRA rank %d rejected", cfg->lora_rank);
+            goto done;
+        }
+        r->lora_rank = cfg->lora_rank;
+    } else {
+        int64_t best = -1;
+        for (int rank = 1; rank <= 256; rank++) {
+            int64_t cnt = nl_lora_count_for(ps, names, nn, rank);
+            if (cnt < 0) break;
+            if (best < 0 || llabs(cnt - n_sel) < llabs(best - n_sel)) best = cnt, r->lora_rank = rank;
+        }
     }
     r->seeds = cfg->seeds;
     double t_eval = 0, t_ft = 0;

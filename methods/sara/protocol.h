@@ -31,6 +31,8 @@ typedef struct nl_sara_proto_config {
     int64_t fd_train;         /* FD classifier training images */
     int fd_epochs;
     int seeds;                /* fine-tuning seeds 1..seeds */
+    int lora_rank;            /* 0: the rank whose trainable count is closest to SaRA's |M| */
+    const char *checkpoint;   /* a pretrained UNet to start from instead of pretraining (NULL: pretrain / cache) */
     uint64_t pre_seed;        /* pretraining seed */
     const char *cache_dir;    /* where the pretrained UNet may be cached (NULL: no cache) */
     int verbose;
@@ -61,7 +63,7 @@ typedef struct nl_sara_proto_result {
 } nl_sara_proto_result;
 
 nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_result *r);
-/* The LoRA targets of the protocol: every conv / linear weight whose min(out, in) >= rank. */
-int nl_sara_lora_targets(const nl_params *ps, int rank, const char **names, int cap);
+/* The LoRA targets of the protocol: every conv / linear weight except the single-output conv_out. */
+int nl_sara_lora_targets(const nl_params *ps, const char **names, int cap);
 
 #endif
