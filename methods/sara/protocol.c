@@ -280,13 +280,24 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
     memset(&u, 0, sizeof u);
     nl_diffusion d;
     memset(&d, 0, sizeof d);
-    double t_start = nl_time();
-    nl_status s = load("train", OLD, S, cfg->n_train, &x_old, &n_old);
+    /* the cheap checks first: the architecture, a checkpoint against it, an explicit LoRA rank against its matrices */
+    nl_status s = nl_diffusion_init(&d, cfg->T, NL_DIFF_LINEAR);
+    if (!s) s = nl_unet_init(&u, &cfg->unet, cfg->pre_seed);
+    if (!s && cfg->checkpoint) s = pretrain(&u, &d, cfg, NULL, 0, r);
+    if (!s && cfg->lora_rank > 0) {
+        const char *names[256];
+        int nn = nl_sara_lora_targets(&u.ps, names, 256);
+        if (nl_lora_count_for(&u.ps, names, nn, cfg->lora_rank) < 0) {
+            nl_lora probe;
+            s = nl_lora_init(&probe, &u.ps, names, nn, cfg->lora_rank, 1, 1); /* fails with the message naming the matrix */
+            if (!s) nl_lora_free(&probe), s = nl_set_error(NL_EINVAL, "sara: LoRA rank %d rejected", cfg->lora_rank);
+            else s = nl_set_error(s, "sara: %s", nl_last_error());
+        }
+    }
+    if (!s) s = load("train", OLD, S, cfg->n_train, &x_old, &n_old);
     if (!s) s = load("train", NEW, S, cfg->n_train, &x_new, &n_new);
     if (!s) s = load("test", OLD, S, 2 * cfg->n_eval, &t_old, &m_old);
     if (!s) s = load("test", NEW, S, cfg->n_eval, &t_new, &m_new);
-    if (!s) s = nl_diffusion_init(&d, cfg->T, NL_DIFF_LINEAR);
-    if (!s) s = nl_unet_init(&u, &cfg->unet, cfg->pre_seed);
     if (s) goto done;
     /* the FD network and the real sets' features */
     ev.n = cfg->n_eval;
@@ -298,8 +309,9 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
         !(s = nl_fd_features(&ev.fd, t_new, ev.n, &ev.f_new)))
         s = nl_frechet_distance(ev.f_old_a, ev.n, ev.f_old_b, ev.n, ev.fd.dim, &r->fd_real_real);
     if (s) goto done;
-    if ((s = pretrain(&u, &d, cfg, x_old, n_old, r))) goto done;
-    r->seconds_pre = nl_time() - t_start;
+    double t_pre = nl_time();
+    if (!cfg->checkpoint && (s = pretrain(&u, &d, cfg, x_old, n_old, r))) goto done;
+    r->seconds_pre = nl_time() - t_pre;
     nl_params *ps = &u.ps;
     int64_t N = 0;
     for (int i = 0; i < ps->n; i++) N += ps->p[i]->numel;
@@ -319,13 +331,7 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
     const char *names[256];
     int nn = nl_sara_lora_targets(ps, names, 256);
     if (cfg->lora_rank > 0) {
-        if (nl_lora_count_for(ps, names, nn, cfg->lora_rank) < 0) {
-            nl_lora probe;
-            s = nl_lora_init(&probe, ps, names, nn, cfg->lora_rank, 1, 1); /* fails with the message naming the matrix */
-            if (!s) nl_lora_free(&probe), s = nl_set_error(NL_EINVAL, "sara: LoRA rank %d rejected", cfg->lora_rank);
-            goto done;
-        }
-        r->lora_rank = cfg->lora_rank;
+        r->lora_rank = cfg->lora_rank; /* checked above */
     } else {
         int64_t best = -1;
         for (int rank = 1; rank <= 256; rank++) {

@@ -3,7 +3,7 @@
  * and its subgradient (hand case and central differences), the progressive re-selection, the bad inputs and a smoke
  * run of the protocol (when Fashion-MNIST is installed). */
 #include "nltest.h"
-#include "sara/sara.h"
+#include "sara/protocol.h"
 #include "nnlab/cli.h"
 
 /* a store w (8, 6), b (6) with values N(0, 1), and random gradients N(0, 1) */
@@ -167,6 +167,30 @@ static void test_progressive(void) {
     nl_params_free(&ps);
 }
 
+/* bad input through the CLI entry: a threshold fraction outside (0, 1), a LoRA rank above a matrix's min(out, in), a
+ * checkpoint of another architecture (all rejected before any data is loaded or any training runs) */
+static void test_cli_bad_input(void) {
+    char *f0[] = {"train", "--fraction", "0", "--quiet"}, *f1[] = {"train", "--fraction", "1.5", "--quiet"};
+    NLT_CHECK(nl_sara_cli(4, f0) == NL_CLI_USAGE, "--fraction 0 is a usage error");
+    NLT_CHECK(nl_sara_cli(4, f1) == NL_CLI_USAGE, "--fraction 1.5 is a usage error");
+    char *rk[] = {"train", "--lora-rank", "9", "--quiet", "--threads", "1"}; /* ch 8: conv_in is (8, 9) */
+    int rc = nl_sara_cli(6, rk);
+    NLT_CHECK(rc == NL_CLI_FAIL && strstr(nl_last_error(), "rank 9 exceeds min(out, in) = 8"), "rank 9: rc %d, %s", rc, nl_last_error());
+    nl_unet_config c = nl_unet_defaults(16);
+    c.base_channels = 16; /* the CLI's default architecture has 8 */
+    c.levels = 2;
+    c.attn = 0;
+    nl_unet u;
+    NLT_OK(nl_unet_init(&u, &c, 3));
+    const char *path = "test_sara_other_arch.safetensors";
+    NLT_OK(nl_unet_save(&u, path));
+    nl_unet_free(&u);
+    char *ck[] = {"train", "--checkpoint", (char *)path, "--quiet", "--threads", "1"};
+    rc = nl_sara_cli(6, ck);
+    NLT_CHECK(rc == NL_CLI_FAIL && strstr(nl_last_error(), "checkpoint"), "other architecture: rc %d, %s", rc, nl_last_error());
+    remove(path);
+}
+
 int main(void) {
     NLT_RUN(test_bad_fraction);
     NLT_RUN(test_selection_and_state);
@@ -174,5 +198,6 @@ int main(void) {
     NLT_RUN(test_nuclear_hand);
     NLT_RUN(test_nuclear_fd);
     NLT_RUN(test_progressive);
+    NLT_RUN(test_cli_bad_input);
     return nlt_finish();
 }
