@@ -100,6 +100,11 @@ nl_status nl_diffusion_sample_ddim(nl_unet *u, const nl_diffusion *d, int64_t n,
                                    float *out);
 nl_status nl_diffusion_sample_ddpm(nl_unet *u, const nl_diffusion *d, int64_t n, nl_rng *rng, float *out);
 
+/* Checkpoint with the noise schedule as well ("diffusion.T", "diffusion.schedule" in the metadata; d may be NULL = as
+ * nl_unet_save), and the schedule back from such a file (NL_EFORMAT naming the file when it holds none). */
+nl_status nl_unet_save_ex(const nl_unet *u, const nl_diffusion *d, const char *path);
+nl_status nl_diffusion_from_file(nl_diffusion *d, const char *path);
+
 /* ---- EMA of the parameters: shadow = decay shadow + (1 - decay) theta ---- */
 typedef struct nl_ema {
     float *shadow;             /* (ps->total) */

@@ -98,10 +98,130 @@ static void test_train_and_sample(void) {
     nl_unet_free(&u);
 }
 
+static void test_checkpoint(void) {
+    nl_unet_config cfg = tiny();
+    nl_unet u, v, w;
+    NLT_OK(nl_unet_init(&u, &cfg, 7));
+    nl_diffusion d;
+    NLT_OK(nl_diffusion_init(&d, 50, NL_DIFF_LINEAR));
+    const char *path = "/tmp/nl_test_diffusion_unet.safetensors";
+    NLT_OK(nl_unet_save_ex(&u, &d, path));
+    NLT_OK(nl_unet_load_new(&v, path));
+    NLT_CHECK(v.ps.total == u.ps.total && !memcmp(v.ps.data, u.ps.data, (size_t)u.ps.total * sizeof(float)), "round trip");
+    nl_diffusion d2;
+    NLT_OK(nl_diffusion_from_file(&d2, path));
+    NLT_CHECK(d2.T == 50 && d2.kind == NL_DIFF_LINEAR && d2.abar[49] == d.abar[49], "schedule round trip");
+    nl_diffusion_free(&d2);
+    /* another architecture: a clear error naming the field */
+    nl_unet_config other = cfg;
+    other.base_channels = 16;
+    NLT_OK(nl_unet_init(&w, &other, 1));
+    NLT_CHECK(nl_unet_load(&w, path) == NL_EFORMAT && strstr(nl_last_error(), "another architecture") &&
+                  strstr(nl_last_error(), "base_channels"), "%s", nl_last_error());
+    NLT_OK(nl_unet_load(&v, path));
+    /* the CLI refuses it too: sample from a file that is not a unet checkpoint */
+    const char *mlp = "/tmp/nl_test_diffusion_mlp.safetensors";
+    int64_t sizes[3] = {4, 3, 2};
+    nl_model_config mc = nl_mlp_config(3, sizes, NL_ACT_RELU, 0);
+    nl_model m;
+    NLT_OK(nl_model_init(&m, &mc, 1));
+    NLT_OK(nl_model_save(&m, mlp, 0, NULL, NULL));
+    nl_model_free(&m);
+    char *argv[] = {"sample", "--load", (char *)mlp, "--out", "/tmp/nl_test_diffusion_x.png"};
+    NLT_CHECK(nl_diffusion_cli(5, argv) == 1, "CLI exit status for a non-unet checkpoint");
+    NLT_CHECK(nl_unet_load_new(&w, mlp) == NL_EFORMAT && strstr(nl_last_error(), "not a unet"), "%s", nl_last_error());
+    char *argv2[] = {"train", "--save", "/tmp/x.safetensors", "--schedule", "quadratic"};
+    NLT_CHECK(nl_diffusion_cli(5, argv2) == 2, "bad schedule: usage error");
+    /* PNG: signature and size */
+    float img[4 * 16 * 16];
+    for (int i = 0; i < 4 * 256; i++) img[i] = (float)sin(i * 0.05);
+    const char *png = "/tmp/nl_test_diffusion_grid.png";
+    NLT_OK(nl_png_write_grid(png, img, 4, 16, 2));
+    FILE *f = fopen(png, "rb");
+    unsigned char hdr[24] = {0};
+    NLT_CHECK(f && fread(hdr, 1, 24, f) == 24, "png readable");
+    if (f) fclose(f);
+    NLT_CHECK(!memcmp(hdr, "\x89PNG\r\n\x1a\n", 8) && hdr[19] == 35 && hdr[23] == 35, "png signature and 35x35 size");
+    unlink(path), unlink(mlp), unlink(png);
+    nl_diffusion_free(&d);
+    nl_unet_free(&u), nl_unet_free(&v), nl_unet_free(&w);
+}
+
+static void test_frechet_exact(void) {
+    /* 1-D: FD = (m1 - m2)^2 + (s1 - s2)^2 with the unbiased sample moments */
+    double a[5] = {1, 2, 3, 4, 5}, b[4] = {10, 14, 10, 14}, fd;
+    NLT_OK(nl_frechet_distance(a, 5, b, 4, 1, &fd));
+    const double va = 2.5, vb = 16.0 / 3;
+    NLT_NEAR(fd, 81 + va + vb - 2 * sqrt(va * vb), 1e-9);
+    NLT_OK(nl_frechet_distance(a, 5, a, 5, 1, &fd));
+    NLT_NEAR(fd, 0, 1e-12);
+    /* 2-D, non-commuting covariances: against tr(Sa + Sb - 2 (Sa^1/2 Sb Sa^1/2)^1/2) from a closed 2x2 form:
+     * for 2x2 PSD M, tr(M^1/2) = sqrt(tr M + 2 sqrt(det M)) */
+    double A[8] = {0, 0, 2, 1, 0, 2, -2, -3}, B[8] = {1, 0, 1, 3, -1, 1, 3, -2};
+    NLT_OK(nl_frechet_distance(A, 4, B, 4, 2, &fd));
+    double Sa[4] = {0}, Sb[4] = {0}, ma[2] = {0}, mb[2] = {0};
+    for (int i = 0; i < 4; i++) ma[0] += A[2 * i] / 4, ma[1] += A[2 * i + 1] / 4, mb[0] += B[2 * i] / 4, mb[1] += B[2 * i + 1] / 4;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < 2; k++) {
+                Sa[j * 2 + k] += (A[2 * i + j] - ma[j]) * (A[2 * i + k] - ma[k]) / 3;
+                Sb[j * 2 + k] += (B[2 * i + j] - mb[j]) * (B[2 * i + k] - mb[k]) / 3;
+            }
+    /* tr((Sa Sb)^1/2) = sqrt(tr(Sa Sb) + 2 sqrt(det(Sa Sb))) */
+    const double trp = Sa[0] * Sb[0] + Sa[1] * Sb[2] + Sa[2] * Sb[1] + Sa[3] * Sb[3];
+    const double det = (Sa[0] * Sa[3] - Sa[1] * Sa[2]) * (Sb[0] * Sb[3] - Sb[1] * Sb[2]);
+    const double ref = (ma[0] - mb[0]) * (ma[0] - mb[0]) + (ma[1] - mb[1]) * (ma[1] - mb[1]) + Sa[0] + Sa[3] + Sb[0] + Sb[3] -
+                       2 * sqrt(trp + 2 * sqrt(det));
+    NLT_NEAR(fd, ref, 1e-9);
+    NLT_CHECK(nl_frechet_distance(a, 1, b, 4, 1, &fd) == NL_EINVAL, "one row");
+}
+
+/* FD on classifier features: two disjoint halves of the test set are near each other; the same images with a
+ * brightness shift (x + 0.6, clipped) are far. Rule fixed before the first run: FD(A, B) < 0.1 FD(A, shift(B)). */
+static void test_fd_features(void) {
+    nl_fd_net f;
+    nl_status s = nl_fd_net_train(&f, 16, 64, 6000, 1, 1);
+    if (s == NL_ENOTFOUND || s == NL_EIO) {
+        printf("  (Fashion-MNIST missing: %s)\n", nl_last_error());
+        return;
+    }
+    NLT_OK(s);
+    if (s) return;
+    NLT_CHECK(f.test_acc > 0.7, "feature net test accuracy %.3f", f.test_acc);
+    float *x = NULL;
+    int64_t n = 0;
+    NLT_OK(nl_diffusion_load_images("fashion-mnist", "test", 0, 16, 4000, &x, NULL, &n));
+    const int64_t h = n / 2, D = 256;
+    float *sh = malloc((size_t)(h * D) * sizeof(float));
+    for (int64_t i = 0; i < h * D; i++) sh[i] = fminf(x[h * D + i] + 0.6f, 1.0f);
+    double same, near, far;
+    NLT_OK(nl_fd_images(&f, x, h, x, h, &same));
+    NLT_OK(nl_fd_images(&f, x, h, x + h * D, h, &near));
+    NLT_OK(nl_fd_images(&f, x, h, sh, h, &far));
+    printf("  FD: same set %.3g, two halves of the test set %.4g, shifted half %.4g (test acc %.3f)\n", same, near, far, f.test_acc);
+    NLT_CHECK(same < 1e-6 * (far + 1), "FD(A, A) = %g", same);
+    NLT_CHECK(near < 0.1 * far, "FD(A, B) %g vs FD(A, shift B) %g", near, far);
+    const char *path = "/tmp/nl_test_diffusion_fd.safetensors";
+    NLT_OK(nl_fd_net_save(&f, path));
+    nl_fd_net g;
+    NLT_OK(nl_fd_net_load(&g, path));
+    double near2;
+    NLT_OK(nl_fd_images(&g, x, h, x + h * D, h, &near2));
+    NLT_CHECK(near2 == near, "reloaded net gives the same FD (%g vs %g)", near2, near);
+    unlink(path);
+    nl_fd_net_free(&g);
+    nl_fd_net_free(&f);
+    free(sh);
+    free(x);
+}
+
 int main(void) {
     nl_set_num_threads(1);
     NLT_RUN(test_schedules);
     NLT_RUN(test_unet_forward);
     NLT_RUN(test_train_and_sample);
+    NLT_RUN(test_checkpoint);
+    NLT_RUN(test_frechet_exact);
+    NLT_RUN(test_fd_features);
     return nlt_finish();
 }
