@@ -17,8 +17,9 @@ static void help_sara(FILE *f) {
             "effect of zeroing the smallest vs a random fraction, and each optimiser's memory. The ledger entry is\n"
             "`nnlab repro sara`.\n"
             "\n"
-            "  --fraction P        SaRA's trainable fraction, in (0, 1) (default 0.1)\n"
-            "  --lora-rank R       LoRA rank (default: matched to SaRA's count; above a matrix's min(out, in) is an error)\n"
+            "  --fraction P        the zeroed fraction and the least trainable fraction, in (0, 1) (default 0.1): LoRA's rank is\n"
+            "                      the smallest whose count reaches P N, and SaRA trains that many smallest-|theta| entries\n"
+            "  --lora-rank R       LoRA rank instead (SaRA matches its count; above a matrix's min(out, in) is an error)\n"
             "  --lambda X          nuclear-norm weight (default 5e-4; 0 = off)\n"
             "  --no-progressive    no re-selection at half the fine-tuning steps\n"
             "  --checkpoint FILE   start from this pretrained UNet (safetensors from `nnlab diffusion train`; must have the\n"
@@ -26,9 +27,10 @@ static void help_sara(FILE *f) {
             "  --channels C        UNet base channels (default 8); --levels L (default 2); --attn 0|1 (default 0)\n"
             "  --T N               diffusion steps (default 200)\n"
             "  --images N          training images per domain (default 2000)\n"
-            "  --pretrain-steps N  default 600;  --steps N fine-tuning steps (default 150);  --batch B (default 32)\n"
+            "  --pretrain-steps N  default 600;  --batch B its batch (default 32)\n"
+            "  --steps N           fine-tuning steps (default 100);  --ft-batch B its batch (default 16)\n"
             "  --lr X              fine-tuning learning rate (default 1e-3)\n"
-            "  --eval N            images per FD set (default 256);  --ddim N sampling steps (default 10)\n"
+            "  --eval N            images per FD set (default 200);  --ddim N sampling steps (default 8)\n"
             "  --seeds N           fine-tuning seeds 1..N (default 1)\n"
             "  --cache DIR         cache the pretrained UNet there, keyed by its configuration and seed\n"
             "  --threads T         threads (default NL_NUM_THREADS or all cores)\n"
@@ -42,8 +44,8 @@ int nl_sara_cli(int argc, char **argv) {
     }
     if (strcmp(argv[0], "train")) return nl_cli_usage_error("sara", "unknown subcommand '%s' (train)", argv[0]);
     double fraction = 0.1, lambda = 5e-4, lr = 1e-3;
-    int64_t lora_rank = 0, channels = 8, levels = 2, attn = 0, T = 200, images = 2000, pre_steps = 600, steps = 150, batch = 32;
-    int64_t n_eval = 256, ddim = 10, seeds = 1, threads = 0;
+    int64_t lora_rank = 0, channels = 8, levels = 2, attn = 0, T = 200, images = 2000, pre_steps = 600, steps = 100, batch = 32;
+    int64_t ft_batch = 16, n_eval = 200, ddim = 8, seeds = 1, threads = 0;
     int no_prog = 0, quiet = 0;
     const char *checkpoint = NULL, *cache = NULL;
     nl_cli_opt opts[] = {
@@ -60,6 +62,7 @@ int nl_sara_cli(int argc, char **argv) {
         {"--pretrain-steps", NL_OPT_INT, &pre_steps, 1, 10000000, 0, 0, "N"},
         {"--steps", NL_OPT_INT, &steps, 2, 10000000, 0, 0, "N"},
         {"--batch", NL_OPT_INT, &batch, 1, 4096, 0, 0, "B"},
+        {"--ft-batch", NL_OPT_INT, &ft_batch, 1, 4096, 0, 0, "B"},
         {"--lr", NL_OPT_DOUBLE, &lr, 0, 10, 1, 0, "X"},
         {"--eval", NL_OPT_INT, &n_eval, 4, 5000, 0, 0, "N"},
         {"--ddim", NL_OPT_INT, &ddim, 1, 100000, 0, 0, "N"},
@@ -90,6 +93,7 @@ int nl_sara_cli(int argc, char **argv) {
     cfg.pre_steps = pre_steps;
     cfg.ft_steps = steps;
     cfg.batch = batch;
+    cfg.ft_batch = ft_batch;
     cfg.pre_lr = 2e-3;
     cfg.ft_lr = lr;
     cfg.fraction = fraction;
@@ -113,8 +117,8 @@ int nl_sara_cli(int argc, char **argv) {
         fprintf(stderr, "nnlab sara train: error: %s\n", nl_last_error());
         return NL_CLI_FAIL;
     }
-    printf("sara: UNet %lld params, SaRA |M| %lld (tau %.4g, %lld after re-selection), LoRA rank %d (%lld), full %lld\n",
-           (long long)r.n_params, (long long)r.trainable[0], r.tau, (long long)r.sara_after_reselect, r.lora_rank,
+    printf("sara: UNet %lld params, SaRA |M| %lld (%.1f%%, %lld after re-selection), LoRA rank %d (%lld), full %lld\n",
+           (long long)r.n_params, (long long)r.trainable[0], 100 * r.sara_fraction, (long long)r.sara_after_reselect, r.lora_rank,
            (long long)r.trainable[1], (long long)r.trainable[2]);
     printf("FD floor (two real old-domain sets) %.2f; FD network test accuracy %.2f%%\n", r.fd_real_real, 100 * r.fd_net_acc);
     printf("%-5s %10s %10s %10s %10s %10s %10s\n", "seed", "base-old", "small0", "rand0", "base-new", "base-probe", "");

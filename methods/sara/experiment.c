@@ -22,7 +22,7 @@
 
 typedef struct sara_entry_cfg {
     int base_channels, levels, m0, m1, m2, attn, T;
-    int64_t n_train, pre_steps, ft_steps, batch, n_eval;
+    int64_t n_train, pre_steps, ft_steps, batch, ft_batch, n_eval;
     int ddim_steps, fd_dim, fd_epochs, seeds;
     int64_t fd_train;
 } sara_entry_cfg;
@@ -72,6 +72,7 @@ static void put(nl_exp_result *r, const nl_sara_proto_result *p, const sara_view
     nl_exp_set(r, "n_params", (double)p->n_params);
     nl_exp_set(r, "lora_rank", p->lora_rank);
     nl_exp_set(r, "tau", p->tau);
+    nl_exp_set(r, "sara_fraction", p->sara_fraction);
     nl_exp_set(r, "fd_real_real", p->fd_real_real);
     nl_exp_set(r, "fd_net_acc", p->fd_net_acc);
     nl_exp_set(r, "pre_loss", p->pre_loss);
@@ -97,6 +98,7 @@ static nl_status sara_run(const nl_experiment *e, const void *config, const nl_e
     cfg.pre_steps = ec->pre_steps;
     cfg.ft_steps = ec->ft_steps;
     cfg.batch = ec->batch;
+    cfg.ft_batch = ec->ft_batch;
     cfg.pre_lr = 2e-3;
     cfg.ft_lr = 1e-3;
     cfg.fraction = 0.1;
@@ -136,10 +138,10 @@ static nl_status sara_run(const nl_experiment *e, const void *config, const nl_e
     }
     snprintf(out->note, sizeof out->note,
              "%s: UNet 16x16 ch %d mult {%d,%d%s%.0d} (%lld params), T %d, %lld images per domain, pretrain %lld steps%s, fine-tune %lld steps "
-             "x %lld, SaRA |M| %lld (tau %.3g), LoRA rank %d (%lld), FD on %lld images, %d seeds, %d thread(s)",
+             "x %lld, SaRA |M| %lld (%.1f%%), LoRA rank %d (%lld), FD on %lld images, %d seeds, %d thread(s)",
              e->name, ec->base_channels, ec->m0, ec->m1, ec->levels > 2 ? "," : "", ec->levels > 2 ? ec->m2 : 0, (long long)p.n_params, ec->T,
-             (long long)ec->n_train, (long long)ec->pre_steps, p.cache_hit ? " (cached)" : "", (long long)ec->ft_steps, (long long)ec->batch,
-             (long long)p.trainable[0], p.tau, p.lora_rank, (long long)p.trainable[1], (long long)ec->n_eval, p.seeds, opt->threads);
+             (long long)ec->n_train, (long long)ec->pre_steps, p.cache_hit ? " (cached)" : "", (long long)ec->ft_steps, (long long)ec->ft_batch,
+             (long long)p.trainable[0], 100 * p.sara_fraction, p.lora_rank, (long long)p.trainable[1], (long long)ec->n_eval, p.seeds, opt->threads);
     return NL_OK;
 }
 
@@ -196,17 +198,18 @@ static int sara_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *
     return nl_exp_parts_pass(r);
 }
 
-/* quick: ch 8 mult {1,2}, no attention, T 200, 2000 images per domain, pretrain 600 steps, fine-tune 150 steps, batch 32,
- * FD on 256 images, DDIM 10 steps, 3 seeds; full: ch 16 mult {1,2,2} with attention, 1000 steps ...; smoke: tiny. */
-static const sara_entry_cfg sara_quick = {8, 2, 1, 2, 2, 0, 200, 2000, 600, 150, 32, 256, 10, 32, 1, 3, 4000};
-static const sara_entry_cfg sara_full = {16, 3, 1, 2, 2, 1, 500, 12000, 6000, 1500, 64, 1000, 50, 64, 3, 3, 20000};
-static const sara_entry_cfg sara_smoke = {8, 2, 1, 2, 2, 0, 50, 200, 20, 6, 8, 40, 3, 16, 1, 3, 500};
+/* quick: ch 8 mult {1,2}, no attention, T 200, 2000 images per domain, pretrain 600 steps (batch 32), fine-tune 100 steps
+ * (batch 16), FD on 200 images, DDIM 8 steps, 3 seeds; full: ch 16 mult {1,2,2} with attention, T 500, 6000 + 1500 steps
+ * (batch 64), FD on 1000 images, DDIM 50 steps; smoke: tiny. */
+static const sara_entry_cfg sara_quick = {8, 2, 1, 2, 2, 0, 200, 2000, 600, 100, 32, 16, 200, 8, 32, 1, 3, 4000};
+static const sara_entry_cfg sara_full = {16, 3, 1, 2, 2, 1, 500, 12000, 6000, 1500, 64, 64, 1000, 50, 64, 3, 3, 20000};
+static const sara_entry_cfg sara_smoke = {8, 2, 1, 2, 2, 0, 50, 200, 20, 6, 8, 8, 40, 3, 16, 1, 3, 500};
 
 #define SARA_K(x) x "_fd_new_mean," x "_fd_new_se," x "_fd_probe_mean," x "_fd_probe_se," x "_ft_loss_mean," x "_trainable," x "_opt_bytes,"
 #define SARA_METRICS                                                                                                                   \
     "fd_base_old_mean,fd_small_old_mean,fd_rand_old_mean,d_small_mean,d_small_se,d_rand_mean,d_rand_se,abs_d_small_mean,"                \
     "fd_base_new_mean,fd_base_probe_mean," SARA_K("sara") SARA_K("lora") SARA_K("full")                                                \
-    "sara_after_reselect,dense_masked_bytes,n_params,lora_rank,tau,fd_real_real,fd_net_acc,pre_loss,cache_hit,seconds_pretrain,"      \
+    "sara_after_reselect,dense_masked_bytes,n_params,lora_rank,tau,sara_fraction,fd_real_real,fd_net_acc,pre_loss,cache_hit,seconds_pretrain,"      \
     "seconds_finetune,seconds_eval,seeds"
 
 const nl_experiment nl_exp_sara = {
@@ -217,8 +220,9 @@ const nl_experiment nl_exp_sara = {
              "nuclear-norm regularised, progressively re-selected) adapts to a new domain as well as LoRA with the same trainable count "
              "while keeping the old domain better than LoRA and full fine-tuning, with optimiser state for the trainable entries only",
     .quick_desc = "UNet 16x16 ch 8 mult {1,2}, DDPM T 200, pretrained 600 steps on 2000 Fashion-MNIST images of classes 0-4 (cached in "
-                  "--out by config+seed), fine-tuned 150 steps (batch 32, lr 1e-3) on 2000 images of classes 5-9 with SaRA (10%), LoRA "
-                  "(closest count) and full fine-tuning; FD on 256 images (DDIM 10 steps), seeds 1-3",
+                  "--out by config+seed), fine-tuned 100 steps (batch 16, lr 1e-3) on 2000 images of classes 5-9 with LoRA (smallest rank reaching 10% "
+                  "of the parameters), SaRA (the same count of smallest-|theta| entries) and full fine-tuning; FD on 200 images (DDIM 8 "
+                  "steps), seeds 1-3",
     .full_desc = "UNet 16x16 ch 16 mult {1,2,2} with attention, T 500, 12000 images per domain, pretrain 6000 / fine-tune 1500 steps "
                  "(batch 64), FD on 1000 images (DDIM 50 steps), seeds 1-3",
     .smoke_desc = "UNet ch 8, T 50, 200 images, 20 + 6 steps, FD on 40 images, seeds 1-3",

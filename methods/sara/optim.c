@@ -42,7 +42,7 @@ double nl_sara_threshold(const nl_params *ps, double fraction) {
         for (int64_t k = 0; k < ps->p[i]->numel; k++) a[j++] = fabsf(x[k]);
     }
     qsort(a, (size_t)n, sizeof(float), cmp_float);
-    int64_t k = (int64_t)floor(fraction * (double)n);
+    int64_t k = (int64_t)floor(fraction * (double)n + 1e-9);
     if (k >= n) k = n - 1;
     double t = a[k];
     free(a);

@@ -110,8 +110,8 @@ typedef struct ft_out {
 } ft_out;
 
 static nl_status finetune(nl_unet *u, const nl_diffusion *d, const nl_sara_proto_config *cfg, int method, int lora_rank,
-                          const float *x, int64_t n, uint64_t seed, ft_out *fo, nl_lora *lora) {
-    const int64_t D = (int64_t)cfg->unet.image_size * cfg->unet.image_size, B = cfg->batch;
+                          double sara_fraction, const float *x, int64_t n, uint64_t seed, ft_out *fo, nl_lora *lora) {
+    const int64_t D = (int64_t)cfg->unet.image_size * cfg->unet.image_size, B = cfg->ft_batch;
     memset(fo, 0, sizeof *fo);
     nl_params *ps = &u->ps;
     nl_sara so;
@@ -124,7 +124,7 @@ static nl_status finetune(nl_unet *u, const nl_diffusion *d, const nl_sara_proto
     nl_status s = NL_OK;
     if (method == SARA_M_SARA) {
         nl_sara_config sc = nl_sara_defaults();
-        sc.fraction = cfg->fraction;
+        sc.fraction = sara_fraction;
         sc.lr = cfg->ft_lr;
         sc.lambda_rank = cfg->lambda_rank;
         sc.progressive_step = cfg->progressive ? cfg->ft_steps / 2 : 0;
@@ -324,21 +324,22 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
     }
     memcpy(keep, ps->data, (size_t)ps->total * sizeof(float));
     r->tau = nl_sara_threshold(ps, cfg->fraction);
-    /* LoRA's rank: the trainable count closest to SaRA's |M| (entries strictly below tau) */
-    int64_t n_sel = 0;
-    for (int i = 0; i < ps->n; i++)
-        for (int64_t j = 0; j < ps->p[i]->numel; j++) n_sel += fabsf(((const float *)ps->p[i]->var.val.data)[j]) < r->tau;
+    /* equal trainable counts: LoRA's rank is the given one or the smallest whose count reaches fraction N, and SaRA
+     * trains that many entries (fraction n_lora / N of the smallest |theta|) */
     const char *names[256];
     int nn = nl_sara_lora_targets(ps, names, 256);
-    if (cfg->lora_rank > 0) {
-        r->lora_rank = cfg->lora_rank; /* checked above */
-    } else {
-        int64_t best = -1;
-        for (int rank = 1; rank <= 256; rank++) {
-            int64_t cnt = nl_lora_count_for(ps, names, nn, rank);
-            if (cnt < 0) break;
-            if (best < 0 || llabs(cnt - n_sel) < llabs(best - n_sel)) best = cnt, r->lora_rank = rank;
-        }
+    r->lora_rank = cfg->lora_rank; /* checked above when given */
+    for (int rank = 1; rank <= 1024 && r->lora_rank == 0; rank++) {
+        int64_t cnt = nl_lora_count_for(ps, names, nn, rank);
+        if (cnt < 0) break;
+        if ((double)cnt >= cfg->fraction * (double)N) r->lora_rank = rank;
+    }
+    int64_t n_lora = r->lora_rank > 0 ? nl_lora_count_for(ps, names, nn, r->lora_rank) : -1;
+    r->sara_fraction = n_lora > 0 ? (double)n_lora / (double)N : NAN;
+    if (!(r->sara_fraction > 0 && r->sara_fraction < 1)) {
+        s = nl_set_error(NL_EINVAL, "sara: no LoRA rank reaches %g of the %lld parameters without exceeding a matrix", cfg->fraction,
+                         (long long)N);
+        goto done;
     }
     r->seeds = cfg->seeds;
     double t_eval = 0, t_ft = 0;
@@ -362,7 +363,7 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
             ft_out fo;
             nl_lora lora;
             memset(&lora, 0, sizeof lora);
-            s = finetune(&u, &d, cfg, m, r->lora_rank, x_new, n_new, seed, &fo, &lora);
+            s = finetune(&u, &d, cfg, m, r->lora_rank, r->sara_fraction, x_new, n_new, seed, &fo, &lora);
             double t2 = nl_time();
             t_ft += t2 - t1;
             if (!s) s = sample_fd(&u, &d, cfg, &ev, seed, NULL, &r->fd_new[m][si]);

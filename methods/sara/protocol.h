@@ -19,9 +19,10 @@ typedef struct nl_sara_proto_config {
     nl_unet_config unet;
     int T;                    /* diffusion steps (linear schedule) */
     int64_t n_train;          /* training images per domain (first ones of the training split) */
-    int64_t pre_steps, ft_steps, batch;
+    int64_t pre_steps, ft_steps, batch, ft_batch; /* batch: pretraining; ft_batch: fine-tuning */
     double pre_lr, ft_lr;
-    double fraction;          /* SaRA's trainable fraction and the zeroed fraction of part 1 */
+    double fraction;          /* the zeroed fraction of part 1, and the least trainable fraction: LoRA's rank is the smallest
+                               * whose count reaches fraction N, and SaRA trains that many entries */
     double lambda_rank;       /* SaRA's nuclear-norm weight */
     int progressive;          /* 1: re-select after ft_steps / 2 */
     int64_t n_eval;           /* images per FD set */
@@ -47,7 +48,8 @@ typedef struct nl_sara_proto_result {
     int64_t trainable[SARA_M_N];    /* SaRA |M| at the start, LoRA r (out + in), full N */
     int64_t sara_after_reselect;    /* |M| after the progressive re-selection */
     int lora_rank;
-    double tau;                     /* SaRA's |theta| threshold */
+    double tau;                     /* the |theta| threshold of the zeroing (fraction) */
+    double sara_fraction;           /* SaRA's trainable fraction: LoRA's count / N */
     double state_bytes[SARA_M_N];   /* the optimiser's own memory (see README) */
     double dense_masked_bytes;      /* a masked dense Adam (nl_optim with masks): 2 floats per entry of the store */
     double fd_base_old[SARA_MAX_SEEDS], fd_small_old[SARA_MAX_SEEDS], fd_rand_old[SARA_MAX_SEEDS], fd_rand2_old[SARA_MAX_SEEDS];

@@ -82,7 +82,7 @@ int64_t nl_sara_state_bytes(const nl_sara *o);
  * NL_ELINALG when the SVD does not converge, NL_ENOMEM. */
 nl_status nl_sara_nuclear(const float *w, const float *mask, int64_t rows, int64_t cols, double *nuc, double *grad);
 
-/* The |theta| quantile: the k-th smallest |x| (0-based, k = floor(p n)) over the entries of every parameter; the
+/* The |theta| quantile: the k-th smallest |x| (0-based, k = floor(p n + 1e-9)) over the entries of every parameter; the
  * selection is |x| < that value. */
 double nl_sara_threshold(const nl_params *ps, double fraction);
 
