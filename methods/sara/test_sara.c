@@ -191,6 +191,72 @@ static void test_cli_bad_input(void) {
     remove(path);
 }
 
+static void put3(nl_exp_result *r, const char *key, double a, double b, double c) {
+    nl_exp_set_seed(r, key, 1, a);
+    nl_exp_set_seed(r, key, 2, b);
+    nl_exp_set_seed(r, key, 3, c);
+    nl_exp_set_seed_mean_se(r, key, 3);
+}
+
+static int part_pass(const nl_exp_result *r, const char *name) {
+    for (int k = 0; k < r->n_parts; k++)
+        if (!strcmp(r->parts[k].name, name)) return r->parts[k].pass;
+    return -1;
+}
+
+/* the judge on hand-made results: all parts pass, then each control's substitution fails its part */
+static void test_judge(void) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    nl_exp_set(&r, "seeds", 3);
+    put3(&r, "d_small", 0.1, -0.2, 0.05);
+    put3(&r, "abs_d_small", 0.1, 0.2, 0.05);
+    put3(&r, "d_rand", 300, 250, 400);
+    put3(&r, "lora_fd_new", 30, 32, 31);
+    put3(&r, "sara_fd_new", 31, 33, 31.5);  /* +0.83 +- 0.17 behind LoRA: within 0.2 x 31 */
+    put3(&r, "lora_fd_probe", 22, 23, 22.5);
+    put3(&r, "full_fd_probe", 30, 31, 29);
+    put3(&r, "sara_fd_probe", 20, 21, 20.2);
+    nl_exp_set(&r, "sara_trainable", 1000);
+    nl_exp_set(&r, "sara_opt_bytes", 16000 + 100);
+    nl_exp_set(&r, "full_opt_bytes", 120000);
+    nl_exp_set(&r, "lora_opt_bytes", 12000);
+    char m[700];
+    NLT_CHECK(nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m) == 1, "all parts pass: %s", m);
+    NLT_CHECK(r.n_parts == 5, "5 parts (%d)", r.n_parts);
+    /* random-for-smallest: d_small as large as d_rand */
+    put3(&r, "d_small", 280, 390, 260);
+    put3(&r, "abs_d_small", 280, 390, 260);
+    nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m);
+    NLT_CHECK(part_pass(&r, "smallest-inert") == 0, "random zeroing in place of the smallest fails");
+    /* a small but not "much less" change: 0.3 of d_rand fails the 0.25 ratio */
+    put3(&r, "d_small", 90, 75, 120);
+    put3(&r, "abs_d_small", 90, 75, 120);
+    nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m);
+    NLT_CHECK(part_pass(&r, "smallest-inert") == 0, "0.3 of the random change fails");
+    put3(&r, "d_small", 0.1, -0.2, 0.05);
+    put3(&r, "abs_d_small", 0.1, 0.2, 0.05);
+    /* untrained: SaRA's new FD = the pretrained model's */
+    put3(&r, "sara_fd_new", 60, 62, 61);
+    nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m);
+    NLT_CHECK(part_pass(&r, "new-domain-vs-lora") == 0, "untrained SaRA fails the new domain");
+    put3(&r, "sara_fd_new", 31, 33, 31.5);
+    /* full-as-sara: equal retention fails */
+    put3(&r, "sara_fd_probe", 30, 31, 29);
+    nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m);
+    NLT_CHECK(part_pass(&r, "retention-over-full") == 0 && part_pass(&r, "retention-over-lora") == 0, "full fine-tuning as SaRA fails");
+    put3(&r, "sara_fd_probe", 20, 21, 20.2);
+    /* dense-masked-adam: 12 bytes per store entry */
+    nl_exp_set(&r, "sara_opt_bytes", 119000);
+    nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m);
+    NLT_CHECK(part_pass(&r, "optimiser-memory") == 0, "a dense masked Adam fails the memory part");
+    nl_exp_set(&r, "sara_opt_bytes", 16100);
+    NLT_CHECK(nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m) == 1, "restored: pass");
+    nl_exp_set(&r, "seeds", 2);
+    NLT_CHECK(nl_exp_sara.judge(&nl_exp_sara, &r, NL_MODE_QUICK, m, sizeof m) == 0, "2 seeds fail");
+    nl_exp_result_free(&r);
+}
+
 int main(void) {
     NLT_RUN(test_bad_fraction);
     NLT_RUN(test_selection_and_state);
@@ -198,6 +264,7 @@ int main(void) {
     NLT_RUN(test_nuclear_hand);
     NLT_RUN(test_nuclear_fd);
     NLT_RUN(test_progressive);
+    NLT_RUN(test_judge);
     NLT_RUN(test_cli_bad_input);
     return nlt_finish();
 }
