@@ -32,7 +32,8 @@ static void help_sara(FILE *f) {
             "  --lr X              fine-tuning learning rate (default 1e-3)\n"
             "  --eval N            images per FD set (default 200);  --ddim N sampling steps (default 8)\n"
             "  --seeds N           fine-tuning seeds 1..N (default 1)\n"
-            "  --cache DIR         cache the pretrained UNet there, keyed by its configuration and seed\n"
+            "  --cache DIR         cache the pretrained UNet there (keyed by its configuration and seed) and write the\n"
+            "                      sample grids of seed 1 there (sara-samples-*.png)\n"
             "  --threads T         threads (default NL_NUM_THREADS or all cores)\n"
             "  --quiet             no progress lines\n");
 }

@@ -70,7 +70,7 @@ static nl_status fd_against(sara_eval *ev, const float *x, const double *ref, do
 
 /* samples of u (seeded) scored against the old (which 0) or new (1) domain; fd2 (may be NULL) the other one */
 static nl_status sample_fd(nl_unet *u, const nl_diffusion *d, const nl_sara_proto_config *cfg, sara_eval *ev, uint64_t seed,
-                           double *fd_old, double *fd_new) {
+                           double *fd_old, double *fd_new, const char *png) {
     const int64_t D = (int64_t)cfg->unet.image_size * cfg->unet.image_size;
     float *x = malloc((size_t)(ev->n * D) * sizeof(float)); /* (n_eval, 1, S, S) */
     if (!x) return nl_set_error(NL_ENOMEM, "sara: out of memory");
@@ -79,6 +79,11 @@ static nl_status sample_fd(nl_unet *u, const nl_diffusion *d, const nl_sara_prot
     nl_status s = nl_diffusion_sample_ddim(u, d, ev->n, cfg->ddim_steps, 0.0, &rng, x);
     if (!s && fd_old) s = fd_against(ev, x, ev->f_old_b, fd_old);
     if (!s && fd_new) s = fd_against(ev, x, ev->f_new, fd_new);
+    if (!s && png && cfg->cache_dir) { /* a grid of the first 64 samples next to the ledger; a failed write is no error */
+        char path[1024];
+        snprintf(path, sizeof path, "%s/sara-samples-%s.png", cfg->cache_dir, png);
+        nl_png_write_grid(path, x, ev->n < 64 ? ev->n : 64, cfg->unet.image_size, 8);
+    }
     free(x);
     return s;
 }
@@ -102,6 +107,7 @@ static nl_status probe_fd(nl_unet *u, const nl_diffusion *d, const nl_sara_proto
 }
 
 /* ---- fine-tuning ---- */
+static const char *const g_names[SARA_M_N] = {"sara", "lora", "full"};
 
 typedef struct ft_out {
     double loss, state_bytes;
@@ -347,14 +353,14 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
         uint64_t seed = (uint64_t)(si + 1);
         double t0 = nl_time();
         /* part 1: the pretrained model, smallest-fraction zeroing, random zeroing (same sampling noise) */
-        if ((s = sample_fd(&u, &d, cfg, &ev, seed, &r->fd_base_old[si], &r->fd_base_new[si]))) break;
+        if ((s = sample_fd(&u, &d, cfg, &ev, seed, &r->fd_base_old[si], &r->fd_base_new[si], si == 0 ? "pretrained" : NULL))) break;
         if ((s = probe_fd(&u, &d, cfg, &ev, seed, &r->fd_base_probe[si]))) break;
         int64_t zeroed = zero_smallest(ps, r->tau);
-        s = sample_fd(&u, &d, cfg, &ev, seed, &r->fd_small_old[si], NULL);
+        s = sample_fd(&u, &d, cfg, &ev, seed, &r->fd_small_old[si], NULL, si == 0 ? "smallest-zeroed" : NULL);
         memcpy(ps->data, keep, (size_t)ps->total * sizeof(float));
         if (s) break;
         zero_random(ps, zeroed, seed);
-        s = sample_fd(&u, &d, cfg, &ev, seed, &r->fd_rand_old[si], NULL);
+        s = sample_fd(&u, &d, cfg, &ev, seed, &r->fd_rand_old[si], NULL, si == 0 ? "random-zeroed" : NULL);
         memcpy(ps->data, keep, (size_t)ps->total * sizeof(float));
         if (s) break;
         t_eval += nl_time() - t0;
@@ -366,7 +372,7 @@ nl_status nl_sara_protocol_run(const nl_sara_proto_config *cfg, nl_sara_proto_re
             s = finetune(&u, &d, cfg, m, r->lora_rank, r->sara_fraction, x_new, n_new, seed, &fo, &lora);
             double t2 = nl_time();
             t_ft += t2 - t1;
-            if (!s) s = sample_fd(&u, &d, cfg, &ev, seed, NULL, &r->fd_new[m][si]);
+            if (!s) s = sample_fd(&u, &d, cfg, &ev, seed, NULL, &r->fd_new[m][si], si == 0 ? g_names[m] : NULL);
             if (!s) s = probe_fd(&u, &d, cfg, &ev, seed, &r->fd_probe[m][si]);
             t_eval += nl_time() - t2;
             nl_lora_free(&lora);
