@@ -69,6 +69,11 @@ static void test_groupnorm_value(void) {
     free(x.data), free(bad.data);
 }
 
+/* x used twice: the GroupNorm backward then adds to an existing input gradient instead of storing a fresh one */
+static nl_var *f_gn_twice(nl_ctx *c, nl_var **in, void *ud) {
+    return nl_mul(c, nl_groupnorm(c, in[0], 2, in[1], in[2], 1e-5), in[0]);
+}
+
 static void test_groupnorm_grad(void) {
     nl_tensor in[3] = {mk(NL_F64, 4, 2, 6, 3, 3), mk(NL_F64, 1, 6, 1, 1, 1), mk(NL_F64, 1, 6, 1, 1, 1)};
     fill(&in[0], 5, -2, 2);
@@ -78,6 +83,7 @@ static void test_groupnorm_grad(void) {
     gc("groupnorm G=3 affine", f_gn, &u1, 3, in, 1);
     gc("groupnorm G=1 affine", f_gn, &u2, 3, in, 1);
     gc("groupnorm G=C plain", f_gn, &u3, 1, in, 1);
+    gc("groupnorm(x) * x", f_gn_twice, NULL, 3, in, 1);
     for (int k = 0; k < 3; k++) free(in[k].data);
 }
 

@@ -215,6 +215,30 @@ static void test_fd_features(void) {
     free(x);
 }
 
+/* the command end to end on a tiny configuration (skipped without Fashion-MNIST) */
+static void test_cli(void) {
+    if (access("/usr/share/datasets/fashion-mnist", R_OK) && !getenv("NL_DATA_DIR")) {
+        printf("  (Fashion-MNIST missing: skipped)\n");
+        return;
+    }
+    const char *ck = "/tmp/nl_test_diffusion_cli.safetensors", *png = "/tmp/nl_test_diffusion_cli.png";
+    char *tr[] = {"train", "--save", (char *)ck, "--size", "16", "--ch", "4", "--groups", "2", "--levels", "2",
+                  "--n-train", "128", "--steps", "3", "--batch", "8", "--T", "20", "--classes", "0,1", "--threads", "1"};
+    NLT_CHECK(nl_diffusion_cli(23, tr) == 0, "diffusion train: %s", nl_last_error());
+    char *sa[] = {"sample", "--load", (char *)ck, "--out", (char *)png, "--n", "6", "--cols", "3", "--ddim-steps", "5"};
+    NLT_CHECK(nl_diffusion_cli(11, sa) == 0, "diffusion sample: %s", nl_last_error());
+    char *sp[] = {"sample", "--load", (char *)ck, "--out", (char *)png, "--n", "2", "--sampler", "ddpm"};
+    NLT_CHECK(nl_diffusion_cli(9, sp) == 0, "diffusion sample ddpm: %s", nl_last_error());
+    NLT_CHECK(access(png, R_OK) == 0, "png written");
+    char *bad[] = {"sample", "--load", "/nonexistent/x.safetensors", "--out", (char *)png};
+    NLT_CHECK(nl_diffusion_cli(5, bad) == 1, "missing checkpoint: exit 1");
+    char *noout[] = {"sample", "--load", (char *)ck};
+    NLT_CHECK(nl_diffusion_cli(3, noout) == 2, "missing --out: exit 2");
+    char *help[] = {"train", "--help"};
+    NLT_CHECK(nl_diffusion_cli(2, help) == 0, "--help");
+    unlink(ck), unlink(png);
+}
+
 int main(void) {
     nl_set_num_threads(1);
     NLT_RUN(test_schedules);
@@ -223,5 +247,6 @@ int main(void) {
     NLT_RUN(test_checkpoint);
     NLT_RUN(test_frechet_exact);
     NLT_RUN(test_fd_features);
+    NLT_RUN(test_cli);
     return nlt_finish();
 }

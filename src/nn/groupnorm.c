@@ -45,7 +45,7 @@ typedef struct {
             }                                                                                                      \
         }                                                                                                          \
     }                                                                                                              \
-    static void gn_bwd_##SFX(const gn_saved *s, const T *x, const T *ga, const T *gy, T *gx, T *gga, T *gbe) {     \
+    static void gn_bwd_##SFX(const gn_saved *s, const T *x, const T *ga, const T *gy, T *gx, int store, T *gga, T *gbe) {     \
         const int64_t cg = s->C / s->G;                                                                            \
         const double M = (double)(cg * s->S);                                                                      \
         for (int64_t ng = 0; ng < s->N * s->G; ng++) {                                                             \
@@ -77,7 +77,10 @@ typedef struct {
                 T *dr = gx + off + cc * s->S;                                                                      \
                 /* dx = rstd (g gm - md - xhat mdx) = A g + B x + Cc with xhat = (x - mu) rstd */                 \
                 const T A = (T)(rstd * gm), B = (T)(-rstd * rstd * mdx), Cc = (T)(rstd * (-md + mu * rstd * mdx)); \
-                for (int64_t i = 0; i < s->S; i++) dr[i] += A * gr[i] + B * xr[i] + Cc;                            \
+                if (store)                                                                                             \
+                    for (int64_t i = 0; i < s->S; i++) dr[i] = A * gr[i] + B * xr[i] + Cc;                         \
+                else                                                                                                   \
+                    for (int64_t i = 0; i < s->S; i++) dr[i] += A * gr[i] + B * xr[i] + Cc;                        \
             }                                                                                                      \
         }                                                                                                          \
     }
@@ -87,13 +90,14 @@ GN_TPL(double, f64)
 static void gn_backward(nl_ctx *c, nl_node *n) {
     gn_saved *s = n->saved;
     const nl_tensor *gy = nl_node_grad_out(n);
-    nl_tensor *gx = nl_grad(c, n->in[0]);
+    int fresh = 0; /* a fresh input gradient is stored, not added to zeros (nl_grad_w) */
+    nl_tensor *gx = nl_grad_w(c, n->in[0], &fresh);
     nl_tensor *gga = n->in[1] ? nl_grad(c, n->in[1]) : NULL, *gbe = n->in[2] ? nl_grad(c, n->in[2]) : NULL;
     const void *ga = n->in[1] ? n->in[1]->val.data : NULL;
     if (gy->dtype == NL_F32)
-        gn_bwd_f32(s, s->x.data, ga, gy->data, gx ? gx->data : NULL, gga ? gga->data : NULL, gbe ? gbe->data : NULL);
+        gn_bwd_f32(s, s->x.data, ga, gy->data, gx ? gx->data : NULL, fresh, gga ? gga->data : NULL, gbe ? gbe->data : NULL);
     else
-        gn_bwd_f64(s, s->x.data, ga, gy->data, gx ? gx->data : NULL, gga ? gga->data : NULL, gbe ? gbe->data : NULL);
+        gn_bwd_f64(s, s->x.data, ga, gy->data, gx ? gx->data : NULL, fresh, gga ? gga->data : NULL, gbe ? gbe->data : NULL);
 }
 
 nl_var *nl_groupnorm(nl_ctx *c, nl_var *x, int groups, nl_var *gamma, nl_var *beta, double eps) {
