@@ -67,7 +67,8 @@ int nl_unet_is_matrix(const nl_param *p);
 
 /* Checkpoint (safetensors; metadata "nnlab.model" = "unet" and the architecture fields). Loading into u (already
  * built with some config) checks the file's architecture against u's: another architecture is NL_EFORMAT naming the
- * field. nl_unet_load_new builds u from the file's architecture. */
+ * field. nl_unet_load_new builds u (overwritten, not freed: pass an unused or freed nl_unet) from the file's
+ * architecture; on error u is zeroed. */
 nl_status nl_unet_save(const nl_unet *u, const char *path);
 nl_status nl_unet_load(nl_unet *u, const char *path);
 nl_status nl_unet_load_new(nl_unet *u, const char *path);

@@ -56,6 +56,49 @@ static void test_unet_forward(void) {
     NLT_CHECK(nl_unet_init(&u, &bad, 1) == NL_EINVAL, "18 not divisible by 4");
 }
 
+static nl_var *count_hook(nl_ctx *c, nl_param *p, nl_var *w, void *ud) {
+    (*(int *)ud)++;
+    return w;
+}
+
+/* every parameter receives a gradient from one loss; the weight hook sees every conv / linear weight once per forward */
+static void test_grad_reaches_all(void) {
+    nl_unet_config cfg = tiny();
+    nl_unet u;
+    NLT_OK(nl_unet_init(&u, &cfg, 4));
+    nl_diffusion d;
+    NLT_OK(nl_diffusion_init(&d, 100, NL_DIFF_LINEAR));
+    float x[4 * 256];
+    for (int i = 0; i < 4 * 256; i++) x[i] = (float)cos(0.3 * i);
+    int calls = 0, matrices = 0;
+    for (int i = 0; i < u.ps.n; i++) matrices += nl_unet_is_matrix(u.ps.p[i]);
+    u.hook = count_hook;
+    u.hook_ud = &calls;
+    nl_ctx *c = nl_ctx_new(1 << 24, 0);
+    nl_rng r;
+    nl_rng_init(&r, 1, 0);
+    nl_params_zero_grad(&u.ps);
+    nl_var *loss = nl_diffusion_loss(c, &d, &u, x, 4, &r);
+    NLT_CHECK(loss != NULL, "%s", nl_last_error());
+    if (loss) NLT_OK(nl_backward(c, loss));
+    NLT_CHECK(calls == matrices, "hook calls %d, matrices %d", calls, matrices);
+    int dead = 0;
+    for (int i = 0; i < u.ps.n; i++) {
+        const nl_param *p = u.ps.p[i];
+        const float *g = (const float *)u.ps.grad + p->offset;
+        int any = 0;
+        for (int64_t k = 0; k < p->numel; k++) any |= g[k] != 0;
+        if (!any) {
+            dead++;
+            printf("  no gradient: %s\n", p->name);
+        }
+    }
+    NLT_CHECK(dead == 0, "%d parameters without gradient", dead);
+    nl_ctx_free(c);
+    nl_diffusion_free(&d);
+    nl_unet_free(&u);
+}
+
 /* a few hundred steps on 64 copies of two images: the loss must fall well below its start */
 static void test_train_and_sample(void) {
     nl_unet_config cfg = tiny();
@@ -129,6 +172,7 @@ static void test_checkpoint(void) {
     nl_model_free(&m);
     char *argv[] = {"sample", "--load", (char *)mlp, "--out", "/tmp/nl_test_diffusion_x.png"};
     NLT_CHECK(nl_diffusion_cli(5, argv) == 1, "CLI exit status for a non-unet checkpoint");
+    nl_unet_free(&w); /* load_new builds a new UNet into w */
     NLT_CHECK(nl_unet_load_new(&w, mlp) == NL_EFORMAT && strstr(nl_last_error(), "not a unet"), "%s", nl_last_error());
     char *argv2[] = {"train", "--save", "/tmp/x.safetensors", "--schedule", "quadratic"};
     NLT_CHECK(nl_diffusion_cli(5, argv2) == 2, "bad schedule: usage error");
@@ -243,6 +287,7 @@ int main(void) {
     nl_set_num_threads(1);
     NLT_RUN(test_schedules);
     NLT_RUN(test_unet_forward);
+    NLT_RUN(test_grad_reaches_all);
     NLT_RUN(test_train_and_sample);
     NLT_RUN(test_checkpoint);
     NLT_RUN(test_frechet_exact);
