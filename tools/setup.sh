@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# build + libraries (CBLAS/LAPACKE, zlib, cJSON), data (wordnet-base: synonym pairs for mup's feature-learning task),
+# build + libraries (CBLAS/LAPACKE, zlib, cJSON), data (wordnet-base: synonym pairs for mup's feature-learning task;
+# dict-gcide, fortunes, bible-kjv: the text corpora of lib/text, docs/data.md),
 # benchmarks' references (PyTorch, NumPy; scikit-learn: the GP library pfn's bench compares against), report check,
 # fuzzing (clang with libFuzzer and the sanitizer runtimes, LLVM's OpenMP: tests/fuzz_smoke.sh, docs/security.md)
 # and OpenMPI (the optional -DNL_MPI=ON build: docs/distributed.md)
 DEB_PKGS=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev
-          dataset-fashion-mnist bible-kjv fortunes wordnet-base python3-numpy python3-torch python3-sklearn chromium
+          dataset-fashion-mnist bible-kjv fortunes dict-gcide wordnet-base python3-numpy python3-torch python3-sklearn chromium
           clang libclang-rt-dev libomp-dev libopenmpi-dev openmpi-bin)
 [ "${NL_SETUP_MINIMAL:-0}" = 1 ] && DEB_PKGS=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev dataset-fashion-mnist)
 
