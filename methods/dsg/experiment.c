@@ -265,9 +265,12 @@ static int dsg_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     return nl_exp_parts_pass(r);
 }
 
-static const dsg_entry_cfg dsg_quick = {0, 5, 100, 1000, 50, 5, 5, 16, 0.025, 1e-4, 1, 2, 3};
-static const dsg_entry_cfg dsg_full = {0, 5, 100, 1000, 300, 5, 5, 64, 0.025, 1e-4, 1, 3, 3};
-static const dsg_entry_cfg dsg_smoke = {3000, 3, 20, 300, 16, 3, 3, 8, 0.025, 1e-3, 1, 1, 3};
+static const dsg_entry_cfg dsg_quick = {.max_docs = 0, .min_count = 5, .band_lo = 100, .band_hi = 1000, .dim = 50, .senses = 5,
+    .window = 5, .samples = 16, .pre_epochs = 1, .epochs = 2, .lr = 0.025, .subsample = 1e-4, .seeds = 3};
+static const dsg_entry_cfg dsg_full = {.max_docs = 0, .min_count = 5, .band_lo = 100, .band_hi = 1000, .dim = 300, .senses = 5,
+    .window = 5, .samples = 64, .pre_epochs = 1, .epochs = 3, .lr = 0.025, .subsample = 1e-4, .seeds = 3};
+static const dsg_entry_cfg dsg_smoke = {.max_docs = 3000, .min_count = 3, .band_lo = 20, .band_hi = 300, .dim = 16, .senses = 3,
+    .window = 3, .samples = 8, .pre_epochs = 1, .epochs = 1, .lr = 0.025, .subsample = 1e-3, .seeds = 3};
 
 #define DSG_METRICS                                                                                                    \
     "ari_mean,ari_se,auc_mean,auc_se,auc_sg_mean,auc_sg_se,ari_sg_mean,vocab,tokens,synonym_pairs,train_seconds,"      \

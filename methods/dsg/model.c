@@ -132,7 +132,7 @@ typedef struct train_state {
 
 static inline void draw_negatives(train_state *ts) {
     const int64_t size = ts->table.size;
-    for (int j = 0; j < ts->cfg->samples; j++) ts->neg[j] = ts->table.table[fr_next(&ts->neg_rng) % (uint64_t)size];
+    for (int j = 0; j < ts->cfg->samples; j++) ts->neg[j] = ts->table.table[(uint64_t)(((unsigned __int128)fr_next(&ts->neg_rng) * (uint64_t)size) >> 64)];
 }
 
 /* one centre position of plain skip-gram: E[w] predicts every context word, one SGD step per pair */
@@ -224,7 +224,7 @@ static nl_status run(nl_dsg_model *m, const nl_dsg_config *cfg, const nl_text_do
     ts.ctx = malloc((size_t)m->d * sizeof *ts.ctx);
     ts.neg = malloc((size_t)cfg->samples * sizeof *ts.neg);
     if (!keep || !buf || !ts.q || !ts.gh || !ts.h || !ts.ctx || !ts.neg) s = nl_set_error(NL_ENOMEM, "dsg: out of memory");
-    if (!s) s = nl_text_unigram_build(&ts.table, v, 0.75, 10000000);
+    if (!s) s = nl_text_unigram_build(&ts.table, v, 0.75, 1 << 20) /* 4 MB: cache-friendly draws */;
     if (!s) {
         nl_text_unigram_probs(&ts.table, v->n, ts.q);
         nl_text_vocab_keep_prob(v, cfg->subsample, keep);
