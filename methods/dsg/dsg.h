@@ -5,12 +5,12 @@
  * b[w] (both start at zero). For a centre word w at a position with context words c_1..c_m (the window, m <= 2 win,
  * cut at the document's ends):
  *   ctx        = stopgrad(mean_j U[c_j])                                   (the context source of disgram's default)
- *   logits_s   = ctx . Wd[w][:, s] + bd[w][s]                              the disambiguation network (per word)
+ *   logits_s   = ctx . Wd[w][s] + bd[w][s]                                 the disambiguation network (per word)
  *   y          = softmax(logits)                 (pre-training: with the entropy term coef * H(y) added to the loss)
  *              = softmax((logits + g) / temp)    (training: a relaxed one-hot / Gumbel-softmax sample, g ~ Gumbel)
  *   h          = sum_s y_s E[w, s]
  * and h predicts each context word through the sampled softmax of lib/text (nl_text_ssm_step). Pre-training uses one
- * disambiguation network shared by all words (Wd: d x S, bd: S, starting at zero); training copies it to every word
+ * disambiguation network shared by all words (Ws: S x d, bs: S, starting at zero); training copies it to every word
  * (disgram's --prob_sense_assign 2 then 3). With S = 1 every y is exactly 1, the disambiguation gradient is exactly
  * 0 and the updates are those of skip-gram bit for bit (test_dsg.c checks against nl_dsg_sg_train).
  *
@@ -46,9 +46,9 @@ typedef struct nl_dsg_model {
     nl_text_emb E;     /* [V * S, d] sense embeddings, row w * S + s; U(-0.5/(d S), 0.5/(d S)) as disgram */
     nl_text_emb U;     /* [V, d] output vectors, zeros */
     float *b;          /* [V] output biases, zeros */
-    float *Wd;         /* [V, d, S] per-word disambiguation weights (NULL when S = 1) */
+    float *Wd;         /* [V, S, d] per-word disambiguation weights, one row per sense (NULL when S = 1) */
     float *bd;         /* [V, S] their biases */
-    float *Ws, *bs;    /* [d, S], [S] the shared network of pre-training (NULL when S = 1) */
+    float *Ws, *bs;    /* [S, d], [S] the shared network of pre-training (NULL when S = 1) */
 } nl_dsg_model;
 
 nl_status nl_dsg_model_init(nl_dsg_model *m, int32_t V, int32_t d, int S, uint64_t seed);
@@ -64,6 +64,7 @@ typedef struct nl_dsg_config {
     int epochs;          /* training epochs: per-word networks, Gumbel-softmax */
     double entropy;      /* coefficient of H(y) in the pre-training loss (disgram: -0.1, rewarding balanced senses) */
     double temp;         /* Gumbel-softmax temperature (disgram: 0.5) */
+    double disamb_lr;    /* learning-rate multiplier of the disambiguation network (the reference: 1) */
     double subsample;    /* word2vec subsampling threshold t (0: off) */
     int random_disamb;   /* control: per-word disambiguation weights N(0, 1), frozen, no pre-training of them */
     uint64_t seed;

@@ -153,6 +153,28 @@ static nl_status measure(const nl_dsg_model *m, const dsg_data *x, int window, d
                     a[n] = x->truth[i], b[n] = best, n++;
                 }
             sum += nl_dsg_ari(a, b, n, 2, m->S);
+            if (getenv("NL_DSG_PILOT_DIAG")) { /* PILOT: supervised nearest-centroid oracle on ctx */
+                double *cen = calloc(2 * (size_t)d, sizeof *cen), cnt[2] = {0, 0};
+                int *o = malloc((size_t)n * sizeof *o), j = 0;
+                for (int pass = 0; pass < 2; pass++) {
+                    j = 0;
+                    for (int64_t doc = 0; doc < x->d.n_docs; doc++)
+                        for (int64_t i = x->d.off[doc]; i < x->d.off[doc + 1]; i++) {
+                            if (x->d.ids[i] != x->pw[k][0]) continue;
+                            nl_dsg_context(m, &x->d, doc, i - x->d.off[doc], window, ctx);
+                            if (!pass) { for (int q = 0; q < d; q++) cen[x->truth[i] * d + q] += ctx[q]; cnt[x->truth[i]]++; }
+                            else { double d0 = 0, d1 = 0; for (int q = 0; q < d; q++) d0 += (ctx[q] - cen[q] / cnt[0]) * (ctx[q] - cen[q] / cnt[0]), d1 += (ctx[q] - cen[d + q] / cnt[1]) * (ctx[q] - cen[d + q] / cnt[1]); o[j++] = d1 < d0; }
+                        }
+                }
+                int hist[NL_DSG_MAX_SENSES * 2] = {0};
+                for (int64_t q = 0; q < n; q++) hist[a[q] * m->S + b[q]]++;
+                fprintf(stderr, "pw %d %s/%s n %lld ARI %.3f oracle %.3f  a:", k, x->v.word[x->pw[k][0]], x->v.word[x->pw[k][1]], (long long)n, nl_dsg_ari(a, b, n, 2, m->S), nl_dsg_ari(a, o, n, 2, 2));
+                for (int q = 0; q < m->S; q++) fprintf(stderr, " %d", hist[q]);
+                fprintf(stderr, " b:");
+                for (int q = 0; q < m->S; q++) fprintf(stderr, " %d", hist[m->S + q]);
+                fprintf(stderr, "\n");
+                free(cen), free(o);
+            }
         }
         *ari = sum / DSG_PSEUDO;
         nl_dsg_word_vectors(m, prior, vec);
@@ -170,12 +192,17 @@ static nl_dsg_config run_config(const dsg_entry_cfg *ec, int senses, uint64_t se
     nl_dsg_config c = nl_dsg_defaults();
     c.senses = senses, c.dim = ec->dim, c.window = ec->window, c.samples = ec->samples, c.lr = ec->lr;
     c.pre_epochs = ec->pre_epochs, c.epochs = ec->epochs, c.subsample = ec->subsample, c.seed = seed;
+    if (getenv("NL_DSG_PILOT_EPOCHS")) c.epochs = atoi(getenv("NL_DSG_PILOT_EPOCHS")); /* PILOT */
+    if (getenv("NL_DSG_PILOT_ENT")) c.entropy = atof(getenv("NL_DSG_PILOT_ENT")); /* PILOT */
+    if (getenv("NL_DSG_PILOT_LR")) c.lr = atof(getenv("NL_DSG_PILOT_LR")); /* PILOT */
+    if (getenv("NL_DSG_PILOT_LRMULT")) c.disamb_lr = atof(getenv("NL_DSG_PILOT_LRMULT")); /* PILOT, to remove */
     return c;
 }
 
 static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
     const dsg_entry_cfg *ec = config;
-    const int n = ec->seeds < DSG_MAX_SEEDS ? ec->seeds : DSG_MAX_SEEDS;
+    int n = ec->seeds < DSG_MAX_SEEDS ? ec->seeds : DSG_MAX_SEEDS;
+    if (getenv("NL_DSG_PILOT_SEEDS")) n = atoi(getenv("NL_DSG_PILOT_SEEDS")); /* PILOT, to remove */
     dsg_data x;
     nl_status s = data_make(ec, &x);
     if (s) return s;
@@ -189,7 +216,9 @@ static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_ex
     for (int i = 0; i < n && !s; i++) {
         double ari[3], auc[3];
         for (int k = 0; k < 3 && !s; k++) { /* 0 skip-gram, 1 DSG, 2 random disambiguation */
-            nl_dsg_config c = run_config(ec, k ? ec->senses : 1, (uint64_t)(i + 1));
+            if (getenv("NL_DSG_PILOT_ONLY") && k != 1) { ari[k] = auc[k] = NAN; continue; } /* PILOT */
+            nl_dsg_config c = run_config(ec, k ? (getenv("NL_DSG_PILOT_S") ? atoi(getenv("NL_DSG_PILOT_S")) : ec->senses) : 1, (uint64_t)(i + 1)); /* PILOT */
+            if (getenv("NL_DSG_PILOT_DIM")) c.dim = atoi(getenv("NL_DSG_PILOT_DIM")), c.samples = atoi(getenv("NL_DSG_PILOT_K")); /* PILOT */
             c.random_disamb = k == 2;
             c.verbose = opt->verbose > 1;
             nl_dsg_model m;

@@ -28,6 +28,8 @@ static inline uint64_t fr_next(fast_rng *r) {
     return z ^ (z >> 31);
 }
 static inline double fr_open01(fast_rng *r) { return ((double)(fr_next(r) >> 11) + 0.5) * 0x1p-53; } /* (0, 1) */
+/* (0, 1) in float: (k + 0.5) 2^-23, k < 2^23, is exact, so never 0 or 1 */
+static inline float fr_open01f(fast_rng *r) { return ((float)(fr_next(r) >> 41) + 0.5f) * 0x1p-23f; }
 
 enum { STREAM_INIT = 0x451, STREAM_SUB = 0x452, STREAM_NEG = 0x453, STREAM_GUMBEL = 0x454 };
 
@@ -35,7 +37,7 @@ nl_dsg_config nl_dsg_defaults(void) {
     nl_dsg_config c;
     memset(&c, 0, sizeof c);
     c.senses = 5, c.dim = 100, c.window = 5, c.samples = 64, c.lr = 0.025, c.pre_epochs = 1, c.epochs = 3;
-    c.entropy = -0.1, c.temp = 0.5, c.subsample = 1e-4, c.seed = 1;
+    c.entropy = -0.1, c.temp = 0.5, c.disamb_lr = 1, c.subsample = 1e-4, c.seed = 1;
     return c;
 }
 
@@ -49,6 +51,7 @@ nl_status nl_dsg_check_config(const nl_dsg_config *c) {
     if (c->pre_epochs < 0 || c->epochs < 0 || c->pre_epochs + c->epochs < 1)
         return nl_set_error(NL_EINVAL, "dsg: epochs %d + %d: need at least one", c->pre_epochs, c->epochs);
     if (!(c->temp > 0)) return nl_set_error(NL_EINVAL, "dsg: temperature %g must be > 0", c->temp);
+    if (!(c->disamb_lr >= 0) || c->disamb_lr > 1e6) return nl_set_error(NL_EINVAL, "dsg: disambiguation lr multiplier %g outside [0, 1e6]", c->disamb_lr);
     if (!isfinite(c->entropy)) return nl_set_error(NL_EINVAL, "dsg: entropy coefficient must be finite");
     return NL_OK;
 }
@@ -67,7 +70,8 @@ nl_status nl_dsg_model_init(nl_dsg_model *m, int32_t V, int32_t d, int S, uint64
     m->V = V, m->d = d, m->S = S;
     nl_rng r;
     nl_rng_init(&r, seed, STREAM_INIT);
-    nl_status st = nl_text_emb_init(&m->E, (int64_t)V * S, d, (float)(0.5 / d / S), &r);
+    const double pilot = getenv("NL_DSG_PILOT_INIT") ? atof(getenv("NL_DSG_PILOT_INIT")) : 1; /* PILOT */
+    nl_status st = nl_text_emb_init(&m->E, (int64_t)V * S, d, (float)(pilot * 0.5 / d / S), &r);
     if (!st) st = nl_text_emb_init(&m->U, V, d, 0.0f, &r);
     if (!st && !(m->b = calloc((size_t)V, sizeof *m->b))) st = NL_ENOMEM;
     if (!st && S > 1) {
@@ -103,10 +107,14 @@ int nl_dsg_context(const nl_dsg_model *m, const nl_text_docs *d, int64_t doc, in
     return ctx_mean(&m->U, d->ids + d->off[doc], d->off[doc + 1] - d->off[doc], i, window, ctx);
 }
 
+/* logits[s] = W[s] . ctx + bias[s], W: [S, d] (one contiguous row per sense) */
 static void logits_of(const float *W, const float *bias, int32_t d, int S, const float *ctx, double *logits) {
-    for (int s = 0; s < S; s++) logits[s] = bias[s];
-    for (int32_t k = 0; k < d; k++)
-        for (int s = 0; s < S; s++) logits[s] += (double)ctx[k] * W[(size_t)k * S + s];
+    for (int s = 0; s < S; s++) {
+        const float *ws = W + (size_t)s * d;
+        float a = 0;
+        for (int32_t k = 0; k < d; k++) a += ws[k] * ctx[k];
+        logits[s] = (double)bias[s] + a;
+    }
 }
 
 void nl_dsg_logits(const nl_dsg_model *m, int32_t w, const float *ctx, double *logits) {
@@ -167,7 +175,7 @@ static void dsg_position(train_state *ts, const int32_t *t, int64_t n, int64_t i
         if (S > 1) logits_of(W, bw, d, S, ts->ctx, logits);
         else logits[0] = 0;
         if (!ts->pretrain && S > 1)
-            for (int s = 0; s < S; s++) g[s] = -log(-log(fr_open01(&ts->gum_rng)));
+            for (int s = 0; s < S; s++) g[s] = -logf(-logf(fr_open01f(&ts->gum_rng)));
         nl_dsg_sense_probs(logits, ts->pretrain || S == 1 ? NULL : g, temp, S, y);
         for (int32_t k = 0; k < d; k++) ts->h[k] = (float)y[0] * E[k];
         for (int s = 1; s < S; s++)
@@ -176,8 +184,9 @@ static void dsg_position(train_state *ts, const int32_t *t, int64_t n, int64_t i
         memset(ts->gh, 0, (size_t)d * sizeof *ts->gh);
         ts->loss += nl_text_ssm_step(ts->h, &m->U, m->b, ts->q, t[j], ts->neg, cfg->samples, lr, ts->gh);
         for (int s = 0; s < S; s++) { /* dL/dy_s = E_s . gh, before E moves */
-            double a = 0;
-            for (int32_t k = 0; k < d; k++) a += (double)E[(size_t)s * d + k] * ts->gh[k];
+            const float *es = E + (size_t)s * d;
+            float a = 0;
+            for (int32_t k = 0; k < d; k++) a += es[k] * ts->gh[k];
             dy[s] = a;
         }
         if (ts->pretrain && cfg->entropy != 0 && S > 1) {
@@ -191,11 +200,13 @@ static void dsg_position(train_state *ts, const int32_t *t, int64_t n, int64_t i
         }
         if (S > 1 && !cfg->random_disamb) {
             nl_dsg_sense_backward(y, dy, temp, S, dl);
-            for (int32_t k = 0; k < d; k++) {
-                const double c = (double)lr * ts->ctx[k];
-                for (int s = 0; s < S; s++) W[(size_t)k * S + s] -= (float)(c * dl[s]);
+            const double lw = (double)lr * cfg->disamb_lr;
+            for (int s = 0; s < S; s++) {
+                const float a = (float)(lw * dl[s]);
+                float *ws = W + (size_t)s * d;
+                for (int32_t k = 0; k < d; k++) ws[k] -= a * ts->ctx[k];
             }
-            for (int s = 0; s < S; s++) bw[s] -= (float)(lr * dl[s]);
+            for (int s = 0; s < S; s++) bw[s] -= (float)(lw * dl[s]);
         }
     }
 }
