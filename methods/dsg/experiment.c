@@ -77,17 +77,18 @@ static nl_status data_make(const dsg_entry_cfg *ec, dsg_data *x) {
     nl_status s = nl_dsg_corpus("kjv", ec->max_docs, ec->min_count, &v0, &x->d, NULL);
     if (s) return s;
     /* pseudowords: the alphabetic words (>= 3 letters) with counts in the band, by count descending (the pruned
-     * vocabulary's order), 20 of them evenly spaced; word k pairs with word k + 10 */
+     * vocabulary's order); 10 positions evenly spaced through them, each word paired with the next one in that order
+     * (frequency-matched pairs of otherwise arbitrary, so almost always unrelated, words) */
     int32_t cand_n = 0, *cand = s ? NULL : malloc((size_t)v0.n * sizeof *cand);
     if (!s && !cand) s = nl_set_error(NL_ENOMEM, "dsg: out of memory");
     for (int32_t i = 0; !s && i < v0.n; i++)
         if (v0.count[i] >= ec->band_lo && v0.count[i] <= ec->band_hi && alpha_word(v0.word[i])) cand[cand_n++] = i;
-    if (!s && cand_n < 2 * DSG_PSEUDO)
+    if (!s && cand_n < 4 * DSG_PSEUDO)
         s = nl_set_error(NL_EINVAL, "dsg: only %d words with counts in [%lld, %lld] for %d pseudowords", (int)cand_n,
                          (long long)ec->band_lo, (long long)ec->band_hi, DSG_PSEUDO);
     for (int k = 0; !s && k < DSG_PSEUDO; k++) {
-        x->pw[k][0] = cand[(int64_t)(2 * k + 1) * cand_n / (4 * DSG_PSEUDO)];
-        x->pw[k][1] = cand[(int64_t)(2 * (k + DSG_PSEUDO) + 1) * cand_n / (4 * DSG_PSEUDO)];
+        const int64_t at = (int64_t)(2 * k + 1) * (cand_n - 1) / (2 * DSG_PSEUDO);
+        x->pw[k][0] = cand[at], x->pw[k][1] = cand[at + 1];
     }
     free(cand);
     const int64_t ntok = s ? 0 : x->d.off[x->d.n_docs];
@@ -127,56 +128,54 @@ static double cosine(const float *a, const float *b, int32_t d) {
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
 }
 
-/* Mean ARI over the pseudowords and the WordNet AUC of a trained model. */
-static nl_status measure(const nl_dsg_model *m, const dsg_data *x, int window, double *ari, double *auc) {
+/* Mean ARI over the pseudowords, the mean ARI of the supervised nearest-centroid assignment of the same contexts
+ * (the ceiling of what the context representation separates: each occurrence goes to the nearer of the two
+ * original words' mean context vectors, computed with the labels), and the WordNet AUC of a trained model. */
+static nl_status measure(const nl_dsg_model *m, const dsg_data *x, int window, double *ari, double *oracle, double *auc) {
     const int32_t d = m->d;
+    const int64_t ntok = x->d.off[x->d.n_docs];
     float *prior = malloc((size_t)m->V * m->S * sizeof *prior); /* [V, S] */
     float *vec = malloc((size_t)m->V * d * sizeof *vec);        /* [V, d] */
-    float *ctx = malloc((size_t)d * sizeof *ctx);               /* [d] */
-    const int64_t ntok = x->d.off[x->d.n_docs];
-    int *a = malloc((size_t)ntok * sizeof *a), *b = malloc((size_t)ntok * sizeof *b); /* [occurrences] truth, sense */
+    float *cx = malloc((size_t)ntok * d * sizeof *cx);          /* [occurrences, d] contexts of one pseudoword */
+    double cen[2 * 4096];                                       /* [2, d] class centroids (d <= 4096) */
+    int *a = malloc((size_t)ntok * sizeof *a), *b = malloc((size_t)ntok * sizeof *b), *o = malloc((size_t)ntok * sizeof *o);
     double *ps = malloc((size_t)x->n_syn * sizeof *ps), *ns = malloc((size_t)x->n_syn * sizeof *ns);
-    nl_status s = prior && vec && ctx && a && b && ps && ns ? NL_OK : nl_set_error(NL_ENOMEM, "dsg: out of memory");
+    nl_status s = prior && vec && cx && a && b && o && ps && ns ? NL_OK : nl_set_error(NL_ENOMEM, "dsg: out of memory");
     if (!s) s = nl_dsg_priors(m, &x->d, window, prior);
     if (!s) {
-        double sum = 0, logits[NL_DSG_MAX_SENSES];
+        double sum = 0, sum_o = 0, logits[NL_DSG_MAX_SENSES];
         for (int k = 0; k < DSG_PSEUDO; k++) {
             int64_t n = 0;
+            double cnt[2] = {0, 0};
+            memset(cen, 0, 2 * (size_t)d * sizeof *cen);
             for (int64_t doc = 0; doc < x->d.n_docs; doc++)
                 for (int64_t i = x->d.off[doc]; i < x->d.off[doc + 1]; i++) {
                     if (x->d.ids[i] != x->pw[k][0]) continue;
+                    float *ctx = cx + (size_t)n * d;
                     nl_dsg_context(m, &x->d, doc, i - x->d.off[doc], window, ctx);
                     nl_dsg_logits(m, x->pw[k][0], ctx, logits);
                     int best = 0;
                     for (int q = 1; q < m->S; q++)
                         if (logits[q] > logits[best]) best = q;
-                    a[n] = x->truth[i], b[n] = best, n++;
+                    a[n] = x->truth[i], b[n] = best;
+                    cnt[a[n]] += 1;
+                    for (int32_t q = 0; q < d; q++) cen[a[n] * d + q] += ctx[q];
+                    n++;
                 }
-            sum += nl_dsg_ari(a, b, n, 2, m->S);
-            if (getenv("NL_DSG_PILOT_DIAG")) { /* PILOT: supervised nearest-centroid oracle on ctx */
-                double *cen = calloc(2 * (size_t)d, sizeof *cen), cnt[2] = {0, 0};
-                int *o = malloc((size_t)n * sizeof *o), j = 0;
-                for (int pass = 0; pass < 2; pass++) {
-                    j = 0;
-                    for (int64_t doc = 0; doc < x->d.n_docs; doc++)
-                        for (int64_t i = x->d.off[doc]; i < x->d.off[doc + 1]; i++) {
-                            if (x->d.ids[i] != x->pw[k][0]) continue;
-                            nl_dsg_context(m, &x->d, doc, i - x->d.off[doc], window, ctx);
-                            if (!pass) { for (int q = 0; q < d; q++) cen[x->truth[i] * d + q] += ctx[q]; cnt[x->truth[i]]++; }
-                            else { double d0 = 0, d1 = 0; for (int q = 0; q < d; q++) d0 += (ctx[q] - cen[q] / cnt[0]) * (ctx[q] - cen[q] / cnt[0]), d1 += (ctx[q] - cen[d + q] / cnt[1]) * (ctx[q] - cen[d + q] / cnt[1]); o[j++] = d1 < d0; }
-                        }
+            for (int c = 0; c < 2; c++)
+                for (int32_t q = 0; q < d; q++) cen[c * d + q] /= cnt[c] > 0 ? cnt[c] : 1;
+            for (int64_t j = 0; j < n; j++) {
+                double d0 = 0, d1 = 0;
+                for (int32_t q = 0; q < d; q++) {
+                    const double v = cx[(size_t)j * d + q];
+                    d0 += (v - cen[q]) * (v - cen[q]), d1 += (v - cen[d + q]) * (v - cen[d + q]);
                 }
-                int hist[NL_DSG_MAX_SENSES * 2] = {0};
-                for (int64_t q = 0; q < n; q++) hist[a[q] * m->S + b[q]]++;
-                fprintf(stderr, "pw %d %s/%s n %lld ARI %.3f oracle %.3f  a:", k, x->v.word[x->pw[k][0]], x->v.word[x->pw[k][1]], (long long)n, nl_dsg_ari(a, b, n, 2, m->S), nl_dsg_ari(a, o, n, 2, 2));
-                for (int q = 0; q < m->S; q++) fprintf(stderr, " %d", hist[q]);
-                fprintf(stderr, " b:");
-                for (int q = 0; q < m->S; q++) fprintf(stderr, " %d", hist[m->S + q]);
-                fprintf(stderr, "\n");
-                free(cen), free(o);
+                o[j] = d1 < d0;
             }
+            sum += nl_dsg_ari(a, b, n, 2, m->S);
+            sum_o += nl_dsg_ari(a, o, n, 2, 2);
         }
-        *ari = sum / DSG_PSEUDO;
+        *ari = sum / DSG_PSEUDO, *oracle = sum_o / DSG_PSEUDO;
         nl_dsg_word_vectors(m, prior, vec);
         for (int64_t i = 0; i < x->n_syn; i++) {
             ps[i] = cosine(vec + x->syn[2 * i] * d, vec + x->syn[2 * i + 1] * d, d);
@@ -184,7 +183,7 @@ static nl_status measure(const nl_dsg_model *m, const dsg_data *x, int window, d
         }
         *auc = nl_dsg_auc(ps, x->n_syn, ns, x->n_syn);
     }
-    free(prior), free(vec), free(ctx), free(a), free(b), free(ps), free(ns);
+    free(prior), free(vec), free(cx), free(a), free(b), free(o), free(ps), free(ns);
     return s;
 }
 
@@ -192,17 +191,12 @@ static nl_dsg_config run_config(const dsg_entry_cfg *ec, int senses, uint64_t se
     nl_dsg_config c = nl_dsg_defaults();
     c.senses = senses, c.dim = ec->dim, c.window = ec->window, c.samples = ec->samples, c.lr = ec->lr;
     c.pre_epochs = ec->pre_epochs, c.epochs = ec->epochs, c.subsample = ec->subsample, c.seed = seed;
-    if (getenv("NL_DSG_PILOT_EPOCHS")) c.epochs = atoi(getenv("NL_DSG_PILOT_EPOCHS")); /* PILOT */
-    if (getenv("NL_DSG_PILOT_ENT")) c.entropy = atof(getenv("NL_DSG_PILOT_ENT")); /* PILOT */
-    if (getenv("NL_DSG_PILOT_LR")) c.lr = atof(getenv("NL_DSG_PILOT_LR")); /* PILOT */
-    if (getenv("NL_DSG_PILOT_LRMULT")) c.disamb_lr = atof(getenv("NL_DSG_PILOT_LRMULT")); /* PILOT, to remove */
     return c;
 }
 
 static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_exp_options *opt, nl_exp_result *out) {
     const dsg_entry_cfg *ec = config;
-    int n = ec->seeds < DSG_MAX_SEEDS ? ec->seeds : DSG_MAX_SEEDS;
-    if (getenv("NL_DSG_PILOT_SEEDS")) n = atoi(getenv("NL_DSG_PILOT_SEEDS")); /* PILOT, to remove */
+    const int n = ec->seeds < DSG_MAX_SEEDS ? ec->seeds : DSG_MAX_SEEDS;
     dsg_data x;
     nl_status s = data_make(ec, &x);
     if (s) return s;
@@ -214,18 +208,16 @@ static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_ex
     double secs = 0, words_s = 0;
     int64_t pairs = 0;
     for (int i = 0; i < n && !s; i++) {
-        double ari[3], auc[3];
+        double ari[3], auc[3], orc[3];
         for (int k = 0; k < 3 && !s; k++) { /* 0 skip-gram, 1 DSG, 2 random disambiguation */
-            if (getenv("NL_DSG_PILOT_ONLY") && k != 1) { ari[k] = auc[k] = NAN; continue; } /* PILOT */
-            nl_dsg_config c = run_config(ec, k ? (getenv("NL_DSG_PILOT_S") ? atoi(getenv("NL_DSG_PILOT_S")) : ec->senses) : 1, (uint64_t)(i + 1)); /* PILOT */
-            if (getenv("NL_DSG_PILOT_DIM")) c.dim = atoi(getenv("NL_DSG_PILOT_DIM")), c.samples = atoi(getenv("NL_DSG_PILOT_K")); /* PILOT */
+            nl_dsg_config c = run_config(ec, k ? ec->senses : 1, (uint64_t)(i + 1));
             c.random_disamb = k == 2;
             c.verbose = opt->verbose > 1;
             nl_dsg_model m;
             nl_dsg_stats st;
             if ((s = nl_dsg_model_init(&m, x.v.n, c.dim, c.senses, c.seed))) break;
             s = k ? nl_dsg_train(&m, &c, &x.d, &x.v, &st) : nl_dsg_sg_train(&m, &c, &x.d, &x.v, &st);
-            if (!s) s = measure(&m, &x, c.window, &ari[k], &auc[k]);
+            if (!s) s = measure(&m, &x, c.window, &ari[k], &orc[k], &auc[k]);
             nl_dsg_model_free(&m);
             secs += st.seconds;
             if (k == 0) words_s += (double)st.words / st.seconds, pairs = st.pairs;
@@ -234,6 +226,7 @@ static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_ex
         nl_exp_set_seed(out, "ari", i + 1, ari[1]);
         nl_exp_set_seed(out, "auc", i + 1, auc[1]);
         nl_exp_set_seed(out, "ari_sg", i + 1, ari[0]);
+        nl_exp_set_seed(out, "ari_oracle", i + 1, orc[1]);
         nl_exp_set_seed(out, "auc_sg", i + 1, auc[0]);
         nl_exp_set_seed(cr, "ari", i + 1, ari[2]);
         nl_exp_set_seed(cr, "auc", i + 1, auc[2]);
@@ -255,6 +248,7 @@ static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_ex
             rs[k]->seeds = n;
         }
         nl_exp_set_seed_mean_se(out, "ari_sg", n);
+        nl_exp_set_seed_mean_se(out, "ari_oracle", n);
         nl_exp_set(out, "vocab", x.v.n);
         nl_exp_set(out, "tokens", (double)x.d.off[x.d.n_docs]);
         nl_exp_set(out, "synonym_pairs", (double)x.n_syn);
@@ -265,8 +259,8 @@ static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_ex
         int w = 0;
         for (int k = 0; k < DSG_PSEUDO && w < (int)sizeof pw; k++)
             w += snprintf(pw + w, sizeof pw - (size_t)w, "%s%s/%s", k ? " " : "", x.v.word[x.pw[k][0]], x.v.word[x.pw[k][1]]);
-        snprintf(out->note, sizeof out->note, "%s: KJV, %d words, %lld tokens, %lld synonym pairs; pseudowords %s", e->name,
-                 (int)x.v.n, (long long)x.d.off[x.d.n_docs], (long long)x.n_syn, pw);
+        snprintf(out->note, sizeof out->note, "%d words, %lld tokens, %lld synonym pairs; pseudowords %s", (int)x.v.n,
+                 (long long)x.d.off[x.d.n_docs], (long long)x.n_syn, pw);
     }
     data_free(&x);
     return s;
@@ -294,15 +288,18 @@ static int dsg_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     return nl_exp_parts_pass(r);
 }
 
-static const dsg_entry_cfg dsg_quick = {.max_docs = 0, .min_count = 5, .band_lo = 100, .band_hi = 1000, .dim = 50, .senses = 5,
-    .window = 5, .samples = 16, .pre_epochs = 1, .epochs = 2, .lr = 0.025, .subsample = 1e-4, .seeds = 3};
-static const dsg_entry_cfg dsg_full = {.max_docs = 0, .min_count = 5, .band_lo = 100, .band_hi = 1000, .dim = 300, .senses = 5,
-    .window = 5, .samples = 64, .pre_epochs = 1, .epochs = 3, .lr = 0.025, .subsample = 1e-4, .seeds = 3};
+/* quick: d 32 and 8 samples to fit the quick budget; lr 0.1 (disgram's --lr_train; at word2vec's 0.025 the vectors
+ * stayed near their initial scale after 3 epochs of KJV: README); full: d 100, 64 samples (disgram's), 3 training
+ * epochs (disgram's); smoke: tiny. */
+static const dsg_entry_cfg dsg_quick = {.max_docs = 0, .min_count = 5, .band_lo = 100, .band_hi = 1000, .dim = 32, .senses = 5,
+                                        .window = 5, .samples = 8, .pre_epochs = 1, .epochs = 2, .lr = 0.1, .subsample = 1e-4, .seeds = 3};
+static const dsg_entry_cfg dsg_full = {.max_docs = 0, .min_count = 5, .band_lo = 100, .band_hi = 1000, .dim = 100, .senses = 5,
+                                       .window = 5, .samples = 64, .pre_epochs = 1, .epochs = 3, .lr = 0.1, .subsample = 1e-4, .seeds = 3};
 static const dsg_entry_cfg dsg_smoke = {.max_docs = 3000, .min_count = 3, .band_lo = 20, .band_hi = 300, .dim = 16, .senses = 3,
-    .window = 3, .samples = 8, .pre_epochs = 1, .epochs = 1, .lr = 0.025, .subsample = 1e-3, .seeds = 3};
+                                        .window = 3, .samples = 8, .pre_epochs = 1, .epochs = 1, .lr = 0.1, .subsample = 1e-3, .seeds = 3};
 
 #define DSG_METRICS                                                                                                    \
-    "ari_mean,ari_se,auc_mean,auc_se,auc_sg_mean,auc_sg_se,ari_sg_mean,vocab,tokens,synonym_pairs,train_seconds,"      \
+    "ari_mean,ari_se,auc_mean,auc_se,auc_sg_mean,auc_sg_se,ari_sg_mean,ari_oracle_mean,ari_oracle_se,vocab,tokens,synonym_pairs,train_seconds,"      \
     "sg_words_per_s,pairs_per_run,seeds"
 
 const nl_experiment nl_exp_dsg = {
@@ -312,11 +309,11 @@ const nl_experiment nl_exp_dsg = {
     .claim = "Disambiguated Skip-gram learns word senses: on 10 pseudowords (pairs of unrelated words merged in the corpus) "
              "its senses separate the original words (ARI >= 0.3, skip-gram 0), and its word vectors rank WordNet "
              "synonyms above random pairs at least as well as skip-gram's (AUC).",
-    .quick_desc = "KJV (31102 verses), min count 5, 10 pseudowords from counts in [100, 1000]; d 50, S 5, window 5, "
-                  "sampled softmax 16, SGD 0.025 linear decay, subsampling 1e-4, 1 pre-training epoch (shared net, "
-                  "entropy -0.1) + 2 training epochs (per-word nets, Gumbel-softmax 0.5); seeds 1-3; controls: random "
-                  "disambiguation network, skip-gram as DSG",
-    .full_desc = "as quick with d 300, sampled softmax 64 and 3 training epochs",
+    .quick_desc = "KJV (31102 verses), min count 5, 10 frequency-matched pseudowords from counts in [100, 1000]; d 32, "
+                  "S 5, window 5, sampled softmax 8, SGD 0.1 linear decay, subsampling 1e-4, 1 pre-training epoch "
+                  "(shared net, entropy -0.1) + 2 training epochs (per-word nets, Gumbel-softmax 0.5); seeds 1-3; "
+                  "controls: random disambiguation network, skip-gram as DSG",
+    .full_desc = "as quick with d 100, sampled softmax 64 and 3 training epochs",
     .smoke_desc = "the first 3000 verses, min count 3, counts in [20, 300], d 16, S 3, window 3, 8 samples, 1 + 1 epochs",
     .quick = &dsg_quick,
     .full = &dsg_full,

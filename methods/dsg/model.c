@@ -70,8 +70,7 @@ nl_status nl_dsg_model_init(nl_dsg_model *m, int32_t V, int32_t d, int S, uint64
     m->V = V, m->d = d, m->S = S;
     nl_rng r;
     nl_rng_init(&r, seed, STREAM_INIT);
-    const double pilot = getenv("NL_DSG_PILOT_INIT") ? atof(getenv("NL_DSG_PILOT_INIT")) : 1; /* PILOT */
-    nl_status st = nl_text_emb_init(&m->E, (int64_t)V * S, d, (float)(pilot * 0.5 / d / S), &r);
+    nl_status st = nl_text_emb_init(&m->E, (int64_t)V * S, d, (float)(0.5 / d / S), &r);
     if (!st) st = nl_text_emb_init(&m->U, V, d, 0.0f, &r);
     if (!st && !(m->b = calloc((size_t)V, sizeof *m->b))) st = NL_ENOMEM;
     if (!st && S > 1) {
