@@ -15,8 +15,9 @@
  * 0 and the updates are those of skip-gram bit for bit (test_dsg.c checks against nl_dsg_sg_train).
  *
  * Optimisation: plain SGD on every pair as it comes (word2vec style, no batches, no autograd graph), learning rate
- * decaying linearly from lr to lr * 1e-4 over all pairs of all epochs. Random numbers: Philox streams seed the
- * per-epoch subsampling, the negative samples and the Gumbel noise separately (a Gumbel draw never shifts the others). */
+ * decaying linearly from lr to lr * 1e-4 over the pairs expected in all epochs (each document at its expected
+ * subsampled length). Random numbers: separate Philox-seeded splitmix64 streams for the per-epoch subsampling, the
+ * negative samples and the Gumbel noise (a Gumbel draw never shifts the others). */
 #ifndef NNLAB_DSG_H
 #define NNLAB_DSG_H
 #include "nnlab/nnlab.h"

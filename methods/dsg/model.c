@@ -249,10 +249,18 @@ static nl_status run(nl_dsg_model *m, const nl_dsg_config *cfg, const nl_text_do
             memset(m->bd, 0, (size_t)m->V * m->S * sizeof *m->bd);
         }
         const int epochs = cfg->pre_epochs + cfg->epochs;
-        /* expected pairs for the decay: kept tokens x context size, estimated from the first epoch's count */
-        const double t0 = now_s();
-        int64_t pairs = 0, words = 0, est_total = 0;
-        double lr_min = cfg->lr * 1e-4;
+        /* pairs expected per epoch, for the decay: each document at its expected subsampled length */
+        double est = 0;
+        for (int64_t doc = 0; doc < d->n_docs; doc++) {
+            double kept = 0;
+            for (int64_t k = d->off[doc]; k < d->off[doc + 1]; k++) kept += keep[d->ids[k]] < 1.0f ? keep[d->ids[k]] : 1.0;
+            const int64_t n = (int64_t)(kept + 0.5);
+            for (int64_t i = 0; i < n; i++)
+                est += (double)((i + cfg->window >= n ? n - 1 : i + cfg->window) - (i - cfg->window < 0 ? 0 : i - cfg->window));
+        }
+        const double total = est * epochs > 1 ? est * epochs : 1;
+        const double t0 = now_s(), lr_min = cfg->lr * 1e-4;
+        int64_t pairs = 0, words = 0;
         for (int ep = 0; ep < epochs; ep++) {
             ts.pretrain = ep < cfg->pre_epochs;
             if (ep == cfg->pre_epochs && m->S > 1 && !cfg->random_disamb) /* training: every word starts from the shared net */
@@ -268,15 +276,10 @@ static nl_status run(nl_dsg_model *m, const nl_dsg_config *cfg, const nl_text_do
                 for (int64_t k = 0; k < d->off[doc + 1] - d->off[doc]; k++)
                     if (keep[t[k]] >= 1.0f || fr_open01(&sub) < keep[t[k]]) buf[n++] = t[k];
                 for (int64_t i = 0; i < n; i++) {
-                    if (ep == 0) {
-                        int64_t lo = i - cfg->window < 0 ? 0 : i - cfg->window, hi = i + cfg->window >= n ? n - 1 : i + cfg->window;
-                        est_total += hi - lo;
-                    }
-                    const double done = est_total > 0 ? (double)(pairs + ep_pairs) / ((double)est_total * epochs) : 0;
-                    double lr = cfg->lr * (1 - done);
+                    double lr = cfg->lr * (1 - (double)(pairs + ep_pairs) / total);
                     if (lr < lr_min) lr = lr_min;
                     fn(&ts, buf, n, i, (float)lr);
-                    int64_t lo = i - cfg->window < 0 ? 0 : i - cfg->window, hi = i + cfg->window >= n ? n - 1 : i + cfg->window;
+                    const int64_t lo = i - cfg->window < 0 ? 0 : i - cfg->window, hi = i + cfg->window >= n ? n - 1 : i + cfg->window;
                     ep_pairs += hi - lo;
                     words++;
                 }
