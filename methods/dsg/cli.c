@@ -30,7 +30,7 @@ static void help_dsg(FILE *f) {
             "  --samples K        sampled-softmax candidates per pair (default 64)\n"
             "  --pre-epochs N     pre-training epochs: one shared network, entropy term (default 1)\n"
             "  --epochs N         training epochs: per-word networks, Gumbel-softmax (default 3)\n"
-            "  --lr X             starting SGD learning rate, linear decay (default 0.025)\n"
+            "  --lr X             starting SGD learning rate, linear decay (default 0.1, disgram's)\n"
             "  --temp X           Gumbel-softmax temperature (default 0.5)\n"
             "  --entropy X        coefficient of the sense entropy in pre-training (default -0.1)\n"
             "  --min-count N      vocabulary cut-off (default 5)\n"

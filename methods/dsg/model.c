@@ -36,7 +36,7 @@ enum { STREAM_INIT = 0x451, STREAM_SUB = 0x452, STREAM_NEG = 0x453, STREAM_GUMBE
 nl_dsg_config nl_dsg_defaults(void) {
     nl_dsg_config c;
     memset(&c, 0, sizeof c);
-    c.senses = 5, c.dim = 100, c.window = 5, c.samples = 64, c.lr = 0.025, c.pre_epochs = 1, c.epochs = 3;
+    c.senses = 5, c.dim = 100, c.window = 5, c.samples = 64, c.lr = 0.1, c.pre_epochs = 1, c.epochs = 3;
     c.entropy = -0.1, c.temp = 0.5, c.disamb_lr = 1, c.subsample = 1e-4, c.seed = 1;
     return c;
 }
