@@ -4,10 +4,9 @@
 #include <math.h>
 #include <string.h>
 
-static inline float sigm(float x) { return x >= 0 ? 1.f / (1.f + expf(-x)) : expf(x) / (1.f + expf(x)); }
-static inline float log_sigm(float x) { return x >= 0 ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
 
-float nl_text_ns_step(const float *h, nl_text_emb *out, int32_t t, const int32_t *neg, int k, float lr, float *gh) {
+float nl_text_ns_step_ex(const float *h, nl_text_emb *out, int32_t t, const int32_t *neg, int k, float lr, float *gh,
+                         int want_loss) {
     const int D = out->dim;
     float loss = 0;
     for (int j = -1; j < k; j++) {
@@ -15,9 +14,12 @@ float nl_text_ns_step(const float *h, nl_text_emb *out, int32_t t, const int32_t
         if (j >= 0 && w == t) continue; /* a negative equal to the target is skipped (word2vec) */
         float *u = nl_text_emb_row(out, w), z = 0;
         for (int d = 0; d < D; d++) z += h[d] * u[d];
-        float y = j < 0 ? 1.f : 0.f;
-        loss -= j < 0 ? log_sigm(z) : log_sigm(-z);
-        float g = sigm(z) - y; /* dL/dz */
+        float e = expf(-fabsf(z)), s = z >= 0 ? 1.f / (1.f + e) : e / (1.f + e); /* s = sigmoid(z) */
+        if (want_loss) { /* -log s(z) for the target, -log s(-z) for a negative */
+            float x = j < 0 ? z : -z;
+            loss += (x >= 0 ? 0.f : -x) + log1pf(e);
+        }
+        float g = s - (j < 0 ? 1.f : 0.f); /* dL/dz */
         if (gh)
             for (int d = 0; d < D; d++) gh[d] += g * u[d];
         if (lr > 0)
@@ -26,12 +28,17 @@ float nl_text_ns_step(const float *h, nl_text_emb *out, int32_t t, const int32_t
     return loss;
 }
 
+float nl_text_ns_step(const float *h, nl_text_emb *out, int32_t t, const int32_t *neg, int k, float lr, float *gh) {
+    return nl_text_ns_step_ex(h, out, t, neg, k, lr, gh, 1);
+}
+
 float nl_text_ssm_step(const float *h, nl_text_emb *out, float *b, const float *q, int32_t t, const int32_t *s,
                        int k, float lr, float *gh) {
     const int D = out->dim;
     float z[k + 1]; /* [k + 1] corrected logits; candidate 0 = the target */
     int32_t cand[k + 1];
     int m = 0;
+    z[0] = 0.f;
     for (int j = -1; j < k; j++) {
         int32_t w = j < 0 ? t : s[j];
         if (j >= 0 && w == t) continue;

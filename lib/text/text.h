@@ -149,6 +149,9 @@ void nl_text_emb_update(nl_text_emb *e, int64_t i, float lr, const float *g);
  * negatives neg[k]. Loss = -log s(h.u_t) - sum_j log s(-h.u_neg_j). Adds dL/dh to gh[dim] (may be NULL) and, if
  * lr > 0, applies SGD to the touched rows of out (out_row -= lr * dL/du). Returns the loss. */
 float nl_text_ns_step(const float *h, nl_text_emb *out, int32_t t, const int32_t *neg, int k, float lr, float *gh);
+/* The same; want_loss = 0 skips the loss (returns 0), which saves a log per candidate in training loops. */
+float nl_text_ns_step_ex(const float *h, nl_text_emb *out, int32_t t, const int32_t *neg, int k, float lr, float *gh,
+                         int want_loss);
 /* Sampled softmax (fused kernel, Jean et al. 2015 / TF sampled_softmax_loss): logits z_j = h.u_j + b_j - log(q_j)
  * over the candidate set {t, s_1..s_k} (samples equal to t are removed from the candidates, q: [V] sampling
  * probabilities, b may be NULL); loss = -log softmax(z)_t. Gradients / updates as nl_text_ns_step (b updated too). */
