@@ -1,10 +1,17 @@
 /* 2-D convolution by im2col + GEMM (f32 and f64).
  *
  * The batch is cut into chunks of m images (K = C*KH*KW, P = OH*OW):
- *   forward:  col [K, m*P] = im2col(x chunk); Y [O, m*P] = W [O, K] @ col; out chunk [m, O, P] = Y + bias
- *             (a one-image chunk is written straight into out, bias preloaded).
- *   backward: dY [O, m*P] gathered from the output gradient; dW += dY col^T (col recomputed from the saved
- *             input); dcol [K, m*P] = W^T dY; dX += col2im(dcol); db = sum of dY over images and pixels.
+ *   forward:  col [K, m*P] = im2col(x chunk); then either one GEMM per image straight into out [O, P] (bias
+ *             preloaded, beta = 1; used when P >= NL_CONV_IMG_P or m = 1) or, for small images, one GEMM
+ *             Y [O, m*P] = W [O, K] @ col into staging and out chunk [m, O, P] = Y + bias. A 1x1 stride-1
+ *             pad-0 conv skips im2col (the GEMM reads x itself).
+ *   backward: dW += dY col^T (col recomputed from the saved input; per image reading dY in place, or dY
+ *             gathered into [O, m*P] for small images); db = sum of dY over images and pixels.
+ *             dX, stride 1 and square kernel: the transposed convolution dX = conv(dY, W', pad KH-1-pad) with
+ *             W' [C, O, KH, KW] the flipped, transposed weight, run as a forward pass that writes (fresh
+ *             gradient, nl_grad_w) or adds (beta = 1) into dX: its GEMM has inner dimension O*KH*KW, where
+ *             dcol = W^T dY has only O, and its output is C*P instead of K*P.
+ *             Otherwise dcol [K, m*P] = W^T dY; dX += col2im(dcol).
  * A chunk holds about 1024 GEMM columns (ceil(1024 / P) images), fewer when that leaves threads idle, and
  * its col buffer never exceeds NL_CONV_COL_BYTES unless one image needs more.
  *
@@ -31,6 +38,8 @@
 #define NL_CONV_SCRATCH_BYTES ((size_t)64 << 20)
 /* Target GEMM columns per chunk. */
 #define NL_CONV_COLS 1024
+/* Images of at least this many output pixels get one GEMM each, written / read in place (no staging). */
+#define NL_CONV_IMG_P 64
 
 typedef struct {
     int64_t N, C, H, W, O, KH, KW, OH, OW, stride, pad;
@@ -45,6 +54,8 @@ typedef struct {
     void *gx, *gw;          /* backward: gradients to accumulate into (NULL = not wanted) */
     int64_t nb;             /* images per chunk */
     int inner_par;          /* im2col / col2im may open their own parallel loops */
+    int accum;              /* forward: out += conv (no bias) instead of out = conv */
+    int gx_fresh;           /* backward: gx is uninitialised (nl_grad_w), so written, not added to */
 } conv_args;
 
 #define NL_CONV_TPL 1
@@ -128,7 +139,8 @@ static nl_status conv_run(nl_ctx *c, conv_args *a, nl_dtype dt, int bwd) {
 static void conv_backward(nl_ctx *c, nl_node *n) {
     conv_saved *s = n->saved;
     const nl_tensor *gy = nl_node_grad_out(n);
-    nl_tensor *gx = nl_grad(c, n->in[0]), *gw = nl_grad(c, n->in[1]);
+    int fresh = 0;
+    nl_tensor *gx = nl_grad_w(c, n->in[0], &fresh), *gw = nl_grad(c, n->in[1]);
     nl_tensor *gb = n->n_in > 2 ? nl_grad(c, n->in[2]) : NULL;
     const conv_geom *g = &s->g;
     nl_dtype dt = gy->dtype;
@@ -137,12 +149,26 @@ static void conv_backward(nl_ctx *c, nl_node *n) {
         else bias_grad_f64(g, gy->data, gb->data);
     }
     if (!gx && !gw) return;
+    /* dX as a transposed convolution (stride 1, square kernel, pad <= KH - 1) */
+    const int tconv = gx && g->stride == 1 && g->KH == g->KW && g->pad <= g->KH - 1;
     conv_args a;
     memset(&a, 0, sizeof a);
     a.g = g; a.x = s->x.data; a.w = s->w.data; a.gy = gy->data;
-    a.gx = gx ? gx->data : NULL;
+    a.gx = gx && !tconv ? gx->data : NULL;
+    a.gx_fresh = fresh;
     a.gw = gw ? gw->data : NULL;
-    conv_run(c, &a, dt, 1);
+    if ((a.gx || a.gw) && conv_run(c, &a, dt, 1) != NL_OK) return;
+    if (!tconv) return;
+    const int64_t O = g->O, C = g->C, KK = g->KH * g->KW;
+    void *wf = nl_scratch(c, (size_t)(O * C * KK) * nl_dtype_size(dt)); /* W' [C, O, KH, KW] */
+    if (!wf) return;
+    if (dt == NL_F32) wflip_f32(s->w.data, O, C, KK, wf);
+    else wflip_f64(s->w.data, O, C, KK, wf);
+    conv_geom t = *g; /* dY [N, O, OH, OW] -> dX [N, C, H, W] */
+    t.C = g->O; t.H = g->OH; t.W = g->OW; t.O = g->C; t.OH = g->H; t.OW = g->W; t.pad = g->KH - 1 - g->pad;
+    memset(&a, 0, sizeof a);
+    a.g = &t; a.x = gy->data; a.w = wf; a.out = gx->data; a.accum = !fresh;
+    conv_run(c, &a, dt, 0);
 }
 
 nl_var *nl_conv2d(nl_ctx *c, nl_var *x, nl_var *w, nl_var *b, int stride, int pad) {
@@ -293,8 +319,11 @@ static void FN(bias_fill)(const conv_geom *g, const void *bv, int64_t m, int64_t
         }
 }
 
-/* out [m, O, P] = Y [O, m*P] (+ bias[o]). */
-static void FN(scatter)(const conv_geom *g, const void *yv, int64_t m, const void *bv, void *outv, int par) {
+/* 1x1 kernel, stride 1, pad 0: im2col would copy x unchanged. */
+static inline int FN(is_direct)(const conv_geom *g) { return g->KH == 1 && g->KW == 1 && g->stride == 1 && g->pad == 0; }
+
+/* out [m, O, P] = Y [O, m*P] (+ bias[o]), or out += Y (accum). */
+static void FN(scatter)(const conv_geom *g, const void *yv, int64_t m, const void *bv, void *outv, int accum, int par) {
     const T *y = yv, *b = bv;
     T *out = outv;
     const int64_t O = g->O, P = g->OH * g->OW, ld = m * P;
@@ -304,7 +333,10 @@ static void FN(scatter)(const conv_geom *g, const void *yv, int64_t m, const voi
         const T *src = y + o * ld + i * P;
         T *dst = out + io * P;
         T bo = b ? b[o] : (T)0;
-        for (int64_t k = 0; k < P; k++) dst[k] = src[k] + bo;
+        if (accum)
+            for (int64_t k = 0; k < P; k++) dst[k] += src[k];
+        else
+            for (int64_t k = 0; k < P; k++) dst[k] = src[k] + bo;
     }
 }
 
@@ -334,18 +366,28 @@ static void FN(gather)(const conv_geom *g, const T *gy, int64_t m, T *dy) {
 /* Forward of chunk ci. Scratch: col [K, nb*P], staging [O, nb*P]. */
 static void FN(conv_fwd_chunk)(const conv_args *a, int64_t ci, void *scr) {
     const conv_geom *g = a->g;
-    const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
+    const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW, O = g->O, CHW = g->C * g->H * g->W;
     const int64_t n0 = ci * a->nb, m = g->N - n0 < a->nb ? g->N - n0 : a->nb, ld = m * P;
     const nl_dtype dt = sizeof(T) == 4 ? NL_F32 : NL_F64;
     T *col = scr, *y = col + K * a->nb * P;
     T *oc = (T *)a->out + n0 * O * P;
-    FN(im2col)(g, (const T *)a->x + n0 * g->C * g->H * g->W, m, col, a->inner_par);
-    if (m == 1) { /* straight into out [O, P], bias preloaded */
-        if (a->b) FN(bias_fill)(g, a->b, 1, P, oc, P);
-        nl_gemm(dt, 0, 0, O, ld, K, 1.0, a->w, K, col, ld, a->b ? 1.0 : 0.0, oc, ld);
+    const T *xc = (const T *)a->x + n0 * CHW;
+    if (FN(is_direct)(g)) { /* 1x1, stride 1, pad 0: x [C, P] is the col of its image */
+        for (int64_t i = 0; i < m; i++) {
+            if (a->b) FN(bias_fill)(g, a->b, 1, P, oc + i * O * P, P);
+            nl_gemm(dt, 0, 0, O, P, K, 1.0, a->w, K, xc + i * CHW, P, a->b || a->accum ? 1.0 : 0.0, oc + i * O * P, P);
+        }
+        return;
+    }
+    FN(im2col)(g, xc, m, col, a->inner_par);
+    if (m == 1 || P >= NL_CONV_IMG_P) { /* one GEMM per image, straight into out [O, P] */
+        for (int64_t i = 0; i < m; i++) {
+            if (a->b) FN(bias_fill)(g, a->b, 1, P, oc + i * O * P, P);
+            nl_gemm(dt, 0, 0, O, P, K, 1.0, a->w, K, col + i * P, ld, a->b || a->accum ? 1.0 : 0.0, oc + i * O * P, P);
+        }
     } else {
         nl_gemm(dt, 0, 0, O, ld, K, 1.0, a->w, K, col, ld, 0.0, y, ld);
-        FN(scatter)(g, y, m, a->b, oc, a->inner_par);
+        FN(scatter)(g, y, m, a->b, oc, a->accum, a->inner_par);
     }
 }
 
@@ -357,19 +399,42 @@ static void FN(conv_bwd_chunk)(const conv_args *a, int64_t ci, void *scr, void *
     const int64_t n0 = ci * a->nb, m = g->N - n0 < a->nb ? g->N - n0 : a->nb, ld = m * P;
     const nl_dtype dt = sizeof(T) == 4 ? NL_F32 : NL_F64;
     T *col = scr, *dy = col + K * a->nb * P;
-    const T *D = (const T *)a->gy + n0 * O * P;
-    if (m > 1) {
-        FN(gather)(g, D, m, dy);
-        D = dy;
+    const T *gyc = (const T *)a->gy + n0 * O * P, *xc = (const T *)a->x + n0 * CHW;
+    const int direct = FN(is_direct)(g), per_img = m == 1 || P >= NL_CONV_IMG_P || direct;
+    if (dw) { /* dW [O, K] += dY [O, P] col^T [P, K], image by image, or once over the gathered chunk */
+        if (!direct) FN(im2col)(g, xc, m, col, a->inner_par);
+        if (per_img) {
+            for (int64_t i = 0; i < m; i++) {
+                const T *B = direct ? xc + i * CHW : col + i * P;
+                nl_gemm(dt, 0, 1, O, K, P, 1.0, gyc + i * O * P, P, B, direct ? P : ld, 1.0, dw, K);
+            }
+        } else {
+            FN(gather)(g, gyc, m, dy);
+            nl_gemm(dt, 0, 1, O, K, ld, 1.0, dy, ld, col, ld, 1.0, dw, K);
+        }
     }
-    if (dw) { /* dW [O, K] += dY [O, ld] col^T [ld, K] */
-        FN(im2col)(g, (const T *)a->x + n0 * CHW, m, col, a->inner_par);
-        nl_gemm(dt, 0, 1, O, K, ld, 1.0, D, ld, col, ld, 1.0, dw, K);
+    if (a->gx) { /* dcol [K, m*P] = W^T [K, O] dY [O, m*P] (per image, or once over the gathered chunk);
+                  * dX += col2im(dcol) */
+        T *dxc = (T *)a->gx + n0 * CHW;
+        if (per_img) {
+            for (int64_t i = 0; i < m; i++)
+                nl_gemm(dt, 1, 0, K, P, O, 1.0, a->w, K, gyc + i * O * P, P, 0.0, col + i * P, ld);
+        } else {
+            if (!dw) FN(gather)(g, gyc, m, dy);
+            nl_gemm(dt, 1, 0, K, ld, O, 1.0, a->w, K, dy, ld, 0.0, col, ld);
+        }
+        if (a->gx_fresh) memset(dxc, 0, (size_t)(m * CHW) * sizeof(T));
+        FN(col2im)(g, col, m, dxc, a->inner_par);
     }
-    if (a->gx) { /* dcol [K, ld] = W^T [K, O] dY [O, ld]; dX += col2im(dcol) */
-        nl_gemm(dt, 1, 0, K, ld, O, 1.0, a->w, K, D, ld, 0.0, col, ld);
-        FN(col2im)(g, col, m, (T *)a->gx + n0 * CHW, a->inner_par);
-    }
+}
+
+/* w' [C, O, KK] = w [O, C, KK] with the KK = KH*KW taps reversed (the transposed convolution's weight). */
+static void FN(wflip)(const void *wv, int64_t O, int64_t C, int64_t KK, void *wfv) {
+    const T *w = wv;
+    T *wf = wfv;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t ch = 0; ch < C; ch++)
+            for (int64_t k = 0; k < KK; k++) wf[(ch * O + o) * KK + k] = w[(o * C + ch) * KK + (KK - 1 - k)];
 }
 
 /* gw [n] += sum over threads t (in order) of the private buffers at scr + (t * per + off) elements. */
