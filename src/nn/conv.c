@@ -36,6 +36,15 @@
  * parallel path. */
 #define NL_CONV_COL_BYTES ((size_t)32 << 20)
 #define NL_CONV_SCRATCH_BYTES ((size_t)64 << 20)
+/* Planes of at most this many padded elements are im2col'ed through a stack copy (32 KB f32, 64 KB f64). */
+#define NL_CONV_PADBUF 8192
+/* Keep short row copies / zero fills inline: GCC would otherwise turn each into a memcpy / memset call, which
+ * costs more than the copy for rows of 4-16 elements. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NL_CONV_INLINE_COPIES __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NL_CONV_INLINE_COPIES
+#endif
 /* Target GEMM columns per chunk. */
 #define NL_CONV_COLS 1024
 /* Images of at least this many output pixels get one GEMM each, written / read in place (no staging). */
@@ -242,8 +251,63 @@ static inline void FN(valid_range)(int64_t W, int64_t OW, int64_t stride, int64_
     *hi = h;
 }
 
+/* im2col through a zero-padded copy of each plane (small planes, Hp*Wp <= NL_CONV_PADBUF): every col row is
+ * then a branch-free strided read, copied by inline loops (no memcpy / memset call per row of a small image). */
+#define IM2COL_ROWS(CW) \
+    for (int64_t oh = 0; oh < OH; oh++, d += (CW), sr += Wp) \
+        for (int64_t ow = 0; ow < (CW); ow++) d[ow] = sr[ow]
+static NL_CONV_INLINE_COPIES void FN(im2col_padded)(const conv_geom *g, const T *x, int64_t m, T *col, int par) {
+    const int64_t C = g->C, H = g->H, W = g->W, KH = g->KH, KW = g->KW, OH = g->OH, OW = g->OW;
+    const int64_t s = g->stride, p = g->pad, P = OH * OW, ld = m * P, Hp = H + 2 * p, Wp = W + 2 * p;
+    const int64_t planes = m * C;
+#pragma omp parallel for schedule(static) if (par && planes > 1 && planes * KH * KW * P > 32768)
+    for (int64_t pc = 0; pc < planes; pc++) {
+        T buf[NL_CONV_PADBUF]; /* [Hp, Wp] */
+        const int64_t i = pc / C, ch = pc % C;
+        const T *xp = x + (i * C + ch) * H * W, *src = xp;
+        if (p > 0) {
+            for (int64_t r = 0; r < Hp; r++) {
+                T *br = buf + r * Wp;
+                const int64_t ih = r - p;
+                if (ih < 0 || ih >= H) {
+                    for (int64_t j = 0; j < Wp; j++) br[j] = 0;
+                    continue;
+                }
+                const T *xr = xp + ih * W;
+                for (int64_t j = 0; j < p; j++) br[j] = 0;
+                for (int64_t j = 0; j < W; j++) br[p + j] = xr[j];
+                for (int64_t j = p + W; j < Wp; j++) br[j] = 0;
+            }
+            src = buf;
+        }
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                T *d = col + ((ch * KH + kh) * KW + kw) * ld + i * P;
+                const T *sr = src + kh * Wp + kw;
+                if (s == 1) {
+                    switch (OW) { /* fixed widths compile to straight vector copies */
+                    case 4: IM2COL_ROWS(4); break;
+                    case 8: IM2COL_ROWS(8); break;
+                    case 16: IM2COL_ROWS(16); break;
+                    case 32: IM2COL_ROWS(32); break;
+                    default: IM2COL_ROWS(OW); break;
+                    }
+                } else {
+                    for (int64_t oh = 0; oh < OH; oh++, d += OW, sr += s * Wp)
+                        for (int64_t ow = 0; ow < OW; ow++) d[ow] = sr[ow * s];
+                }
+            }
+    }
+}
+
+#undef IM2COL_ROWS
+
 /* col [K, m*P] (row (c*KH + kh)*KW + kw, column i*P + oh*OW + ow) from images x[0..m) [C,H,W]. */
 static void FN(im2col)(const conv_geom *g, const T *x, int64_t m, void *colv, int par) {
+    if ((g->H + 2 * g->pad) * (g->W + 2 * g->pad) <= NL_CONV_PADBUF) {
+        FN(im2col_padded)(g, x, m, colv, par);
+        return;
+    }
     T *col = colv;
     const int64_t C = g->C, H = g->H, W = g->W, KH = g->KH, KW = g->KW, OH = g->OH, OW = g->OW;
     const int64_t s = g->stride, p = g->pad, P = OH * OW, ld = m * P;
