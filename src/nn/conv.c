@@ -256,6 +256,9 @@ static inline void FN(valid_range)(int64_t W, int64_t OW, int64_t stride, int64_
 #define IM2COL_ROWS(CW) \
     for (int64_t oh = 0; oh < OH; oh++, d += (CW), sr += Wp) \
         for (int64_t ow = 0; ow < (CW); ow++) d[ow] = sr[ow]
+#define IM2COL_ROWS2(CW) \
+    for (int64_t oh = 0; oh < OH; oh++, d += (CW), sr += 2 * Wp) \
+        for (int64_t ow = 0; ow < (CW); ow++) d[ow] = sr[2 * ow]
 static NL_CONV_INLINE_COPIES void FN(im2col_padded)(const conv_geom *g, const T *x, int64_t m, T *col, int par) {
     const int64_t C = g->C, H = g->H, W = g->W, KH = g->KH, KW = g->KW, OH = g->OH, OW = g->OW;
     const int64_t s = g->stride, p = g->pad, P = OH * OW, ld = m * P, Hp = H + 2 * p, Wp = W + 2 * p;
@@ -292,6 +295,13 @@ static NL_CONV_INLINE_COPIES void FN(im2col_padded)(const conv_geom *g, const T 
                     case 32: IM2COL_ROWS(32); break;
                     default: IM2COL_ROWS(OW); break;
                     }
+                } else if (s == 2) {
+                    switch (OW) {
+                    case 4: IM2COL_ROWS2(4); break;
+                    case 8: IM2COL_ROWS2(8); break;
+                    case 16: IM2COL_ROWS2(16); break;
+                    default: IM2COL_ROWS2(OW); break;
+                    }
                 } else {
                     for (int64_t oh = 0; oh < OH; oh++, d += OW, sr += s * Wp)
                         for (int64_t ow = 0; ow < OW; ow++) d[ow] = sr[ow * s];
@@ -301,6 +311,7 @@ static NL_CONV_INLINE_COPIES void FN(im2col_padded)(const conv_geom *g, const T 
 }
 
 #undef IM2COL_ROWS
+#undef IM2COL_ROWS2
 
 /* col [K, m*P] (row (c*KH + kh)*KW + kw, column i*P + oh*OW + ow) from images x[0..m) [C,H,W]. */
 static void FN(im2col)(const conv_geom *g, const T *x, int64_t m, void *colv, int par) {
@@ -342,9 +353,45 @@ static void FN(im2col)(const conv_geom *g, const T *x, int64_t m, void *colv, in
     }
 }
 
-/* dx[0..m) [C,H,W] += col2im(dcol [K, m*P]). Each (image, channel) plane is written by one thread. */
-static void FN(col2im)(const conv_geom *g, const void *colv, int64_t m, T *dx, int par) {
+/* col2im of small planes: the taps are summed into a zero-padded stack plane [Hp, Wp] with branch-free loops,
+ * whose interior is then written (fresh) or added to dx. */
+static NL_CONV_INLINE_COPIES void FN(col2im_padded)(const conv_geom *g, const T *col, int64_t m, T *dx, int fresh, int par) {
+    const int64_t C = g->C, H = g->H, W = g->W, KH = g->KH, KW = g->KW, OH = g->OH, OW = g->OW;
+    const int64_t s = g->stride, p = g->pad, P = OH * OW, ld = m * P, Hp = H + 2 * p, Wp = W + 2 * p;
+    const int64_t planes = m * C;
+#pragma omp parallel for schedule(static) if (par && planes > 1 && planes * KH * KW * P > 32768)
+    for (int64_t pc = 0; pc < planes; pc++) {
+        T buf[NL_CONV_PADBUF]; /* [Hp, Wp] */
+        const int64_t i = pc / C, ch = pc % C;
+        for (int64_t j = 0; j < Hp * Wp; j++) buf[j] = 0;
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const T *sr = col + ((ch * KH + kh) * KW + kw) * ld + i * P;
+                T *b = buf + kh * Wp + kw;
+                for (int64_t oh = 0; oh < OH; oh++, sr += OW, b += s * Wp)
+                    for (int64_t ow = 0; ow < OW; ow++) b[ow * s] += sr[ow];
+            }
+        T *xp = dx + (i * C + ch) * H * W;
+        for (int64_t ih = 0; ih < H; ih++) {
+            const T *b = buf + (ih + p) * Wp + p;
+            T *xr = xp + ih * W;
+            if (fresh)
+                for (int64_t iw = 0; iw < W; iw++) xr[iw] = b[iw];
+            else
+                for (int64_t iw = 0; iw < W; iw++) xr[iw] += b[iw];
+        }
+    }
+}
+
+/* dx[0..m) [C,H,W] += col2im(dcol [K, m*P]), or = when fresh (dx uninitialised). Each (image, channel) plane is
+ * written by one thread. */
+static void FN(col2im)(const conv_geom *g, const void *colv, int64_t m, T *dx, int fresh, int par) {
     const T *col = colv;
+    if ((g->H + 2 * g->pad) * (g->W + 2 * g->pad) <= NL_CONV_PADBUF) {
+        FN(col2im_padded)(g, col, m, dx, fresh, par);
+        return;
+    }
+    if (fresh) memset(dx, 0, (size_t)(m * g->C * g->H * g->W) * sizeof(T));
     const int64_t C = g->C, H = g->H, W = g->W, KH = g->KH, KW = g->KW, OH = g->OH, OW = g->OW;
     const int64_t s = g->stride, p = g->pad, P = OH * OW, ld = m * P;
     const int64_t planes = m * C;
@@ -411,11 +458,16 @@ static void FN(bias_grad)(const conv_geom *g, const void *gyv, void *gbv) {
     const int64_t N = g->N, O = g->O, P = g->OH * g->OW;
 #pragma omp parallel for schedule(static) if (O > 1 && N * O * P > 65536)
     for (int64_t o = 0; o < O; o++) {
+        T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* 8 partial sums (vectorised), added in a fixed order */
         T acc = 0;
         for (int64_t i = 0; i < N; i++) {
             const T *r = gy + (i * O + o) * P;
-            for (int64_t k = 0; k < P; k++) acc += r[k];
+            int64_t k = 0;
+            for (; k + 8 <= P; k += 8)
+                for (int j = 0; j < 8; j++) lane[j] += r[k + j];
+            for (; k < P; k++) acc += r[k];
         }
+        for (int j = 0; j < 8; j++) acc += lane[j];
         gb[o] += acc;
     }
 }
@@ -487,8 +539,7 @@ static void FN(conv_bwd_chunk)(const conv_args *a, int64_t ci, void *scr, void *
             if (!dw) FN(gather)(g, gyc, m, dy);
             nl_gemm(dt, 1, 0, K, ld, O, 1.0, a->w, K, dy, ld, 0.0, col, ld);
         }
-        if (a->gx_fresh) memset(dxc, 0, (size_t)(m * CHW) * sizeof(T));
-        FN(col2im)(g, col, m, dxc, a->inner_par);
+        FN(col2im)(g, col, m, dxc, a->gx_fresh, a->inner_par);
     }
 }
 
