@@ -495,13 +495,14 @@ static void FN(conv_fwd_chunk)(const conv_args *a, int64_t ci, void *scr) {
         }
         return;
     }
-    FN(im2col)(g, xc, m, col, a->inner_par);
-    if (m == 1 || P >= NL_CONV_IMG_P) { /* one GEMM per image, straight into out [O, P] */
+    if (m == 1 || P >= NL_CONV_IMG_P) { /* image by image: col [K, P] (still in cache), GEMM straight into out [O, P] */
         for (int64_t i = 0; i < m; i++) {
+            FN(im2col)(g, xc + i * CHW, 1, col, a->inner_par);
             if (a->b) FN(bias_fill)(g, a->b, 1, P, oc + i * O * P, P);
-            nl_gemm(dt, 0, 0, O, P, K, 1.0, a->w, K, col + i * P, ld, a->b || a->accum ? 1.0 : 0.0, oc + i * O * P, P);
+            nl_gemm(dt, 0, 0, O, P, K, 1.0, a->w, K, col, P, a->b || a->accum ? 1.0 : 0.0, oc + i * O * P, P);
         }
     } else {
+        FN(im2col)(g, xc, m, col, a->inner_par);
         nl_gemm(dt, 0, 0, O, ld, K, 1.0, a->w, K, col, ld, 0.0, y, ld);
         FN(scatter)(g, y, m, a->b, oc, a->accum, a->inner_par);
     }
@@ -518,13 +519,13 @@ static void FN(conv_bwd_chunk)(const conv_args *a, int64_t ci, void *scr, void *
     const T *gyc = (const T *)a->gy + n0 * O * P, *xc = (const T *)a->x + n0 * CHW;
     const int direct = FN(is_direct)(g), per_img = m == 1 || P >= NL_CONV_IMG_P || direct;
     if (dw) { /* dW [O, K] += dY [O, P] col^T [P, K], image by image, or once over the gathered chunk */
-        if (!direct) FN(im2col)(g, xc, m, col, a->inner_par);
         if (per_img) {
             for (int64_t i = 0; i < m; i++) {
-                const T *B = direct ? xc + i * CHW : col + i * P;
-                nl_gemm(dt, 0, 1, O, K, P, 1.0, gyc + i * O * P, P, B, direct ? P : ld, 1.0, dw, K);
+                if (!direct) FN(im2col)(g, xc + i * CHW, 1, col, a->inner_par);
+                nl_gemm(dt, 0, 1, O, K, P, 1.0, gyc + i * O * P, P, direct ? xc + i * CHW : col, P, 1.0, dw, K);
             }
         } else {
+            FN(im2col)(g, xc, m, col, a->inner_par);
             FN(gather)(g, gyc, m, dy);
             nl_gemm(dt, 0, 1, O, K, ld, 1.0, dy, ld, col, ld, 1.0, dw, K);
         }
