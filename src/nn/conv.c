@@ -1,17 +1,23 @@
 /* 2-D convolution by im2col + GEMM (f32 and f64).
  *
  * The batch is cut into chunks of m images (K = C*KH*KW, P = OH*OW):
- *   forward:  col [K, m*P] = im2col(x chunk); then either one GEMM per image straight into out [O, P] (bias
- *             preloaded, beta = 1; used when P >= NL_CONV_IMG_P or m = 1) or, for small images, one GEMM
- *             Y [O, m*P] = W [O, K] @ col into staging and out chunk [m, O, P] = Y + bias. A 1x1 stride-1
- *             pad-0 conv skips im2col (the GEMM reads x itself).
- *   backward: dW += dY col^T (col recomputed from the saved input; per image reading dY in place, or dY
- *             gathered into [O, m*P] for small images); db = sum of dY over images and pixels.
- *             dX, stride 1 and square kernel: the transposed convolution dX = conv(dY, W', pad KH-1-pad) with
- *             W' [C, O, KH, KW] the flipped, transposed weight, run as a forward pass that writes (fresh
- *             gradient, nl_grad_w) or adds (beta = 1) into dX: its GEMM has inner dimension O*KH*KW, where
- *             dcol = W^T dY has only O, and its output is C*P instead of K*P.
- *             Otherwise dcol [K, m*P] = W^T dY; dX += col2im(dcol).
+ *   forward:  P >= NL_CONV_IMG_P (or m = 1): image by image, col [K, P] = im2col(x_i) (still in cache) and one
+ *             GEMM straight into out_i [O, P] (bias preloaded, beta = 1: no staging, no scatter, no BLAS zero
+ *             pass). Smaller images: col [K, m*P] for the chunk, one GEMM into staging Y [O, m*P], then
+ *             out chunk [m, O, P] = Y + bias. A 1x1 stride-1 pad-0 conv has no im2col (the GEMM reads x).
+ *   backward: dW += dY col^T (col recomputed from the saved input; per image reading dY in place, or over the
+ *             chunk with dY gathered into [O, m*P] for small images); db = sum of dY over images and pixels.
+ *             dX, stride 1 and square kernel with pad <= KH-1: the transposed convolution dX = conv(dY, W',
+ *             pad KH-1-pad), W' [C, O, KH, KW] the flipped, transposed weight, run as a second forward pass
+ *             that writes a fresh gradient (nl_grad_w: no zero fill) or adds to it (beta = 1). Its GEMM has
+ *             inner dimension O*KH*KW (dcol = W^T dY has only O) and writes C*P values instead of K*P.
+ *             Otherwise dcol [K, m*P] = W^T dY; dX (+)= col2im(dcol).
+ * im2col / col2im go through a zero-padded stack copy of each (image, channel) plane when it has at most
+ * NL_CONV_PADBUF elements: rows are then branch-free copies, with fixed-width loops for OW = 4, 8, 16, 32
+ * (stride 1) and 4, 8, 16 (stride 2); larger planes take the generic row loops with edge handling.
+ * Measured at 1 thread (docs/performance.md, "conv2d"): the UNet training step of bench_diffusion_vs_torch
+ * 1.6x less CPU than the staging / gather / col2im version; per-image GEMMs beat the staged GEMM at P = 64
+ * and lose at P = 16; the transposed-conv dX beat dcol + col2im on every stride-1 bench case.
  * A chunk holds about 1024 GEMM columns (ceil(1024 / P) images), fewer when that leaves threads idle, and
  * its col buffer never exceeds NL_CONV_COL_BYTES unless one image needs more.
  *
