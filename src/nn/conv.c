@@ -13,7 +13,7 @@
  *             inner dimension O*KH*KW (dcol = W^T dY has only O) and writes C*P values instead of K*P.
  *             Otherwise dcol [K, m*P] = W^T dY; dX (+)= col2im(dcol).
  * im2col / col2im go through a zero-padded stack copy of each (image, channel) plane when it has at most
- * NL_CONV_PADBUF elements: rows are then branch-free copies, with fixed-width loops for OW = 4, 8, 16, 32
+ * NL_CONV_PADBUF elements: rows are then branch-free copies, with fixed-width loops for OW = 4, 8, 14, 16, 28, 32
  * (stride 1) and 4, 8, 16 (stride 2); larger planes take the generic row loops with edge handling.
  * Measured at 1 thread (docs/performance.md, "conv2d"): the UNet training step of bench_diffusion_vs_torch
  * 1.6x less CPU than the staging / gather / col2im version; per-image GEMMs beat the staged GEMM at P = 64
@@ -297,7 +297,9 @@ static NL_CONV_INLINE_COPIES void FN(im2col_padded)(const conv_geom *g, const T 
                     switch (OW) { /* fixed widths compile to straight vector copies */
                     case 4: IM2COL_ROWS(4); break;
                     case 8: IM2COL_ROWS(8); break;
+                    case 14: IM2COL_ROWS(14); break;
                     case 16: IM2COL_ROWS(16); break;
+                    case 28: IM2COL_ROWS(28); break;
                     case 32: IM2COL_ROWS(32); break;
                     default: IM2COL_ROWS(OW); break;
                     }
