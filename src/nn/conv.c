@@ -70,6 +70,8 @@ typedef struct {
     int64_t nb;             /* images per chunk */
     int inner_par;          /* im2col / col2im may open their own parallel loops */
     int accum;              /* forward: out += conv (no bias) instead of out = conv */
+    const void *xw;         /* forward of the transposed conv: the original input [N, O, P] (O, P of this pass) */
+    void *gwt;              /* ... and G [K, O] += col x^T (the original dW, flipped), or NULL */
     int gx_fresh;           /* backward: gx is uninitialised (nl_grad_w), so written, not added to */
 } conv_args;
 
@@ -107,7 +109,8 @@ static nl_status conv_run(nl_ctx *c, conv_args *a, nl_dtype dt, int bwd) {
     if (nb > N) nb = N;
     int64_t nbp = nb;
     if (nth > 1 && (N + nth - 1) / nth < nbp) nbp = (N + nth - 1) / nth;
-    const int priv_dw = bwd && a->gw;
+    void *const dwt = bwd ? a->gw : a->gwt; /* dW (backward) or G (transposed forward) accumulator */
+    const int priv_dw = dwt != NULL;
     /* per-thread scratch (elements): col, staging (multi-image chunks), private dW (parallel backward) */
     const int64_t nchp = (N + nbp - 1) / nbp;
     const size_t perp = (size_t)(K * nbp * P) + (nbp > 1 ? (size_t)(O * nbp * P) : 0) + (priv_dw ? (size_t)(O * K) : 0);
@@ -124,7 +127,7 @@ static nl_status conv_run(nl_ctx *c, conv_args *a, nl_dtype dt, int bwd) {
     if (!par) {
         a->inner_par = 1;
         for (int64_t ci = 0; ci < nchunks; ci++) {
-            if (!bwd) { if (f32) conv_fwd_chunk_f32(a, ci, scr); else conv_fwd_chunk_f64(a, ci, scr); }
+            if (!bwd) { if (f32) conv_fwd_chunk_f32(a, ci, scr, dwt); else conv_fwd_chunk_f64(a, ci, scr, dwt); }
             else { if (f32) conv_bwd_chunk_f32(a, ci, scr, a->gw); else conv_bwd_chunk_f64(a, ci, scr, a->gw); }
         }
         return NL_OK;
@@ -139,14 +142,14 @@ static nl_status conv_run(nl_ctx *c, conv_args *a, nl_dtype dt, int bwd) {
         if (dwp) memset(dwp, 0, (size_t)(O * K) * es);
 #pragma omp for schedule(static)
         for (int64_t ci = 0; ci < nchunks; ci++) {
-            if (!bwd) { if (f32) conv_fwd_chunk_f32(a, ci, my); else conv_fwd_chunk_f64(a, ci, my); }
+            if (!bwd) { if (f32) conv_fwd_chunk_f32(a, ci, my, dwp); else conv_fwd_chunk_f64(a, ci, my, dwp); }
             else { if (f32) conv_bwd_chunk_f32(a, ci, my, dwp); else conv_bwd_chunk_f64(a, ci, my, dwp); }
         }
     }
     nl_blas_serial_end(blas_saved);
     if (priv_dw) { /* gw += sum over threads, in thread order */
-        if (f32) dw_reduce_f32(a->gw, scr, nth, per, dw_off, O * K);
-        else dw_reduce_f64(a->gw, scr, nth, per, dw_off, O * K);
+        if (f32) dw_reduce_f32(dwt, scr, nth, per, dw_off, O * K);
+        else dw_reduce_f64(dwt, scr, nth, per, dw_off, O * K);
     }
     return NL_OK;
 }
@@ -164,26 +167,34 @@ static void conv_backward(nl_ctx *c, nl_node *n) {
         else bias_grad_f64(g, gy->data, gb->data);
     }
     if (!gx && !gw) return;
-    /* dX as a transposed convolution (stride 1, square kernel, pad <= KH - 1) */
+    /* dX as a transposed convolution (stride 1, square kernel, pad <= KH - 1); dW then comes from the same pass:
+     * G [O*KK, C] = sum over images of col(dY) x^T, dW [o, c, k] = G [o*KK + KK-1-k, c] (no im2col of x) */
     const int tconv = gx && g->stride == 1 && g->KH == g->KW && g->pad <= g->KH - 1;
+    const int wt = tconv && gw;
     conv_args a;
     memset(&a, 0, sizeof a);
     a.g = g; a.x = s->x.data; a.w = s->w.data; a.gy = gy->data;
     a.gx = gx && !tconv ? gx->data : NULL;
     a.gx_fresh = fresh;
-    a.gw = gw ? gw->data : NULL;
+    a.gw = gw && !wt ? gw->data : NULL;
     if ((a.gx || a.gw) && conv_run(c, &a, dt, 1) != NL_OK) return;
     if (!tconv) return;
     const int64_t O = g->O, C = g->C, KK = g->KH * g->KW;
-    void *wf = nl_scratch(c, (size_t)(O * C * KK) * nl_dtype_size(dt)); /* W' [C, O, KH, KW] */
-    if (!wf) return;
+    const size_t es = nl_dtype_size(dt);
+    void *wf = nl_scratch(c, (size_t)(O * C * KK) * es); /* W' [C, O, KH, KW] */
+    void *G = wt ? nl_scratch(c, (size_t)(O * C * KK) * es) : NULL; /* [O*KK, C] */
+    if (!wf || (wt && !G)) return;
+    if (G) memset(G, 0, (size_t)(O * C * KK) * es);
     if (dt == NL_F32) wflip_f32(s->w.data, O, C, KK, wf);
     else wflip_f64(s->w.data, O, C, KK, wf);
     conv_geom t = *g; /* dY [N, O, OH, OW] -> dX [N, C, H, W] */
     t.C = g->O; t.H = g->OH; t.W = g->OW; t.O = g->C; t.OH = g->H; t.OW = g->W; t.pad = g->KH - 1 - g->pad;
     memset(&a, 0, sizeof a);
     a.g = &t; a.x = gy->data; a.w = wf; a.out = gx->data; a.accum = !fresh;
-    conv_run(c, &a, dt, 0);
+    a.xw = s->x.data; a.gwt = G;
+    if (conv_run(c, &a, dt, 0) != NL_OK || !G) return;
+    if (dt == NL_F32) gunflip_f32(G, O, C, KK, gw->data);
+    else gunflip_f64(G, O, C, KK, gw->data);
 }
 
 nl_var *nl_conv2d(nl_ctx *c, nl_var *x, nl_var *w, nl_var *b, int stride, int pad) {
@@ -488,18 +499,19 @@ static void FN(gather)(const conv_geom *g, const T *gy, int64_t m, T *dy) {
 }
 
 /* Forward of chunk ci. Scratch: col [K, nb*P], staging [O, nb*P]. */
-static void FN(conv_fwd_chunk)(const conv_args *a, int64_t ci, void *scr) {
+static void FN(conv_fwd_chunk)(const conv_args *a, int64_t ci, void *scr, void *gwt) {
     const conv_geom *g = a->g;
     const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW, O = g->O, CHW = g->C * g->H * g->W;
     const int64_t n0 = ci * a->nb, m = g->N - n0 < a->nb ? g->N - n0 : a->nb, ld = m * P;
     const nl_dtype dt = sizeof(T) == 4 ? NL_F32 : NL_F64;
     T *col = scr, *y = col + K * a->nb * P;
     T *oc = (T *)a->out + n0 * O * P;
-    const T *xc = (const T *)a->x + n0 * CHW;
+    const T *xc = (const T *)a->x + n0 * CHW, *xw = a->xw ? (const T *)a->xw + n0 * O * P : NULL;
     if (FN(is_direct)(g)) { /* 1x1, stride 1, pad 0: x [C, P] is the col of its image */
         for (int64_t i = 0; i < m; i++) {
             if (a->b) FN(bias_fill)(g, a->b, 1, P, oc + i * O * P, P);
             nl_gemm(dt, 0, 0, O, P, K, 1.0, a->w, K, xc + i * CHW, P, a->b || a->accum ? 1.0 : 0.0, oc + i * O * P, P);
+            if (gwt) nl_gemm(dt, 0, 1, K, O, P, 1.0, xc + i * CHW, P, xw + i * O * P, P, 1.0, gwt, O);
         }
         return;
     }
@@ -508,11 +520,13 @@ static void FN(conv_fwd_chunk)(const conv_args *a, int64_t ci, void *scr) {
             FN(im2col)(g, xc + i * CHW, 1, col, a->inner_par);
             if (a->b) FN(bias_fill)(g, a->b, 1, P, oc + i * O * P, P);
             nl_gemm(dt, 0, 0, O, P, K, 1.0, a->w, K, col, P, a->b || a->accum ? 1.0 : 0.0, oc + i * O * P, P);
+            if (gwt) nl_gemm(dt, 0, 1, K, O, P, 1.0, col, P, xw + i * O * P, P, 1.0, gwt, O);
         }
     } else {
         FN(im2col)(g, xc, m, col, a->inner_par);
         nl_gemm(dt, 0, 0, O, ld, K, 1.0, a->w, K, col, ld, 0.0, y, ld);
         FN(scatter)(g, y, m, a->b, oc, a->accum, a->inner_par);
+        for (int64_t i = 0; gwt && i < m; i++) nl_gemm(dt, 0, 1, K, O, P, 1.0, col + i * P, ld, xw + i * O * P, P, 1.0, gwt, O);
     }
 }
 
@@ -550,6 +564,15 @@ static void FN(conv_bwd_chunk)(const conv_args *a, int64_t ci, void *scr, void *
         }
         FN(col2im)(g, col, m, dxc, a->gx_fresh, a->inner_par);
     }
+}
+
+/* gw [O, C, KK] += G [O*KK, C] with the taps reversed: gw[o, c, k] += G[o*KK + KK-1-k, c]. */
+static void FN(gunflip)(const void *Gv, int64_t O, int64_t C, int64_t KK, void *gwv) {
+    const T *G = Gv;
+    T *gw = gwv;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t ch = 0; ch < C; ch++)
+            for (int64_t k = 0; k < KK; k++) gw[(o * C + ch) * KK + k] += G[(o * KK + KK - 1 - k) * C + ch];
 }
 
 /* w' [C, O, KK] = w [O, C, KK] with the KK = KH*KW taps reversed (the transposed convolution's weight). */
