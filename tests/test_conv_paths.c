@@ -2,7 +2,8 @@
  * gradients: one GEMM per image (P >= 64) vs the staged multi-image GEMM (P < 64), the 1x1 stride-1 pad-0 path
  * without im2col, dX as a transposed convolution (stride 1, square kernel, pad <= k-1) vs dcol + col2im (stride 2,
  * non-square kernel, 1x1 with pad 1), pad 0/1/2, odd sizes, partial chunks, 1-3 threads; gradients added into an
- * existing (non-fresh) input gradient; bit-identical repeats at a fixed thread count; finite differences. */
+ * existing (non-fresh) input gradient; only dW or only dX wanted; bit-identical repeats at a fixed thread count;
+ * finite differences. */
 #include "nltest.h"
 #include "nnlab/extend.h"
 #include "nnlab/gradcheck.h"
@@ -145,6 +146,40 @@ static void test_deterministic(void) {
     nl_threads_init();
 }
 
+/* only some gradients wanted: x without gradient (dW, db by the plain backward) or w without (dX alone) */
+static void test_partial_grads(void) {
+    const cfg g[] = {{5, 4, 16, 16, 6, 3, 3, 1, 1, 1}, {19, 5, 4, 4, 4, 3, 3, 1, 1, 1}, {4, 6, 9, 11, 5, 1, 1, 1, 0, 1}};
+    for (int i = 0; i < 3; i++)
+        for (int which = 0; which < 2; which++)
+            for (int d = 0; d < 2; d++) {
+                const nl_dtype dt = d ? NL_F64 : NL_F32;
+                const double tol = d ? 1e-12 : 2e-5;
+                const int64_t OH = odim(g[i].H, g[i].KH, g[i].stride, g[i].pad), OW = odim(g[i].W, g[i].KW, g[i].stride, g[i].pad);
+                int64_t xs[4] = {g[i].N, g[i].C, g[i].H, g[i].W}, ws[4] = {g[i].O, g[i].C, g[i].KH, g[i].KW}, bs[1] = {g[i].O};
+                int64_t ys[4] = {g[i].N, g[i].O, OH, OW};
+                nl_tensor xt = mk(dt, 4, xs), wt = mk(dt, 4, ws), bt = mk(dt, 1, bs), st = mk(dt, 4, ys);
+                fill(&xt, 900 + i); fill(&wt, 910 + i); fill(&bt, 920 + i); fill(&st, 930 + i);
+                nl_ctx *c = nl_ctx_new(0, 0);
+                nl_var *x = nl_leaf(c, xt, which == 1), *w = nl_leaf(c, wt, which == 0), *b = nl_leaf(c, bt, 1);
+                nl_var *y = nl_conv2d(c, x, w, b, g[i].stride, g[i].pad);
+                NLT_CHECK(y && nl_backward_seed(c, y, &st) == NL_OK, "case %d: %s", i, nl_last_error());
+                const int64_t ny = nl_tensor_numel(&st), nx = nl_tensor_numel(&xt), nw = nl_tensor_numel(&wt);
+                double *xd = todbl(&xt), *wd = todbl(&wt), *bd = todbl(&bt), *gy = todbl(&st);
+                double *yr = calloc((size_t)ny, 8), *dx = calloc((size_t)nx, 8), *dw = calloc((size_t)nw, 8), *db = calloc((size_t)g[i].O, 8);
+                ref(&g[i], xd, wd, bd, gy, yr, dx, dw, db);
+                const double sc = 1 + sqrt((double)(g[i].N * OH * OW));
+                if (which == 0)
+                    NLT_CHECK(!x->grad.data && maxdiff(&w->grad, dw, 1) <= tol * sc && maxdiff(&b->grad, db, 1) <= tol * sc,
+                              "case %d: dW / db without dX", i);
+                else
+                    NLT_CHECK(!w->grad.data && maxdiff(&x->grad, dx, 1) <= tol * sc && maxdiff(&b->grad, db, 1) <= tol * sc,
+                              "case %d: dX / db without dW", i);
+                free(xd); free(wd); free(bd); free(gy); free(yr); free(dx); free(dw); free(db);
+                nl_ctx_free(c);
+                free(xt.data); free(wt.data); free(bt.data); free(st.data);
+            }
+}
+
 typedef struct { int stride, pad; } gc_opt;
 static nl_var *f_conv(nl_ctx *c, nl_var **in, void *ud) {
     gc_opt *o = ud;
@@ -173,6 +208,7 @@ int main(void) {
     nl_threads_init();
     NLT_RUN(test_paths);
     NLT_RUN(test_deterministic);
+    NLT_RUN(test_partial_grads);
     NLT_RUN(test_gradcheck);
     return nlt_finish();
 }

@@ -5,12 +5,15 @@
  *             GEMM straight into out_i [O, P] (bias preloaded, beta = 1: no staging, no scatter, no BLAS zero
  *             pass). Smaller images: col [K, m*P] for the chunk, one GEMM into staging Y [O, m*P], then
  *             out chunk [m, O, P] = Y + bias. A 1x1 stride-1 pad-0 conv has no im2col (the GEMM reads x).
- *   backward: dW += dY col^T (col recomputed from the saved input; per image reading dY in place, or over the
- *             chunk with dY gathered into [O, m*P] for small images); db = sum of dY over images and pixels.
+ *   backward: db = sum of dY over images and pixels. Without the transposed pass below (or when dX is not
+ *             wanted): dW += dY col^T (col recomputed from the saved input; per image reading dY in place, or
+ *             over the chunk with dY gathered into [O, m*P] for small images).
  *             dX, stride 1 and square kernel with pad <= KH-1: the transposed convolution dX = conv(dY, W',
  *             pad KH-1-pad), W' [C, O, KH, KW] the flipped, transposed weight, run as a second forward pass
  *             that writes a fresh gradient (nl_grad_w: no zero fill) or adds to it (beta = 1). Its GEMM has
  *             inner dimension O*KH*KW (dcol = W^T dY has only O) and writes C*P values instead of K*P.
+ *             dW then comes from the same pass: G [O*KK, C] += col(dY_i) x_i^T per image (G per thread and
+ *             summed in thread order, like dW), dW [o, c, k] += G [o*KK + KK-1-k, c]; no im2col of x at all.
  *             Otherwise dcol [K, m*P] = W^T dY; dX (+)= col2im(dcol).
  * im2col / col2im go through a zero-padded stack copy of each (image, channel) plane when it has at most
  * NL_CONV_PADBUF elements: rows are then branch-free copies, with fixed-width loops for OW = 4, 8, 14, 16, 28, 32
