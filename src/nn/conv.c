@@ -19,7 +19,7 @@
  * NL_CONV_PADBUF elements: rows are then branch-free copies, with fixed-width loops for OW = 4, 8, 14, 16, 28, 32
  * (stride 1) and 4, 8, 16 (stride 2); larger planes take the generic row loops with edge handling.
  * Measured at 1 thread (docs/performance.md, "conv2d"): the UNet training step of bench_diffusion_vs_torch
- * 1.6x less CPU than the staging / gather / col2im version; per-image GEMMs beat the staged GEMM at P = 64
+ * 1.7x less CPU than the staging / gather / col2im version; per-image GEMMs beat the staged GEMM at P = 64
  * and lose at P = 16; the transposed-conv dX beat dcol + col2im on every stride-1 bench case.
  * A chunk holds about 1024 GEMM columns (ceil(1024 / P) images), fewer when that leaves threads idle, and
  * its col buffer never exceeds NL_CONV_COL_BYTES unless one image needs more.
