@@ -522,10 +522,9 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
         if (!o) return NULL;
         /* vanilla attention wrote [B, T, H, Dh] already: the reshape is a view */
         nl_var *om = cf->attn == NL_LM_ATTN_VANILLA ? nl_reshape(c, o, 3, sh3) : nl_reshape(c, nl_permute(c, o, perm), 3, sh3);
-        x = nl_add(c, x, nl_linear(c, om, L->wo, NULL));
+        x = nl_lm_linear_residual(c, x, om, L->wo, NULL); /* x + om Wo^T */
         nl_var *h2v = apply_norm(m, c, x, L->n2_w, L->n2_b, L->n2_rm, L->n2_rv, train);
-        nl_var *f = nl_linear(c, nl_gelu(c, nl_linear(c, h2v, L->fc1_w, L->fc1_b)), L->fc2_w, L->fc2_b);
-        x = nl_add(c, x, f);
+        x = nl_lm_linear_residual(c, x, nl_gelu(c, nl_linear(c, h2v, L->fc1_w, L->fc1_b)), L->fc2_w, L->fc2_b);
     }
     x = apply_norm(m, c, x, m->nf_w, m->nf_b, m->nf_rm, m->nf_rv, train);
     int64_t sh2[2] = {B * T, d};

@@ -9,8 +9,9 @@
  * (at least 16 query rows). With causal masking a block only spans keys that some of its rows can see. The
  * [B, H, T, S] score tensor is kept only when it is small (at most NL_ATTN_SAVE_ELEMS elements, training):
  * forward then saves each block of scores (scale Q K^T + mask, before the softmax) and backward blocks of the
- * same geometry (a query tile of the forward, all keys) copy it instead of recomputing the Q K^T GEMM. The saved
- * block is the result of the very same GEMM call, so gradients are bit-identical either way.
+ * same geometry (a query tile of the forward, all keys) read it instead of recomputing the Q K^T GEMM (the
+ * forward GEMM writes its scores into the saved tensor directly and both softmax passes read them from there,
+ * no copies). The saved block is the result of the very same GEMM call, so gradients are bit-identical either way.
  *
  * Parallelism (OpenMP): forward work items are (slice, query tile). Backward items are slices; when there
  * are fewer slices than threads (and no mask gradient), backward runs in two passes instead: dK/dV over
@@ -303,16 +304,17 @@ static inline int64_t FN(row_limit)(const attn_geom *g, int64_t t) {
     return l < 0 ? 0 : l > g->S ? g->S : l;
 }
 
-/* sc [tb, w] = scale * Q[t0:t0+tb] K[s0:s0+w]^T + mask for one slice; keys hidden by causality = -inf. */
+/* sc [tb, w] (row stride ld) = scale * Q[t0:t0+tb] K[s0:s0+w]^T + mask for one slice; keys hidden by
+ * causality = -inf. */
 static void FN(scores)(const attn_geom *g, int64_t b, int64_t h, int64_t t0, int64_t tb, int64_t s0, int64_t w,
-                       const TY *Q, const TY *K, TY *sc) {
-    nl_gemm(DT, 0, 1, tb, w, g->D, g->scale, Q + t0 * g->D, g->D, K + s0 * g->D, g->D, 0.0, sc, w);
+                       const TY *Q, const TY *K, TY *sc, int64_t ld) {
+    nl_gemm(DT, 0, 1, tb, w, g->D, g->scale, Q + t0 * g->D, g->D, K + s0 * g->D, g->D, 0.0, sc, ld);
     const TY *m = g->m;
     for (int64_t r = 0; r < tb; r++) {
         const int64_t t = t0 + r;
         int64_t lim = FN(row_limit)(g, t) - s0;
         lim = lim < 0 ? 0 : lim > w ? w : lim;
-        TY *row = sc + r * w;
+        TY *row = sc + r * ld;
         if (m) {
             const TY *mr = m + b * g->ms[0] + h * g->ms[1] + t * g->ms[2] + s0 * g->ms[3];
             const int64_t s3 = g->ms[3];
@@ -340,15 +342,16 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
         if (lse) for (int64_t r = 0; r < tb; r++) lse[r] = (TY)-INFINITY;
         return;
     }
-    FN(scores)(g, b, h, t0, tb, 0, se, Q, K, sc);
-    if (a->scs)
-        for (int64_t r = 0; r < tb; r++)
-            memcpy((TY *)a->scs + (slice * g->T + t0 + r) * g->S, sc + r * se, sizeof(TY) * (size_t)se);
+    /* the scores go straight to the saved block when there is one (the softmax then reads them from there) */
+    TY *raw = a->scs ? (TY *)a->scs + (slice * g->T + t0) * g->S : sc;
+    const int64_t ldr = a->scs ? g->S : se;
+    FN(scores)(g, b, h, t0, tb, 0, se, Q, K, raw, ldr);
     for (int64_t r = 0; r < tb; r++) {
         TY *row = sc + r * se;
+        const TY *src = raw + r * ldr;
         TY mx = (TY)-INFINITY;
 #pragma omp simd reduction(max : mx)
-        for (int64_t s = 0; s < se; s++) mx = row[s] > mx ? row[s] : mx;
+        for (int64_t s = 0; s < se; s++) mx = src[s] > mx ? src[s] : mx;
         if (mx == (TY)-INFINITY) { /* no visible key: zero output, zero gradient */
             for (int64_t s = 0; s < se; s++) row[s] = 0;
             if (lse) lse[r] = (TY)-INFINITY;
@@ -357,7 +360,7 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
         double sum = 0;
 #pragma omp simd reduction(+ : sum)
         for (int64_t s = 0; s < se; s++) {
-            TY e = EXPT(row[s] - mx);
+            TY e = EXPT(src[s] - mx);
             row[s] = e;
             sum += e;
         }
@@ -399,19 +402,16 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
         /* the forward block of these rows (same tile, all keys) was saved: same GEMM, same values */
         const int saved = a->scs && s0 == 0 && s1 == g->S && r0 % g->tile == 0 &&
                           tb == (r0 + g->tile > g->T ? g->T - r0 : g->tile);
-        if (saved)
-            for (int64_t r = 0; r < tb; r++)
-                memcpy(P + r * w, (const TY *)a->scs + (slice * g->T + r0 + r) * g->S, sizeof(TY) * (size_t)w);
-        else
-            FN(scores)(g, b, h, r0, tb, s0, w, Q, K, P);
+        if (!saved) FN(scores)(g, b, h, r0, tb, s0, w, Q, K, P, w);
         for (int64_t r = 0; r < tb; r++) {
             TY *row = P + r * w;
+            const TY *src = saved ? (const TY *)a->scs + (slice * g->T + r0 + r) * g->S : row;
             const TY l = lse[r0 + r];
             if (l == (TY)-INFINITY) {
                 for (int64_t s = 0; s < w; s++) row[s] = 0;
             } else {
 #pragma omp simd
-                for (int64_t s = 0; s < w; s++) row[s] = EXPT(row[s] - l);
+                for (int64_t s = 0; s < w; s++) row[s] = EXPT(src[s] - l);
             }
             if (need_ds) {
                 TY d = 0;

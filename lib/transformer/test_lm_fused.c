@@ -1,0 +1,98 @@
+/* nl_lm_linear_residual: values against nl_add(r, nl_linear(x, W, b)) (f64 and f32, with and without bias,
+ * 2-D and 3-D inputs), finite-difference gradients (f64, f32) for r, x, W, b, shape / dtype errors. */
+#include "nltest.h"
+#include "nnlab/extend.h"
+#include "nnlab/gradcheck.h"
+#include "transformer/transformer.h"
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct { int ref, bias; } lr_ud;
+
+static nl_var *f_lr(nl_ctx *c, nl_var **in, void *ud) {
+    const lr_ud *u = ud;
+    nl_var *b = u->bias ? in[3] : NULL;
+    return u->ref ? nl_add(c, in[0], nl_linear(c, in[1], in[2], b)) : nl_lm_linear_residual(c, in[0], in[1], in[2], b);
+}
+
+static nl_tensor tnew(nl_dtype dt, int nd, const int64_t *sh) {
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= sh[i];
+    return nl_tensor_wrap(calloc((size_t)n, nl_dtype_size(dt)), dt, nd, sh);
+}
+
+static void mk_inputs(nl_dtype dt, int nd, nl_tensor *t, uint64_t seed) {
+    const int64_t B = 2, T = 5, In = 7, O = 3;
+    int64_t sr[3] = {B, T, O}, sx[3] = {B, T, In}, sw[2] = {O, In}, sb[1] = {O};
+    if (nd == 2) { sr[0] = B * T; sr[1] = O; sx[0] = B * T; sx[1] = In; }
+    t[0] = tnew(dt, nd, sr);
+    t[1] = tnew(dt, nd, sx);
+    t[2] = tnew(dt, 2, sw);
+    t[3] = tnew(dt, 1, sb);
+    nl_rng r;
+    nl_rng_init(&r, seed, 3);
+    for (int i = 0; i < 4; i++) nl_rng_fill_uniform(&r, &t[i], -1, 1);
+}
+
+static void test_values_grads(void) {
+    for (int f = 0; f < 2; f++)
+        for (int nd = 2; nd <= 3; nd++)
+            for (int bias = 0; bias < 2; bias++) {
+                const nl_dtype dt = f ? NL_F32 : NL_F64;
+                const double tol = f ? 1e-5 : 1e-13;
+                nl_tensor t[4];
+                mk_inputs(dt, nd, t, 10 + nd + 2 * bias + 4 * f);
+                double *vals[2][5] = {{0}};
+                int64_t nv[5] = {0};
+                for (int ref = 0; ref < 2; ref++) {
+                    nl_ctx *c = nl_ctx_new(0, 0);
+                    nl_var *in[4];
+                    for (int i = 0; i < 4; i++) in[i] = nl_leaf(c, t[i], 1);
+                    lr_ud u = {ref, bias};
+                    nl_var *y = f_lr(c, in, &u);
+                    NLT_CHECK(y != NULL, "forward: %s", nl_last_error());
+                    if (!y) { nl_ctx_free(c); continue; }
+                    NLT_OK(nl_backward(c, nl_sum(c, nl_mul(c, y, y), NL_AXIS_ALL, 0)));
+                    const nl_tensor *ts[5] = {&y->val, &in[0]->grad, &in[1]->grad, &in[2]->grad, &in[3]->grad};
+                    for (int i = 0; i < 5; i++) {
+                        nv[i] = ts[i]->data ? nl_tensor_numel(ts[i]) : 0;
+                        vals[ref][i] = malloc(sizeof(double) * (size_t)(nv[i] + 1));
+                        for (int64_t e = 0; e < nv[i]; e++) vals[ref][i][e] = nl_tensor_get(ts[i], e);
+                    }
+                    nl_ctx_free(c);
+                }
+                for (int i = 0; i < 5; i++) {
+                    if (i == 4 && !bias) { free(vals[0][i]); free(vals[1][i]); continue; }
+                    double worst = 0;
+                    for (int64_t e = 0; e < nv[i] && vals[0][i] && vals[1][i]; e++)
+                        worst = fmax(worst, fabs(vals[0][i][e] - vals[1][i][e]) / (1 + fabs(vals[1][i][e])));
+                    NLT_CHECK(worst <= tol && nv[i] > 0, "%s nd %d bias %d: term %d differs by %.3g", nl_dtype_name(dt), nd, bias,
+                              i, worst);
+                    free(vals[0][i]); free(vals[1][i]);
+                }
+                lr_ud u = {0, bias};
+                int wrt[4] = {1, 1, 1, bias};
+                nl_gc_result res;
+                nl_status st = nl_gradcheck(f_lr, &u, bias ? 4 : 3, t, wrt, f ? 1e-2 : 1e-6, f ? 2e-3 : 1e-9, f ? 2e-2 : 1e-6, &res);
+                NLT_CHECK(st == NL_OK && res.checked > 0, "gradcheck %s nd %d bias %d: %s", nl_dtype_name(dt), nd, bias, nl_last_error());
+                for (int i = 0; i < 4; i++) free(t[i].data);
+            }
+}
+
+static void test_errors(void) {
+    nl_tensor t[4];
+    mk_inputs(NL_F64, 3, t, 5);
+    nl_ctx *c = nl_ctx_new(0, 0);
+    nl_var *r = nl_leaf(c, t[0], 1), *x = nl_leaf(c, t[1], 1), *W = nl_leaf(c, t[2], 1), *b = nl_leaf(c, t[3], 1);
+    NLT_CHECK(nl_lm_linear_residual(c, x, x, W, b) == NULL, "residual of the wrong width is refused");
+    NLT_CHECK(nl_lm_linear_residual(c, r, r, W, b) == NULL, "x of the wrong width is refused");
+    NLT_CHECK(nl_lm_linear_residual(c, r, x, W, W) == NULL, "a 2-D bias is refused");
+    nl_ctx_free(c);
+    for (int i = 0; i < 4; i++) free(t[i].data);
+}
+
+int main(void) {
+    NLT_RUN(test_values_grads);
+    NLT_RUN(test_errors);
+    return nlt_finish();
+}
