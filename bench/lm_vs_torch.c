@@ -11,7 +11,9 @@
  * Timing: `warmup` untimed steps, then the median step time of `steps` timed steps, per side and thread count;
  * also the median process CPU time (user + sys) per step, the fairer figure on a shared machine at 1 thread.
  * Usage: bench_lm_vs_torch [--steps N] [--warmup N] [--context T] [--batch B] [--d-model D] [--layers L]
- *                          [--no-torch]
+ *                          [--no-torch] [--eval-x X]
+ * --eval-x X also times the no-grad forward (evaluation) of batch x context tokens as batch windows of the
+ * training context and as sequences of X times that context (giraffe evaluates at up to 16x).
  * Env: NLB_THREADS (default "1,2"), NL_SOURCE_DIR (to find bench/lm_vs_torch.py). */
 #include "bench_util.h"
 #include "transformer/transformer.h"
@@ -57,7 +59,7 @@ static torch_result run_torch(int T, const char *data, int steps, int warmup, in
 }
 
 int main(int argc, char **argv) {
-    int steps = 20, warmup = 3, ctx = 128, batch = 16, d = 128, layers = 2, torch = 1;
+    int steps = 20, warmup = 3, ctx = 128, batch = 16, d = 128, layers = 2, torch = 1, eval_x = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
@@ -66,8 +68,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--d-model") && i + 1 < argc) d = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+        else if (!strcmp(argv[i], "--eval-x") && i + 1 < argc) eval_x = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--steps N] [--warmup N] [--context T] [--batch B] [--d-model D] [--layers L] [--no-torch]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--steps N] [--warmup N] [--context T] [--batch B] [--d-model D] [--layers L] [--no-torch] [--eval-x X]\n", argv[0]);
             return 2;
         }
     }
@@ -141,6 +144,29 @@ int main(int argc, char **argv) {
         printf("NNLAB_LM threads=%d median_s=%.6f cpu_median_s=%.6f tokens_per_s=%.1f\n", T, res_nl[k], cpu_nl[k],
                batch * ctx / res_nl[k]);
         fflush(stdout);
+        if (eval_x > 1) { /* no-grad forward of batch*ctx tokens: batch x ctx vs one sequence of eval_x * ctx */
+            for (int e = 0; e < 2; e++) {
+                const int64_t Te = e ? (int64_t)eval_x * ctx : ctx, Be = e ? (batch * ctx + Te - 1) / Te : batch;
+                int32_t *ei = malloc(sizeof(int32_t) * (size_t)(Be * Te));
+                for (int64_t i = 0; i < Be * Te; i++) ei[i] = tr[i % (ntr - 1)];
+                double te[1000], tce[1000];
+                const int reps = steps < 10 ? steps : 10;
+                for (int s = 0; s < reps + 1; s++) {
+                    double t0 = nlb_now(), c0 = cpu_now();
+                    nl_ctx_reset(cx);
+                    int gsave = nl_set_grad_enabled(cx, 0);
+                    NLB_CHECK(nl_lm_forward(&m, cx, ei, Be, Te, 0) != NULL);
+                    nl_set_grad_enabled(cx, gsave);
+                    if (s) { te[s - 1] = nlb_now() - t0; tce[s - 1] = cpu_now() - c0; }
+                }
+                printf("  nnlab eval T=%d: %lld x %lld tokens, median %.2f ms (CPU %.2f ms), %.0f tokens/s by CPU time\n", T,
+                       (long long)Be, (long long)Te, nlb_median(te, reps) * 1e3, nlb_median(tce, reps) * 1e3,
+                       (double)(Be * Te) / nlb_median(tce, reps));
+                printf("NNLAB_LM_EVAL threads=%d context=%lld batch=%lld cpu_median_s=%.6f\n", T, (long long)Te, (long long)Be,
+                       nlb_median(tce, reps));
+                free(ei);
+            }
+        }
         nl_ctx_free(cx);
         nl_optim_free(&opt);
         nl_lm_free(&m);

@@ -1,7 +1,8 @@
 /* Fused scaled-dot-product attention (f32 and f64).
  *
  * Per (b, h) slice, in blocks of query rows x keys:
- *   forward:  S = scale * Q K^T + mask (causally hidden keys = -inf), P = softmax_rows(S), O = P V. Only the
+ *   forward:  S = scale * Q K^T + mask (causally hidden keys = -inf), P = softmax_rows(S), O = P V (computed as
+ *             (E V) / rowsum(E), E = exp(S - rowmax): the division touches [T, Dv], not [T, S]). Only the
  *             per-row logsumexp is saved (lse; -inf for a row without any visible key, whose output is 0).
  *   backward: recompute P = exp(S - lse); dV += P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dO * O));
  *             dQ += scale dS K; dK += scale dS^T Q; dMask += dS summed over the mask's broadcast dims.
@@ -261,7 +262,7 @@ static nl_var *attention_impl(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var
     int64_t items = g.B * g.H * a.nblk;
     int nth = nl_get_num_threads();
     int par = attn_par(items, 2.0 * (double)(g.B * g.H) * (double)g.T * (double)g.S * (double)(g.D + g.Dv), nth);
-    size_t per = (size_t)(g.tile * g.S) * es + 64;
+    size_t per = (size_t)(g.tile * (g.S + 1)) * es + 64; /* score block [tile, S] + row factors [tile] */
     char *scr = nl_scratch(c, (size_t)(par ? nth : 1) * per);
     if (!scr) return NULL;
     attn_run(&a, dt == NL_F32 ? attn_fwd_item_f32 : attn_fwd_item_f64, items, par, nth, scr, per);
@@ -308,7 +309,10 @@ static inline int64_t FN(row_limit)(const attn_geom *g, int64_t t) {
  * causality = -inf. */
 static void FN(scores)(const attn_geom *g, int64_t b, int64_t h, int64_t t0, int64_t tb, int64_t s0, int64_t w,
                        const TY *Q, const TY *K, TY *sc, int64_t ld) {
-    nl_gemm(DT, 0, 1, tb, w, g->D, g->scale, Q + t0 * g->D, g->D, K + s0 * g->D, g->D, 0.0, sc, ld);
+    /* beta = 1 onto zeros: the same values as beta = 0, whose separate C pass in OpenBLAS (sgemm_beta) is
+     * several times slower than memset (8% of a 2048-token evaluation) */
+    for (int64_t r = 0; r < tb; r++) memset(sc + r * ld, 0, sizeof(TY) * (size_t)w);
+    nl_gemm(DT, 0, 1, tb, w, g->D, g->scale, Q + t0 * g->D, g->D, K + s0 * g->D, g->D, 1.0, sc, ld);
     const TY *m = g->m;
     for (int64_t r = 0; r < tb; r++) {
         const int64_t t = t0 + r;
@@ -346,6 +350,7 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
     TY *raw = a->scs ? (TY *)a->scs + (slice * g->T + t0) * g->S : sc;
     const int64_t ldr = a->scs ? g->S : se;
     FN(scores)(g, b, h, t0, tb, 0, se, Q, K, raw, ldr);
+    TY *inv = sc + g->tile * g->S; /* [tb] 1 / row sums: O = (E V) / sum, one pass over [tb, Dv], not [tb, se] */
     for (int64_t r = 0; r < tb; r++) {
         TY *row = sc + r * se;
         const TY *src = raw + r * ldr;
@@ -354,6 +359,7 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
         for (int64_t s = 0; s < se; s++) mx = src[s] > mx ? src[s] : mx;
         if (mx == (TY)-INFINITY) { /* no visible key: zero output, zero gradient */
             for (int64_t s = 0; s < se; s++) row[s] = 0;
+            inv[r] = 0;
             if (lse) lse[r] = (TY)-INFINITY;
             continue;
         }
@@ -364,12 +370,16 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
             row[s] = e;
             sum += e;
         }
-        const TY inv = (TY)(1.0 / sum);
-#pragma omp simd
-        for (int64_t s = 0; s < se; s++) row[s] *= inv;
+        inv[r] = (TY)(1.0 / sum);
         if (lse) lse[r] = (TY)((double)mx + log(sum));
     }
     nl_gemm(DT, 0, 0, tb, g->Dv, se, 1.0, sc, se, V, g->Dv, 0.0, O, g->old);
+    for (int64_t r = 0; r < tb; r++) {
+        TY *orow = O + r * g->old;
+        const TY f = inv[r];
+#pragma omp simd
+        for (int64_t j = 0; j < g->Dv; j++) orow[j] *= f;
+    }
 }
 
 /* Backward over query rows [t0, t1) x keys [s0, s1) of slice (b, h): accumulates into the gradients of `a`
@@ -422,7 +432,8 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
         }
         if (dV) nl_gemm(DT, 1, 0, w, Dv, tb, 1.0, P, w, dO + r0 * ld, ld, 1.0, dV + s0 * Dv, Dv);
         if (!need_ds) continue;
-        nl_gemm(DT, 0, 1, tb, w, Dv, 1.0, dO + r0 * ld, ld, V + s0 * Dv, Dv, 0.0, dP, w);
+        memset(dP, 0, sizeof(TY) * (size_t)(tb * w)); /* beta = 1 onto zeros, as in scores() */
+        nl_gemm(DT, 0, 1, tb, w, Dv, 1.0, dO + r0 * ld, ld, V + s0 * Dv, Dv, 1.0, dP, w);
         for (int64_t r = 0; r < tb; r++) {
             TY *dr = dP + r * w;
             const TY *pr = P + r * w;
