@@ -484,7 +484,7 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
     for (int l = 0; l < cf->n_layers && x; l++) {
         nl_lm_layer *L = &m->layer[l];
         nl_var *h = apply_norm(m, c, x, L->n1_w, L->n1_b, L->n1_rm, L->n1_rv, train);
-        nl_var *qkv = nl_linear(c, h, L->wqkv, NULL);
+        nl_var *qkv = nl_lm_linear_residual(c, NULL, h, L->wqkv, NULL); /* [B, T, 3d] */
         nl_var *v = heads_split(c, qkv, 2, H);
         if (!v) return NULL;
         nl_var *o = NULL;
@@ -528,7 +528,7 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
     }
     x = apply_norm(m, c, x, m->nf_w, m->nf_b, m->nf_rm, m->nf_rv, train);
     int64_t sh2[2] = {B * T, d};
-    nl_var *logits = nl_linear(c, nl_reshape(c, x, 2, sh2), m->head, NULL);
+    nl_var *logits = nl_lm_linear_residual(c, NULL, nl_reshape(c, x, 2, sh2), m->head, NULL); /* [B*T, V] */
     if (logits && kc) kc->len = off + T;
     if (logits && train) m->norm_step++;
     return logits;

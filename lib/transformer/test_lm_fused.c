@@ -1,5 +1,5 @@
-/* nl_lm_linear_residual: values against nl_add(r, nl_linear(x, W, b)) (f64 and f32, with and without bias,
- * 2-D and 3-D inputs), finite-difference gradients (f64, f32) for r, x, W, b, shape / dtype errors. */
+/* nl_lm_linear_residual: values against nl_add(r, nl_linear(x, W, b)) and, without residual, nl_linear(x, W, b)
+ * (f64 and f32, with and without bias, 2-D and 3-D inputs), finite-difference gradients (f64, f32) for r, x, W, b, shape / dtype errors. */
 #include "nltest.h"
 #include "nnlab/extend.h"
 #include "nnlab/gradcheck.h"
@@ -7,11 +7,12 @@
 #include <math.h>
 #include <stdlib.h>
 
-typedef struct { int ref, bias; } lr_ud;
+typedef struct { int ref, bias, nor; } lr_ud; /* nor: no residual (r = NULL) */
 
 static nl_var *f_lr(nl_ctx *c, nl_var **in, void *ud) {
     const lr_ud *u = ud;
     nl_var *b = u->bias ? in[3] : NULL;
+    if (u->nor) return u->ref ? nl_linear(c, in[1], in[2], b) : nl_lm_linear_residual(c, NULL, in[1], in[2], b);
     return u->ref ? nl_add(c, in[0], nl_linear(c, in[1], in[2], b)) : nl_lm_linear_residual(c, in[0], in[1], in[2], b);
 }
 
@@ -37,7 +38,8 @@ static void mk_inputs(nl_dtype dt, int nd, nl_tensor *t, uint64_t seed) {
 static void test_values_grads(void) {
     for (int f = 0; f < 2; f++)
         for (int nd = 2; nd <= 3; nd++)
-            for (int bias = 0; bias < 2; bias++) {
+            for (int bias = 0; bias < 2; bias++)
+            for (int nor = 0; nor < 2; nor++) {
                 const nl_dtype dt = f ? NL_F32 : NL_F64;
                 const double tol = f ? 1e-5 : 1e-13;
                 nl_tensor t[4];
@@ -48,7 +50,7 @@ static void test_values_grads(void) {
                     nl_ctx *c = nl_ctx_new(0, 0);
                     nl_var *in[4];
                     for (int i = 0; i < 4; i++) in[i] = nl_leaf(c, t[i], 1);
-                    lr_ud u = {ref, bias};
+                    lr_ud u = {ref, bias, nor};
                     nl_var *y = f_lr(c, in, &u);
                     NLT_CHECK(y != NULL, "forward: %s", nl_last_error());
                     if (!y) { nl_ctx_free(c); continue; }
@@ -62,19 +64,20 @@ static void test_values_grads(void) {
                     nl_ctx_free(c);
                 }
                 for (int i = 0; i < 5; i++) {
-                    if (i == 4 && !bias) { free(vals[0][i]); free(vals[1][i]); continue; }
+                    if ((i == 4 && !bias) || (i == 1 && nor)) { free(vals[0][i]); free(vals[1][i]); continue; }
                     double worst = 0;
                     for (int64_t e = 0; e < nv[i] && vals[0][i] && vals[1][i]; e++)
                         worst = fmax(worst, fabs(vals[0][i][e] - vals[1][i][e]) / (1 + fabs(vals[1][i][e])));
-                    NLT_CHECK(worst <= tol && nv[i] > 0, "%s nd %d bias %d: term %d differs by %.3g", nl_dtype_name(dt), nd, bias,
-                              i, worst);
+                    NLT_CHECK(worst <= tol && nv[i] > 0, "%s nd %d bias %d nor %d: term %d differs by %.3g",
+                              nl_dtype_name(dt), nd, bias, nor, i, worst);
                     free(vals[0][i]); free(vals[1][i]);
                 }
-                lr_ud u = {0, bias};
-                int wrt[4] = {1, 1, 1, bias};
+                lr_ud u = {0, bias, nor};
+                int wrt[4] = {!nor, 1, 1, bias};
                 nl_gc_result res;
                 nl_status st = nl_gradcheck(f_lr, &u, bias ? 4 : 3, t, wrt, f ? 1e-2 : 1e-6, f ? 2e-3 : 1e-9, f ? 2e-2 : 1e-6, &res);
-                NLT_CHECK(st == NL_OK && res.checked > 0, "gradcheck %s nd %d bias %d: %s", nl_dtype_name(dt), nd, bias, nl_last_error());
+                NLT_CHECK(st == NL_OK && res.checked > 0, "gradcheck %s nd %d bias %d nor %d: %s", nl_dtype_name(dt), nd, bias, nor,
+                          nl_last_error());
                 for (int i = 0; i < 4; i++) free(t[i].data);
             }
 }
