@@ -1,11 +1,14 @@
 /* nl_lm_linear_residual: values against nl_add(r, nl_linear(x, W, b)) and, without residual, nl_linear(x, W, b)
- * (f64 and f32, with and without bias, 2-D and 3-D inputs), finite-difference gradients (f64, f32) for r, x, W, b, shape / dtype errors. */
+ * (f64 and f32, with and without bias, 2-D and 3-D inputs), finite-difference gradients (f64, f32) for r, x, W,
+ * b, shape / dtype errors; bitwise run-to-run determinism of an LM training step (loss and every gradient) at 1
+ * and 2 threads, at a length with causal query blocks. */
 #include "nltest.h"
 #include "nnlab/extend.h"
 #include "nnlab/gradcheck.h"
 #include "transformer/transformer.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct { int ref, bias, nor; } lr_ud; /* nor: no residual (r = NULL) */
 
@@ -94,8 +97,51 @@ static void test_errors(void) {
     for (int i = 0; i < 4; i++) free(t[i].data);
 }
 
+/* one loss + backward of an LM long enough for causal query blocks (T = 70: blocks of 35 rows): the loss and every
+ * parameter gradient are bitwise equal from run to run at a fixed thread count (1 and 2 threads) */
+static void test_lm_step_determinism(void) {
+    for (int f = 0; f < 2; f++)
+        for (int th = 1; th <= 2; th++) {
+            nl_set_num_threads(th);
+            nl_lm_config cfg = nl_lm_config_default();
+            cfg.vocab = 19; cfg.context = 70; cfg.n_layers = 2; cfg.d_model = 16; cfg.n_heads = 2; cfg.d_ff = 24;
+            cfg.dtype = f ? NL_F32 : NL_F64;
+            const int64_t B = 3, T = 70;
+            int32_t ids[3 * 70], tg[3 * 70];
+            for (int i = 0; i < B * T; i++) { ids[i] = (i * 7 + 3) % 19; tg[i] = (i * 5 + 1) % 19; }
+            double loss[2] = {0};
+            unsigned char *grads[2] = {NULL, NULL};
+            size_t gbytes = 0;
+            for (int run = 0; run < 2; run++) {
+                nl_lm m;
+                NLT_OK(nl_lm_init(&m, &cfg, 42));
+                nl_ctx *c = nl_ctx_new(0, 0);
+                nl_params_zero_grad(&m.ps);
+                nl_var *l = nl_lm_loss(&m, c, ids, tg, B, T, 1);
+                NLT_CHECK(l != NULL, "lm loss: %s", nl_last_error());
+                if (l) {
+                    NLT_OK(nl_backward(c, l));
+                    loss[run] = nl_item(l);
+                    gbytes = (size_t)m.ps.total * nl_dtype_size(cfg.dtype);
+                    grads[run] = malloc(gbytes);
+                    memcpy(grads[run], m.ps.grad, gbytes);
+                }
+                nl_ctx_free(c);
+                nl_lm_free(&m);
+            }
+            NLT_CHECK(memcmp(&loss[0], &loss[1], sizeof(double)) == 0 && isfinite(loss[0]), "%s T=%d: loss %.17g vs %.17g",
+                      nl_dtype_name(cfg.dtype), th, loss[0], loss[1]);
+            NLT_CHECK(grads[0] && grads[1] && memcmp(grads[0], grads[1], gbytes) == 0, "%s T=%d: gradients differ between runs",
+                      nl_dtype_name(cfg.dtype), th);
+            free(grads[0]);
+            free(grads[1]);
+        }
+    nl_threads_init();
+}
+
 int main(void) {
     NLT_RUN(test_values_grads);
     NLT_RUN(test_errors);
+    NLT_RUN(test_lm_step_determinism);
     return nlt_finish();
 }
