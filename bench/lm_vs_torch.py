@@ -12,7 +12,7 @@ scaled_dot_product_attention, so attention is q k^T * scale + causal mask, softm
 Data: random windows of the same byte stream (the file given with --data, uint8), the same B x T shape as nnlab.
 Threads: OMP/OPENBLAS/MKL_NUM_THREADS set before torch is imported and torch.set_num_threads(T).
 Prints a final machine-readable line:
-    TORCH_LM threads=T median_s=... tokens_per_s=... loss=...
+    TORCH_LM threads=T median_s=... tokens_per_s=... loss=... cpu_median_s=... (process CPU time per step)
 Usage: /usr/bin/python3 bench/lm_vs_torch.py --threads T --data FILE [--layers 2 --d-model 128 --heads 4
        --context 128 --batch 16 --steps 20 --warmup 3]
 """
@@ -111,16 +111,18 @@ def main():
         opt.step()
         return loss.item()
 
-    times, loss = [], float("nan")
+    times, cpus, loss = [], [], float("nan")
     for i in range(a.warmup + a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if i >= a.warmup:
             times.append(dt)
-    med = statistics.median(times)
+            cpus.append(dc)
+    med, cmed = statistics.median(times), statistics.median(cpus)
     print(f"  torch   T={a.threads}: {a.steps} timed steps, median {med * 1e3:.2f} ms/step, last loss {loss:.4f}")
-    print(f"TORCH_LM threads={a.threads} median_s={med:.6f} tokens_per_s={B * T / med:.1f} loss={loss:.4f}", flush=True)
+    print(f"TORCH_LM threads={a.threads} median_s={med:.6f} tokens_per_s={B * T / med:.1f} loss={loss:.4f} "
+          f"cpu_median_s={cmed:.6f}", flush=True)
 
 
 if __name__ == "__main__":

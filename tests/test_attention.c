@@ -2,7 +2,8 @@
  * matmul) in values and gradients, for: no mask, causal T == S, causal T < S (KV cache), causal T > S (rows
  * without keys), additive masks [T,S], [B,1,T,S], [B,1,1,S], [1,H,T,S] (with mask gradients), a fully masked
  * row, strided (permuted) inputs, the tiled / parallel and serial paths; finite-difference gradient checks
- * (f64 tight, f32); error messages. */
+ * (f64 tight, f32); error messages; causal query blocks at odd lengths; the [B,T,H,Dv] output layout
+ * (nl_attention_bthd) bit for bit against nl_attention; run-to-run determinism at fixed thread counts. */
 #include "nltest.h"
 #include "nnlab/extend.h"
 
@@ -360,6 +361,104 @@ static void test_nograd(void) {
     free_inputs(&in);
 }
 
+/* ---- causal query blocks, the [B,T,H,Dv] output layout, determinism ---- */
+
+nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
+
+/* causal attention runs in blocks of at most 64 query rows (at least two blocks from T = 32 on) that only span
+ * the keys their rows see: odd lengths, T < S, T = 128 (the LM's shape), with and without a mask */
+static const attn_case blocks[] = {
+    /* name                  B  H  T    S    D   Dv causal mnd mshape     ninf mgrad strided scale */
+    {"causal blocks odd",    1, 2, 37,  37,  8,  6, 1, 0, {0},           0, 0, 0, 0},
+    {"causal blocks 77",     2, 1, 77,  77,  16, 16, 1, 0, {0},          0, 0, 1, 0},
+    {"causal blocks T<S",    1, 2, 45,  70,  8,  8, 1, 0, {0},           0, 0, 0, 0.4},
+    {"causal blocks T>S",    1, 1, 70,  33,  4,  4, 1, 0, {0},           0, 0, 0, 0},
+    {"causal blocks 128",    1, 2, 128, 128, 32, 32, 1, 0, {0},          0, 0, 0, 0},
+    {"causal blocks + mask", 1, 2, 40,  40,  4,  4, 1, 2, {40, 40},      1, 0, 0, 0},
+};
+
+static void test_causal_blocks(void) {
+    for (int th = 1; th <= 2; th++) {
+        nl_set_num_threads(th);
+        for (int i = 0; i < (int)(sizeof blocks / sizeof blocks[0]); i++) {
+            compare_ref(&blocks[i], NL_F64, 7000 + 17 * i, 1e-11);
+            compare_ref(&blocks[i], NL_F32, 7100 + 17 * i, 1e-4);
+        }
+    }
+    nl_threads_init();
+    const attn_case gc[] = {
+        {"causal blocks gc",     1, 1, 33, 33, 2, 1, 1, 0, {0},           0, 0, 0, 0},
+        {"causal blocks gc T<S", 1, 1, 33, 41, 2, 1, 1, 0, {0},           0, 0, 1, 0},
+    };
+    for (int i = 0; i < 2; i++) {
+        gc_case(&gc[i], NL_F64, 7300 + i);
+        gc_case(&gc[i], NL_F32, 7400 + i);
+    }
+}
+
+/* out, dq, dk, dv (as doubles) of nl_attention or of nl_attention_bthd permuted back to [B,H,T,Dv], under the
+ * loss sum(o * w) with a fixed random w */
+static double *attn_run_flat(const attn_case *a, nl_dtype dt, const attn_inputs *in, int bthd, int64_t *n_out) {
+    nl_ctx *c = nl_ctx_new(0, 0);
+    nl_var *lv[3] = {nl_leaf(c, in->q, 1), nl_leaf(c, in->k, 1), nl_leaf(c, in->v, 1)};
+    nl_var *q = view_bhtd(c, lv[0], a->strided), *k = view_bhtd(c, lv[1], a->strided), *v = view_bhtd(c, lv[2], a->strided);
+    int perm[4] = {0, 2, 1, 3};
+    nl_var *o = bthd ? nl_permute(c, nl_attention_bthd(c, q, k, v, NULL, a->causal, a->scale), perm)
+                     : nl_attention(c, q, k, v, NULL, a->causal, a->scale);
+    NLT_CHECK(o != NULL, "%s: %s", a->name, nl_last_error());
+    if (!o) { nl_ctx_free(c); *n_out = 0; return NULL; }
+    nl_tensor wt = nl_arena_tensor(c->arena, dt, 4, o->val.shape);
+    fill(&wt, 99, -1, 1);
+    nl_var *loss = nl_sum(c, nl_mul(c, o, nl_input(c, wt)), NL_AXIS_ALL, 0);
+    NLT_OK(nl_backward(c, loss));
+    const nl_tensor *ts[4] = {&o->val, &lv[0]->grad, &lv[1]->grad, &lv[2]->grad};
+    int64_t n = 0;
+    for (int i = 0; i < 4; i++) n += nl_tensor_numel(ts[i]);
+    double *r = malloc(sizeof(double) * (size_t)n);
+    int64_t j = 0;
+    for (int i = 0; i < 4; i++)
+        for (int64_t e = 0; e < nl_tensor_numel(ts[i]); e++) r[j++] = nl_tensor_get(ts[i], e);
+    *n_out = n;
+    nl_ctx_free(c);
+    return r;
+}
+
+/* nl_attention_bthd = permute(nl_attention) bit for bit (values and gradients), and both are bitwise
+ * deterministic from run to run at a fixed thread count (1, 2 and 4 threads: serial, parallel, two-pass) */
+static void test_bthd_determinism(void) {
+    const attn_case cs[] = {
+        {"bthd causal",     2, 3, 77, 77, 8, 8, 1, 0, {0},  0, 0, 0, 0},
+        {"bthd no mask",    1, 2, 9, 13, 4, 6, 0, 0, {0},   0, 0, 1, 0.5},
+        {"bthd cache T<S",  1, 2, 1, 40, 8, 8, 1, 0, {0},   0, 0, 0, 0},
+        {"bthd long",       1, 1, 300, 300, 16, 16, 1, 0, {0}, 0, 0, 0, 0},
+    };
+    const int threads[3] = {1, 2, 4};
+    for (int ti = 0; ti < 3; ti++) {
+        nl_set_num_threads(threads[ti]);
+        for (int i = 0; i < (int)(sizeof cs / sizeof cs[0]); i++)
+            for (int f = 0; f < 2; f++) {
+                nl_dtype dt = f ? NL_F32 : NL_F64;
+                attn_inputs in = make_inputs(&cs[i], dt, 8000 + 17 * i);
+                int64_t n0, n1, n2;
+                double *r0 = attn_run_flat(&cs[i], dt, &in, 0, &n0);
+                double *r1 = attn_run_flat(&cs[i], dt, &in, 1, &n1);
+                double *r2 = attn_run_flat(&cs[i], dt, &in, 0, &n2);
+                int64_t bad01 = n0 != n1, bad02 = n0 != n2;
+                for (int64_t e = 0; r0 && r1 && r2 && !bad01 && !bad02 && e < n0; e++) {
+                    bad01 += memcmp(&r0[e], &r1[e], sizeof(double)) != 0;
+                    bad02 += memcmp(&r0[e], &r2[e], sizeof(double)) != 0;
+                }
+                NLT_CHECK(bad01 == 0, "%s %s T=%d: bthd differs from permuted nl_attention in %lld values", cs[i].name,
+                          nl_dtype_name(dt), threads[ti], (long long)bad01);
+                NLT_CHECK(bad02 == 0, "%s %s T=%d: two runs differ in %lld values", cs[i].name, nl_dtype_name(dt),
+                          threads[ti], (long long)bad02);
+                free(r0); free(r1); free(r2);
+                free_inputs(&in);
+            }
+    }
+    nl_threads_init();
+}
+
 int main(void) {
     nl_threads_init();
     NLT_RUN(test_values_small);
@@ -371,5 +470,7 @@ int main(void) {
     NLT_RUN(test_mask_views);
     NLT_RUN(test_errors);
     NLT_RUN(test_nograd);
+    NLT_RUN(test_causal_blocks);
+    NLT_RUN(test_bthd_determinism);
     return nlt_finish();
 }

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* nl_attention with its output laid out as [B, T, H, Dv] (src/nn/attention.c; not yet in nnlab/nn.h). */
+nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
+
 /* Implementations of the plug-in attention kinds (NULL until provided; see transformer.h nl_lm_attn_provide). */
 static struct { nl_lm_attn_fn fn; void *ud; int any_length; } g_attn_impl[NL_LM_ATTN_KIND_COUNT];
 
@@ -481,7 +484,7 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
     for (int l = 0; l < cf->n_layers && x; l++) {
         nl_lm_layer *L = &m->layer[l];
         nl_var *h = apply_norm(m, c, x, L->n1_w, L->n1_b, L->n1_rm, L->n1_rv, train);
-        nl_var *qkv = nl_linear(c, h, L->wqkv, NULL);
+        nl_var *qkv = nl_lm_linear_residual(c, NULL, h, L->wqkv, NULL); /* [B, T, 3d] */
         nl_var *v = heads_split(c, qkv, 2, H);
         if (!v) return NULL;
         nl_var *o = NULL;
@@ -491,7 +494,7 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
             nl_var *qr = nl_slice(c, qk, 0, 0, B, 1), *kr = nl_slice(c, qk, 0, B, 2 * B, 1);
             if (!qr || !kr) return NULL;
             if (!kc) {
-                o = nl_attention(c, qr, kr, v, NULL, 1, 0.0);
+                o = nl_attention_bthd(c, qr, kr, v, NULL, 1, 0.0); /* [B, T, H, Dh] */
             } else {
                 cache_put(kc, kc->k[l], &kr->val, es);
                 cache_put(kc, kc->v[l], &v->val, es);
@@ -504,7 +507,7 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
                 Vt = K;
                 K.data = kc->k[l];
                 Vt.data = kc->v[l];
-                o = nl_attention(c, qr, nl_input(c, K), nl_input(c, Vt), NULL, 1, 0.0);
+                o = nl_attention_bthd(c, qr, nl_input(c, K), nl_input(c, Vt), NULL, 1, 0.0);
             }
         } else {
             nl_var *q = heads_split(c, qkv, 0, H), *k = heads_split(c, qkv, 1, H);
@@ -517,15 +520,15 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
             }
         }
         if (!o) return NULL;
-        nl_var *om = nl_reshape(c, nl_permute(c, o, perm), 3, sh3);
-        x = nl_add(c, x, nl_linear(c, om, L->wo, NULL));
+        /* vanilla attention wrote [B, T, H, Dh] already: the reshape is a view */
+        nl_var *om = cf->attn == NL_LM_ATTN_VANILLA ? nl_reshape(c, o, 3, sh3) : nl_reshape(c, nl_permute(c, o, perm), 3, sh3);
+        x = nl_lm_linear_residual(c, x, om, L->wo, NULL); /* x + om Wo^T */
         nl_var *h2v = apply_norm(m, c, x, L->n2_w, L->n2_b, L->n2_rm, L->n2_rv, train);
-        nl_var *f = nl_linear(c, nl_gelu(c, nl_linear(c, h2v, L->fc1_w, L->fc1_b)), L->fc2_w, L->fc2_b);
-        x = nl_add(c, x, f);
+        x = nl_lm_linear_residual(c, x, nl_gelu(c, nl_linear(c, h2v, L->fc1_w, L->fc1_b)), L->fc2_w, L->fc2_b);
     }
     x = apply_norm(m, c, x, m->nf_w, m->nf_b, m->nf_rm, m->nf_rv, train);
     int64_t sh2[2] = {B * T, d};
-    nl_var *logits = nl_linear(c, nl_reshape(c, x, 2, sh2), m->head, NULL);
+    nl_var *logits = nl_lm_linear_residual(c, NULL, nl_reshape(c, x, 2, sh2), m->head, NULL); /* [B*T, V] */
     if (logits && kc) kc->len = off + T;
     if (logits && train) m->norm_step++;
     return logits;

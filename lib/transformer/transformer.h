@@ -157,6 +157,11 @@ nl_var *nl_lm_forward(nl_lm *m, nl_ctx *c, const int32_t *ids, int64_t B, int64_
 /* Mean cross-entropy of the next-token predictions: logits of ids [B, T] against targets [B, T] (entries < 0
  * are ignored). Returns a scalar var. */
 nl_var *nl_lm_loss(nl_lm *m, nl_ctx *c, const int32_t *ids, const int32_t *targets, int64_t B, int64_t T, int train);
+/* Residual linear layer y = r + x W^T (+ b) as one op (lm_fused.c): W [out, in], x [.., in], r [.., out]
+ * (x's leading dims) or NULL (y = x W^T (+ b)), b [out] or NULL. Same value as nl_add(r, nl_linear(x, W, b)) up to rounding (the GEMM
+ * accumulates onto r + b); gradients for r, x, W, b. Used by the blocks' output projection and second MLP layer
+ * (with r), the QKV projection and the head (without). */
+nl_var *nl_lm_linear_residual(nl_ctx *c, nl_var *r, nl_var *x, nl_var *W, nl_var *b);
 /* NL_EINVAL "sequence of N tokens exceeds the training context L of this model ..." when T > context, unless
  * allow_extrapolation or the attention is lminf. */
 nl_status nl_lm_check_length(const nl_lm *m, int64_t T, int allow_extrapolation);

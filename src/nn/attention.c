@@ -1,7 +1,8 @@
 /* Fused scaled-dot-product attention (f32 and f64).
  *
  * Per (b, h) slice, in blocks of query rows x keys:
- *   forward:  S = scale * Q K^T + mask (causally hidden keys = -inf), P = softmax_rows(S), O = P V. Only the
+ *   forward:  S = scale * Q K^T + mask (causally hidden keys = -inf), P = softmax_rows(S), O = P V (computed as
+ *             (E V) / rowsum(E), E = exp(S - rowmax): the division touches [T, Dv], not [T, S]). Only the
  *             per-row logsumexp is saved (lse; -inf for a row without any visible key, whose output is 0).
  *   backward: recompute P = exp(S - lse); dV += P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dO * O));
  *             dQ += scale dS K; dK += scale dS^T Q; dMask += dS summed over the mask's broadcast dims.
@@ -9,8 +10,9 @@
  * (at least 16 query rows). With causal masking a block only spans keys that some of its rows can see. The
  * [B, H, T, S] score tensor is kept only when it is small (at most NL_ATTN_SAVE_ELEMS elements, training):
  * forward then saves each block of scores (scale Q K^T + mask, before the softmax) and backward blocks of the
- * same geometry (a query tile of the forward, all keys) copy it instead of recomputing the Q K^T GEMM. The saved
- * block is the result of the very same GEMM call, so gradients are bit-identical either way.
+ * same geometry (a query tile of the forward, all keys) read it instead of recomputing the Q K^T GEMM (the
+ * forward GEMM writes its scores into the saved tensor directly and both softmax passes read them from there,
+ * no copies). The saved block is the result of the very same GEMM call, so gradients are bit-identical either way.
  *
  * Parallelism (OpenMP): forward work items are (slice, query tile). Backward items are slices; when there
  * are fewer slices than threads (and no mask gradient), backward runs in two passes instead: dK/dV over
@@ -40,6 +42,10 @@
 
 /* Target number of elements of one score block. */
 #define NL_ATTN_TILE_ELEMS ((int64_t)1 << 16)
+/* Most query rows per block with causal masking: blocks of the triangle's diagonal only span the keys their
+ * rows see. At T = S = 128, D = 32 (the default LM) blocks of 64 rows do 75% of the full-block score work
+ * (the GEMMs alone: 9.4 vs 12.0 ms per step of 2 layers x 64 slices, 1 thread); 32 rows were no faster. */
+#define NL_ATTN_CAUSAL_TILE 64
 /* Largest score tensor B*H*T*S (elements) that forward keeps for backward. */
 #define NL_ATTN_SAVE_ELEMS ((int64_t)1 << 20)
 /* Below this many flops in total an op runs serially (thread start-up would dominate). */
@@ -54,6 +60,7 @@ typedef struct {
     int64_t ms[4];           /* mask element strides broadcast to [B,H,T,S] (0 on broadcast dims) */
     int64_t gms[4];          /* strides of the (contiguous) mask gradient, 0 on broadcast dims */
     int64_t tile;            /* query rows per block */
+    int64_t obs, ohs, old;   /* output (and its gradient) element strides: batch, head, query row */
 } attn_geom;
 
 typedef struct {
@@ -117,8 +124,13 @@ static int attn_par(int64_t items, double total_flops, int nth) {
     return nth > 1 && items > 1 && total_flops >= NL_ATTN_PAR_FLOPS;
 }
 
-static int64_t pick_tile(int64_t nt, int64_t S) {
+static int64_t pick_tile(int64_t nt, int64_t S, int causal) {
     int64_t tile = S > 0 ? NL_ATTN_TILE_ELEMS / S : nt;
+    if (causal && nt >= 32) { /* at least two query blocks, so that the masked triangle is skipped */
+        const int64_t half = (nt + 1) / 2;
+        if (tile > half) tile = half;
+        if (tile > NL_ATTN_CAUSAL_TILE) tile = NL_ATTN_CAUSAL_TILE;
+    }
     if (tile < 16) tile = 16;
     if (tile > nt) tile = nt;
     if (tile < 1) tile = 1;
@@ -176,7 +188,8 @@ static void attn_backward(nl_ctx *c, nl_node *n) {
     }
 }
 
-nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale) {
+static nl_var *attention_impl(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale,
+                              int bthd) {
     NL_REQUIRE(q, k, v);
     char what[320], b1[64], b2[64], b3[64], b4[64];
     nl_dtype dt = q->val.dtype;
@@ -222,11 +235,13 @@ nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, i
         }
         g.m = M->data;
     }
-    g.tile = pick_tile(g.T, g.S);
+    g.tile = pick_tile(g.T, g.S, g.causal);
+    if (bthd) { g.obs = g.T * g.H * g.Dv; g.ohs = g.Dv; g.old = g.H * g.Dv; }
+    else { g.obs = g.H * g.T * g.Dv; g.ohs = g.T * g.Dv; g.old = g.Dv; }
     nl_tensor Qc = nl_contig(c, Q), Kc = nl_contig(c, K), Vc = nl_contig(c, V);
     if (!Qc.data || !Kc.data || !Vc.data) return NULL;
     g.q = Qc.data; g.k = Kc.data; g.v = Vc.data;
-    int64_t oshape[4] = {g.B, g.H, g.T, g.Dv};
+    int64_t oshape[4] = {g.B, bthd ? g.T : g.H, bthd ? g.H : g.T, g.Dv};
     nl_var *out = nl_op_out(c, dt, 4, oshape);
     if (!out) return NULL;
     size_t es = nl_dtype_size(dt);
@@ -247,7 +262,7 @@ nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, i
     int64_t items = g.B * g.H * a.nblk;
     int nth = nl_get_num_threads();
     int par = attn_par(items, 2.0 * (double)(g.B * g.H) * (double)g.T * (double)g.S * (double)(g.D + g.Dv), nth);
-    size_t per = (size_t)(g.tile * g.S) * es + 64;
+    size_t per = (size_t)(g.tile * (g.S + 1)) * es + 64; /* score block [tile, S] + row factors [tile] */
     char *scr = nl_scratch(c, (size_t)(par ? nth : 1) * per);
     if (!scr) return NULL;
     attn_run(&a, dt == NL_F32 ? attn_fwd_item_f32 : attn_fwd_item_f64, items, par, nth, scr, per);
@@ -265,6 +280,17 @@ nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, i
     return out;
 }
 
+nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale) {
+    return attention_impl(c, q, k, v, mask, causal, scale, 0);
+}
+
+/* Same op with the output laid out as [B, T, H, Dv] (= permute(0, 2, 1, 3) of nl_attention's output, made
+ * contiguous), written straight by the P V products: a transformer reshapes it to [B, T, H*Dv] for the output
+ * projection without a copy (forward) or a permuted gradient (backward). Same values and gradients, bit for bit. */
+nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale) {
+    return attention_impl(c, q, k, v, mask, causal, scale, 1);
+}
+
 #else /* ---------------- typed kernels (TY = float / double) ---------------- */
 
 #define ATTN_CAT2(a, b) a##_##b
@@ -279,16 +305,20 @@ static inline int64_t FN(row_limit)(const attn_geom *g, int64_t t) {
     return l < 0 ? 0 : l > g->S ? g->S : l;
 }
 
-/* sc [tb, w] = scale * Q[t0:t0+tb] K[s0:s0+w]^T + mask for one slice; keys hidden by causality = -inf. */
+/* sc [tb, w] (row stride ld) = scale * Q[t0:t0+tb] K[s0:s0+w]^T + mask for one slice; keys hidden by
+ * causality = -inf. */
 static void FN(scores)(const attn_geom *g, int64_t b, int64_t h, int64_t t0, int64_t tb, int64_t s0, int64_t w,
-                       const TY *Q, const TY *K, TY *sc) {
-    nl_gemm(DT, 0, 1, tb, w, g->D, g->scale, Q + t0 * g->D, g->D, K + s0 * g->D, g->D, 0.0, sc, w);
+                       const TY *Q, const TY *K, TY *sc, int64_t ld) {
+    /* beta = 1 onto zeros: the same values as beta = 0, whose separate C pass in OpenBLAS (sgemm_beta) is
+     * several times slower than memset (8% of a 2048-token evaluation) */
+    for (int64_t r = 0; r < tb; r++) memset(sc + r * ld, 0, sizeof(TY) * (size_t)w);
+    nl_gemm(DT, 0, 1, tb, w, g->D, g->scale, Q + t0 * g->D, g->D, K + s0 * g->D, g->D, 1.0, sc, ld);
     const TY *m = g->m;
     for (int64_t r = 0; r < tb; r++) {
         const int64_t t = t0 + r;
         int64_t lim = FN(row_limit)(g, t) - s0;
         lim = lim < 0 ? 0 : lim > w ? w : lim;
-        TY *row = sc + r * w;
+        TY *row = sc + r * ld;
         if (m) {
             const TY *mr = m + b * g->ms[0] + h * g->ms[1] + t * g->ms[2] + s0 * g->ms[3];
             const int64_t s3 = g->ms[3];
@@ -307,42 +337,49 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
     const TY *Q = (const TY *)g->q + slice * g->T * g->D;
     const TY *K = (const TY *)g->k + slice * g->S * g->D;
     const TY *V = (const TY *)g->v + slice * g->S * g->Dv;
-    TY *O = (TY *)a->out + (slice * g->T + t0) * g->Dv;
+    TY *O = (TY *)a->out + b * g->obs + h * g->ohs + t0 * g->old;
     TY *lse = a->lse ? (TY *)a->lse + slice * g->T + t0 : NULL;
     TY *sc = scr;
     const int64_t se = FN(row_limit)(g, t0 + tb - 1);
     if (se == 0) { /* no row of the tile sees a key */
-        memset(O, 0, (size_t)(tb * g->Dv) * sizeof(TY));
+        for (int64_t r = 0; r < tb; r++) memset(O + r * g->old, 0, (size_t)g->Dv * sizeof(TY));
         if (lse) for (int64_t r = 0; r < tb; r++) lse[r] = (TY)-INFINITY;
         return;
     }
-    FN(scores)(g, b, h, t0, tb, 0, se, Q, K, sc);
-    if (a->scs)
-        for (int64_t r = 0; r < tb; r++)
-            memcpy((TY *)a->scs + (slice * g->T + t0 + r) * g->S, sc + r * se, sizeof(TY) * (size_t)se);
+    /* the scores go straight to the saved block when there is one (the softmax then reads them from there) */
+    TY *raw = a->scs ? (TY *)a->scs + (slice * g->T + t0) * g->S : sc;
+    const int64_t ldr = a->scs ? g->S : se;
+    FN(scores)(g, b, h, t0, tb, 0, se, Q, K, raw, ldr);
+    TY *inv = sc + g->tile * g->S; /* [tb] 1 / row sums: O = (E V) / sum, one pass over [tb, Dv], not [tb, se] */
     for (int64_t r = 0; r < tb; r++) {
         TY *row = sc + r * se;
+        const TY *src = raw + r * ldr;
         TY mx = (TY)-INFINITY;
 #pragma omp simd reduction(max : mx)
-        for (int64_t s = 0; s < se; s++) mx = row[s] > mx ? row[s] : mx;
+        for (int64_t s = 0; s < se; s++) mx = src[s] > mx ? src[s] : mx;
         if (mx == (TY)-INFINITY) { /* no visible key: zero output, zero gradient */
             for (int64_t s = 0; s < se; s++) row[s] = 0;
+            inv[r] = 0;
             if (lse) lse[r] = (TY)-INFINITY;
             continue;
         }
         double sum = 0;
 #pragma omp simd reduction(+ : sum)
         for (int64_t s = 0; s < se; s++) {
-            TY e = EXPT(row[s] - mx);
+            TY e = EXPT(src[s] - mx);
             row[s] = e;
             sum += e;
         }
-        const TY inv = (TY)(1.0 / sum);
-#pragma omp simd
-        for (int64_t s = 0; s < se; s++) row[s] *= inv;
+        inv[r] = (TY)(1.0 / sum);
         if (lse) lse[r] = (TY)((double)mx + log(sum));
     }
-    nl_gemm(DT, 0, 0, tb, g->Dv, se, 1.0, sc, se, V, g->Dv, 0.0, O, g->Dv);
+    nl_gemm(DT, 0, 0, tb, g->Dv, se, 1.0, sc, se, V, g->Dv, 0.0, O, g->old);
+    for (int64_t r = 0; r < tb; r++) {
+        TY *orow = O + r * g->old;
+        const TY f = inv[r];
+#pragma omp simd
+        for (int64_t j = 0; j < g->Dv; j++) orow[j] *= f;
+    }
 }
 
 /* Backward over query rows [t0, t1) x keys [s0, s1) of slice (b, h): accumulates into the gradients of `a`
@@ -354,8 +391,9 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
     const TY *Q = (const TY *)g->q + slice * g->T * D;
     const TY *K = (const TY *)g->k + slice * g->S * D;
     const TY *V = (const TY *)g->v + slice * g->S * Dv;
-    const TY *O = (const TY *)a->o + slice * g->T * Dv;
-    const TY *dO = (const TY *)a->go + slice * g->T * Dv;
+    const int64_t ld = g->old; /* row stride of O and dO */
+    const TY *O = (const TY *)a->o + b * g->obs + h * g->ohs;
+    const TY *dO = (const TY *)a->go + b * g->obs + h * g->ohs;
     const TY *lse = (const TY *)a->lse + slice * g->T;
     TY *dQ = a->gq ? (TY *)a->gq + slice * g->T * D : NULL;
     TY *dK = a->gk ? (TY *)a->gk + slice * g->S * D : NULL;
@@ -374,30 +412,28 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
         /* the forward block of these rows (same tile, all keys) was saved: same GEMM, same values */
         const int saved = a->scs && s0 == 0 && s1 == g->S && r0 % g->tile == 0 &&
                           tb == (r0 + g->tile > g->T ? g->T - r0 : g->tile);
-        if (saved)
-            for (int64_t r = 0; r < tb; r++)
-                memcpy(P + r * w, (const TY *)a->scs + (slice * g->T + r0 + r) * g->S, sizeof(TY) * (size_t)w);
-        else
-            FN(scores)(g, b, h, r0, tb, s0, w, Q, K, P);
+        if (!saved) FN(scores)(g, b, h, r0, tb, s0, w, Q, K, P, w);
         for (int64_t r = 0; r < tb; r++) {
             TY *row = P + r * w;
+            const TY *src = saved ? (const TY *)a->scs + (slice * g->T + r0 + r) * g->S : row;
             const TY l = lse[r0 + r];
             if (l == (TY)-INFINITY) {
                 for (int64_t s = 0; s < w; s++) row[s] = 0;
             } else {
 #pragma omp simd
-                for (int64_t s = 0; s < w; s++) row[s] = EXPT(row[s] - l);
+                for (int64_t s = 0; s < w; s++) row[s] = EXPT(src[s] - l);
             }
             if (need_ds) {
                 TY d = 0;
-                const TY *dor = dO + (r0 + r) * Dv, *orow = O + (r0 + r) * Dv;
+                const TY *dor = dO + (r0 + r) * ld, *orow = O + (r0 + r) * ld;
                 for (int64_t j = 0; j < Dv; j++) d += dor[j] * orow[j];
                 Di[r] = d;
             }
         }
-        if (dV) nl_gemm(DT, 1, 0, w, Dv, tb, 1.0, P, w, dO + r0 * Dv, Dv, 1.0, dV + s0 * Dv, Dv);
+        if (dV) nl_gemm(DT, 1, 0, w, Dv, tb, 1.0, P, w, dO + r0 * ld, ld, 1.0, dV + s0 * Dv, Dv);
         if (!need_ds) continue;
-        nl_gemm(DT, 0, 1, tb, w, Dv, 1.0, dO + r0 * Dv, Dv, V + s0 * Dv, Dv, 0.0, dP, w);
+        memset(dP, 0, sizeof(TY) * (size_t)(tb * w)); /* beta = 1 onto zeros, as in scores() */
+        nl_gemm(DT, 0, 1, tb, w, Dv, 1.0, dO + r0 * ld, ld, V + s0 * Dv, Dv, 1.0, dP, w);
         for (int64_t r = 0; r < tb; r++) {
             TY *dr = dP + r * w;
             const TY *pr = P + r * w;
