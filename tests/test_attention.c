@@ -363,8 +363,6 @@ static void test_nograd(void) {
 
 /* ---- causal query blocks, the [B,T,H,Dv] output layout, determinism ---- */
 
-nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
-
 /* causal attention runs in blocks of at most 64 query rows (at least two blocks from T = 32 on) that only span
  * the keys their rows see: odd lengths, T < S, T = 128 (the LM's shape), with and without a mask */
 static const attn_case blocks[] = {

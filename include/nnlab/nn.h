@@ -64,6 +64,9 @@ nl_var *nl_dropout(nl_ctx *c, nl_var *x, double p, int train, nl_rng *rng);
  * 1/sqrt(D). Only the per-row logsumexp is saved; backward recomputes the scores tile by tile. If the mask
  * requires a gradient it receives dScores summed over its broadcast dims (0 at excluded entries). */
 nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
+/* nl_attention with the output laid out as [B, T, H, Dv] (the heads already merged for the output projection:
+ * no permute copy); values and gradients equal permute(nl_attention(...), {0, 2, 1, 3}) bit for bit. */
+nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
 
 /* ======================================= PowerNorm ======================================= *
  * x [..., C] (channels last, any leading dims; each row of C values is one token). Training step t (1-based,

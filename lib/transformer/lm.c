@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* nl_attention with its output laid out as [B, T, H, Dv] (src/nn/attention.c; not yet in nnlab/nn.h). */
-nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
-
 /* Implementations of the plug-in attention kinds (NULL until provided; see transformer.h nl_lm_attn_provide). */
 static struct { nl_lm_attn_fn fn; void *ud; int any_length; } g_attn_impl[NL_LM_ATTN_KIND_COUNT];
 
