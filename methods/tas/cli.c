@@ -15,8 +15,8 @@ static void help_tas(FILE *f) {
             "trains the searched shape from scratch with knowledge distillation from the unpruned network, and the uniform-\n"
             "width shape of the same FLOPs likewise. The ledger entry is `nnlab repro tas`.\n"
             "\n"
-            "  --blocks N         blocks per stage of the unpruned net (default 2; 1..%d)\n"
-            "  --width W          stage-1 width (stages: W, 2W, 4W; default 8)\n"
+            "  --blocks N         blocks per stage of the unpruned net (default 3; 1..%d)\n"
+            "  --width W          stage-1 width (stages: W, 2W, 4W; default 6)\n"
             "  --pool P           input average pooling (1: 28x28, 2: 14x14; default 2)\n"
             "  --ratio R          FLOP target as a fraction of the unpruned FLOPs, in (0, 1] (default 0.5)\n"
             "  --flop-weight X    weight of the FLOP loss (default 2)\n"
@@ -26,6 +26,7 @@ static void help_tas(FILE *f) {
             "  --teacher-epochs N (default 4)   --search-epochs N (default 4)   --kd-epochs N (default 4)\n"
             "  --batch B          minibatch (default 64)\n"
             "  --arch-lr X        Adam learning rate of the architecture (default 1e-3)\n"
+            "  --record-every N   a candidate shape every N search steps and at each epoch's end (default 5; 0: per epoch)\n"
             "  --alpha X          KD weight of the soft term, in [0, 1] (default 0.9)\n"
             "  --temperature T    KD temperature, > 0 (default 4)\n"
             "  --seed N           default 1\n"
@@ -40,7 +41,8 @@ int nl_tas_cli(int argc, char **argv) {
         return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
     }
     if (strcmp(argv[0], "search")) return nl_cli_usage_error("tas", "unknown subcommand '%s' (search)", argv[0]);
-    int64_t blocks = 2, width = 8, pool = 2, ntr = 2000, nte = 2000, te = 4, se = 4, ke = 4, batch = 64, seed = 1, threads = 0;
+    int64_t blocks = 3, width = 6, pool = 2, ntr = 2000, nte = 2000, te = 4, se = 4, ke = 4, batch = 64, seed = 1, threads = 0;
+    int64_t rec = 5;
     double ratio = 0.5, fw = 2, tol = 0.05, alr = 1e-3, alpha = 0.9, T = 4;
     int quiet = 0;
     nl_cli_opt opts[] = {
@@ -57,6 +59,7 @@ int nl_tas_cli(int argc, char **argv) {
         {"--kd-epochs", NL_OPT_INT, &ke, 0, 1e6, 0, 0, "N"},
         {"--batch", NL_OPT_INT, &batch, 2, 1e6, 0, 0, "B"},
         {"--arch-lr", NL_OPT_DOUBLE, &alr, 0, 10, 1, 0, "X"},
+        {"--record-every", NL_OPT_INT, &rec, 0, 1e9, 0, 0, "N"},
         {"--alpha", NL_OPT_DOUBLE, &alpha, 0, 1, 0, 0, "X"},
         {"--temperature", NL_OPT_DOUBLE, &T, 0, 1e3, 1, 0, "T"},
         {"--seed", NL_OPT_INT, &seed, 0, 9007199254740992.0, 0, 0, "N"},
@@ -100,7 +103,7 @@ int nl_tas_cli(int argc, char **argv) {
     nl_tas_config tc = nl_tas_defaults();
     tc.net = nl_resnet_default_config((int)blocks, (int)width, (int)pool);
     tc.flop_ratio = ratio, tc.flop_weight = fw, tc.flop_tol = tol, tc.epochs = se, tc.batch = batch, tc.arch_lr = alr;
-    tc.seed = (uint64_t)seed, tc.verbose = !quiet;
+    tc.seed = (uint64_t)seed, tc.verbose = !quiet, tc.record_every = rec;
     nl_kd_config kd = nl_kd_defaults();
     kd.batch = batch, kd.seed = (uint64_t)seed, kd.verbose = !quiet, kd.alpha = alpha, kd.T = T;
     nl_resnet teacher, st;
@@ -141,8 +144,8 @@ int nl_tas_cli(int argc, char **argv) {
     nl_resnet_describe(&shapes[0], d0, sizeof d0);
     nl_resnet_describe(&shapes[1], d1, sizeof d1);
     printf("unpruned: %s, teacher accuracy %.4f\n", df, acc_t);
-    printf("searched: %s, FLOPs %.3f of the unpruned (target %.3f), KD accuracy %.4f (search %.1f s, %lld steps)\n", d0,
-           r.flops / r.flops_full, ratio, acc[0], r.seconds, (long long)r.steps);
+    printf("searched: %s, FLOPs %.3f of the unpruned (target %.3f), KD accuracy %.4f (search %.1f s, %lld steps, %lld of %lld candidates in the band)\n", d0,
+           r.flops / r.flops_full, ratio, acc[0], r.seconds, (long long)r.steps, (long long)r.candidates_in_band, (long long)r.candidates);
     printf("uniform:  %s, FLOPs %.3f of the unpruned, KD accuracy %.4f\n", d1, nl_resnet_flops(&shapes[1]) / r.flops_full, acc[1]);
     return NL_CLI_OK;
 }

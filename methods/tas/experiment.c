@@ -23,6 +23,7 @@ typedef struct tas_entry_cfg {
     int blocks, width, pool;   /* the unpruned ResNet: blocks per stage, stage-1 width, input pooling */
     int64_t n_train, n_test;   /* training subset per seed, test images (the test split's first n_test) */
     int64_t teacher_epochs, search_epochs, kd_epochs, batch;
+    int64_t record_every;      /* search: a candidate shape every this many steps */
     int seeds;
 } tas_entry_cfg;
 
@@ -30,6 +31,7 @@ typedef struct seed_out {
     double acc_teacher, acc_tas, acc_uni, acc_rand;
     double r_tas, r_uni, r_rand; /* FLOPs / full FLOPs */
     double search_s;
+    double cand, cand_in;      /* candidate shapes recorded, of which in the FLOP band */
     char shape[256];
 } seed_out;
 
@@ -61,6 +63,7 @@ static nl_status one_seed(const tas_entry_cfg *ec, const nl_dataset *full_train,
     if (!s) {
         nl_tas_config tc = nl_tas_defaults();
         tc.net = full, tc.epochs = ec->search_epochs, tc.batch = ec->batch, tc.seed = (uint64_t)seed, tc.verbose = verbose > 1;
+        tc.record_every = ec->record_every;
         s = nl_tas_search(&tc, &wa, &wb, &tr);
     }
     const double ff = nl_resnet_flops(&full);
@@ -70,6 +73,7 @@ static nl_status one_seed(const tas_entry_cfg *ec, const nl_dataset *full_train,
         shapes[1] = nl_tas_uniform_shape(&full, tr.flops);
         s = nl_tas_random_shape(&full, tr.flops, 0.02, (uint64_t)seed, &shapes[2]);
         o->search_s = tr.seconds;
+        o->cand = (double)tr.candidates, o->cand_in = (double)tr.candidates_in_band;
         nl_resnet_describe(&tr.shape, o->shape, sizeof o->shape);
     }
     double *acc[3] = {&o->acc_tas, &o->acc_uni, &o->acc_rand}, *rat[3] = {&o->r_tas, &o->r_uni, &o->r_rand};
@@ -129,6 +133,8 @@ static nl_status tas_run(const nl_experiment *e, const void *config, const nl_ex
         nl_exp_set_seed(out, "flops_tas", i + 1, o.r_tas);
         nl_exp_set_seed(out, "flops_uniform", i + 1, o.r_uni);
         nl_exp_set_seed(out, "flops_random", i + 1, o.r_rand);
+        nl_exp_set_seed(out, "candidates", i + 1, o.cand);
+        nl_exp_set_seed(out, "candidates_in_band", i + 1, o.cand_in);
         /* the control: the random shape in TAS's place */
         nl_exp_set_seed(cr, "acc_tas", i + 1, o.acc_rand);
         nl_exp_set_seed(cr, "acc_uniform", i + 1, o.acc_uni);
@@ -197,9 +203,9 @@ static int tas_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     return nl_exp_parts_pass(r);
 }
 
-static const tas_entry_cfg tas_quick = {2, 8, 2, 2000, 2000, 4, 4, 4, 64, 3};
-static const tas_entry_cfg tas_full = {3, 16, 1, 10000, 10000, 15, 10, 15, 64, 3};
-static const tas_entry_cfg tas_smoke = {1, 4, 2, 300, 300, 1, 1, 1, 50, 3};
+static const tas_entry_cfg tas_quick = {3, 6, 2, 2000, 2000, 4, 4, 4, 64, 5, 3};
+static const tas_entry_cfg tas_full = {3, 16, 1, 10000, 10000, 15, 10, 15, 64, 20, 3};
+static const tas_entry_cfg tas_smoke = {1, 4, 2, 300, 300, 1, 1, 1, 50, 1, 3};
 
 const nl_experiment nl_exp_tas = {
     .name = "tas",
@@ -207,11 +213,11 @@ const nl_experiment nl_exp_tas = {
     .claim = "Searching widths and depths with TAS (Gumbel-softmax width/depth distributions, channel-wise interpolation, "
              "FLOP loss) to 50% of a ResNet's FLOPs and distilling the searched shape from the unpruned net is at least as "
              "accurate as uniform-width pruning + KD at the same FLOPs (paper: ResNet-56 CIFAR-10 93.69% at 52.7% FLOPs pruned).",
-    .quick_desc = "ResNet 2 blocks/stage, widths 8/16/32 on 14x14 pooled Fashion-MNIST; 2000 training images per seed (1000 "
+    .quick_desc = "ResNet-20 layout (3 blocks/stage), widths 6/12/24 on 14x14 pooled Fashion-MNIST; 2000 training images per seed (1000 "
                   "weights / 1000 architecture for the search), 2000 test images; teacher 4 epochs, search 4 epochs, KD 4 "
-                  "epochs (alpha 0.9, T 4), batch 64, seeds 1-3; control: a random shape at the same FLOPs + KD",
+                  "epochs (alpha 0.9, T 4), batch 64, a candidate shape every 5 search steps, seeds 1-3; control: a random shape at the same FLOPs + KD",
     .full_desc = "ResNet-20 (3 blocks/stage, widths 16/32/64) on 28x28 Fashion-MNIST; 10000 training images per seed, 10000 "
-                 "test; teacher 15, search 10, KD 15 epochs, batch 64, seeds 1-3",
+                 "test; teacher 15, search 10, KD 15 epochs, batch 64, a candidate every 20 search steps, seeds 1-3",
     .smoke_desc = "1 block/stage, widths 4/8/16, 300 images, 1 epoch each, seeds 1-3",
     .quick = &tas_quick,
     .full = &tas_full,

@@ -118,3 +118,40 @@ nl_var *nl_tas_flop_loss(nl_ctx *c, nl_var *expected, double flop_cur, double ta
     if (flop_cur < target - tol) return nl_neg(c, nl_log(c, expected));
     return nl_scalar(c, expected->val.dtype, 0.0);
 }
+
+/* ---- y = x * p with p a 1-element var (the mixing weights): one pass each way ---- */
+static void scale_backward(nl_ctx *c, nl_node *nd) {
+    const nl_tensor *gy = nl_node_grad_out(nd);
+    nl_var *x = nd->in[0], *p = nd->in[1];
+    const int64_t n = nl_tensor_numel(gy);
+    const float pv = (float)nl_tensor_get(&p->val, 0);
+    const float *g = gy->data, *xs = nd->saved;
+    nl_tensor *gx = nl_grad(c, x), *gp = nl_grad(c, p);
+    if (gx) {
+        float *d = gx->data;
+        for (int64_t i = 0; i < n; i++) d[i] += g[i] * pv;
+    }
+    if (gp) {
+        double acc = 0;
+        for (int64_t i = 0; i < n; i++) acc += (double)g[i] * xs[i];
+        nl_tensor_set(gp, 0, nl_tensor_get(gp, 0) + acc);
+    }
+}
+
+nl_var *nl_tas_scale(nl_ctx *c, nl_var *x, nl_var *p) {
+    NL_REQUIRE(x, p);
+    if (x->val.dtype != NL_F32 || p->val.dtype != NL_F32 || nl_tensor_numel(&p->val) != 1)
+        return nl_op_fail(NL_ESHAPE, "tas_scale", "x must be f32 and p one f32 value", x, p);
+    nl_tensor X = nl_contig(c, &x->val);
+    if (!X.data) return NULL;
+    nl_var *out = nl_op_out(c, NL_F32, x->val.ndim, x->val.shape);
+    if (!out) return NULL;
+    const int64_t n = nl_tensor_numel(&X);
+    const float pv = (float)nl_tensor_get(&p->val, 0), *xs = X.data;
+    float *y = out->val.data;
+    for (int64_t i = 0; i < n; i++) y[i] = xs[i] * pv;
+    nl_var *in[2] = {x, p};
+    nl_node *nd = nl_op_record(c, "tas_scale", out, scale_backward, 2, in);
+    if (nd) nd->saved = (void *)xs;
+    return out;
+}

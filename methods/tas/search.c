@@ -170,7 +170,7 @@ static nl_var *search_conv(nl_ctx *c, const tas_conv *cv, const wsel *s, nl_var 
         const int j = s->idx[k];
         nl_var *hk = cv->ch[j] == cm ? h : nl_contiguous(c, nl_slice(c, h, 1, 0, cv->ch[j], 1));
         hk = nl_batchnorm(c, hk, cv->g[j], cv->b[j], NULL, NULL, 0.1, 1e-5, 1);
-        hk = nl_mul(c, nl_tas_cwi(c, hk, cm), s->p[k]);
+        hk = s->n == 1 ? nl_tas_cwi(c, hk, cm) : nl_tas_scale(c, nl_tas_cwi(c, hk, cm), s->p[k]);
         out = out ? nl_add(c, out, hk) : hk;
     }
     return relu ? nl_relu(c, out) : out;
@@ -204,7 +204,7 @@ static nl_var *search_forward(nl_ctx *c, tas_net *m, nl_var *x, double tau, nl_r
                 if (feat[m->dch[st][k] - 1]->val.shape[1] > cm) cm = feat[m->dch[st][k] - 1]->val.shape[1];
             nl_var *mix = NULL;
             for (int k = 0; k < m->nd[st]; k++) {
-                nl_var *t = nl_mul(c, nl_tas_cwi(c, feat[m->dch[st][k] - 1], cm), nl_slice(c, pd, 0, k, k + 1, 1));
+                nl_var *t = nl_tas_scale(c, nl_tas_cwi(c, feat[m->dch[st][k] - 1], cm), nl_slice(c, pd, 0, k, k + 1, 1));
                 mix = mix ? nl_add(c, mix, t) : t;
             }
             h = mix;
@@ -287,6 +287,7 @@ nl_tas_config nl_tas_defaults(void) {
     t.tau_max = 5.0, t.tau_min = 0.1;
     t.epochs = 10, t.batch = 64;
     t.lr = 0.1, t.arch_lr = 1e-3, t.arch_wd = 1e-3;
+    t.record_every = 0;
     t.seed = 1;
     return t;
 }
@@ -335,8 +336,12 @@ nl_status nl_tas_search(const nl_tas_config *cfg, const nl_dataset *train, const
     nl_rng rs, rb;
     nl_rng_init(&rs, cfg->seed, 0x7A5ULL << 41); /* Gumbel noise and width sampling */
     int64_t vpos = valid->n, vep = 0, step = 0;
-    double ce_w = NAN, ce_a = NAN, fl = 0, ef = NAN;
+    double ce_w = NAN, ce_a = NAN, fl = 0, ef = NAN, best_acc = -1;
+    nl_resnet_config best = cfg->net;
+    int best_in = 0;
+    int64_t best_ep = -1, n_cand = 0, n_in = 0;
     for (int64_t ep = 0; ep < cfg->epochs && !s; ep++) {
+        int64_t hits = 0, seen = 0;
         nl_rng_init(&rb, cfg->seed, (0x7A5ULL << 42) + (uint64_t)ep);
         nl_rng_permutation(&rb, pt, train->n);
         for (int64_t it = 0; it < per && !s; it++, step++) {
@@ -375,18 +380,42 @@ nl_status nl_tas_search(const nl_tas_config *cfg, const nl_dataset *train, const
                 break;
             }
             ce_a = nl_item(ce), fl = nl_item(fls), ef = nl_item(e) * 1e6;
+            for (int64_t i = 0; i < B; i++) { /* the epoch's accuracy on the architecture half */
+                const float *zr = (const float *)z->val.data + i * cfg->net.n_classes;
+                int k = 0;
+                for (int q = 1; q < cfg->net.n_classes; q++)
+                    if (zr[q] > zr[k]) k = q;
+                hits += k == yb[i];
+            }
+            seen += B;
             nl_params_zero_grad(&m.ps);
             nl_params_zero_grad(&m.arch);
             if ((s = nl_backward(c, loss)) || (s = nl_optim_step(&oa))) break;
-        }
-        if (!s && cfg->verbose) {
-            nl_resnet_config g = genotype(&m);
-            nl_progress("tas search epoch %lld/%lld: CE %.3f (weights) %.3f (arch), FLOP loss %.3f, E[F] %.3f, argmax %.3f of "
-                        "full", (long long)ep + 1, (long long)cfg->epochs, ce_w, ce_a, fl, ef / full, nl_resnet_flops(&g) / full);
+            const int at_end = it + 1 == per;
+            if (cfg->record_every > 0 ? (step + 1) % cfg->record_every == 0 || at_end : at_end) {
+                /* a candidate: the argmax shape now, scored by the supernet's accuracy on the architecture half since the
+                 * last candidate; the reference's choice: the best accuracy among those in the band */
+                nl_resnet_config g = genotype(&m);
+                const double ratio = nl_resnet_flops(&g) / full, acc = seen ? (double)hits / (double)seen : 0;
+                const int in_band = fabs(ratio - cfg->flop_ratio) <= cfg->flop_tol;
+                if ((in_band && (!best_in || acc > best_acc)) || (!in_band && !best_in && acc > best_acc))
+                    best = g, best_acc = acc, best_in = in_band, best_ep = step;
+                n_cand++;
+                n_in += in_band;
+                if (cfg->verbose)
+                    nl_progress("tas search step %lld/%lld (epoch %lld): CE %.3f (weights) %.3f (arch), arch-half accuracy %.3f, "
+                                "FLOP loss %.3f, E[F] %.3f, argmax %.3f of full%s", (long long)step + 1, (long long)total,
+                                (long long)ep + 1, ce_w, ce_a, acc, fl, ef / full, ratio, in_band ? " (in band)" : "");
+                hits = seen = 0;
+            }
         }
     }
     if (!s) {
-        out->shape = genotype(&m);
+        out->shape = cfg->epochs > 0 ? best : genotype(&m);
+        out->step = best_ep;
+        out->candidates = n_cand;
+        out->candidates_in_band = n_in;
+        out->in_band = best_in;
         out->flops = nl_resnet_flops(&out->shape);
         out->flops_full = full;
         out->expected_flops = ef;

@@ -38,6 +38,9 @@ nl_var *nl_tas_cwi(nl_ctx *c, nl_var *x, int64_t Co);
 /* a + b for [N, C, H, W] maps of different channel counts: the smaller is zero-padded (added to the first channels). */
 nl_var *nl_tas_add_pad(nl_ctx *c, nl_var *a, nl_var *b);
 
+/* y = x * p for an f32 x of any shape and a 1-element f32 var p (the mixing weights; differentiable in both). */
+nl_var *nl_tas_scale(nl_ctx *c, nl_var *x, nl_var *p);
+
 /* The FLOP loss of TAS (get_flop_loss): with F_cur the FLOPs of the current argmax shape, target R and tolerance t,
  *     log E[F]   if F_cur > R;      -log E[F]   if F_cur < R - t;      0 otherwise (the zero band [R - t, R]).
  * expected: scalar var E[F] > 0 (any unit). Returns a scalar var (a constant 0 inside the band). */
@@ -54,6 +57,7 @@ typedef struct nl_tas_config {
     double lr;             /* weights: SGD with Nesterov momentum 0.9, weight decay 5e-4, cosine (0.1) */
     double arch_lr;        /* architecture: Adam betas (0.5, 0.999) */
     double arch_wd;        /* architecture weight decay (1e-3) */
+    int64_t record_every;  /* record a candidate shape every this many steps and at each epoch's end (0: per epoch) */
     uint64_t seed;
     int verbose;
 } nl_tas_config;
@@ -61,14 +65,20 @@ typedef struct nl_tas_config {
 nl_tas_config nl_tas_defaults(void);
 
 typedef struct nl_tas_result {
-    nl_resnet_config shape;   /* the searched network (argmax widths, argmax depths) */
+    nl_resnet_config shape;   /* the searched network (argmax widths, argmax depths) of the chosen epoch */
+    int64_t step;             /* the step (0-based) after which the chosen candidate was recorded */
+    int64_t candidates, candidates_in_band;
+    int in_band;              /* 1: its FLOPs are within the tolerance of the target */
     double flops, flops_full; /* FLOPs (MACs per image) of shape and of the unpruned net */
     double expected_flops;    /* E[F] at the end of the search */
     int64_t steps;            /* weight steps (= architecture steps) */
     double seconds;
 } nl_tas_result;
 
-/* Search on `train` (weights) and `valid` (architecture), the two halves of the search data. */
+/* Search on `train` (weights) and `valid` (architecture), the two halves of the search data. After every epoch (and
+ * every record_every steps) the argmax shape (genotype) is recorded with the supernet's accuracy on the architecture
+ * half since the previous record (the architecture steps' own predictions); the result is, as in the reference's search-shape.py, the genotype of best
+ * accuracy among those with |FLOPs / F_full - ratio| <= tol, or the best overall when none is in the band. */
 nl_status nl_tas_search(const nl_tas_config *cfg, const nl_dataset *train, const nl_dataset *valid, nl_tas_result *out);
 
 /* A random shape of the same space (uniform width choice per conv, uniform depth per stage), redrawn until its FLOPs
