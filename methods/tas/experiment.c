@@ -211,7 +211,7 @@ static int tas_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     return nl_exp_parts_pass(r);
 }
 
-static const tas_entry_cfg tas_quick = {3, 6, 2, 2000, 1000, 4, 4, 4, 64, 5, 3};
+static const tas_entry_cfg tas_quick = {3, 6, 2, 1600, 1000, 4, 4, 4, 64, 4, 3};
 static const tas_entry_cfg tas_full = {3, 16, 1, 10000, 10000, 15, 10, 15, 64, 20, 3};
 static const tas_entry_cfg tas_smoke = {1, 4, 2, 300, 300, 1, 1, 1, 50, 1, 3};
 
@@ -221,9 +221,9 @@ const nl_experiment nl_exp_tas = {
     .claim = "Searching widths and depths with TAS (Gumbel-softmax width/depth distributions, channel-wise interpolation, "
              "FLOP loss) to 50% of a ResNet's FLOPs and distilling the searched shape from the unpruned net is at least as "
              "accurate as uniform-width pruning + KD at the same FLOPs (paper: ResNet-56 CIFAR-10 93.69% at 52.7% FLOPs pruned).",
-    .quick_desc = "ResNet-20 layout (3 blocks/stage), widths 6/12/24 on 14x14 pooled Fashion-MNIST; 2000 training images per seed (1000 "
-                  "weights / 1000 architecture for the search), 1000 test images; teacher 4 epochs, search 4 epochs, KD 4 "
-                  "epochs (alpha 0.9, T 4), batch 64, a candidate shape every 5 search steps, seeds 1-3; control: a random shape at the same FLOPs + KD",
+    .quick_desc = "ResNet-20 layout (3 blocks/stage), widths 6/12/24 on 14x14 pooled Fashion-MNIST; 1600 training images per seed (800 
+                  "weights / 800 architecture for the search), 1000 test images; teacher 4 epochs, search 4 epochs, KD 4 "
+                  "epochs (alpha 0.9, T 4), batch 64, a candidate shape every 4 search steps, seeds 1-3; control: a random shape at the same FLOPs + KD",
     .full_desc = "ResNet-20 (3 blocks/stage, widths 16/32/64) on 28x28 Fashion-MNIST; 10000 training images per seed, 10000 "
                  "test; teacher 15, search 10, KD 15 epochs, batch 64, a candidate every 20 search steps, seeds 1-3",
     .smoke_desc = "1 block/stage, widths 4/8/16, 300 images, 1 epoch each, seeds 1-3",
