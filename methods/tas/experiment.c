@@ -221,7 +221,7 @@ const nl_experiment nl_exp_tas = {
     .claim = "Searching widths and depths with TAS (Gumbel-softmax width/depth distributions, channel-wise interpolation, "
              "FLOP loss) to 50% of a ResNet's FLOPs and distilling the searched shape from the unpruned net is at least as "
              "accurate as uniform-width pruning + KD at the same FLOPs (paper: ResNet-56 CIFAR-10 93.69% at 52.7% FLOPs pruned).",
-    .quick_desc = "ResNet-20 layout (3 blocks/stage), widths 6/12/24 on 14x14 pooled Fashion-MNIST; 1600 training images per seed (800 
+    .quick_desc = "ResNet-20 layout (3 blocks/stage), widths 6/12/24 on 14x14 pooled Fashion-MNIST; 1600 training images per seed (800 "
                   "weights / 800 architecture for the search), 1000 test images; teacher 4 epochs, search 4 epochs, KD 4 "
                   "epochs (alpha 0.9, T 4), batch 64, a candidate shape every 4 search steps, seeds 1-3; control: a random shape at the same FLOPs + KD",
     .full_desc = "ResNet-20 (3 blocks/stage, widths 16/32/64) on 28x28 Fashion-MNIST; 10000 training images per seed, 10000 "
