@@ -212,7 +212,7 @@ static int tas_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
 }
 
 static const tas_entry_cfg tas_quick = {3, 6, 2, 1600, 1000, 4, 4, 4, 64, 4, 3};
-static const tas_entry_cfg tas_full = {3, 16, 1, 10000, 10000, 15, 10, 15, 64, 20, 3};
+static const tas_entry_cfg tas_full = {3, 8, 2, 10000, 10000, 10, 8, 10, 64, 20, 3};
 static const tas_entry_cfg tas_smoke = {1, 4, 2, 300, 300, 1, 1, 1, 50, 1, 3};
 
 const nl_experiment nl_exp_tas = {
@@ -224,8 +224,9 @@ const nl_experiment nl_exp_tas = {
     .quick_desc = "ResNet-20 layout (3 blocks/stage), widths 6/12/24 on 14x14 pooled Fashion-MNIST; 1600 training images per seed (800 "
                   "weights / 800 architecture for the search), 1000 test images; teacher 4 epochs, search 4 epochs, KD 4 "
                   "epochs (alpha 0.9, T 4), batch 64, a candidate shape every 4 search steps, seeds 1-3; control: a random shape at the same FLOPs + KD",
-    .full_desc = "ResNet-20 (3 blocks/stage, widths 16/32/64) on 28x28 Fashion-MNIST; 10000 training images per seed, 10000 "
-                 "test; teacher 15, search 10, KD 15 epochs, batch 64, a candidate every 20 search steps, seeds 1-3",
+    .full_desc = "ResNet-20 layout (3 blocks/stage), widths 8/16/32 on 14x14 pooled Fashion-MNIST; 10000 training images per "
+                 "seed, the 10000 test images; teacher 10, search 8, KD 10 epochs, batch 64, a candidate every 20 search steps, "
+                 "seeds 1-3",
     .smoke_desc = "1 block/stage, widths 4/8/16, 300 images, 1 epoch each, seeds 1-3",
     .quick = &tas_quick,
     .full = &tas_full,

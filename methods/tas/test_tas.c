@@ -162,7 +162,43 @@ static void test_cli(void) {
     NLT_CHECK(nl_tas_cli(1, help) == 0, "--help");
 }
 
+/* the judge on hand-made results: in-band FLOPs and a non-negative mean difference pass; a shape below uniform, an
+ * out-of-band seed, an unmatched uniform baseline or fewer than 3 seeds fail */
+static void fill(nl_exp_result *r, const double *ft, const double *fu, const double *at, const double *au, int n) {
+    for (int i = 0; i < n; i++) {
+        nl_exp_set_seed(r, "flops_tas", i + 1, ft[i]);
+        nl_exp_set_seed(r, "flops_uniform", i + 1, fu[i]);
+        nl_exp_set_seed(r, "acc_tas", i + 1, at[i]);
+        nl_exp_set_seed(r, "acc_uniform", i + 1, au[i]);
+    }
+    nl_exp_set(r, "seeds", n);
+}
+
+static int judge(const double *ft, const double *fu, const double *at, const double *au, int n) {
+    nl_exp_result r;
+    nl_exp_result_init(&r);
+    fill(&r, ft, fu, at, au, n);
+    char m[256];
+    int v = nl_exp_tas.judge(&nl_exp_tas, &r, NL_MODE_QUICK, m, sizeof m);
+    nl_exp_result_free(&r);
+    return v;
+}
+
+static void test_judge(void) {
+    const double ft[3] = {0.48, 0.52, 0.46}, fu[3] = {0.47, 0.53, 0.47};
+    const double at[3] = {0.80, 0.79, 0.81}, au[3] = {0.79, 0.80, 0.80};
+    NLT_CHECK(judge(ft, fu, at, au, 3) == 1, "a good result rejected");
+    const double lo[3] = {0.77, 0.78, 0.79};
+    NLT_CHECK(judge(ft, fu, lo, au, 3) == 0, "a worse shape (the random control's case) accepted");
+    const double off[3] = {0.48, 0.56, 0.46}, fu_off[3] = {0.47, 0.56, 0.47};
+    NLT_CHECK(judge(off, fu_off, at, au, 3) == 0, "FLOPs 0.56 accepted");
+    const double unm[3] = {0.47, 0.60, 0.47};
+    NLT_CHECK(judge(ft, unm, at, au, 3) == 0, "an unmatched uniform baseline accepted");
+    NLT_CHECK(judge(ft, fu, at, au, 2) == 0, "2 seeds accepted");
+}
+
 int main(void) {
+    NLT_RUN(test_judge);
     NLT_RUN(test_cwi_hand);
     NLT_RUN(test_cwi_grad);
     NLT_RUN(test_flop_loss);
