@@ -83,7 +83,7 @@ nl_status nl_kd_train(const nl_kd_config *cfg, const nl_kd_teacher *teacher, nl_
     if (n < 2) return nl_set_error(NL_EINVAL, "kd_train: %lld training rows (>= 2)", (long long)n);
     const int64_t nb = n / B + (n % B >= 2 ? 1 : 0); /* batches per epoch */
     nl_optim_config oc = cfg->optim;
-    if (oc.total_steps <= 0) oc.total_steps = nb * cfg->epochs;
+    if (oc.total_steps <= 0) oc.total_steps = nb * cfg->epochs > 0 ? nb * cfg->epochs : 1;
     nl_optim opt;
     nl_status s = nl_optim_init(&opt, ps, &oc);
     if (s) return s;
