@@ -9,7 +9,9 @@
  *   flops:         every seed's searched shape has |F / F_full - 0.5| <= 0.05 (the tolerance unit of TAS: 5% of the
  *                  unpruned FLOPs);
  *   matched-flops: every seed's uniform shape is within 5% of the TAS shape's FLOPs (the comparison is at equal cost);
- *   beats-uniform: mean over seeds of acc(TAS + KD) - acc(uniform + KD) >= 0 (the issue's rule).
+ *   beats-uniform: acc(TAS + KD) - acc(uniform + KD) paired over n >= 3 seeds: mean - t95(n-1) * SE >= 0 (the
+ *                  issue asks for "mean >= 0"; the lead tightened it to the house's paired bound before the
+ *                  runs now in the README, because an equal method passes "mean >= 0" half the time).
  * Control the rule must reject: the random shape with the same FLOPs + KD standing in for TAS. */
 #include "tas/tas.h"
 #include "nnlab/rng.h"
@@ -180,11 +182,9 @@ static int tas_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
     int n = (int)nl_exp_get(r, "seeds", NULL);
     if (!(n >= 0)) n = 0;
     if (n > TAS_MAX_SEEDS) n = TAS_MAX_SEEDS;
-    double ft[TAS_MAX_SEEDS], fu[TAS_MAX_SEEDS], at[TAS_MAX_SEEDS], au[TAS_MAX_SEEDS];
+    double ft[TAS_MAX_SEEDS], fu[TAS_MAX_SEEDS];
     nl_exp_get_seeds(r, "flops_tas", n, ft);
     nl_exp_get_seeds(r, "flops_uniform", n, fu);
-    nl_exp_get_seeds(r, "acc_tas", n, at);
-    nl_exp_get_seeds(r, "acc_uniform", n, au);
     double worst = 0, worst_m = 0, md, sd;
     int ok_f = n >= 3, ok_m = n >= 3;
     for (int i = 0; i < n; i++) {
@@ -194,8 +194,8 @@ static int tas_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
         if (!(dv <= worst)) worst = dv;
         if (!(dm <= worst_m)) worst_m = dm;
     }
-    nl_stats_paired_t(at, au, n, &md, &sd);
-    const int ok_a = n >= 3 && md >= 0; /* NaN fails */
+    const double lo = nl_exp_paired_lower(r, "acc_tas", "acc_uniform", n, &md, &sd);
+    const int ok_a = n >= 3 && lo >= 0; /* NaN fails */
     const char *pre = mode == NL_MODE_SMOKE ? "smoke (plumbing only): " : "";
     char rule[256];
     snprintf(rule, sizeof rule, "%severy seed (n >= 3): |FLOPs(searched) / FLOPs(full) - 0.5| <= 0.05", pre);
@@ -203,8 +203,10 @@ static int tas_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *m
                     nl_exp_get(r, "flops_tas_mean", NULL));
     snprintf(rule, sizeof rule, "%severy seed: |FLOPs(uniform) / FLOPs(searched) - 1| <= 0.05", pre);
     nl_exp_part_set(r, "matched-flops", rule, ok_m, "worst %.3f", worst_m);
-    snprintf(rule, sizeof rule, "%smean over n >= 3 seeds of acc(searched + KD) - acc(uniform + KD) >= 0", pre);
-    nl_exp_part_set(r, "beats-uniform", rule, ok_a, "%+.2f +- %.2f points (%d seeds)", 100 * md, 100 * sd, n);
+    snprintf(rule, sizeof rule, "%sacc(searched + KD) - acc(uniform + KD) paired over n >= 3 seeds: mean - t95(n-1)*SE >= 0",
+             pre);
+    nl_exp_part_set(r, "beats-uniform", rule, ok_a, "%+.2f +- %.2f points (%d seeds), bound %+.2f", 100 * md, 100 * sd, n,
+                    100 * lo);
     snprintf(measured, nm, "FLOPs %.3f of full; acc %.2f%% vs uniform %.2f%% (%+.2f +- %.2f points), teacher %.2f%%",
              nl_exp_get(r, "flops_tas_mean", NULL), 100 * nl_exp_get(r, "acc_tas_mean", NULL),
              100 * nl_exp_get(r, "acc_uniform_mean", NULL), 100 * md, 100 * sd, 100 * nl_exp_get(r, "acc_teacher_mean", NULL));

@@ -162,7 +162,7 @@ static void test_cli(void) {
     NLT_CHECK(nl_tas_cli(1, help) == 0, "--help");
 }
 
-/* the judge on hand-made results: in-band FLOPs and a non-negative mean difference pass; a shape below uniform, an
+/* the judge on hand-made results: in-band FLOPs and a paired bound >= 0 pass; a non-significant mean difference, a shape below uniform, an
  * out-of-band seed, an unmatched uniform baseline or fewer than 3 seeds fail */
 static void fill(nl_exp_result *r, const double *ft, const double *fu, const double *at, const double *au, int n) {
     for (int i = 0; i < n; i++) {
@@ -186,8 +186,11 @@ static int judge(const double *ft, const double *fu, const double *at, const dou
 
 static void test_judge(void) {
     const double ft[3] = {0.48, 0.52, 0.46}, fu[3] = {0.47, 0.53, 0.47};
-    const double at[3] = {0.80, 0.79, 0.81}, au[3] = {0.79, 0.80, 0.80};
+    const double at[3] = {0.81, 0.815, 0.82}, au[3] = {0.79, 0.80, 0.80};
     NLT_CHECK(judge(ft, fu, at, au, 3) == 1, "a good result rejected");
+    /* a mean difference >= 0 inside the noise (+1, -1, +1 points: bound < 0) is not evidence */
+    const double noisy[3] = {0.80, 0.79, 0.81};
+    NLT_CHECK(judge(ft, fu, noisy, au, 3) == 0, "a non-significant mean difference accepted");
     const double lo[3] = {0.77, 0.78, 0.79};
     NLT_CHECK(judge(ft, fu, lo, au, 3) == 0, "a worse shape (the random control's case) accepted");
     const double off[3] = {0.48, 0.56, 0.46}, fu_off[3] = {0.47, 0.56, 0.47};
