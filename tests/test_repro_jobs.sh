@@ -24,7 +24,7 @@ rc2=$?
 python3 - "$out/j1/ledger.json" "$out/j2/ledger.json" "$rc1" "$rc2" <<'PY'
 import json, re, sys
 a_path, b_path, rc1, rc2 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-TIME = re.compile(r"seconds|per_sec|speed|threads|_ms$|time|cpu")
+TIME = re.compile(r"seconds|per_sec|per_s$|speed|threads|_ms$|time|cpu")
 SPEED_PART = re.compile(r"faster|speed|time")
 bad = []
 try:
