@@ -338,6 +338,15 @@ static void test_split_subset(void) {
     nl_dataset_free(&sub);
     idx[1] = 100;
     NLT_CHECK(nl_dataset_subset(&full, idx, 3, &sub) == NL_EINVAL && sub.x == NULL, "subset index out of range");
+    NLT_OK(nl_dataset_head(&full, 4, &sub));
+    NLT_CHECK(sub.n == 4 && sub.x[0] == 0 && sub.x[15] == 3 && sub.y[3] == full.y[3], "head rows");
+    nl_dataset_free(&sub);
+    NLT_OK(nl_dataset_head(&full, 0, &sub));
+    NLT_CHECK(sub.n == full.n, "head k <= 0 -> all rows");
+    nl_dataset_free(&sub);
+    NLT_OK(nl_dataset_head(&full, full.n + 5, &sub));
+    NLT_CHECK(sub.n == full.n, "head k > n -> all rows");
+    nl_dataset_free(&sub);
     nl_dataset_free(&tr);
     nl_dataset_free(&va);
     nl_dataset_free(&full);

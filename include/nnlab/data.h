@@ -78,6 +78,8 @@ nl_status nl_dataset_split(const nl_dataset *full, int64_t n_valid, uint64_t see
                            nl_dataset *valid);
 /* Copy of rows idx[0..n) (each in [0, ds->n); repeats allowed) in that order. */
 nl_status nl_dataset_subset(const nl_dataset *ds, const int64_t *idx, int64_t n, nl_dataset *out);
+/* Copy of the first k rows (k <= 0 or k > ds->n: all rows). */
+nl_status nl_dataset_head(const nl_dataset *ds, int64_t k, nl_dataset *out);
 /* Exponential long-tailed subset: class k keeps floor(n_max * ratio^(-k/(C-1))) rows (at least 1), where
  * n_max is the size of the smallest class of ds (= the class size for a balanced dataset) and ratio >= 1 is
  * the imbalance n_max/n_min. Which rows are kept is drawn with the seed; kept rows stay in their original

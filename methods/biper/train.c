@@ -149,16 +149,6 @@ nl_status nl_biper_train(nl_biper_net *m, const nl_biper_config *cfg, const nl_d
     return s;
 }
 
-static nl_status first_rows(const nl_dataset *ds, int64_t limit, nl_dataset *out) {
-    const int64_t n = limit <= 0 || limit >= ds->n ? ds->n : limit;
-    int64_t *idx = malloc((size_t)n * sizeof *idx);
-    if (!idx) return nl_set_error(NL_ENOMEM, "biper: out of memory");
-    for (int64_t i = 0; i < n; i++) idx[i] = i;
-    nl_status s = nl_dataset_subset(ds, idx, n, out);
-    free(idx);
-    return s;
-}
-
 nl_status nl_biper_data(int64_t limit, int64_t test_limit, nl_dataset *tr, nl_dataset *te) {
     /* standardised with the mean and std of all 60000 training images, whatever the subset (so a saved network sees
      * the same inputs in `nnlab biper infer` as in training) */
@@ -171,7 +161,7 @@ nl_status nl_biper_data(int64_t limit, int64_t test_limit, nl_dataset *tr, nl_da
         return s;
     }
     nl_dataset *others[1] = {&b};
-    if (!(s = nl_dataset_standardize(&a, others, 1, 0, NULL, NULL)) && !(s = first_rows(&a, limit, tr))) s = first_rows(&b, test_limit, te);
+    if (!(s = nl_dataset_standardize(&a, others, 1, 0, NULL, NULL)) && !(s = nl_dataset_head(&a, limit, tr))) s = nl_dataset_head(&b, test_limit, te);
     nl_dataset_free(&a), nl_dataset_free(&b);
     if (s) nl_dataset_free(tr), nl_dataset_free(te);
     return s;

@@ -208,17 +208,6 @@ nl_status nl_bt2_protocol_run(const nl_bt2_config *cfg, const nl_dataset *tr, co
     return s;
 }
 
-/* copy of the first k rows (k <= 0 or > n: all) */
-static nl_status first_rows(const nl_dataset *ds, int64_t k, nl_dataset *out) {
-    if (k <= 0 || k > ds->n) k = ds->n;
-    int64_t *idx = malloc((size_t)k * sizeof *idx);
-    if (!idx) return nl_set_error(NL_ENOMEM, "bt2: out of memory");
-    for (int64_t i = 0; i < k; i++) idx[i] = i;
-    nl_status s = nl_dataset_subset(ds, idx, k, out);
-    free(idx);
-    return s;
-}
-
 nl_status nl_bt2_load(const nl_bt2_config *cfg, nl_dataset *tr, nl_dataset *te) {
     nl_dataset ftr, fte;
     memset(tr, 0, sizeof *tr);
@@ -229,7 +218,7 @@ nl_status nl_bt2_load(const nl_bt2_config *cfg, nl_dataset *tr, nl_dataset *te) 
         nl_dataset_free(&ftr);
         return s;
     }
-    if (!(s = first_rows(&ftr, cfg->limit, tr)) && !(s = first_rows(&fte, cfg->test_limit, te))) {
+    if (!(s = nl_dataset_head(&ftr, cfg->limit, tr)) && !(s = nl_dataset_head(&fte, cfg->test_limit, te))) {
         nl_dataset *others[1] = {te};
         s = nl_dataset_standardize(tr, others, 1, 0, NULL, NULL);
     }

@@ -296,16 +296,6 @@ nl_status nl_noprop_train(const nl_noprop_config *cfg, const nl_dataset *train, 
 }
 
 /* A copy of the first `limit` rows (all when limit <= 0 or >= n). */
-static nl_status first_rows(const nl_dataset *ds, int64_t limit, nl_dataset *out) {
-    int64_t n = limit <= 0 || limit >= ds->n ? ds->n : limit;
-    int64_t *idx = malloc((size_t)n * sizeof *idx);
-    if (!idx) return nl_set_error(NL_ENOMEM, "noprop: out of memory");
-    for (int64_t i = 0; i < n; i++) idx[i] = i;
-    nl_status s = nl_dataset_subset(ds, idx, n, out);
-    free(idx);
-    return s;
-}
-
 void nl_noprop_shuffle_labels(int32_t *y, int64_t n, uint64_t seed) {
     nl_rng r;
     nl_rng_init(&r, seed, NP_STREAM_LABELS);
@@ -321,9 +311,9 @@ nl_status nl_noprop_prepare(const nl_noprop_config *cfg, const nl_dataset *train
                             nl_dataset *te) {
     memset(tr, 0, sizeof *tr);
     memset(te, 0, sizeof *te);
-    nl_status s = first_rows(train, cfg->limit, tr);
+    nl_status s = nl_dataset_head(train, cfg->limit, tr);
     if (s) return s;
-    if ((s = first_rows(test, cfg->test_limit, te))) goto fail;
+    if ((s = nl_dataset_head(test, cfg->test_limit, te))) goto fail;
     nl_dataset *others[1] = {te};
     if ((s = nl_dataset_standardize(tr, others, 1, 0, NULL, NULL))) goto fail;
     if (cfg->shuffle_labels) nl_noprop_shuffle_labels(tr->y, tr->n, cfg->seed); /* nothing left to learn */

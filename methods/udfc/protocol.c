@@ -21,16 +21,6 @@ nl_udfc_config nl_udfc_defaults(void) {
     return c;
 }
 
-static nl_status first_rows(const nl_dataset *ds, int64_t limit, nl_dataset *out) {
-    int64_t k = limit > 0 && limit < ds->n ? limit : ds->n;
-    int64_t *idx = malloc((size_t)k * sizeof *idx); /* [k] */
-    if (!idx) return nl_set_error(NL_ENOMEM, "udfc: out of memory");
-    for (int64_t i = 0; i < k; i++) idx[i] = i;
-    nl_status s = nl_dataset_subset(ds, idx, k, out);
-    free(idx);
-    return s;
-}
-
 nl_status nl_udfc_load(const nl_udfc_config *cfg, nl_dataset *tr, nl_dataset *te) {
     nl_dataset ftr, fte;
     memset(tr, 0, sizeof *tr);
@@ -41,8 +31,8 @@ nl_status nl_udfc_load(const nl_udfc_config *cfg, nl_dataset *tr, nl_dataset *te
         nl_dataset_free(&ftr);
         return s;
     }
-    s = first_rows(&ftr, cfg->limit, tr);
-    if (!s) s = first_rows(&fte, cfg->test_limit, te);
+    s = nl_dataset_head(&ftr, cfg->limit, tr);
+    if (!s) s = nl_dataset_head(&fte, cfg->test_limit, te);
     nl_dataset_free(&ftr);
     nl_dataset_free(&fte);
     if (s) nl_dataset_free(tr), nl_dataset_free(te);

@@ -242,6 +242,19 @@ nl_status nl_dataset_subset(const nl_dataset *ds, const int64_t *idx, int64_t n,
     return NL_OK;
 }
 
+nl_status nl_dataset_head(const nl_dataset *ds, int64_t k, nl_dataset *out) {
+    if (k <= 0 || k > ds->n) k = ds->n;
+    int64_t *idx = malloc((size_t)(k > 0 ? k : 1) * sizeof *idx); /* [k] */
+    if (!idx) {
+        memset(out, 0, sizeof *out);
+        return nl_set_error(NL_ENOMEM, "dataset_head: out of memory (%lld rows)", (long long)k);
+    }
+    for (int64_t i = 0; i < k; i++) idx[i] = i;
+    nl_status s = nl_dataset_subset(ds, idx, k, out);
+    free(idx);
+    return s;
+}
+
 nl_status nl_dataset_split(const nl_dataset *full, int64_t n_valid, uint64_t seed, nl_dataset *train,
                            nl_dataset *valid) {
     memset(train, 0, sizeof *train);
