@@ -44,6 +44,17 @@ int nl_cli_seen(const nl_cli_opt *opts, int n, const char *name);
 /* Apply --threads (if given) or NL_NUM_THREADS. */
 void nl_cli_threads(int64_t threads, int seen);
 
+/* ---- commands made of subcommands ---- */
+typedef struct nl_cli_sub {
+    const char *name;                       /* "train" */
+    int (*run)(int argc, char **argv);      /* argv: the arguments after the subcommand */
+} nl_cli_sub;
+/* `nnlab CMD SUB ...` (argv: the arguments after CMD) for a command whose subcommands are subs[0..n): no argument
+ * prints help to stderr and returns NL_CLI_USAGE; "--help", "-h" or "help" prints it to stdout and returns NL_CLI_OK;
+ * a listed SUB returns its run's status; anything else is the usage error "unknown subcommand 'X' (a, b)", naming
+ * the subcommands in table order. */
+int nl_cli_subcommands(const char *cmd, int argc, char **argv, void (*help)(FILE *f), const nl_cli_sub *subs, int n);
+
 /* ---- parametrisation flags (src/cli/param_args.c; include/nnlab/param.h) ----
  * nl_cli_param_extract removes --param/--base-width/--width-mult/--output-mult/--zero-readout/--param-groups (and
  * their values, "--flag value" or "--flag=value") from argv before nl_cli_parse, filling p; NL_CLI_USAGE with a

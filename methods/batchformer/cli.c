@@ -32,12 +32,7 @@ static void help_bf(FILE *f) {
             "  --quiet            no per-epoch progress\n");
 }
 
-int nl_bf_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_bf(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "train")) return nl_cli_usage_error("batchformer", "unknown subcommand '%s' (train)", argv[0]);
+static int bf_train(int argc, char **argv) {
     nl_bf_config cfg = nl_bf_defaults();
     int64_t epochs = cfg.epochs, n_max = cfg.n_max, hidden = cfg.hidden, dim = cfg.dim, batch = cfg.batch, test_limit = 0, seed = 1,
             threads = 0;
@@ -62,7 +57,7 @@ int nl_bf_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("batchformer train", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("batchformer train", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_bf(stdout);
@@ -106,4 +101,9 @@ int nl_bf_cli(int argc, char **argv) {
         printf("%-12s %7.2f%% %7.2f%% %7.2f%% %7.2f%% %8.1f\n", nl_bf_kind_name((nl_bf_kind)k), 100 * ev[k].overall, 100 * ev[k].many,
                100 * ev[k].medium, 100 * ev[k].few, secs[k]);
     return NL_CLI_OK;
+}
+
+int nl_bf_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"train", bf_train}};
+    return nl_cli_subcommands("batchformer", argc, argv, help_bf, subs, 1);
 }

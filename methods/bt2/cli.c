@@ -29,12 +29,7 @@ static void help_bt2(FILE *f) {
             "  --quiet            no per-epoch progress\n");
 }
 
-int nl_bt2_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_bt2(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "train")) return nl_cli_usage_error("bt2", "unknown subcommand '%s' (train)", argv[0]);
+static int bt2_train(int argc, char **argv) {
     nl_bt2_config cfg = nl_bt2_defaults();
     int64_t epochs = cfg.epochs, limit = 0, test_limit = 0, hidden = cfg.hidden, batch = cfg.batch, seed = 1, threads = 0;
     double lr = cfg.lr, C = cfg.C;
@@ -54,7 +49,7 @@ int nl_bt2_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("bt2 train", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("bt2 train", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_bt2(stdout);
@@ -89,4 +84,9 @@ int nl_bt2_cli(int argc, char **argv) {
                100 * p.new_old[k].top1, 100 * p.new_old[k].map, 100 * p.new_new[k].top1, 100 * p.new_new[k].map);
     printf("(old row: old/old on the old model's classes for accuracy; retrieval over all test images)\n");
     return NL_CLI_OK;
+}
+
+int nl_bt2_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"train", bt2_train}};
+    return nl_cli_subcommands("bt2", argc, argv, help_bt2, subs, 1);
 }

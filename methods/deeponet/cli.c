@@ -36,12 +36,7 @@ static void help_deeponet(FILE *f) {
             "  --quiet            no progress lines\n");
 }
 
-int nl_deeponet_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_deeponet(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "train")) return nl_cli_usage_error("deeponet", "unknown subcommand '%s' (train)", argv[0]);
+static int deeponet_train(int argc, char **argv) {
     nl_deeponet_config cfg = nl_deeponet_defaults();
     const char *op = "antiderivative", *arch = "deeponet";
     int64_t sensors = cfg.sensors, width = cfg.width, fw = cfg.fnn_width, depth = cfg.depth, grid = cfg.grid,
@@ -72,7 +67,7 @@ int nl_deeponet_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("deeponet train", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("deeponet train", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_deeponet(stdout);
@@ -111,4 +106,9 @@ int nl_deeponet_cli(int argc, char **argv) {
            r.train_mse, (long long)cfg.n_train, (long long)cfg.n_test, (long long)cfg.iters, (long long)r.best_step, r.test_mse_last,
            r.data_seconds, r.train_seconds);
     return NL_CLI_OK;
+}
+
+int nl_deeponet_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"train", deeponet_train}};
+    return nl_cli_subcommands("deeponet", argc, argv, help_deeponet, subs, 1);
 }

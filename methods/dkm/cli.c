@@ -46,7 +46,7 @@ static int dkm_limit_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("dkm limit", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("dkm limit", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_dkm(stdout);
@@ -69,13 +69,7 @@ static int dkm_limit_cli(int argc, char **argv) {
     return NL_CLI_OK;
 }
 
-int nl_dkm_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_dkm(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (!strcmp(argv[0], "limit")) return dkm_limit_cli(argc, argv);
-    if (strcmp(argv[0], "fit")) return nl_cli_usage_error("dkm", "unknown subcommand '%s' (fit, limit)", argv[0]);
+static int dkm_fit_cli(int argc, char **argv) {
     nl_dkm_config cfg = nl_dkm_defaults();
     int64_t split = 1, layers = cfg.layers, P = cfg.inducing, steps = cfg.steps, threads = 0;
     double nu = cfg.nu, lr = cfg.lr;
@@ -95,7 +89,7 @@ int nl_dkm_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("dkm fit", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("dkm fit", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_dkm(stdout);
@@ -139,4 +133,9 @@ int nl_dkm_cli(int argc, char **argv) {
         return NL_CLI_FAIL;
     }
     return NL_CLI_OK;
+}
+
+int nl_dkm_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"fit", dkm_fit_cli}, {"limit", dkm_limit_cli}};
+    return nl_cli_subcommands("dkm", argc, argv, help_dkm, subs, 2);
 }

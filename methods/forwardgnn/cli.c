@@ -130,10 +130,6 @@ static int fg_train(int argc, char **argv) {
 }
 
 int nl_forwardgnn_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_fg(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (!strcmp(argv[0], "train")) return fg_train(argc - 1, argv + 1);
-    return nl_cli_usage_error("forwardgnn", "unknown subcommand '%s' (train)", argv[0]);
+    static const nl_cli_sub subs[] = {{"train", fg_train}};
+    return nl_cli_subcommands("forwardgnn", argc, argv, help_fg, subs, 1);
 }

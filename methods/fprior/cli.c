@@ -33,13 +33,8 @@ static void help_fp(FILE *f) {
             "  --threads T       accepted for uniformity (the method is single-threaded)\n");
 }
 
-int nl_fp_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_fp(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    int toy = !strcmp(argv[0], "toy");
-    if (!toy && strcmp(argv[0], "boston")) return nl_cli_usage_error("fprior", "unknown subcommand '%s' (toy, boston)", argv[0]);
+/* `nnlab fprior toy|boston` (toy = 1: toy); argv: the arguments after the subcommand. */
+static int fp_run_cli(int toy, int argc, char **argv) {
     int64_t seed = 1, width = 50, depth = 2, outer = 40, cs = 30, nf = 64, np = 50, chains = 4, samples = 10, burn = 1000,
             keep = 100, threads = 0;
     double pen = 10;
@@ -60,7 +55,7 @@ int nl_fp_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse(toy ? "fprior toy" : "fprior boston", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse(toy ? "fprior toy" : "fprior boston", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_fp(stdout);
@@ -99,4 +94,12 @@ int nl_fp_cli(int argc, char **argv) {
 fail:
     fprintf(stderr, "nnlab fprior: error: %s\n", nl_last_error());
     return NL_CLI_FAIL;
+}
+
+static int fp_toy_cli(int argc, char **argv) { return fp_run_cli(1, argc, argv); }
+static int fp_boston_cli(int argc, char **argv) { return fp_run_cli(0, argc, argv); }
+
+int nl_fp_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"toy", fp_toy_cli}, {"boston", fp_boston_cli}};
+    return nl_cli_subcommands("fprior", argc, argv, help_fp, subs, 2);
 }

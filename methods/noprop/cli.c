@@ -36,12 +36,7 @@ static void help_noprop(FILE *f) {
             "  --quiet            no per-epoch progress\n");
 }
 
-int nl_noprop_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_noprop(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "train")) return nl_cli_usage_error("noprop", "unknown subcommand '%s' (train)", argv[0]);
+static int noprop_train(int argc, char **argv) {
     nl_noprop_config cfg = nl_noprop_defaults();
     const char *data = "mnist", *variant = "dt", *arch = "cnn", *embed = "onehot", *channels = "16,32";
     int64_t T = cfg.T, hidden = cfg.hidden, edim = cfg.embed_dim, epochs = cfg.epochs, batch = cfg.batch, limit = 0,
@@ -73,7 +68,7 @@ int nl_noprop_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("noprop train", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("noprop train", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_noprop(stdout);
@@ -119,4 +114,9 @@ int nl_noprop_cli(int argc, char **argv) {
            nl_noprop_variant_name(cfg.variant), ds, 100 * r.test_accuracy, (long long)r.n_train, (long long)r.steps,
            (long long)r.params, r.train_seconds, r.peak_bytes / 1e6);
     return NL_CLI_OK;
+}
+
+int nl_noprop_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"train", noprop_train}};
+    return nl_cli_subcommands("noprop", argc, argv, help_noprop, subs, 1);
 }

@@ -131,11 +131,6 @@ static int cli_train(int argc, char **argv) {
 }
 
 int nl_snnk_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_snnk(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (!strcmp(argv[0], "kernel")) return cli_kernel(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "train")) return cli_train(argc - 1, argv + 1);
-    return nl_cli_usage_error("snnk", "unknown subcommand '%s' (kernel, train)", argv[0]);
+    static const nl_cli_sub subs[] = {{"kernel", cli_kernel}, {"train", cli_train}};
+    return nl_cli_subcommands("snnk", argc, argv, help_snnk, subs, 2);
 }

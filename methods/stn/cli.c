@@ -33,12 +33,7 @@ static void help_stn(FILE *f) {
             "  --quiet            no per-epoch progress\n");
 }
 
-int nl_stn_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_stn(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "train")) return nl_cli_usage_error("stn", "unknown subcommand '%s' (train)", argv[0]);
+static int stn_train(int argc, char **argv) {
     nl_stn_config cfg = nl_stn_defaults();
     int64_t limit = 20000, test_limit = 10000, epochs = cfg.epochs, warmup = cfg.warmup_epochs, hidden = cfg.hidden,
             batch = cfg.batch, seed = 1, threads = 0;
@@ -63,7 +58,7 @@ int nl_stn_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("stn train", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("stn train", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_stn(stdout);
@@ -91,4 +86,9 @@ int nl_stn_cli(int argc, char **argv) {
            100 * res.test_acc, res.best_epoch, res.val_loss, res.final_test_loss);
     printf("hyperparameters: input dropout %.3f, dropout %.3f / %.3f, L2 %.3g\n", res.hp[0], res.hp[1], res.hp[2], res.hp[3]);
     return NL_CLI_OK;
+}
+
+int nl_stn_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"train", stn_train}};
+    return nl_cli_subcommands("stn", argc, argv, help_stn, subs, 1);
 }

@@ -23,12 +23,7 @@ static void help_udfc(FILE *f) {
             "  --threads T        threads (default NL_NUM_THREADS or all cores)\n");
 }
 
-int nl_udfc_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_udfc(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "run")) return nl_cli_usage_error("udfc", "unknown subcommand '%s' (run)", argv[0]);
+static int udfc_run(int argc, char **argv) {
     nl_udfc_config cfg = nl_udfc_defaults();
     int64_t epochs = 0, limit = 0, test_limit = 0, seed = 1, threads = 0;
     const char *net = "mlp";
@@ -42,7 +37,7 @@ int nl_udfc_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("udfc run", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("udfc run", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_udfc(stdout);
@@ -76,4 +71,9 @@ int nl_udfc_cli(int argc, char **argv) {
                100 * r.prune_fp[i], 100 * r.nm_fp[i], 100 * r.udfc_fp[i], 100 * r.rand_fp[i], 100 * r.prune6[i], 100 * r.udfc6[i],
                100 * r.rand6[i], 100 * r.prune4[i], 100 * r.udfc4[i]);
     return NL_CLI_OK;
+}
+
+int nl_udfc_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"run", udfc_run}};
+    return nl_cli_subcommands("udfc", argc, argv, help_udfc, subs, 1);
 }

@@ -166,3 +166,18 @@ int nl_cli_seen(const nl_cli_opt *opts, int n, const char *name) {
         if (!strcmp(opts[i].name, name)) return opts[i].seen;
     return 0;
 }
+
+int nl_cli_subcommands(const char *cmd, int argc, char **argv, void (*help)(FILE *f), const nl_cli_sub *subs, int n) {
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
+        help(argc < 1 ? stderr : stdout);
+        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
+    }
+    char names[256] = ""; /* "a, b" for the message */
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(argv[0], subs[i].name)) return subs[i].run(argc - 1, argv + 1);
+        int w = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", subs[i].name);
+        if (w > 0) used = used + (size_t)w < sizeof names ? used + (size_t)w : sizeof names - 1;
+    }
+    return nl_cli_usage_error(cmd, "unknown subcommand '%s' (%s)", argv[0], names);
+}
