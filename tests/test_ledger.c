@@ -235,6 +235,18 @@ static void test_stats(void) {
     NLT_NEAR(nl_exp_get(&p, "c_se", NULL), 1.0, 1e-12);
     NLT_CHECK(nl_exp_set_seed_mean_se(&p, "c", 65) == NL_EINVAL, "more than 64 seeds refused");
     NLT_CHECK(nl_exp_set_seed(&p, longname, 1, 0.0) == NL_EINVAL, "too long a per-seed name is refused");
+    /* nl_exp_get_count: truncated into [0, max]; absent, NaN, negative -> 0 */
+    NLT_OK(nl_exp_set(&p, "n3", 3.0));
+    NLT_OK(nl_exp_set(&p, "n3.7", 3.7));
+    NLT_OK(nl_exp_set(&p, "big", 1e30));
+    NLT_OK(nl_exp_set(&p, "neg", -2.0));
+    NLT_OK(nl_exp_set(&p, "nan", NAN));
+    NLT_CHECK(nl_exp_get_count(&p, "n3", 8) == 3 && nl_exp_get_count(&p, "n3.7", 8) == 3, "3 and 3.7 read as 3");
+    NLT_CHECK(nl_exp_get_count(&p, "n3", 2) == 2 && nl_exp_get_count(&p, "n3", 3) == 3, "clamped at max");
+    NLT_CHECK(nl_exp_get_count(&p, "big", 8) == 8, "1e30 clamped to max (no int overflow)");
+    NLT_CHECK(nl_exp_get_count(&p, "neg", 8) == 0 && nl_exp_get_count(&p, "nan", 8) == 0, "negative and NaN read as 0");
+    NLT_CHECK(nl_exp_get_count(&p, "absent", 8) == 0, "absent reads as 0");
+    NLT_CHECK(nl_exp_get_count(&p, "n3", 0) == 0, "max 0 gives 0");
     nl_exp_result_free(&p);
 }
 

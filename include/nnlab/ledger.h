@@ -81,6 +81,9 @@ nl_status nl_exp_set(nl_exp_result *r, const char *name, double value);
 nl_status nl_exp_set_mean_se(nl_exp_result *r, const char *name, const double *x, int n);
 /* Metric value, or NAN when absent (found, may be NULL, tells which). */
 double nl_exp_get(const nl_exp_result *r, const char *name, int *found);
+/* The metric `name` read as a count in [0, max] (a judge's "seeds" or "splits"): its value truncated to an int, 0 when
+ * it is absent, NaN or negative, max when it is above max. */
+int nl_exp_get_count(const nl_exp_result *r, const char *name, int max);
 /* The curve (plot, name), created empty on first use (labels taken from that first call); NULL on OOM. */
 nl_curve *nl_exp_curve(nl_exp_result *r, const char *plot, const char *name, const char *xlabel, const char *ylabel);
 nl_status nl_curve_add(nl_curve *c, double x, double y);

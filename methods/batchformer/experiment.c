@@ -111,9 +111,7 @@ static nl_status bf_entry_run(const nl_experiment *e, const void *config, const 
 
 static int bf_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > BF_MAX_SEEDS) n = BF_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", BF_MAX_SEEDS);
     static const struct {
         const char *part, *a, *b, *what;
         double margin; /* lo > margin (margin 0) or lo >= margin (negative margin) */

@@ -131,9 +131,7 @@ static nl_status bt2_run(const nl_experiment *e, const void *config, const nl_ex
 
 static int bt2_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > BT2_MAX_SEEDS) n = BT2_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", BT2_MAX_SEEDS);
     static const struct {
         const char *part, *a, *b, *what;
         double margin; /* lo > margin (margin 0) or lo >= margin (negative margin) */

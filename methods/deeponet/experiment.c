@@ -160,9 +160,7 @@ static nl_status don_run(const nl_experiment *e, const void *config, const nl_ex
 
 static int don_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > DON_MAX_SEEDS) n = DON_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", DON_MAX_SEEDS);
     double don[DON_MAX_SEEDS], fnn[DON_MAX_SEEDS], ld[DON_MAX_SEEDS], lf[DON_MAX_SEEDS];
     char name[64];
     for (int i = 0; i < n; i++) {

@@ -257,9 +257,7 @@ static nl_status dkm_run_entry(const nl_experiment *e, const void *config, const
 
 static int dkm_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm_sz) {
     (void)e;
-    int S = (int)nl_exp_get(r, "splits", NULL);
-    if (!(S >= 0)) S = 0;
-    if (S > DKM_MAX_SPLITS) S = DKM_MAX_SPLITS;
+    const int S = nl_exp_get_count(r, "splits", DKM_MAX_SPLITS);
     char nm[64], meas[2][96];
     int pass_b = S >= 3;
     double md[2] = {NAN, NAN}, sd[2] = {NAN, NAN};

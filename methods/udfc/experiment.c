@@ -139,9 +139,7 @@ static nl_status udfc_run(const nl_experiment *e, const void *config, const nl_e
 
 static int udfc_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > UDFC_MAX_SEEDS) n = UDFC_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", UDFC_MAX_SEEDS);
     const char *smoke = mode == NL_MODE_SMOKE ? "smoke (plumbing only): " : "";
     size_t used = 0;
     measured[0] = 0;

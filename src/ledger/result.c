@@ -240,6 +240,12 @@ const char *nl_experiment_desc(const nl_experiment *e, int mode) {
     return mode == NL_MODE_FULL ? e->full_desc : mode == NL_MODE_SMOKE ? e->smoke_desc : e->quick_desc;
 }
 
+int nl_exp_get_count(const nl_exp_result *r, const char *name, int max) {
+    const double v = nl_exp_get(r, name, NULL);
+    if (!(v >= 0) || max <= 0) return 0; /* NaN (absent) too */
+    return v >= max ? max : (int)v;
+}
+
 nl_status nl_exp_set_seed(nl_exp_result *r, const char *key, int seed, double value) {
     char name[160];
     if (snprintf(name, sizeof name, "%s_seed%d", key, seed) >= (int)sizeof name)
