@@ -54,7 +54,8 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
                            const nl_exp_options *opt, nl_exp_result *r, double *secs, nl_noprop_result *first) {
     double acc[NP_MAX_SEEDS];
     int n = ec->seeds < NP_MAX_SEEDS ? ec->seeds : NP_MAX_SEEDS;
-    char name[64];
+    char name[64]; /* KEY_DATA: the per-seed metrics are KEY_DATA_seed%d */
+    snprintf(name, sizeof name, "%s_%s", key, g_keys[k]);
     /* the sets of this call's runs: the main runs' (prepared once per entry), or a control's, prepared here once for its
      * seeds (the zeroed images do not depend on the seed; shuffled labels: each seed permutes its own copy of y) */
     const nl_dataset *tr = &g_ptr[k], *te = &g_pte[k];
@@ -91,8 +92,7 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
         acc[i] = res.test_accuracy;
         *secs += res.train_seconds;
         if (i == 0 && first) *first = res;
-        snprintf(name, sizeof name, "%s_%s_seed%d", key, g_keys[k], i + 1);
-        nl_exp_set(r, name, acc[i]);
+        nl_exp_set_seed(r, name, i + 1, acc[i]);
         if (opt->verbose)
             nl_progress("noprop %s %s seed %d: %.2f%% (%.1f s)", key, g_keys[k], i + 1, 100 * acc[i], res.train_seconds);
     }
@@ -100,18 +100,17 @@ static nl_status run_seeds(const np_entry_cfg *ec, nl_noprop_variant v, int k, i
     nl_dataset_free(&ctr);
     nl_dataset_free(&cte);
     if (s) return s;
-    snprintf(name, sizeof name, "%s_%s", key, g_keys[k]);
     return nl_exp_set_mean_se(r, name, acc, n);
 }
 
 /* Copies the backprop per-seed accuracies of the main result into a control (the control replaces DT only). */
 static void copy_bp(const nl_exp_result *from, nl_exp_result *to, int n) {
     char name[64];
+    double x[NP_MAX_SEEDS]; /* [n] */
     for (int k = 0; k < 2; k++) {
-        for (int i = 0; i < n; i++) {
-            snprintf(name, sizeof name, "bp_%s_seed%d", g_keys[k], i + 1);
-            nl_exp_set(to, name, nl_exp_get(from, name, NULL));
-        }
+        snprintf(name, sizeof name, "bp_%s", g_keys[k]);
+        nl_exp_get_seeds(from, name, n, x);
+        for (int i = 0; i < n; i++) nl_exp_set_seed(to, name, i + 1, x[i]);
         snprintf(name, sizeof name, "bp_%s_mean", g_keys[k]);
         nl_exp_set(to, name, nl_exp_get(from, name, NULL));
         snprintf(name, sizeof name, "bp_%s_se", g_keys[k]);
@@ -196,22 +195,15 @@ static nl_status noprop_run_loaded(const nl_experiment *e, const np_entry_cfg *e
 /* Parts: per data set, the paired differences dt_i - bp_i over n >= 3 seeds: mean - t95(n-1) SE >= -margin. */
 static int noprop_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > NP_MAX_SEEDS) n = NP_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", NP_MAX_SEEDS);
     size_t used = 0;
     measured[0] = 0;
     for (int k = 0; k < 2; k++) {
-        double dt[NP_MAX_SEEDS], bp[NP_MAX_SEEDS], md = NAN, sd = NAN;
-        char name[64];
-        for (int i = 0; i < n; i++) {
-            snprintf(name, sizeof name, "dt_%s_seed%d", g_keys[k], i + 1);
-            dt[i] = nl_exp_get(r, name, NULL);
-            snprintf(name, sizeof name, "bp_%s_seed%d", g_keys[k], i + 1);
-            bp[i] = nl_exp_get(r, name, NULL);
-        }
-        if (n >= 2) nl_stats_paired_t(dt, bp, n, &md, &sd);
-        double lo = n >= 2 ? md - nl_stats_t95(n - 1) * sd : NAN;
+        double md, sd;
+        char name[64], dk[64], bk[64]; /* dk, bk: the per-seed keys dt_DATA, bp_DATA */
+        snprintf(dk, sizeof dk, "dt_%s", g_keys[k]);
+        snprintf(bk, sizeof bk, "bp_%s", g_keys[k]);
+        const double lo = nl_exp_paired_lower(r, dk, bk, n, &md, &sd); /* NAN (and md, sd) when n < 2 */
         int pass = n >= 3 && lo >= -g_margin[k]; /* NaN anywhere fails */
         char rule[256], part[64];
         snprintf(part, sizeof part, "%s-within-%.1f", g_keys[k], 100 * g_margin[k]);
