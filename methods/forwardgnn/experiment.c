@@ -38,8 +38,8 @@ static nl_status run_seed(const nl_graph *g, const fg_entry_cfg *ec, int ki, uin
     nl_status s = nl_forwardgnn_sf_train(g, &fc, &fr);
     if (s) return s;
     for (int l = 0; l < 4; l++) {
-        snprintf(name, sizeof name, "sf%d_%s_seed%d", l + 1, g_kinds[ki], (int)seed);
-        nl_exp_set(r, name, fr.test_acc[l]);
+        snprintf(name, sizeof name, "sf%d_%s", l + 1, g_kinds[ki]);
+        nl_exp_set_seed(r, name, (int)seed, fr.test_acc[l]);
         if (sf_peak) sf_peak[l] = (double)fr.peak_bytes[l];
     }
     if (opt->verbose)
@@ -51,8 +51,8 @@ static nl_status run_seed(const nl_graph *g, const fg_entry_cfg *ec, int ki, uin
         bc.layers = L, bc.hidden = ec->hidden, bc.max_epochs = ec->bp_epochs, bc.patience = ec->bp_patience, bc.seed = seed;
         nl_graph_result br;
         if ((s = nl_graph_train(g, &bc, &br))) return s;
-        snprintf(name, sizeof name, "bp%d_%s_seed%d", L, g_kinds[ki], (int)seed);
-        nl_exp_set(r, name, br.test_acc);
+        snprintf(name, sizeof name, "bp%d_%s", L, g_kinds[ki]);
+        nl_exp_set_seed(r, name, (int)seed, br.test_acc);
         if (bp_peak) bp_peak[L - 1] = (double)br.arena_peak;
         if (opt->verbose) nl_progress("forwardgnn %s seed %d BP %d layers: %.4f (best epoch %d of %d)", g_kinds[ki], (int)seed, L, br.test_acc, br.best_epoch, br.epochs);
     }
@@ -63,13 +63,8 @@ static nl_status run_seed(const nl_graph *g, const fg_entry_cfg *ec, int ki, uin
 static void summarise(nl_exp_result *r, const char *pre, int ki, int n) {
     char name[64];
     for (int L = 1; L <= 4; L++) {
-        double x[FG_MAX_SEEDS];
-        for (int i = 0; i < n; i++) {
-            snprintf(name, sizeof name, "%s%d_%s_seed%d", pre, L, g_kinds[ki], i + 1);
-            x[i] = nl_exp_get(r, name, NULL);
-        }
         snprintf(name, sizeof name, "%s%d_%s", pre, L, g_kinds[ki]);
-        nl_exp_set_mean_se(r, name, x, n);
+        nl_exp_set_seed_mean_se(r, name, n);
     }
 }
 
@@ -122,9 +117,7 @@ static nl_status fg_run(const nl_experiment *e, const void *config, const nl_exp
 
 static int fg_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > FG_MAX_SEEDS) n = FG_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", FG_MAX_SEEDS);
     size_t used = 0;
     measured[0] = 0;
     char name[64], rule[256];
@@ -137,15 +130,11 @@ static int fg_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *me
             double v = nl_exp_get(r, name, NULL);
             if (v > bm) bm = v, Lb = L;
         }
-        double sf[FG_MAX_SEEDS], bp[FG_MAX_SEEDS], md = NAN, sd = NAN;
-        for (int i = 0; i < n; i++) {
-            snprintf(name, sizeof name, "sf4_%s_seed%d", g_kinds[ki], i + 1);
-            sf[i] = nl_exp_get(r, name, NULL);
-            snprintf(name, sizeof name, "bp%d_%s_seed%d", Lb, g_kinds[ki], i + 1);
-            bp[i] = nl_exp_get(r, name, NULL);
-        }
-        if (n >= 2) nl_stats_paired_t(sf, bp, n, &md, &sd);
-        const double lo = n >= 2 ? md - nl_stats_t95(n - 1) * sd : NAN;
+        double md, sd;
+        char sk[64], bk[64]; /* the per-seed keys sf4_KIND, bpLb_KIND */
+        snprintf(sk, sizeof sk, "sf4_%s", g_kinds[ki]);
+        snprintf(bk, sizeof bk, "bp%d_%s", Lb, g_kinds[ki]);
+        const double lo = nl_exp_paired_lower(r, sk, bk, n, &md, &sd); /* NAN (and md, sd) when n < 2 */
         const int pass = n >= 3 && lo >= -FG_MARGIN;
         snprintf(name, sizeof name, "sf4_%s_mean", g_kinds[ki]);
         const double sm = nl_exp_get(r, name, NULL);
