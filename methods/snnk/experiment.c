@@ -36,7 +36,7 @@ static nl_status kernel_metrics(const snnk_entry_cfg *ec, nl_snnk_dist dist, int
             sl[i] = mr.slope;
             if (!(mr.max_z <= zmax)) zmax = mr.max_z;
             for (int j = 0; j < NL_SNNK_NM; j++) mse[j][i] = mr.mse[j];
-            snprintf(name, sizeof name, "slope_%s_seed%d", nl_snnk_kind_name(k), i + 1), nl_exp_set(r, name, mr.slope);
+            snprintf(name, sizeof name, "slope_%s", nl_snnk_kind_name(k)), nl_exp_set_seed(r, name, i + 1, mr.slope);
             if (verbose)
                 nl_progress("snnk %s %s seed %d: slope %.3f, max |z| %.2f, mse(16) %.3g, mse(4096) %.3g", dist ? "uniform" : "gaussian",
                             nl_snnk_kind_name(k), i + 1, mr.slope, mr.max_z, mr.mse[0], mr.mse[NL_SNNK_NM - 1]);
@@ -82,13 +82,12 @@ static nl_status snnk_run_entry(const nl_experiment *e, const void *config, cons
     }
     if (s) return s;
     nl_exp_result *rs[2] = {out, cr};
-    char name[64];
     for (int q = 0; q < 2; q++) {
         nl_exp_result *r = rs[q];
         for (int i = 0; i < n; i++) {
-            snprintf(name, sizeof name, "mlp_acc_seed%d", i + 1), nl_exp_set(r, name, mlp[i]);
-            snprintf(name, sizeof name, "snnk_acc_seed%d", i + 1), nl_exp_set(r, name, sn[i]);
-            snprintf(name, sizeof name, "bundle_acc_seed%d", i + 1), nl_exp_set(r, name, bu[i]);
+            nl_exp_set_seed(r, "mlp_acc", i + 1, mlp[i]);
+            nl_exp_set_seed(r, "snnk_acc", i + 1, sn[i]);
+            nl_exp_set_seed(r, "bundle_acc", i + 1, bu[i]);
         }
         nl_exp_set_mean_se(r, "mlp_acc", mlp, n), nl_exp_set_mean_se(r, "snnk_acc", sn, n), nl_exp_set_mean_se(r, "bundle_acc", bu, n);
         nl_exp_set(r, "mlp_params", res.mlp_params), nl_exp_set(r, "snnk_params", res.snnk_params);
@@ -108,9 +107,7 @@ static nl_status snnk_run_entry(const nl_experiment *e, const void *config, cons
 
 static int snnk_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > SNNK_MAX_SEEDS) n = SNNK_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", SNNK_MAX_SEEDS);
     const char *pre = mode == NL_MODE_SMOKE ? "smoke (plumbing only): " : "";
     char rule[320], name[64], buf[256] = "";
     int kpass = n >= 3, off = 0;
@@ -129,11 +126,8 @@ static int snnk_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *
              "in [%.1f, %.1f], and every pair's mean error at m = 4096 within %.0f SE of 0", pre, g_slope_lo, g_slope_hi, g_zmax);
     nl_exp_part_set(r, "kernel-mse", rule, kpass, "%s (%d seeds)", buf, n);
     double a[SNNK_MAX_SEEDS], b[SNNK_MAX_SEEDS], c[SNNK_MAX_SEEDS], md1 = NAN, sd1 = NAN, md2 = NAN, sd2 = NAN;
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "mlp_acc_seed%d", i + 1), a[i] = nl_exp_get(r, name, NULL);
-        snprintf(name, sizeof name, "snnk_acc_seed%d", i + 1), b[i] = nl_exp_get(r, name, NULL);
-        snprintf(name, sizeof name, "bundle_acc_seed%d", i + 1), c[i] = nl_exp_get(r, name, NULL);
-    }
+    nl_exp_get_seeds(r, "mlp_acc", n, a), nl_exp_get_seeds(r, "snnk_acc", n, b), nl_exp_get_seeds(r, "bundle_acc", n, c);
+    /* the rule is on the paired mean (with its SE reported), not on nl_exp_paired_lower's t95 bound */
     if (n >= 2) nl_stats_paired_t(a, b, n, &md1, &sd1), nl_stats_paired_t(a, c, n, &md2, &sd2);
     double pm = nl_exp_get(r, "mlp_params", NULL), r1 = pm / nl_exp_get(r, "snnk_params", NULL),
            r2 = pm / nl_exp_get(r, "bundle_params", NULL);
