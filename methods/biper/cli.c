@@ -225,12 +225,6 @@ static int cmd_infer(int argc, char **argv) {
 }
 
 int nl_biper_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_biper(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (!strcmp(argv[0], "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "export")) return cmd_export(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "infer")) return cmd_infer(argc - 1, argv + 1);
-    return nl_cli_usage_error("biper", "unknown subcommand '%s' (train, export, infer)", argv[0]);
+    static const nl_cli_sub subs[] = {{"train", cmd_train}, {"export", cmd_export}, {"infer", cmd_infer}};
+    return nl_cli_subcommands("biper", argc, argv, help_biper, subs, 3);
 }

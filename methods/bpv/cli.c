@@ -227,13 +227,10 @@ static int cmd_use(int search, int argc, char **argv) {
     return NL_CLI_OK;
 }
 
+static int cmd_encode(int argc, char **argv) { return cmd_use(0, argc, argv); }
+static int cmd_search(int argc, char **argv) { return cmd_use(1, argc, argv); }
+
 int nl_bpv_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_bpv(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (!strcmp(argv[0], "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "encode")) return cmd_use(0, argc - 1, argv + 1);
-    if (!strcmp(argv[0], "search")) return cmd_use(1, argc - 1, argv + 1);
-    return nl_cli_usage_error("bpv", "unknown subcommand '%s' (train, encode, search)", argv[0]);
+    static const nl_cli_sub subs[] = {{"train", cmd_train}, {"encode", cmd_encode}, {"search", cmd_search}};
+    return nl_cli_subcommands("bpv", argc, argv, help_bpv, subs, 3);
 }

@@ -234,11 +234,6 @@ static int cmd_senses(int argc, char **argv) {
 }
 
 int nl_dsg_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_dsg(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (!strcmp(argv[0], "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(argv[0], "senses")) return cmd_senses(argc - 1, argv + 1);
-    return nl_cli_usage_error("dsg", "unknown subcommand '%s' (train, senses)", argv[0]);
+    static const nl_cli_sub subs[] = {{"train", cmd_train}, {"senses", cmd_senses}};
+    return nl_cli_subcommands("dsg", argc, argv, help_dsg, subs, 2);
 }

@@ -31,12 +31,7 @@ static void help_mdbm(FILE *f) {
             "  --quiet            no progress lines\n");
 }
 
-int nl_mdbm_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_mdbm(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "train")) return nl_cli_usage_error("mdbm", "unknown subcommand '%s' (train)", argv[0]);
+static int mdbm_train(int argc, char **argv) {
     nl_mdbm_config c = nl_mdbm_defaults();
     int64_t ntr = c.n_train, nte = c.n_test, nct = c.n_ctrl, hg = c.hidden_groups, hk = c.hidden_k, rank = c.rank,
             ep = c.epochs, batch = c.batch, seed = 1, threads = 0;
@@ -59,7 +54,7 @@ int nl_mdbm_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("mdbm train", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("mdbm train", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_mdbm(stdout);
@@ -91,4 +86,9 @@ int nl_mdbm_cli(int argc, char **argv) {
                "%.4f, unobserved-pixel accuracy %.4f\n",
                (long long)c.n_ctrl, r.ctrl_converged, r.ctrl_mean_iters, r.ctrl_acc, r.ctrl_completion);
     return NL_CLI_OK;
+}
+
+int nl_mdbm_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"train", mdbm_train}};
+    return nl_cli_subcommands("mdbm", argc, argv, help_mdbm, subs, 1);
 }

@@ -30,12 +30,7 @@ static void help_n2n(FILE *f) {
             "  --quiet              no per-epoch progress\n");
 }
 
-int nl_n2n_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_n2n(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "search")) return nl_cli_usage_error("n2n", "unknown subcommand '%s' (search)", argv[0]);
+static int n2n_search(int argc, char **argv) {
     nl_n2n_config cfg = nl_n2n_defaults();
     int64_t re = cfg.removal_epochs, se = cfg.shrink_epochs, ro = cfg.rollouts, ntr = cfg.n_train, nd = cfg.n_distil;
     int64_t nv = cfg.n_val, nt = cfg.n_test, te = cfg.teacher_epochs, fe = cfg.final_epochs, seed = 1, threads = 0;
@@ -58,7 +53,7 @@ int nl_n2n_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("n2n search", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("n2n search", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_n2n(stdout);
@@ -90,4 +85,9 @@ int nl_n2n_cli(int argc, char **argv) {
     for (int e = 0; e < r.n_epochs; e++) printf(" %.3f", r.mean_reward[e]);
     printf("\n");
     return NL_CLI_OK;
+}
+
+int nl_n2n_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"search", n2n_search}};
+    return nl_cli_subcommands("n2n", argc, argv, help_n2n, subs, 1);
 }

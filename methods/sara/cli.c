@@ -38,12 +38,7 @@ static void help_sara(FILE *f) {
             "  --quiet             no progress lines\n");
 }
 
-int nl_sara_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_sara(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "train")) return nl_cli_usage_error("sara", "unknown subcommand '%s' (train)", argv[0]);
+static int sara_train(int argc, char **argv) {
     double fraction = 0.1, lambda = 5e-4, lr = 1e-3;
     int64_t lora_rank = 0, channels = 8, levels = 2, attn = 0, T = 200, images = 2000, pre_steps = 600, steps = 100, batch = 32;
     int64_t ft_batch = 16, n_eval = 200, ddim = 8, seeds = 1, threads = 0;
@@ -74,7 +69,7 @@ int nl_sara_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("sara train", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("sara train", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_sara(stdout);
@@ -132,4 +127,9 @@ int nl_sara_cli(int argc, char **argv) {
         for (int m = 0; m < SARA_M_N; m++)
             printf("%-5d %-5s %10.2f %12.2f %10.4f %14.0f\n", i + 1, nm[m], r.fd_new[m][i], r.fd_probe[m][i], r.ft_loss[m][i], r.state_bytes[m]);
     return NL_CLI_OK;
+}
+
+int nl_sara_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"train", sara_train}};
+    return nl_cli_subcommands("sara", argc, argv, help_sara, subs, 1);
 }

@@ -35,12 +35,7 @@ static void help_tas(FILE *f) {
             NL_RESNET_MAX_BLOCKS);
 }
 
-int nl_tas_cli(int argc, char **argv) {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        help_tas(argc < 1 ? stderr : stdout);
-        return argc < 1 ? NL_CLI_USAGE : NL_CLI_OK;
-    }
-    if (strcmp(argv[0], "search")) return nl_cli_usage_error("tas", "unknown subcommand '%s' (search)", argv[0]);
+static int tas_search(int argc, char **argv) {
     int64_t blocks = 3, width = 6, pool = 2, ntr = 2000, nte = 2000, te = 4, se = 4, ke = 4, batch = 64, seed = 1, threads = 0;
     int64_t rec = 5;
     double ratio = 0.5, fw = 2, tol = 0.05, alr = 1e-3, alpha = 0.9, T = 4;
@@ -68,7 +63,7 @@ int nl_tas_cli(int argc, char **argv) {
     };
     enum { N_OPTS = sizeof opts / sizeof opts[0] };
     int n_pos, help;
-    int rc = nl_cli_parse("tas search", argc - 1, argv + 1, opts, N_OPTS, NULL, 0, &n_pos, &help);
+    int rc = nl_cli_parse("tas search", argc, argv, opts, N_OPTS, NULL, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
         help_tas(stdout);
@@ -148,4 +143,9 @@ int nl_tas_cli(int argc, char **argv) {
            r.flops / r.flops_full, ratio, acc[0], r.seconds, (long long)r.steps, (long long)r.candidates_in_band, (long long)r.candidates);
     printf("uniform:  %s, FLOPs %.3f of the unpruned, KD accuracy %.4f\n", d1, nl_resnet_flops(&shapes[1]) / r.flops_full, acc[1]);
     return NL_CLI_OK;
+}
+
+int nl_tas_cli(int argc, char **argv) {
+    static const nl_cli_sub subs[] = {{"search", tas_search}};
+    return nl_cli_subcommands("tas", argc, argv, help_tas, subs, 1);
 }
