@@ -70,10 +70,8 @@ static nl_status stn_run_entry(const nl_experiment *e, const void *config, const
     if (s) return s;
     char name[64];
     for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "stn_test_loss_seed%d", i + 1), nl_exp_set(out, name, stn[i]);
-        snprintf(name, sizeof name, "grid_best_test_loss_seed%d", i + 1), nl_exp_set(out, name, best[i]);
-        snprintf(name, sizeof name, "stn_test_loss_seed%d", i + 1), nl_exp_set(cr, name, ctl[i]);
-        snprintf(name, sizeof name, "grid_best_test_loss_seed%d", i + 1), nl_exp_set(cr, name, best[i]);
+        nl_exp_set_seed(out, "stn_test_loss", i + 1, stn[i]), nl_exp_set_seed(out, "grid_best_test_loss", i + 1, best[i]);
+        nl_exp_set_seed(cr, "stn_test_loss", i + 1, ctl[i]), nl_exp_set_seed(cr, "grid_best_test_loss", i + 1, best[i]);
     }
     nl_exp_set_mean_se(out, "stn_test_loss", stn, n);
     nl_exp_set_mean_se(out, "stn_test_accuracy", stn_acc, n);
@@ -102,15 +100,10 @@ static nl_status stn_run_entry(const nl_experiment *e, const void *config, const
 
 static int stn_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > STN_MAX_SEEDS) n = STN_MAX_SEEDS;
-    double a[STN_MAX_SEEDS], b[STN_MAX_SEEDS], md = NAN, sd = NAN;
-    char name[64];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "stn_test_loss_seed%d", i + 1), a[i] = nl_exp_get(r, name, NULL);
-        snprintf(name, sizeof name, "grid_best_test_loss_seed%d", i + 1), b[i] = nl_exp_get(r, name, NULL);
-    }
+    const int n = nl_exp_get_count(r, "seeds", STN_MAX_SEEDS);
+    double a[STN_MAX_SEEDS], b[STN_MAX_SEEDS], md = NAN, sd = NAN; /* [n] per-seed test losses */
+    nl_exp_get_seeds(r, "stn_test_loss", n, a), nl_exp_get_seeds(r, "grid_best_test_loss", n, b);
+    /* an upper bound (non-inferiority), where nl_exp_paired_lower gives the lower one */
     if (n >= 2) nl_stats_paired_t(a, b, n, &md, &sd);
     double hi = n >= 2 ? md + nl_stats_t95(n - 1) * sd : NAN;
     int pass = n >= 3 && hi <= g_margin; /* NaN fails */
