@@ -93,18 +93,14 @@ static nl_status fp_run_entry(const nl_experiment *e, const void *config, const 
 
 static int fp_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int sel = (int)nl_exp_get(r, "sel", NULL), ns = (int)nl_exp_get(r, "seeds", NULL), nb = (int)nl_exp_get(r, "splits", NULL);
+    int sel = (int)nl_exp_get(r, "sel", NULL);
     if (!(sel >= 0 && sel < 3)) sel = 0;
-    if (!(ns >= 0)) ns = 0;
-    if (!(nb >= 0)) nb = 0;
-    ns = ns > FP_MAX_SEEDS ? FP_MAX_SEEDS : ns, nb = nb > FP_MAX_SEEDS ? FP_MAX_SEEDS : nb;
+    const int ns = nl_exp_get_count(r, "seeds", FP_MAX_SEEDS), nb = nl_exp_get_count(r, "splits", FP_MAX_SEEDS);
     char name[80];
     double se[FP_MAX_SEEDS], w[FP_MAX_SEEDS], a[FP_MAX_SEEDS], b[FP_MAX_SEEDS], ar[FP_MAX_SEEDS], br[FP_MAX_SEEDS];
     double rmax = -INFINITY;
-    for (int i = 0; i < ns; i++) {
-        snprintf(name, sizeof name, "toy_sd_err_%s_seed%d", g_pn[sel], i + 1), se[i] = nl_exp_get(r, name, NULL);
-        snprintf(name, sizeof name, "toy_w1_%s_seed%d", g_pn[sel], i + 1), w[i] = nl_exp_get(r, name, NULL);
-    }
+    snprintf(name, sizeof name, "toy_sd_err_%s", g_pn[sel]), nl_exp_get_seeds(r, name, ns, se);
+    snprintf(name, sizeof name, "toy_w1_%s", g_pn[sel]), nl_exp_get_seeds(r, name, ns, w);
     for (int i = 0; i < nb; i++) {
         snprintf(name, sizeof name, "boston_nll_%s_split%d", g_pn[sel], i + 1), a[i] = nl_exp_get(r, name, NULL);
         snprintf(name, sizeof name, "boston_nll_n01_split%d", i + 1), b[i] = nl_exp_get(r, name, NULL);
