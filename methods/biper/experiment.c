@@ -124,9 +124,7 @@ static nl_status be_run(const nl_experiment *e, const void *config, const nl_exp
 
 static int be_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > BE_MAX_SEEDS) n = BE_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", BE_MAX_SEEDS);
     const char *pre = mode == NL_MODE_SMOKE ? "smoke (plumbing only): " : "";
     const double t = n >= 2 ? nl_stats_t95(n - 1) : NAN;
     char rule[320];

@@ -268,9 +268,7 @@ static nl_status dsg_run(const nl_experiment *e, const void *config, const nl_ex
 
 static int dsg_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > DSG_MAX_SEEDS) n = DSG_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", DSG_MAX_SEEDS);
     double ari[DSG_MAX_SEEDS], m = NAN, se = NAN, md = NAN, sd = NAN;
     nl_exp_get_seeds(r, "ari", n, ari);
     if (n >= 1) nl_stats_mean_se(ari, n, &m, &se);

@@ -83,9 +83,7 @@ static nl_status md_run(const nl_experiment *e, const void *config, const nl_exp
 
 static int md_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > MD_MAX_SEEDS) n = MD_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", MD_MAX_SEEDS);
     double acc[MD_MAX_SEEDS], d[MD_MAX_SEEDS], minconv = n ? 1 : NAN;
     char name[64];
     for (int i = 0; i < n; i++) {

@@ -113,9 +113,7 @@ static nl_status n2n_run_entry(const nl_experiment *e, const void *config, const
 
 static int n2n_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > N2N_MAX_SEEDS) n = N2N_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", N2N_MAX_SEEDS);
     const char *pre = mode == NL_MODE_SMOKE ? "smoke (plumbing only): " : "";
     double comp[N2N_MAX_SEEDS], cmin = INFINITY;
     nl_exp_get_seeds(r, "compression", n, comp);

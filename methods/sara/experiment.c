@@ -147,9 +147,7 @@ static nl_status sara_run(const nl_experiment *e, const void *config, const nl_e
 
 static int sara_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > SARA_MAX_SEEDS) n = SARA_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", SARA_MAX_SEEDS);
     const char *pre = mode == NL_MODE_SMOKE ? "smoke (plumbing only): " : "";
     double t = n >= 2 ? nl_stats_t95(n - 1) : NAN;
     char rule[320];

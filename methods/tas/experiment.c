@@ -179,9 +179,7 @@ static nl_status tas_run(const nl_experiment *e, const void *config, const nl_ex
 
 static int tas_judge(const nl_experiment *e, nl_exp_result *r, int mode, char *measured, size_t nm) {
     (void)e;
-    int n = (int)nl_exp_get(r, "seeds", NULL);
-    if (!(n >= 0)) n = 0;
-    if (n > TAS_MAX_SEEDS) n = TAS_MAX_SEEDS;
+    const int n = nl_exp_get_count(r, "seeds", TAS_MAX_SEEDS);
     double ft[TAS_MAX_SEEDS], fu[TAS_MAX_SEEDS];
     nl_exp_get_seeds(r, "flops_tas", n, ft);
     nl_exp_get_seeds(r, "flops_uniform", n, fu);
