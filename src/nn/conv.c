@@ -39,7 +39,6 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Upper bound for the im2col buffer of one chunk (bytes), and for all threads' buffers together in the
@@ -158,59 +157,6 @@ static nl_status conv_run(nl_ctx *c, conv_args *a, nl_dtype dt, int bwd) {
     return NL_OK;
 }
 
-static int conv_s2_col2im(void) {
-    const char *e = getenv("NL_CONV_S2_COL2IM");
-    return e && e[0] == '1';
-}
-
-/* dX [N, C, H, W] (+)= the stride-s transposed convolution of gy, phase by phase (s2_dx_image), image by image:
- * in parallel over images (single-threaded BLAS inside) when there are enough, else serially with threaded BLAS. */
-static void conv_s2_dx(nl_ctx *c, const conv_geom *g, const void *w, const void *gy, void *gx, int fresh, nl_dtype dt) {
-    const int64_t s = g->stride, N = g->N, O = g->O, C = g->C, CHW = g->C * g->H * g->W, OP = g->O * g->OH * g->OW;
-    const int64_t Mmax = ((g->H + s - 1) / s) * ((g->W + s - 1) / s);
-    const int64_t Jmax = O * ((g->KH + s - 1) / s) * ((g->KW + s - 1) / s);
-    const size_t es = nl_dtype_size(dt);
-    const int nth = nl_get_num_threads();
-    /* images per chunk: ~NL_CONV_COLS GEMM columns per phase, at most ceil(N / threads) for the parallel path */
-    int64_t nb = (NL_CONV_COLS + Mmax - 1) / (Mmax ? Mmax : 1);
-    if ((size_t)(nb * Jmax * Mmax) * es > NL_CONV_COL_BYTES) nb = (int64_t)(NL_CONV_COL_BYTES / ((size_t)(Jmax * Mmax) * es));
-    if (nb < 1) nb = 1;
-    if (nb > N) nb = N;
-    if (nth > 1 && (N + nth - 1) / nth < nb) nb = (N + nth - 1) / nth;
-    const int64_t nchunks = N > 0 ? (N + nb - 1) / nb : 0;
-    const size_t per = (size_t)(nb * Mmax * (Jmax + C)) * es + 64, off = (size_t)(nb * Jmax * Mmax) * es;
-    const double flops = 2.0 * (double)N * (double)(C * O * g->KH * g->KW) * (double)(g->OH * g->OW);
-    const int par = nth > 1 && nchunks > 1 && flops >= 1e6 && (size_t)nth * per <= NL_CONV_SCRATCH_BYTES;
-    void *wp = nl_scratch(c, (size_t)(O * C * g->KH * g->KW) * es); /* the s*s phase weights Wp */
-    char *scr = nl_scratch(c, (size_t)(par ? nth : 1) * per);
-    if (!wp || !scr || N == 0) return;
-    if (dt == NL_F32) s2_wphase_f32(g, w, wp);
-    else s2_wphase_f64(g, w, wp);
-#define S2_CHUNK(ci, my)                                                                                                   \
-    do {                                                                                                                  \
-        const int64_t i0 = (ci) * nb, m = N - i0 < nb ? N - i0 : nb;                                                      \
-        if (dt == NL_F32)                                                                                                 \
-            s2_dx_chunk_f32(g, wp, (const float *)gy + i0 * OP, (float *)gx + i0 * CHW, m, fresh, (float *)(my),          \
-                            (float *)((my) + off));                                                                       \
-        else                                                                                                              \
-            s2_dx_chunk_f64(g, wp, (const double *)gy + i0 * OP, (double *)gx + i0 * CHW, m, fresh, (double *)(my),       \
-                            (double *)((my) + off));                                                                      \
-    } while (0)
-    if (!par) {
-        for (int64_t ci = 0; ci < nchunks; ci++) S2_CHUNK(ci, scr);
-        return;
-    }
-    const int blas_saved = nl_blas_serial_begin();
-#pragma omp parallel num_threads(nth)
-    {
-        char *my = scr + (size_t)omp_get_thread_num() * per;
-#pragma omp for schedule(static)
-        for (int64_t ci = 0; ci < nchunks; ci++) S2_CHUNK(ci, my);
-    }
-    nl_blas_serial_end(blas_saved);
-#undef S2_CHUNK
-}
-
 static void conv_backward(nl_ctx *c, nl_node *n) {
     conv_saved *s = n->saved;
     const nl_tensor *gy = nl_node_grad_out(n);
@@ -228,20 +174,13 @@ static void conv_backward(nl_ctx *c, nl_node *n) {
      * G [O*KK, C] = sum over images of col(dY) x^T, dW [o, c, k] = G [o*KK + KK-1-k, c] (no im2col of x) */
     const int tconv = gx && g->stride == 1 && g->KH == g->KW && g->pad <= g->KH - 1;
     const int wt = tconv && gw;
-    /* stride 2: dX by the polyphase transposed convolution (NL_CONV_S2_COL2IM=1 selects dcol + col2im instead,
-     * for tests and benchmarks); dW by the chunk pass below */
-    const int s2 = gx && g->stride == 2 && !conv_s2_col2im();
     conv_args a;
     memset(&a, 0, sizeof a);
     a.g = g; a.x = s->x.data; a.w = s->w.data; a.gy = gy->data;
-    a.gx = gx && !tconv && !s2 ? gx->data : NULL;
+    a.gx = gx && !tconv ? gx->data : NULL;
     a.gx_fresh = fresh;
     a.gw = gw && !wt ? gw->data : NULL;
     if ((a.gx || a.gw) && conv_run(c, &a, dt, 1) != NL_OK) return;
-    if (s2) {
-        conv_s2_dx(c, g, s->w.data, gy->data, gx->data, fresh, dt);
-        return;
-    }
     if (!tconv) return;
     const int64_t O = g->O, C = g->C, KK = g->KH * g->KW;
     const size_t es = nl_dtype_size(dt);
@@ -628,80 +567,6 @@ static void FN(conv_bwd_chunk)(const conv_args *a, int64_t ci, void *scr, void *
         }
         FN(col2im)(g, col, m, dxc, a->gx_fresh, a->inner_par);
     }
-}
-
-/* Stride s >= 2 dX, polyphase: the pixels y of dX with (y + pad) % s = r see only the taps kh = r + s*a, at dY rows
- * (y + pad - r)/s - a. Per phase (rh, rw): Wp [C, O*Ah*Aw] (Wp[c, (o,a,b)] = W[o, c, rh+s*a, rw+s*b], built once by
- * s2_wphase), col [O*Ah*Aw, Mh*Mw] of dY (contiguous row copies, zeros outside), dXp = Wp col (one GEMM with inner
- * dimension O*Ah*Aw, writing C*Mh*Mw values), scattered into every s-th pixel. The phases partition dX, so a fresh
- * gradient is written, not added to. Scratch: col [O*ceil(KH/s)*ceil(KW/s), Mh*Mw max] + dXp [C, Mh*Mw max]. */
-static void FN(s2_wphase)(const conv_geom *g, const T *w, T *wp) {
-    const int64_t s = g->stride, O = g->O, C = g->C, KH = g->KH, KW = g->KW;
-    for (int64_t rh = 0; rh < s; rh++)
-        for (int64_t rw = 0; rw < s; rw++) {
-            const int64_t Ah = (KH - rh + s - 1) / s, Aw = (KW - rw + s - 1) / s, J = O * Ah * Aw;
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t o = 0; o < O; o++)
-                    for (int64_t a = 0; a < Ah; a++)
-                        for (int64_t b = 0; b < Aw; b++)
-                            wp[c * J + (o * Ah + a) * Aw + b] = w[((o * C + c) * KH + rh + s * a) * KW + rw + s * b];
-            wp += C * J;
-        }
-}
-
-static void FN(s2_dx_chunk)(const conv_geom *g, const T *wp, const T *gy, T *dx, int64_t nimg, int fresh, T *col, T *dxp) {
-    const int64_t s = g->stride, p = g->pad, O = g->O, C = g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
-    const int64_t CHW = C * H * W, OP = O * OH * OW;
-    const nl_dtype dt = sizeof(T) == 4 ? NL_F32 : NL_F64;
-    for (int64_t rh = 0; rh < s; rh++)
-        for (int64_t rw = 0; rw < s; rw++) {
-            const int64_t Ah = (g->KH - rh + s - 1) / s, Aw = (g->KW - rw + s - 1) / s, J = O * Ah * Aw;
-            const int64_t y0 = ((rh - p) % s + s) % s, x0 = ((rw - p) % s + s) % s;
-            const int64_t Mh = H > y0 ? (H - y0 + s - 1) / s : 0, Mw = W > x0 ? (W - x0 + s - 1) / s : 0, M = Mh * Mw;
-            const int64_t eh = (y0 + p - rh) / s, ew = (x0 + p - rw) / s, ld = nimg * M;
-            const T *wq = wp;
-            wp += C * J;
-            if (M == 0) continue;
-            if (J == 0) { /* no tap reaches these pixels */
-                if (fresh)
-                    for (int64_t i = 0; i < nimg; i++)
-                        for (int64_t c = 0; c < C; c++)
-                            for (int64_t m = 0; m < Mh; m++)
-                                for (int64_t n = 0; n < Mw; n++) dx[i * CHW + (c * H + y0 + s * m) * W + x0 + s * n] = 0;
-                continue;
-            }
-            for (int64_t o = 0; o < O; o++)
-                for (int64_t a = 0; a < Ah; a++)
-                    for (int64_t b = 0; b < Aw; b++) {
-                        /* columns n with 0 <= n + ew - b < OW */
-                        int64_t lo = b - ew, hi = OW + b - ew;
-                        lo = lo < 0 ? 0 : lo > Mw ? Mw : lo;
-                        hi = hi > Mw ? Mw : hi < lo ? lo : hi;
-                        for (int64_t i = 0; i < nimg; i++) {
-                            T *d = col + ((o * Ah + a) * Aw + b) * ld + i * M;
-                            for (int64_t m = 0; m < Mh; m++, d += Mw) {
-                                const int64_t ih = m + eh - a;
-                                if (ih < 0 || ih >= OH) {
-                                    for (int64_t n = 0; n < Mw; n++) d[n] = 0;
-                                    continue;
-                                }
-                                const T *sr = gy + i * OP + (o * OH + ih) * OW + ew - b;
-                                for (int64_t n = 0; n < lo; n++) d[n] = 0;
-                                for (int64_t n = lo; n < hi; n++) d[n] = sr[n];
-                                for (int64_t n = hi; n < Mw; n++) d[n] = 0;
-                            }
-                        }
-                    }
-            nl_gemm(dt, 0, 0, C, ld, J, 1.0, wq, J, col, ld, 0.0, dxp, ld); /* [C, nimg*M] */
-            for (int64_t i = 0; i < nimg; i++)
-                for (int64_t c = 0; c < C; c++)
-                    for (int64_t m = 0; m < Mh; m++) {
-                        T *dr = dx + i * CHW + (c * H + y0 + s * m) * W + x0;
-                        const T *sr = dxp + c * ld + i * M + m * Mw;
-                        if (fresh) for (int64_t n = 0; n < Mw; n++) dr[s * n] = sr[n];
-                        else for (int64_t n = 0; n < Mw; n++) dr[s * n] += sr[n];
-                    }
-        }
 }
 
 /* gw [O, C, KK] += G [O*KK, C] with the taps reversed: gw[o, c, k] += G[o*KK + KK-1-k, c]. */
