@@ -21,6 +21,7 @@ static const conv_case cases[] = {
     {64, 16, 16, 32, 1, 1, 0, "1x1 skip conv"},
     {64, 1, 16, 16, 3, 1, 1, "conv_in (C = 1, no dX)"},
     {16, 8, 28, 16, 5, 1, 2, "CNN 5x5 pad 2"},
+    {32, 32, 16, 64, 3, 2, 1, "stride 2, channels doubled"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

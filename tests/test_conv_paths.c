@@ -3,7 +3,7 @@
  * without im2col, dX as a transposed convolution (stride 1, square kernel, pad <= k-1) vs dcol + col2im (stride 2,
  * non-square kernel, 1x1 with pad 1), pad 0/1/2, odd sizes, partial chunks, 1-3 threads; gradients added into an
  * existing (non-fresh) input gradient; only dW or only dX wanted; bit-identical repeats at a fixed thread count;
- * finite differences. */
+ * finite differences; stride 2 (dcol + col2im) with pad 0-2, kernels 1x1 to 5x5 (even, non-square), parallel chunks. */
 #include "nltest.h"
 #include "nnlab/extend.h"
 #include "nnlab/gradcheck.h"
@@ -114,6 +114,15 @@ static const cfg cfgs[] = {
     {2, 3, 10, 9, 4, 3, 2, 1, 1, 1},   /* non-square kernel, stride 1 */
     {3, 2, 12, 12, 3, 5, 5, 1, 2, 1},  /* 5x5 pad 2 */
     {2, 1, 8, 8, 3, 3, 3, 1, 1, 1},    /* C = 1 */
+    /* stride 2 (dX by dcol + col2im; a polyphase direct path was measured slower: docs/performance.md) */
+    {3, 3, 9, 11, 4, 3, 3, 2, 0, 1},   /* pad 0, odd sizes */
+    {2, 3, 10, 10, 3, 3, 3, 2, 2, 0},  /* pad 2 */
+    {3, 4, 8, 8, 5, 2, 2, 2, 0, 1},    /* 2x2 kernel: one tap per phase */
+    {2, 3, 12, 11, 4, 4, 4, 2, 1, 1},  /* 4x4 pad 1 */
+    {2, 2, 11, 12, 3, 5, 5, 2, 2, 1},  /* 5x5 pad 2 */
+    {3, 3, 9, 10, 4, 3, 2, 2, 1, 1},   /* non-square kernel */
+    {3, 3, 7, 8, 4, 1, 1, 2, 1, 1},    /* 1x1 pad 1: input pixels no tap reaches (dX 0 there) */
+    {16, 8, 16, 16, 8, 3, 3, 2, 1, 1}, /* several chunks, parallel */
 };
 #define NCFG ((int)(sizeof cfgs / sizeof cfgs[0]))
 
@@ -148,8 +157,9 @@ static void test_deterministic(void) {
 
 /* only some gradients wanted: x without gradient (dW, db by the plain backward) or w without (dX alone) */
 static void test_partial_grads(void) {
-    const cfg g[] = {{5, 4, 16, 16, 6, 3, 3, 1, 1, 1}, {19, 5, 4, 4, 4, 3, 3, 1, 1, 1}, {4, 6, 9, 11, 5, 1, 1, 1, 0, 1}};
-    for (int i = 0; i < 3; i++)
+    const cfg g[] = {{5, 4, 16, 16, 6, 3, 3, 1, 1, 1}, {19, 5, 4, 4, 4, 3, 3, 1, 1, 1}, {4, 6, 9, 11, 5, 1, 1, 1, 0, 1},
+                     {3, 3, 7, 8, 4, 1, 1, 2, 1, 1}, {6, 4, 16, 15, 5, 3, 3, 2, 1, 1}};
+    for (int i = 0; i < 5; i++)
         for (int which = 0; which < 2; which++)
             for (int d = 0; d < 2; d++) {
                 const nl_dtype dt = d ? NL_F64 : NL_F32;
@@ -189,8 +199,9 @@ static nl_var *f_conv(nl_ctx *c, nl_var **in, void *ud) {
 static void test_gradcheck(void) {
     /* shapes that take the per-image, 1x1 and transposed-conv paths; f64 then f32 */
     const struct { int64_t x[4], w[4]; gc_opt o; } cs[] = {
-        {{2, 2, 8, 8}, {3, 2, 3, 3}, {1, 1}}, {{3, 3, 4, 5}, {2, 3, 1, 1}, {1, 0}}, {{2, 2, 5, 5}, {2, 2, 3, 3}, {1, 2}}};
-    for (int i = 0; i < 3; i++)
+        {{2, 2, 8, 8}, {3, 2, 3, 3}, {1, 1}}, {{3, 3, 4, 5}, {2, 3, 1, 1}, {1, 0}}, {{2, 2, 5, 5}, {2, 2, 3, 3}, {1, 2}},
+        {{2, 2, 7, 8}, {3, 2, 3, 3}, {2, 1}}, {{2, 2, 8, 7}, {2, 2, 4, 3}, {2, 0}}};
+    for (int i = 0; i < 5; i++)
         for (int d = 0; d < 2; d++) {
             nl_dtype dt = d ? NL_F32 : NL_F64;
             int64_t bs[1] = {cs[i].w[0]};

@@ -67,6 +67,22 @@ nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, i
 /* nl_attention with the output laid out as [B, T, H, Dv] (the heads already merged for the output projection:
  * no permute copy); values and gradients equal permute(nl_attention(...), {0, 2, 1, 3}) bit for bit. */
 nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale);
+/* Options of nl_attention_ex; all zero = nl_attention(q, k, v, NULL, 0, 0). */
+typedef struct nl_attention_opts {
+    nl_var *mask;   /* additive mask as in nl_attention, or NULL */
+    int causal;     /* as in nl_attention */
+    double scale;   /* <= 0: 1/sqrt(D) */
+    int bthd;       /* 1: output [B, T, H, Dv] as nl_attention_bthd; 0: [B, H, T, Dv] */
+    double p_drop;  /* dropout probability on the attention weights, [0, 1) */
+    int train;      /* dropout only in training mode */
+    nl_rng *rng;    /* the dropout mask stream (needed when train && p_drop > 0) */
+} nl_attention_opts;
+/* nl_attention / nl_attention_bthd with inverted dropout on the attention weights P = softmax(scores):
+ * out = (P * M / (1 - p_drop)) V, M [B, H, T, S] drawn from rng exactly as nl_dropout(P, p_drop, 1, rng) would draw
+ * it for a [B, H, T, S] tensor (same mask, same counter advance: 256 per started tile of 1024 scores), so it equals
+ * matmul(nl_dropout(softmax(scores)), v) up to rounding. The mask is kept for backward (1 byte per score).
+ * !train or p_drop == 0: exactly nl_attention / nl_attention_bthd (bit for bit, rng untouched). o NULL: defaults. */
+nl_var *nl_attention_ex(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, const nl_attention_opts *o);
 
 /* ======================================= PowerNorm ======================================= *
  * x [..., C] (channels last, any leading dims; each row of C values is one token). Training step t (1-based,

@@ -8,14 +8,16 @@
  * BatchFormer (reference encoder_network.py, add_bt = 1: torch.nn.TransformerEncoderLayer(C, 4, C, 0.5), post-norm,
  *   ReLU) applied across the batch: the N features are the N tokens of ONE sequence (f.unsqueeze(1) in the reference):
  *     q, k, v = f Wq^T + bq, f Wk^T + bk, f Wv^T + bv   [N, C] each, split into H heads of C/H
- *     P = dropout(softmax(q k^T / sqrt(C/H)))          [H, N, N]  (torch's attention dropout, p = 0.5)
+ *     P = dropout(softmax(q k^T / sqrt(C/H)))          [H, N, N]  (torch's attention dropout, p = 0.5; the engine's
+ *                                                      fused nl_attention_ex with its attention-weight dropout)
  *     a = (P v) Wo^T + bo                              [N, C]
  *     g = LN1(f + dropout(a));  BF(f) = LN2(g + dropout(W2 dropout(ReLU(W1 g + b1)) + b2))   (FFN width C)
  *   Training logits: classifier([BF(f); f]) [2N, K] against labels [y; y] — the SAME classifier for both halves
  *   (rows 0..N-1 the BatchFormer half, rows N..2N-1 the plain half, as the reference's torch.cat order).
  *   Test time: BatchFormer removed, logits = classifier(f): the prediction of a sample does not depend on the batch.
  *   The BatchFormer's parameters train at 0.1x the learning rate (the reference's optimizer group).
- *   Control (identity): P replaced by the identity matrix (each sample attends only to itself; dropout on it as on P),
+ *   Control (identity): P replaced by the identity matrix (each sample attends only to itself; dropout on it as on P:
+ *   the same attention call with an additive mask, 0 on the diagonal and -inf elsewhere),
  *   everything else unchanged: the same extra layer, losses and doubled batch, but no sample relationships.
  * ---- the losses ----
  *   CE: mean cross-entropy. Balanced Softmax (Ren et al. 2020, reference loss/BalancedSoftmaxLoss.py): the

@@ -112,11 +112,22 @@ nl_var *nl_bf_features(nl_ctx *c, nl_bf_net *m, nl_var *x) {
 
 nl_var *nl_bf_classify(nl_ctx *c, nl_bf_net *m, nl_var *f) { return nl_linear(c, f, m->Wc, m->bc); }
 
-/* [N, C] slice [lo, lo+C) of qkv [N, 3C] -> heads [H, N, C/H] */
+/* [N, C] slice [lo, lo+C) of qkv [N, 3C] -> heads [1, H, N, C/H] (a strided view; the attention op reads it as is) */
 static nl_var *heads_of(nl_ctx *c, nl_var *qkv, int64_t lo, int64_t N, int64_t C, int H) {
     nl_var *t = nl_slice(c, qkv, 1, lo, lo + C, 1);
-    t = nl_reshape(c, t, 3, (int64_t[]){N, H, C / H});
-    return nl_contiguous(c, nl_permute(c, t, (int[]){1, 0, 2}));
+    t = nl_reshape(c, t, 4, (int64_t[]){1, N, H, C / H});
+    return nl_permute(c, t, (int[]){0, 2, 1, 3});
+}
+
+/* The identity control's additive mask [N, N]: 0 on the diagonal, -inf elsewhere, so that softmax gives exactly the
+ * identity matrix (each sample attends only to itself). */
+static nl_var *identity_mask(nl_ctx *c, int64_t N) {
+    nl_var *M = nl_zeros(c, NL_F32, 2, (int64_t[]){N, N}); /* [N, N] */
+    if (!M) return NULL;
+    float *e = M->val.data;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < N; j++) e[i * N + j] = i == j ? 0.0f : -INFINITY;
+    return M;
 }
 
 nl_var *nl_bf_layer(nl_ctx *c, nl_bf_net *m, nl_var *f, int train) {
@@ -131,23 +142,19 @@ nl_var *nl_bf_layer(nl_ctx *c, nl_bf_net *m, nl_var *f, int train) {
     int64_t N = f->val.shape[0], C = m->dim;
     int H = m->heads;
     double p = m->dropout;
-    nl_var *qkv = nl_linear(c, f, m->Wqkv, m->bqkv);  /* [N, 3C] */
-    nl_var *v = heads_of(c, qkv, 2 * C, N, C, H);     /* [H, N, C/H] */
-    nl_var *P;                                        /* [H, N, N] attention over the batch */
-    if (m->kind == NL_BF_ATTN) {
-        nl_var *q = heads_of(c, qkv, 0, N, C, H), *k = heads_of(c, qkv, C, N, C, H);
-        P = nl_softmax(c, nl_mul_scalar(c, nl_matmul_t(c, q, k, 0, 1), 1.0 / sqrt((double)(C / H))), -1);
-    } else {
-        P = nl_zeros(c, NL_F32, 3, (int64_t[]){H, N, N});
-        if (!P) return NULL;
-        float *e = P->val.data;
-        for (int64_t h = 0; h < H; h++)
-            for (int64_t i = 0; i < N; i++) e[(h * N + i) * N + i] = 1;
+    nl_var *qkv = nl_linear(c, f, m->Wqkv, m->bqkv); /* [N, 3C] */
+    nl_var *q = heads_of(c, qkv, 0, N, C, H), *k = heads_of(c, qkv, C, N, C, H), *v = heads_of(c, qkv, 2 * C, N, C, H);
+    /* the engine's fused attention over the batch (one sequence of N tokens), torch's attention dropout on the weights
+     * [1, H, N, N]; the control masks every other sample out */
+    nl_attention_opts ao = {.mask = NULL, .scale = 1.0 / sqrt((double)(C / H)), .bthd = 1, .p_drop = p, .train = train,
+                            .rng = &m->drop};
+    if (m->kind == NL_BF_IDENTITY) { /* the weights are constant: no gradient through the scores (exactly 0) */
+        if (!(ao.mask = identity_mask(c, N))) return NULL;
+        q = nl_detach(c, q);
+        k = nl_detach(c, k);
     }
-    P = nl_dropout(c, P, p, train, &m->drop);
-    nl_var *a = nl_matmul(c, P, v);                                                  /* [H, N, C/H] */
-    a = nl_reshape(c, nl_contiguous(c, nl_permute(c, a, (int[]){1, 0, 2})), 2, (int64_t[]){N, C}); /* [N, C] */
-    a = nl_linear(c, a, m->Wo, m->bo);
+    nl_var *a = nl_attention_ex(c, q, k, v, &ao);      /* [1, N, H, C/H] */
+    a = nl_linear(c, nl_reshape(c, a, 2, (int64_t[]){N, C}), m->Wo, m->bo); /* [N, C] */
     nl_var *g = nl_layernorm(c, nl_add(c, f, nl_dropout(c, a, p, train, &m->drop)), m->g1, m->e1, 1e-5); /* [N, C] */
     nl_var *h = nl_linear(c, nl_dropout(c, nl_relu(c, nl_linear(c, g, m->F1, m->f1)), p, train, &m->drop), m->F2, m->f2);
     return nl_layernorm(c, nl_add(c, g, nl_dropout(c, h, p, train, &m->drop)), m->g2, m->e2, 1e-5);

@@ -1,5 +1,6 @@
 /* batchformer: test-time logits independent of the batch, the two training halves through the one classifier (values
- * and gradients), the identity control's per-sample layer, the Balanced Softmax loss against hand values, the
+ * and gradients), the identity control's per-sample layer, the training-mode layer (dropout draws included) against the
+ * attention written out with separate ops (exact for the identity control), the Balanced Softmax loss against hand values, the
  * long-tailed profile and its bad input (imbalance ratio < 1, API and CLI), a short training run, the judge, the CLI. */
 #include "nltest.h"
 #include "batchformer/batchformer.h"
@@ -130,6 +131,80 @@ static void test_layer_against_loops(void) {
     NLT_CHECK(d < 2e-5, "layer vs loops: max diff %g", d);
     nl_ctx_free(c);
     nl_bf_net_free(&m);
+}
+
+/* The layer in training mode written out with separate ops (softmax, nl_dropout on the [H, N, N] weights, matmul, or
+ * the identity matrix for the control), with m's parameters and dropout stream: the method's attention before it used
+ * the engine's nl_attention_ex. */
+static nl_var *ref_heads(nl_ctx *c, nl_var *qkv, int64_t lo, int64_t n, int64_t C, int H) {
+    nl_var *t = nl_reshape(c, nl_slice(c, qkv, 1, lo, lo + C, 1), 3, (int64_t[]){n, H, C / H});
+    return nl_contiguous(c, nl_permute(c, t, (int[]){1, 0, 2})); /* [H, n, C/H] */
+}
+static nl_var *ref_layer(nl_ctx *c, nl_bf_net *m, nl_var *f) {
+    int64_t n = f->val.shape[0], C = m->dim;
+    int H = m->heads;
+    double p = m->dropout;
+    nl_var *qkv = nl_linear(c, f, m->Wqkv, m->bqkv), *v = ref_heads(c, qkv, 2 * C, n, C, H), *P;
+    if (m->kind == NL_BF_ATTN) {
+        nl_var *q = ref_heads(c, qkv, 0, n, C, H), *k = ref_heads(c, qkv, C, n, C, H);
+        P = nl_softmax(c, nl_mul_scalar(c, nl_matmul_t(c, q, k, 0, 1), 1.0 / sqrt((double)(C / H))), -1);
+    } else {
+        P = nl_zeros(c, NL_F32, 3, (int64_t[]){H, n, n});
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < n; i++) ((float *)P->val.data)[(h * n + i) * n + i] = 1;
+    }
+    nl_var *a = nl_matmul(c, nl_dropout(c, P, p, 1, &m->drop), v); /* [H, n, C/H] */
+    a = nl_reshape(c, nl_contiguous(c, nl_permute(c, a, (int[]){1, 0, 2})), 2, (int64_t[]){n, C});
+    a = nl_linear(c, a, m->Wo, m->bo);
+    nl_var *g = nl_layernorm(c, nl_add(c, f, nl_dropout(c, a, p, 1, &m->drop)), m->g1, m->e1, 1e-5);
+    nl_var *h = nl_linear(c, nl_dropout(c, nl_relu(c, nl_linear(c, g, m->F1, m->f1)), p, 1, &m->drop), m->F2, m->f2);
+    return nl_layernorm(c, nl_add(c, g, nl_dropout(c, h, p, 1, &m->drop)), m->g2, m->e2, 1e-5);
+}
+
+static void test_train_mode_against_ops(void) {
+    const int64_t n = 40; /* 4 heads x 40 x 40 = 6400 weights: 7 dropout tiles */
+    for (int kind = NL_BF_ATTN; kind <= NL_BF_IDENTITY; kind++) {
+        nl_bf_config cfg = small_cfg();
+        nl_bf_net m;
+        NLT_OK(nl_bf_net_init(&m, (nl_bf_kind)kind, &cfg, D_IN, K, 13));
+        float f0[40 * 8], seed[40 * 8];
+        nl_rng r;
+        nl_rng_init(&r, 21, 3);
+        for (int i = 0; i < n * 8; i++) { f0[i] = (float)fabs(nl_rng_normal(&r)); seed[i] = (float)nl_rng_normal(&r); }
+        nl_rng drop0 = m.drop;
+        float out[2][40 * 8], df[2][40 * 8];
+        uint64_t ctr[2];
+        for (int pass = 0; pass < 2; pass++) {
+            nl_ctx *c = nl_ctx_new(0, 0);
+            m.drop = drop0;
+            nl_var *f = nl_leaf(c, nl_tensor_wrap(f0, NL_F32, 2, (int64_t[]){n, 8}), 1);
+            nl_var *o = pass ? ref_layer(c, &m, f) : nl_bf_layer(c, &m, f, 1);
+            NLT_CHECK(o != NULL, "%s", nl_last_error());
+            if (!o) { nl_ctx_free(c); continue; }
+            memcpy(out[pass], o->val.data, sizeof out[pass]);
+            nl_tensor sd = nl_tensor_wrap(seed, NL_F32, 2, (int64_t[]){n, 8}); /* [n, 8] output gradient */
+            NLT_OK(nl_backward_seed(c, o, &sd));
+            memcpy(df[pass], f->grad.data, sizeof df[pass]);
+            ctr[pass] = m.drop.counter;
+            nl_params_zero_grad(&m.ps);
+            nl_ctx_free(c);
+        }
+        double dv = 0, dg = 0, sv = 0, sg = 0;
+        for (int i = 0; i < n * 8; i++) {
+            dv = fmax(dv, fabs(out[0][i] - out[1][i]));
+            dg = fmax(dg, fabs(df[0][i] - df[1][i]));
+            sv = fmax(sv, fabs(out[1][i]));
+            sg = fmax(sg, fabs(df[1][i]));
+        }
+        NLT_CHECK(ctr[0] == ctr[1] && ctr[0] > drop0.counter, "kind %d: dropout stream at %llu vs %llu", kind,
+                  (unsigned long long)ctr[0], (unsigned long long)ctr[1]);
+        /* the same masks (a different one changes outputs by O(1)); the control's weights are exactly 0 / 1, so
+         * it agrees exactly; the attention only to float rounding (fused vs separate ops) */
+        double tol = kind == NL_BF_IDENTITY ? 0 : 1e-5;
+        NLT_CHECK(dv <= tol * (1 + sv) && dg <= tol * (1 + sg), "kind %d: layer vs separate ops: out %g (scale %g), df %g (scale %g)",
+                  kind, dv, sv, dg, sg);
+        nl_bf_net_free(&m);
+    }
 }
 
 static void test_identity_control_per_sample(void) {
@@ -354,6 +429,7 @@ int main(void) {
     NLT_RUN(test_test_time_batch_independent);
     NLT_RUN(test_layer_against_loops);
     NLT_RUN(test_identity_control_per_sample);
+    NLT_RUN(test_train_mode_against_ops);
     NLT_RUN(test_shared_classifier);
     NLT_RUN(test_balanced_softmax_hand);
     NLT_RUN(test_longtail);

@@ -25,11 +25,20 @@
  * inside the region (1.5-2x slower, 13x for single-query decode).
  * Tiny problems (< ~2e5 flops) run serially.
  *
+ * Attention-weight dropout (nl_attention_ex with train and p > 0): O = (P * M / (1-p)) V with the keep-mask M
+ * [B, H, T, S] drawn by nl_dropout's own generator (internal/dropmask.h: the same mask nl_dropout would draw for
+ * a [B, H, T, S] tensor from that rng), one byte per score, drawn before the forward and kept for backward. The
+ * row sums (and lse) are those of the undropped P; forward zeroes the dropped E entries and folds 1/(1-p) into
+ * the row factor. Backward: dV += (P * M/(1-p))^T dO; dS = P * (M/(1-p) * dP - rowsum(dO * O)) with dP = dO V^T
+ * (rowsum(P * M/(1-p) * dP) = rowsum(dO * O), O being the dropped output). Without dropout the mask pointer is
+ * NULL and the code path is the one above, unchanged (bit-identical results).
+ *
  * Mask gradient: the mask receives dS summed over its broadcast dims. If the mask is broadcast over B or H,
  * the slices that share one mask slice form one work item (processed in a fixed order), which keeps the
  * result deterministic; backward parallelism is then limited to the number of distinct mask slices (a [T,S]
  * mask with a gradient gives a serial backward). Excluded (-inf) mask entries get gradient 0. */
 #ifndef NL_ATTN_TPL
+#include "internal/dropmask.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include "nnlab/ops.h"
@@ -61,6 +70,8 @@ typedef struct {
     int64_t gms[4];          /* strides of the (contiguous) mask gradient, 0 on broadcast dims */
     int64_t tile;            /* query rows per block */
     int64_t obs, ohs, old;   /* output (and its gradient) element strides: batch, head, query row */
+    const uint8_t *dm;       /* [B,H,T,S] dropout keep-mask (1 = keep) or NULL (no dropout) */
+    double dscale;           /* 1 / (1 - p) with dropout */
 } attn_geom;
 
 typedef struct {
@@ -189,8 +200,14 @@ static void attn_backward(nl_ctx *c, nl_node *n) {
 }
 
 static nl_var *attention_impl(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale,
-                              int bthd) {
+                              int bthd, double p_drop, int train, nl_rng *rng) {
     NL_REQUIRE(q, k, v);
+    if (!(p_drop >= 0 && p_drop < 1)) {
+        nl_set_error(NL_EINVAL, "attention: dropout p = %g outside [0, 1)", p_drop);
+        return NULL;
+    }
+    const int drop = train && p_drop > 0;
+    if (drop && !rng) return nl_op_fail(NL_EINVAL, "attention", "dropout in training mode needs an rng", q, NULL);
     char what[320], b1[64], b2[64], b3[64], b4[64];
     nl_dtype dt = q->val.dtype;
     if (k->val.dtype != dt || v->val.dtype != dt || (mask && mask->val.dtype != dt)) {
@@ -236,6 +253,14 @@ static nl_var *attention_impl(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var
         g.m = M->data;
     }
     g.tile = pick_tile(g.T, g.S, g.causal);
+    if (drop) { /* keep-mask [B,H,T,S], drawn as nl_dropout draws it; rng advances as nl_dropout advances it */
+        const int64_t nm = g.B * g.H * g.T * g.S;
+        uint8_t *dm = nl_scratch(c, (size_t)(nm ? nm : 1));
+        if (!dm) return NULL;
+        nl__dropout_mask(dm, nm, p_drop, rng);
+        g.dm = dm;
+        g.dscale = 1.0 / (1.0 - p_drop);
+    }
     if (bthd) { g.obs = g.T * g.H * g.Dv; g.ohs = g.Dv; g.old = g.H * g.Dv; }
     else { g.obs = g.H * g.T * g.Dv; g.ohs = g.T * g.Dv; g.old = g.Dv; }
     nl_tensor Qc = nl_contig(c, Q), Kc = nl_contig(c, K), Vc = nl_contig(c, V);
@@ -281,14 +306,22 @@ static nl_var *attention_impl(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var
 }
 
 nl_var *nl_attention(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale) {
-    return attention_impl(c, q, k, v, mask, causal, scale, 0);
+    return attention_impl(c, q, k, v, mask, causal, scale, 0, 0.0, 0, NULL);
 }
 
 /* Same op with the output laid out as [B, T, H, Dv] (= permute(0, 2, 1, 3) of nl_attention's output, made
  * contiguous), written straight by the P V products: a transformer reshapes it to [B, T, H*Dv] for the output
  * projection without a copy (forward) or a permuted gradient (backward). Same values and gradients, bit for bit. */
 nl_var *nl_attention_bthd(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, nl_var *mask, int causal, double scale) {
-    return attention_impl(c, q, k, v, mask, causal, scale, 1);
+    return attention_impl(c, q, k, v, mask, causal, scale, 1, 0.0, 0, NULL);
+}
+
+/* Both layouts, with optional dropout on the attention weights (identity when !train or p_drop == 0: then
+ * exactly nl_attention / nl_attention_bthd, rng untouched). */
+nl_var *nl_attention_ex(nl_ctx *c, nl_var *q, nl_var *k, nl_var *v, const nl_attention_opts *o) {
+    static const nl_attention_opts none;
+    if (!o) o = &none;
+    return attention_impl(c, q, k, v, o->mask, o->causal, o->scale, o->bthd, o->p_drop, o->train, o->rng);
 }
 
 #else /* ---------------- typed kernels (TY = float / double) ---------------- */
@@ -370,7 +403,13 @@ static void FN(attn_fwd_item)(const attn_args *a, int64_t it, void *scr) {
             row[s] = e;
             sum += e;
         }
-        inv[r] = (TY)(1.0 / sum);
+        if (g->dm) { /* dropout: zero the dropped weights, 1/(1-p) folded into the row factor */
+            const uint8_t *mr = g->dm + (slice * g->T + t0 + r) * g->S;
+            for (int64_t s = 0; s < se; s++) row[s] = mr[s] ? row[s] : (TY)0;
+            inv[r] = (TY)(g->dscale / sum);
+        } else {
+            inv[r] = (TY)(1.0 / sum);
+        }
         if (lse) lse[r] = (TY)((double)mx + log(sum));
     }
     nl_gemm(DT, 0, 0, tb, g->Dv, se, 1.0, sc, se, V, g->Dv, 0.0, O, g->old);
@@ -430,7 +469,19 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
                 Di[r] = d;
             }
         }
-        if (dV) nl_gemm(DT, 1, 0, w, Dv, tb, 1.0, P, w, dO + r0 * ld, ld, 1.0, dV + s0 * Dv, Dv);
+        const uint8_t *dmb = g->dm ? g->dm + (slice * g->T + r0) * g->S + s0 : NULL; /* row stride S */
+        const TY dsc = (TY)g->dscale;
+        if (dV && dmb) { /* dV += (P * M / (1-p))^T dO, the dropped weights built in the dP block */
+            for (int64_t r = 0; r < tb; r++) {
+                const TY *pr = P + r * w;
+                const uint8_t *mr = dmb + r * g->S;
+                TY *dr = dP + r * w;
+                for (int64_t s = 0; s < w; s++) dr[s] = mr[s] ? pr[s] * dsc : (TY)0;
+            }
+            nl_gemm(DT, 1, 0, w, Dv, tb, 1.0, dP, w, dO + r0 * ld, ld, 1.0, dV + s0 * Dv, Dv);
+        } else if (dV) {
+            nl_gemm(DT, 1, 0, w, Dv, tb, 1.0, P, w, dO + r0 * ld, ld, 1.0, dV + s0 * Dv, Dv);
+        }
         if (!need_ds) continue;
         memset(dP, 0, sizeof(TY) * (size_t)(tb * w)); /* beta = 1 onto zeros, as in scores() */
         nl_gemm(DT, 0, 1, tb, w, Dv, 1.0, dO + r0 * ld, ld, V + s0 * Dv, Dv, 1.0, dP, w);
@@ -438,7 +489,12 @@ static void FN(attn_bwd_block)(const attn_args *a, int64_t b, int64_t h, int64_t
             TY *dr = dP + r * w;
             const TY *pr = P + r * w;
             const TY di = Di[r];
-            for (int64_t s = 0; s < w; s++) dr[s] = pr[s] * (dr[s] - di);
+            if (dmb) { /* d(P * M/(1-p)) = M/(1-p) * dO V^T */
+                const uint8_t *mr = dmb + r * g->S;
+                for (int64_t s = 0; s < w; s++) dr[s] = pr[s] * ((mr[s] ? dr[s] * dsc : (TY)0) - di);
+            } else {
+                for (int64_t s = 0; s < w; s++) dr[s] = pr[s] * (dr[s] - di);
+            }
         }
         if (gm) {
             const int64_t s3 = g->gms[3];

@@ -8,6 +8,7 @@
  * work. The rng counter then advances by 256 per (started) tile. The mask (1 byte per element) is saved for
  * backward: dx = g * mask / (1 - p). Philox is inlined here (same rounds and constants as src/core/rng.c,
  * checked against nl_philox by the tests) so that the generator loop vectorises. */
+#include "internal/dropmask.h"
 #include "nnlab/extend.h"
 #include "nnlab/nn.h"
 #include <math.h>
@@ -81,6 +82,38 @@ static inline void drop_philox(uint64_t ctr, uint64_t stream, uint64_t seed, uin
 DEF_DROP(float)
 DEF_DROP(double)
 
+/* P(keep) = thr / 2^32 */
+static uint32_t drop_threshold(double p) {
+    const double t = nearbyint(ldexp(1.0 - p, 32));
+    return t >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)t;
+}
+
+/* The mask of drop_fwd alone (same tiles, blocks, words and threshold): mask [n]. */
+void nl__dropout_mask(uint8_t *mask, int64_t n, double p, nl_rng *r) {
+    const int64_t ntile = (n + DROP_TILE - 1) / DROP_TILE;
+    const uint32_t thr = drop_threshold(p);
+    const uint64_t seed = r->seed, stream = r->stream, base = r->counter;
+    const int par = n > DROP_PAR_MIN;
+#pragma omp parallel for if (par) schedule(static)
+    for (int64_t t = 0; t < ntile; t++) {
+        uint32_t w[4][DROP_BLOCKS];
+        const int64_t e0 = t * DROP_TILE, rem = n - e0 < DROP_TILE ? n - e0 : DROP_TILE;
+        const int64_t nb = rem < DROP_BLOCKS ? rem : DROP_BLOCKS;
+        const uint64_t cb = base + (uint64_t)t * DROP_BLOCKS;
+#pragma omp simd
+        for (int64_t b = 0; b < nb; b++)
+            drop_philox(cb + (uint64_t)b, stream, seed, &w[0][b], &w[1][b], &w[2][b], &w[3][b]);
+        for (int q = 0; q < 4; q++) {
+            const int64_t lo = (int64_t)q * DROP_BLOCKS;
+            const int64_t cnt = rem - lo < DROP_BLOCKS ? rem - lo : DROP_BLOCKS;
+            uint8_t *mq = mask + e0 + lo;
+#pragma omp simd
+            for (int64_t b = 0; b < cnt; b++) mq[b] = (uint8_t)(w[q][b] < thr);
+        }
+    }
+    r->counter += (uint64_t)ntile * DROP_BLOCKS;
+}
+
 static void drop_backward(nl_ctx *c, nl_node *n) {
     nl_tensor *gx = nl_grad(c, n->in[0]);
     if (!gx) return;
@@ -105,9 +138,8 @@ nl_var *nl_dropout(nl_ctx *c, nl_var *x, double p, int train, nl_rng *rng) {
     if (!out) return NULL;
     uint8_t *mask = nl_scratch(c, (size_t)(n ? n : 1));
     if (!mask) return NULL;
-    const double keep = 1.0 - p, scale = 1.0 / keep;
-    const double t = nearbyint(ldexp(keep, 32));
-    const uint32_t thr = t >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)t; /* P(keep) = thr / 2^32 */
+    const double scale = 1.0 / (1.0 - p);
+    const uint32_t thr = drop_threshold(p);
     if (n > 0) {
         if (X.dtype == NL_F32) drop_fwd_float(X.data, out->val.data, mask, n, thr, scale, rng);
         else drop_fwd_double(X.data, out->val.data, mask, n, thr, scale, rng);
