@@ -3,7 +3,8 @@
 #  1. data-parallel training: 2 ranks == 1 process with the same global batch (loss per step over 50 steps and the
 #     final checkpoint within 1e-5 relative), a batch the rank count does not divide is refused;
 #  2. `nnlab train` under 2 ranks: rank 0 alone writes the checkpoint, equal to the 1-process one within 1e-5;
-#  3. `nnlab kernel nngp|ntk` (symmetric and cross) sharded over 2 ranks: the bitwise same CSV as 1 process.
+#  3. `nnlab kernel nngp|ntk` (symmetric and cross; CSV and .npy) over 2 and 3 ranks, each rank its rows, one file
+#     written by MPI-IO: byte for byte the 1-process file.
 # usage: test_mpi.sh NNLAB MPI_TRAIN_CHECK
 set -uo pipefail
 NNLAB="$1"; CHECK="$2"
@@ -45,15 +46,30 @@ else
   echo "skip nnlab train (no dataset?): $(tail -1 "$T/c1.out")"
 fi
 
-# 3. sharded kernel matrices: 600 points (3 row panels of 256), bitwise equal CSVs
+# 3. sharded kernel matrices (row blocks per rank, one file by MPI-IO): 600 points (3 row panels of 256), CSV and
+# .npy, symmetric (upper tiles + exchange) and against 100 other points; 2 and 3 ranks; 100 points on 2 ranks (one
+# panel: rank 1 holds no row). Every file must be byte for byte the 1-process file.
 awk 'BEGIN { srand(5); for (i = 0; i < 600; i++) { s = ""; for (k = 0; k < 8; k++) s = s (k ? "," : "") sprintf("%.6f", rand() * 2 - 1); print s } }' >"$T/a.csv"
 head -100 "$T/a.csv" >"$T/b.csv"
 for k in ntk nngp; do
   for y in "" "--y $T/b.csv"; do
-    # shellcheck disable=SC2086
-    "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k1.csv" \
-      && "${MPIRUN[@]}" "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k2.csv" \
-      && cmp -s "$T/k1.csv" "$T/k2.csv" && ok "kernel $k ${y:+(cross) }2 ranks bitwise == 1 process" || bad "kernel $k $y"
+    for f in csv npy; do
+      # shellcheck disable=SC2086
+      "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k1.$f" \
+        && "${MPIRUN[@]}" "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k2.$f" \
+        && cmp "$T/k1.$f" "$T/k2.$f" && ok "kernel $k ${y:+(cross) }$f: 2 ranks byte for byte == 1 process" || bad "kernel $k $y $f"
+    done
   done
 done
+python3 -c 'import sys
+d = open(sys.argv[1], "rb").read(); h = 10 + d[8] + 256 * d[9]
+sys.exit(not (d[:8] == b"\x93NUMPY\x01\x00" and h % 64 == 0 and b"(600, 100)" in d[:h] and len(d) == h + 600 * 100 * 8))' "$T/k2.npy" \
+  && ok "the 2-rank .npy (cross): header and size of a (600, 100) float64 array" || bad "npy header / size"
+"$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --out "$T/k1s.npy" \
+  && mpirun --oversubscribe --allow-run-as-root -np 3 "$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --out "$T/k3.npy" \
+  && cmp "$T/k1s.npy" "$T/k3.npy" && ok "kernel ntk npy: 3 ranks == 1 process" || bad "kernel ntk on 3 ranks"
+"$NNLAB" kernel nngp --x "$T/b.csv" --threads 1 --out "$T/s1.csv" && "${MPIRUN[@]}" "$NNLAB" kernel nngp --x "$T/b.csv" --threads 1 --out "$T/s2.csv" \
+  && cmp "$T/s1.csv" "$T/s2.csv" && ok "kernel on 2 ranks, one panel (rank 1 empty)" || bad "kernel with an empty rank"
+"${MPIRUN[@]}" "$NNLAB" kernel ntk --x "$T/b.csv" >"$T/k4.out" 2>&1 && bad "kernel on 2 ranks without --out should fail" \
+  || { grep -q "out FILE is required on 2 MPI ranks" "$T/k4.out" && ok "kernel on 2 ranks without --out: clear error" || { cat "$T/k4.out"; bad "kernel --out message"; }; }
 exit $fail

@@ -107,6 +107,33 @@ const char *nl_kernel_act_name(nl_kernel_act act);
 nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
                            int64_t d, int which, nl_dtype out_dtype, void *nngp, void *ntk, int64_t ld);
 
+/* Rows [r0, r1) of the same matrix, bitwise equal to those rows of nl_kernel_matrix's result with the same cfg:
+ * every tile of nl_kernel_matrix that writes into these rows is computed whole (same GEMM shapes, same threading
+ * mode) and only its entries in the block are kept. nngp / ntk are (r1 - r0, ld) (ld = 0: n2), row i of the matrix
+ * at row i - r0. Memory: the block, two tiles and the O((n1 + n2) depth) diagonal chains of all points.
+ * Cost of a symmetric block (x2 == NULL): the tiles of the row panels that meet [r0, r1) (columns from the panel on)
+ * plus, for the columns left of r0, the tiles of the panels above whose columns meet [r0, r1) (their GEMM whole,
+ * the recursion on those columns only): a row block costs its full rows, so P blocks cost the whole N^2, twice the
+ * symmetric nl_kernel_matrix. upper_only = 1 (symmetric only) skips the panels above: entries (i, j) with j < r0
+ * are left untouched (nl_kernel_matrix_dist fills them from the ranks that computed them). */
+nl_status nl_kernel_matrix_rows(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                                int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
+                                int64_t ld, int upper_only);
+/* This rank's row block [*r0, *r1) of an n1 x n2 matrix (sym: n2 = n1, only the upper tiles count) split over P
+ * ranks: contiguous whole row panels (cfg->tile_rows), balanced by the panels' tile work; empty when P exceeds
+ * the panels. */
+void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int sym, int P, int rank, int64_t *r0,
+                         int64_t *r1);
+/* Collective over the MPI ranks (nnlab/dist.h; one process: nl_kernel_matrix_rows of all rows): each rank computes
+ * its rows [r0, r1) (which must be nl_kernel_row_split's for nl_dist_size() ranks) of the matrix, holding only them,
+ * bitwise equal to nl_kernel_matrix's rows. Symmetric: the rank computes the upper tiles of its panels only (so P
+ * blocks cost the symmetric N^2 / 2 together) and receives the entries left of its block from the ranks above it
+ * (rank s sends (r1_s - r0_s) x (r1 - r0) entries; chunks of at most 8M elements; blocking, in rank order). An error
+ * on any rank is returned on every rank (nl_dist_agree). docs/distributed.md "Sharded kernel matrices". */
+nl_status nl_kernel_matrix_dist(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                                int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
+                                int64_t ld);
+
 /* Reference for one pair (naive scalar recursion with libm atan2; used by tests and small jobs):
  * out[0] = NNGP(x, y), out[1] = NTK(x, y). x, y (d). */
 nl_status nl_kernel_pair(const nl_kernel_cfg *cfg, const double *x, const double *y, int64_t d, double out[2]);

@@ -1,0 +1,119 @@
+/* Row-block kernel matrices over MPI ranks (kernels.h: nl_kernel_row_split, nl_kernel_matrix_dist;
+ * docs/distributed.md "Sharded kernel matrices"). Every rank holds its rows only: memory ~ N^2 / P per rank. */
+#include "kernels/kernels_internal.h"
+#include "nnlab/dist.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t panel_rows(const nl_kernel_cfg *cfg, int64_t n1) {
+    int64_t R = cfg->tile_rows ? cfg->tile_rows : 256;
+    return R > n1 ? (n1 > 0 ? n1 : 1) : R;
+}
+
+void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int sym, int P, int rank, int64_t *r0,
+                         int64_t *r1) {
+    *r0 = *r1 = 0;
+    if (n1 <= 0 || P < 1 || rank < 0 || rank >= P) return;
+    const int64_t R = panel_rows(cfg, n1), np = (n1 + R - 1) / R;
+    /* work of panel k: its rows times the columns its tiles span (sym: from the panel's first row on) */
+    double W = 0;
+    for (int64_t k = 0; k < np; k++) W += (double)((k + 1) * R < n1 ? R : n1 - k * R) * (double)(sym ? n1 - k * R : n2);
+    int64_t bound[2];
+    for (int e = 0; e < 2; e++) {
+        const int q = rank + e;
+        if (q == 0 || q == P) { bound[e] = q == 0 ? 0 : np; continue; }
+        const double target = W * (double)q / (double)P;
+        double cum = 0, prev = 0;
+        int64_t k = 0;
+        for (; k < np && cum < target; k++) {
+            prev = cum;
+            cum += (double)((k + 1) * R < n1 ? R : n1 - k * R) * (double)(sym ? n1 - k * R : n2);
+        }
+        if (k > 0 && target - prev < cum - target) k--; /* the nearer panel boundary */
+        bound[e] = k;
+    }
+    *r0 = bound[0] * R < n1 ? bound[0] * R : n1;
+    *r1 = bound[1] * R < n1 ? bound[1] * R : n1;
+    if (*r1 < *r0) *r1 = *r0;
+}
+
+/* Transpose-copy: dst[i * ldd + k] = src[k * lds + i] for k < kc, i < nr (es-byte elements), 64 x 64 blocks. */
+static void tcopy(char *dst, int64_t ldd, const char *src, int64_t lds, int64_t kc, int64_t nr, size_t es) {
+    for (int64_t i0 = 0; i0 < nr; i0 += 64)
+        for (int64_t k0 = 0; k0 < kc; k0 += 64) {
+            int64_t ie = i0 + 64 < nr ? i0 + 64 : nr, ke = k0 + 64 < kc ? k0 + 64 : kc;
+            for (int64_t i = i0; i < ie; i++)
+                for (int64_t k = k0; k < ke; k++)
+                    memcpy(dst + es * (size_t)(i * ldd + k), src + es * (size_t)(k * lds + i), es);
+        }
+}
+
+/* Symmetric case: entry (i, j), j < r0, is the mirrored tile entry (j, i) that the rank owning row j computed and
+ * holds in its block (row j, column i >= its r1 > j). Rank s sends to every later rank t its block's columns
+ * [r0_t, r1_t) in chunks of rows; t transposes them into its columns [r0_s, r1_s). Order: each rank first receives
+ * from ranks 0, 1, ..., me - 1, then sends to me + 1, ..., P - 1 (blocking; deadlock-free). */
+static nl_status exchange(const nl_kernel_cfg *cfg, int64_t n1, nl_dtype dt, void *outs[2], int64_t ld) {
+    const int P = nl_dist_size(), me = nl_dist_rank();
+    const size_t es = nl_dtype_size(dt);
+    int64_t a, b, maxr = 0;
+    for (int q = 0; q < P; q++) {
+        nl_kernel_row_split(cfg, n1, n1, 1, P, q, &a, &b);
+        if (b - a > maxr) maxr = b - a;
+    }
+    int64_t r0, r1;
+    nl_kernel_row_split(cfg, n1, n1, 1, P, me, &r0, &r1);
+    const int64_t nr = r1 - r0;
+    if (maxr == 0) return NL_OK;
+    int64_t c = ((int64_t)1 << 23) / maxr; /* chunk: at most 8M elements (64 MB in f64) */
+    if (c < 1) c = 1;
+    char *buf = malloc(es * (size_t)(c * maxr));
+    nl_status st = nl_dist_agree(buf ? NL_OK : nl_set_error(NL_ENOMEM, "kernel_matrix_dist: out of memory for a %lld x %lld exchange buffer", (long long)c, (long long)maxr));
+    if (st) { free(buf); return st; }
+    for (int s = 0; s < me && !st; s++) {
+        nl_kernel_row_split(cfg, n1, n1, 1, P, s, &a, &b);
+        if (a == b || nr == 0) continue;
+        for (int o = 0; o < 2 && !st; o++) {
+            if (!outs[o]) continue;
+            for (int64_t k0 = a; k0 < b && !st; k0 += c) {
+                int64_t kc = b - k0 < c ? b - k0 : c;
+                if (!(st = nl_dist_recv(buf, es * (size_t)(kc * nr), s, 11)))
+                    tcopy((char *)outs[o] + es * (size_t)k0, ld, buf, nr, kc, nr, es);
+            }
+        }
+    }
+    for (int t = me + 1; t < P && !st; t++) {
+        nl_kernel_row_split(cfg, n1, n1, 1, P, t, &a, &b);
+        const int64_t nt = b - a;
+        if (nt == 0 || nr == 0) continue;
+        for (int o = 0; o < 2 && !st; o++) {
+            if (!outs[o]) continue;
+            for (int64_t k0 = 0; k0 < nr && !st; k0 += c) {
+                int64_t kc = nr - k0 < c ? nr - k0 : c;
+                for (int64_t k = 0; k < kc; k++)
+                    memcpy(buf + es * (size_t)(k * nt), (char *)outs[o] + es * (size_t)((k0 + k) * ld + a), es * (size_t)nt);
+                st = nl_dist_send(buf, es * (size_t)(kc * nt), t, 11);
+            }
+        }
+    }
+    free(buf);
+    return st;
+}
+
+nl_status nl_kernel_matrix_dist(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                                int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
+                                int64_t ld) {
+    const int P = nl_dist_size(), me = nl_dist_rank(), sym = x2 == NULL;
+    nl_status st = nl_kernel_cfg_check(cfg);
+    int64_t a = 0, b = 0;
+    if (!st && cfg) {
+        nl_kernel_row_split(cfg, n1, sym ? n1 : n2, sym, P, me, &a, &b);
+        if (a != r0 || b != r1)
+            st = nl_set_error(NL_EINVAL, "kernel_matrix_dist: rank %d got rows [%lld, %lld), nl_kernel_row_split gives [%lld, %lld)", me,
+                              (long long)r0, (long long)r1, (long long)a, (long long)b);
+    }
+    if (!st) st = nl_kernel_matrix_rows(cfg, x1, n1, x2, n2, d, r0, r1, which, out_dtype, nngp, ntk, ld, sym && P > 1);
+    if ((st = nl_dist_agree(st))) return st;
+    if (!sym || P == 1) return NL_OK;
+    void *outs[2] = {(which & NL_KERNEL_NNGP) ? nngp : NULL, (which & NL_KERNEL_NTK) ? ntk : NULL};
+    return nl_dist_agree(exchange(cfg, n1, out_dtype, outs, ld ? ld : n1));
+}
