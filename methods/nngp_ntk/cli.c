@@ -115,22 +115,20 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
         return nl_cli_usage_error(cmd, "--out FILE is required on %d MPI ranks (each rank writes its rows into it)", P);
 
     nl_csv a = {0}, b = {0};
-    if (nl_csv_read(xpath, &a, 0)) {
-        fprintf(stderr, "nnlab nngp-ntk: --x: %s\n", nl_last_error());
-        return NL_CLI_FAIL;
-    }
-    if (ypath && nl_csv_read(ypath, &b, 0)) {
-        fprintf(stderr, "nnlab nngp-ntk: --y: %s\n", nl_last_error());
-        nl_csv_free(&a);
-        return NL_CLI_FAIL;
+    /* on several ranks every rank reads the files; a failure on one (a node without the file) ends all of them
+     * (nl_dist_agree), instead of leaving the others in the first collective */
+    nl_status rs = nl_csv_read(xpath, &a, 0);
+    if (rs) fprintf(stderr, "nnlab nngp-ntk: --x: %s\n", nl_last_error());
+    if (!rs && ypath && (rs = nl_csv_read(ypath, &b, 0))) fprintf(stderr, "nnlab nngp-ntk: --y: %s\n", nl_last_error());
+    if (!rs && ypath && b.cols != a.cols) {
+        fprintf(stderr, "nnlab nngp-ntk: %s has %lld columns but %s has %lld: the points must have the same dimension\n",
+                xpath, (long long)a.cols, ypath, (long long)b.cols);
+        rs = NL_ESHAPE;
     }
     rc = NL_CLI_FAIL;
     double *K = NULL;
-    if (ypath && b.cols != a.cols) {
-        fprintf(stderr, "nnlab nngp-ntk: %s has %lld columns but %s has %lld: the points must have the same dimension\n",
-                xpath, (long long)a.cols, ypath, (long long)b.cols);
-        goto done;
-    }
+    if (P > 1) rs = nl_dist_agree(rs);
+    if (rs) goto done;
     int64_t n = a.rows, m = ypath ? b.rows : a.rows, r0 = 0, r1 = n; /* this rank's rows [r0, r1) */
     if (P > 1) nl_kernel_row_split(&cfg, n, m, !ypath, P, nl_dist_rank(), &r0, &r1);
     K = malloc(sizeof(double) * (size_t)((r1 - r0) * m + 1)); /* (r1 - r0, m) */
