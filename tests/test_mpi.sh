@@ -69,6 +69,10 @@ sys.exit(not (d[:8] == b"\x93NUMPY\x01\x00" and h % 64 == 0 and b"(600, 100)" in
 "$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --out "$T/k1s.npy" \
   && mpirun --oversubscribe --allow-run-as-root -np 3 "$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --out "$T/k3.npy" \
   && cmp "$T/k1s.npy" "$T/k3.npy" && ok "kernel ntk npy: 3 ranks == 1 process" || bad "kernel ntk on 3 ranks"
+for np_ in 2 3; do
+  mpirun --oversubscribe --allow-run-as-root -np $np_ "$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --split work --out "$T/k3w.npy" \
+    && cmp "$T/k1s.npy" "$T/k3w.npy" && ok "kernel ntk npy --split work: $np_ ranks == 1 process" || bad "kernel ntk --split work on $np_ ranks"
+done
 "$NNLAB" kernel nngp --x "$T/b.csv" --threads 1 --out "$T/s1.csv" && "${MPIRUN[@]}" "$NNLAB" kernel nngp --x "$T/b.csv" --threads 1 --out "$T/s2.csv" \
   && cmp "$T/s1.csv" "$T/s2.csv" && ok "kernel on 2 ranks, one panel (rank 1 empty)" || bad "kernel with an empty rank"
 # an input file that one rank cannot read: every rank stops (nl_dist_agree), no hang, exit non-zero

@@ -10,14 +10,15 @@ static int64_t panel_rows(const nl_kernel_cfg *cfg, int64_t n1) {
     return R > n1 ? (n1 > 0 ? n1 : 1) : R;
 }
 
-void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int sym, int P, int rank, int64_t *r0,
-                         int64_t *r1) {
+void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int sym, int by_work, int P, int rank,
+                         int64_t *r0, int64_t *r1) {
     *r0 = *r1 = 0;
     if (n1 <= 0 || P < 1 || rank < 0 || rank >= P) return;
     const int64_t R = panel_rows(cfg, n1), np = (n1 + R - 1) / R;
-    /* work of panel k: its rows times the columns its tiles span (sym: from the panel's first row on) */
+    /* weight of panel k: its rows (by_work: times the columns its tiles span; sym: from the panel's first row on) */
+#define PANEL_W(k) ((double)(((k) + 1) * R < n1 ? R : n1 - (k) * R) * (by_work ? (double)(sym ? n1 - (k) * R : n2) : 1.0))
     double W = 0;
-    for (int64_t k = 0; k < np; k++) W += (double)((k + 1) * R < n1 ? R : n1 - k * R) * (double)(sym ? n1 - k * R : n2);
+    for (int64_t k = 0; k < np; k++) W += PANEL_W(k);
     int64_t bound[2];
     for (int e = 0; e < 2; e++) {
         const int q = rank + e;
@@ -27,11 +28,12 @@ void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int s
         int64_t k = 0;
         for (; k < np && cum < target; k++) {
             prev = cum;
-            cum += (double)((k + 1) * R < n1 ? R : n1 - k * R) * (double)(sym ? n1 - k * R : n2);
+            cum += PANEL_W(k);
         }
         if (k > 0 && target - prev < cum - target) k--; /* the nearer panel boundary */
         bound[e] = k;
     }
+#undef PANEL_W
     *r0 = bound[0] * R < n1 ? bound[0] * R : n1;
     *r1 = bound[1] * R < n1 ? bound[1] * R : n1;
     if (*r1 < *r0) *r1 = *r0;
@@ -52,17 +54,13 @@ static void tcopy(char *dst, int64_t ldd, const char *src, int64_t lds, int64_t 
  * holds in its block (row j, column i >= its r1 > j). Rank s sends to every later rank t its block's columns
  * [r0_t, r1_t) in chunks of rows; t transposes them into its columns [r0_s, r1_s). Order: each rank first receives
  * from ranks 0, 1, ..., me - 1, then sends to me + 1, ..., P - 1 (blocking; deadlock-free). */
-static nl_status exchange(const nl_kernel_cfg *cfg, int64_t n1, nl_dtype dt, void *outs[2], int64_t ld) {
+static nl_status exchange(int64_t n1, const int64_t *bd, nl_dtype dt, void *outs[2], int64_t ld) {
     const int P = nl_dist_size(), me = nl_dist_rank();
     const size_t es = nl_dtype_size(dt);
     int64_t a, b, maxr = 0;
-    for (int q = 0; q < P; q++) {
-        nl_kernel_row_split(cfg, n1, n1, 1, P, q, &a, &b);
-        if (b - a > maxr) maxr = b - a;
-    }
-    int64_t r0, r1;
-    nl_kernel_row_split(cfg, n1, n1, 1, P, me, &r0, &r1);
-    const int64_t nr = r1 - r0;
+    for (int q = 0; q < P; q++)
+        if (bd[q + 1] - bd[q] > maxr) maxr = bd[q + 1] - bd[q];
+    const int64_t r0 = bd[me], r1 = bd[me + 1], nr = r1 - r0;
     if (maxr == 0) return NL_OK;
     int64_t c = ((int64_t)1 << 23) / maxr; /* chunk: at most 8M elements (64 MB in f64) */
     if (c < 1) c = 1;
@@ -70,7 +68,7 @@ static nl_status exchange(const nl_kernel_cfg *cfg, int64_t n1, nl_dtype dt, voi
     nl_status st = nl_dist_agree(buf ? NL_OK : nl_set_error(NL_ENOMEM, "kernel_matrix_dist: out of memory for a %lld x %lld exchange buffer", (long long)c, (long long)maxr));
     if (st) { free(buf); return st; }
     for (int s = 0; s < me && !st; s++) {
-        nl_kernel_row_split(cfg, n1, n1, 1, P, s, &a, &b);
+        a = bd[s]; b = bd[s + 1];
         if (a == b || nr == 0) continue;
         for (int o = 0; o < 2 && !st; o++) {
             if (!outs[o]) continue;
@@ -82,7 +80,7 @@ static nl_status exchange(const nl_kernel_cfg *cfg, int64_t n1, nl_dtype dt, voi
         }
     }
     for (int t = me + 1; t < P && !st; t++) {
-        nl_kernel_row_split(cfg, n1, n1, 1, P, t, &a, &b);
+        a = bd[t]; b = bd[t + 1];
         const int64_t nt = b - a;
         if (nt == 0 || nr == 0) continue;
         for (int o = 0; o < 2 && !st; o++) {
@@ -103,17 +101,30 @@ nl_status nl_kernel_matrix_dist(const nl_kernel_cfg *cfg, const double *x1, int6
                                 int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
                                 int64_t ld) {
     const int P = nl_dist_size(), me = nl_dist_rank(), sym = x2 == NULL;
-    nl_status st = nl_kernel_cfg_check(cfg);
-    int64_t a = 0, b = 0;
-    if (!st && cfg) {
-        nl_kernel_row_split(cfg, n1, sym ? n1 : n2, sym, P, me, &a, &b);
-        if (a != r0 || b != r1)
-            st = nl_set_error(NL_EINVAL, "kernel_matrix_dist: rank %d got rows [%lld, %lld), nl_kernel_row_split gives [%lld, %lld)", me,
-                              (long long)r0, (long long)r1, (long long)a, (long long)b);
+    /* every rank's block (exact: integers below 2^53 summed with zeros), checked to cover [0, n1) in rank order */
+    double *bdd = calloc((size_t)P + 1, sizeof(double));
+    int64_t *bd = calloc((size_t)P + 1, sizeof(int64_t)); /* (P + 1) block bounds */
+    nl_status st = bdd && bd ? NL_OK : nl_set_error(NL_ENOMEM, "kernel_matrix_dist: out of memory");
+    if (!st) {
+        bdd[me + 1] = (double)r1;
+        if (me == 0) bdd[0] = (double)r0;
+        st = nl_dist_allreduce_f64(bdd, P + 1);
     }
+    for (int q = 0; q <= P && !st; q++) {
+        bd[q] = (int64_t)bdd[q];
+        if ((q == 0 && bd[0] != 0) || (q > 0 && bd[q] < bd[q - 1]) || (q == P && bd[P] != n1))
+            st = nl_set_error(NL_EINVAL, "kernel_matrix_dist: the ranks' row blocks do not cover rows [0, %lld) in rank order (rank %d ends at %lld)",
+                              (long long)n1, q - 1, (long long)bd[q]);
+    }
+    if (!st && r0 != bd[me]) /* contiguous: my block starts where the previous rank's ends */
+        st = nl_set_error(NL_EINVAL, "kernel_matrix_dist: rank %d starts at row %lld, rank %d ends at %lld", me, (long long)r0,
+                          me - 1, (long long)bd[me]);
     if (!st) st = nl_kernel_matrix_rows(cfg, x1, n1, x2, n2, d, r0, r1, which, out_dtype, nngp, ntk, ld, sym && P > 1);
-    if ((st = nl_dist_agree(st))) return st;
-    if (!sym || P == 1) return NL_OK;
-    void *outs[2] = {(which & NL_KERNEL_NNGP) ? nngp : NULL, (which & NL_KERNEL_NTK) ? ntk : NULL};
-    return nl_dist_agree(exchange(cfg, n1, out_dtype, outs, ld ? ld : n1));
+    if (!(st = nl_dist_agree(st)) && sym && P > 1) {
+        void *outs[2] = {(which & NL_KERNEL_NNGP) ? nngp : NULL, (which & NL_KERNEL_NTK) ? ntk : NULL};
+        st = nl_dist_agree(exchange(n1, bd, out_dtype, outs, ld ? ld : n1));
+    }
+    free(bdd);
+    free(bd);
+    return st;
 }

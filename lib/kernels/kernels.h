@@ -119,17 +119,20 @@ nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n
 nl_status nl_kernel_matrix_rows(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
                                 int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
                                 int64_t ld, int upper_only);
-/* This rank's row block [*r0, *r1) of an n1 x n2 matrix (sym: n2 = n1, only the upper tiles count) split over P
- * ranks: contiguous whole row panels (cfg->tile_rows), balanced by the panels' tile work; empty when P exceeds
- * the panels. */
-void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int sym, int P, int rank, int64_t *r0,
-                         int64_t *r1);
+/* This rank's row block [*r0, *r1) of an n1 x n2 matrix (sym: n2 = n1) split over P ranks: contiguous whole row
+ * panels (cfg->tile_rows), in rank order, empty when P exceeds the panels. by_work = 0: about n1 / P rows each
+ * (memory n1 n2 / P per rank); symmetric, the upper tiles of the first rows are the longest, so rank 0 computes up
+ * to 2 - 1/P times the mean. by_work = 1: balanced by the panels' tile work (sym: rows times columns from the panel
+ * on); the last of P ranks then holds about n1 / sqrt(P) rows. */
+void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int sym, int by_work, int P, int rank,
+                         int64_t *r0, int64_t *r1);
 /* Collective over the MPI ranks (nnlab/dist.h; one process: nl_kernel_matrix_rows of all rows): each rank computes
- * its rows [r0, r1) (which must be nl_kernel_row_split's for nl_dist_size() ranks) of the matrix, holding only them,
- * bitwise equal to nl_kernel_matrix's rows. Symmetric: the rank computes the upper tiles of its panels only (so P
- * blocks cost the symmetric N^2 / 2 together) and receives the entries left of its block from the ranks above it
- * (rank s sends (r1_s - r0_s) x (r1 - r0) entries; chunks of at most 8M elements; blocking, in rank order). An error
- * on any rank is returned on every rank (nl_dist_agree). docs/distributed.md "Sharded kernel matrices". */
+ * its rows [r0, r1) of the matrix, holding only them, bitwise equal to nl_kernel_matrix's rows. The blocks must
+ * cover [0, n1) in rank order (e.g. nl_kernel_row_split's; checked). Symmetric: the rank computes the upper tiles of
+ * its panels only (so the P blocks cost the symmetric N^2 / 2 together) and receives the entries left of its block
+ * from the ranks before it (rank s sends (r1_s - r0_s) x (r1 - r0) entries; chunks of at most 8M elements;
+ * blocking, each rank receiving from 0, 1, ... then sending). An error on any rank is returned on every rank
+ * (nl_dist_agree). docs/distributed.md "Sharded kernel matrices". */
 nl_status nl_kernel_matrix_dist(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
                                 int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
                                 int64_t ld);

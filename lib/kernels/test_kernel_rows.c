@@ -82,18 +82,18 @@ static void test_split_and_dist(void) {
     NLT_OK(nl_kernel_matrix(&c, X, n, NULL, n, d, NL_KERNEL_NTK, NL_F64, NULL, F, 0));
     memset(B, 0, sizeof(double) * (size_t)(n * n));
     int64_t r0, r1;
-    nl_kernel_row_split(&c, n, n, 1, 1, 0, &r0, &r1);
+    nl_kernel_row_split(&c, n, n, 1, 0, 1, 0, &r0, &r1);
     NLT_CHECK(r0 == 0 && r1 == n, "one rank: rows [%lld, %lld)", (long long)r0, (long long)r1);
     NLT_OK(nl_kernel_matrix_dist(&c, X, n, NULL, n, d, r0, r1, NL_KERNEL_NTK, NL_F64, NULL, B, 0));
     NLT_CHECK(!memcmp(B, F, sizeof(double) * (size_t)(n * n)), "nl_kernel_matrix_dist (1 process) != nl_kernel_matrix");
     NLT_CHECK(nl_kernel_matrix_dist(&c, X, n, NULL, n, d, 0, n - 1, NL_KERNEL_NTK, NL_F64, NULL, B, 0) == NL_EINVAL,
-              "rows that are not the split's are refused");
+              "blocks that do not cover the rows are refused");
     /* splits: contiguous, whole panels of 256 (3 panels here), balanced, empty ranks when P > panels */
-    for (int sym = 0; sym < 2; sym++)
+    for (int sym = 0; sym < 4; sym++)
         for (int P = 1; P <= 6; P++) {
             int64_t prev = 0;
             for (int q = 0; q < P; q++) {
-                nl_kernel_row_split(&c, n, sym ? n : 300, sym, P, q, &r0, &r1);
+                nl_kernel_row_split(&c, n, sym & 1 ? n : 300, sym & 1, sym >> 1, P, q, &r0, &r1);
                 NLT_CHECK(r0 == prev && r1 >= r0 && (r0 % 256 == 0 || r0 == n), "P %d rank %d: [%lld, %lld) after %lld", P, q,
                           (long long)r0, (long long)r1, (long long)prev);
                 prev = r1;
@@ -102,12 +102,15 @@ static void test_split_and_dist(void) {
             }
             NLT_CHECK(prev == n, "P %d: the blocks end at %lld, not %lld", P, (long long)prev, (long long)n);
         }
-    /* balance, symmetric, 64 panels of 16 rows over 4 ranks: each rank's upper-tile work within one panel of W / 4 */
+    /* balance, symmetric, 64 panels of 16 rows over 4 ranks: by rows, 256 rows each; by work, each rank's
+     * upper-tile work within one panel of W / 4 */
     c.tile_rows = 16;
     const int64_t N = 1024;
     double W = (double)N * (double)(N + 16) / 2, panel = 16.0 * N;
     for (int q = 0; q < 4; q++) {
-        nl_kernel_row_split(&c, N, N, 1, 4, q, &r0, &r1);
+        nl_kernel_row_split(&c, N, N, 1, 0, 4, q, &r0, &r1);
+        NLT_CHECK(r0 == 256 * q && r1 == 256 * (q + 1), "by rows: rank %d of 4 has [%lld, %lld)", q, (long long)r0, (long long)r1);
+        nl_kernel_row_split(&c, N, N, 1, 1, 4, q, &r0, &r1);
         double w = 0;
         for (int64_t i = r0; i < r1; i += 16) w += 16.0 * (double)(N - i);
         NLT_CHECK(fabs(w - W / 4) <= panel, "rank %d of 4: work %.0f vs %.0f (panel %.0f)", q, w, W / 4, panel);

@@ -42,6 +42,8 @@ static void help_kernel(FILE *f) {
             "\n"
             "Under mpirun (an -DNL_MPI=ON build, docs/distributed.md) each rank computes and holds a block of rows and\n"
             "writes it into the one --out FILE (required) with MPI-IO; the file is byte for byte the 1-process one.\n"
+            "  --split S          rows (default: ~N/P rows, N^2/P memory per rank) or work (equal compute for a\n"
+            "                     symmetric matrix; the last rank then holds ~N/sqrt(P) rows)\n"
             "\n"
             "Exit status: 0 success, 1 bad input file or computation error, 2 bad command line.\n"
             "\n"
@@ -50,7 +52,7 @@ static void help_kernel(FILE *f) {
 
 int nl_nngp_ntk_cli(int argc, char **argv) {
     const char *cmd = "nngp-ntk";
-    const char *xpath = NULL, *ypath = NULL, *act = "relu", *param = "ntk", *quad = "polar", *out = "-", *format = NULL;
+    const char *xpath = NULL, *ypath = NULL, *act = "relu", *param = "ntk", *quad = "polar", *out = "-", *format = NULL, *split = "rows";
     int64_t depth = 1, width = 0, deg = 25, threads = 0;
     double sw = 1.0, sb = 0.0, sw_out = -1.0, sb_out = -1.0;
     nl_cli_opt opts[] = {
@@ -69,6 +71,7 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
         {"--out", NL_OPT_STR, &out, 0, 0, 0, 0, "FILE"},
         {"--threads", NL_OPT_INT, &threads, 1, 4096, 0, 0, "T"},
         {"--format", NL_OPT_STR, &format, 0, 0, 0, 0, "csv|npy"},
+        {"--split", NL_OPT_STR, &split, 0, 0, 0, 0, "rows|work"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char *pos[1];
@@ -110,6 +113,7 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
     size_t ol = strlen(out);
     if (!format) format = ol >= 4 && !strcmp(out + ol - 4, ".npy") ? "npy" : "csv";
     if (strcmp(format, "csv") && strcmp(format, "npy")) return nl_cli_usage_error(cmd, "--format: '%s' is not csv or npy", format);
+    if (strcmp(split, "rows") && strcmp(split, "work")) return nl_cli_usage_error(cmd, "--split: '%s' is not rows or work", split);
     const int npy = !strcmp(format, "npy"), P = nl_dist_size();
     if (P > 1 && !strcmp(out, "-"))
         return nl_cli_usage_error(cmd, "--out FILE is required on %d MPI ranks (each rank writes its rows into it)", P);
@@ -130,7 +134,7 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
     if (P > 1) rs = nl_dist_agree(rs);
     if (rs) goto done;
     int64_t n = a.rows, m = ypath ? b.rows : a.rows, r0 = 0, r1 = n; /* this rank's rows [r0, r1) */
-    if (P > 1) nl_kernel_row_split(&cfg, n, m, !ypath, P, nl_dist_rank(), &r0, &r1);
+    if (P > 1) nl_kernel_row_split(&cfg, n, m, !ypath, !strcmp(split, "work"), P, nl_dist_rank(), &r0, &r1);
     K = malloc(sizeof(double) * (size_t)((r1 - r0) * m + 1)); /* (r1 - r0, m) */
     nl_status s = K ? NL_OK : nl_set_error(NL_ENOMEM, "out of memory for a %lld x %lld block", (long long)(r1 - r0), (long long)m);
     if (P > 1) {
