@@ -130,7 +130,8 @@ void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int s
  * its rows [r0, r1) of the matrix, holding only them, bitwise equal to nl_kernel_matrix's rows. The blocks must
  * cover [0, n1) in rank order (e.g. nl_kernel_row_split's; checked). Symmetric: the rank computes the upper tiles of
  * its panels only (so the P blocks cost the symmetric N^2 / 2 together) and receives the entries left of its block
- * from the ranks before it (rank s sends (r1_s - r0_s) x (r1 - r0) entries; chunks of at most 8M elements;
+ * from the ranks before it (rank s sends (r1_s - r0_s) x (r1 - r0) entries; chunks of at most 1M elements
+ * (or one row);
  * blocking, each rank receiving from 0, 1, ... then sending). An error on any rank is returned on every rank
  * (nl_dist_agree). docs/distributed.md "Sharded kernel matrices". */
 nl_status nl_kernel_matrix_dist(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "nnlab/cli.h"
 #include "nnlab/base.h"
 #include "nnlab/data.h"
@@ -44,6 +45,8 @@ static void help_kernel(FILE *f) {
             "writes it into the one --out FILE (required) with MPI-IO; the file is byte for byte the 1-process one.\n"
             "  --split S          rows (default: ~N/P rows, N^2/P memory per rank) or work (equal compute for a\n"
             "                     symmetric matrix; the last rank then holds ~N/sqrt(P) rows)\n"
+            "  --timing           print each rank's CPU and wall seconds of reading, computing (with the exchange\n"
+            "                     between ranks) and writing on stderr\n"
             "\n"
             "Exit status: 0 success, 1 bad input file or computation error, 2 bad command line.\n"
             "\n"
@@ -54,6 +57,7 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
     const char *cmd = "nngp-ntk";
     const char *xpath = NULL, *ypath = NULL, *act = "relu", *param = "ntk", *quad = "polar", *out = "-", *format = NULL, *split = "rows";
     int64_t depth = 1, width = 0, deg = 25, threads = 0;
+    int timing = 0;
     double sw = 1.0, sb = 0.0, sw_out = -1.0, sb_out = -1.0;
     nl_cli_opt opts[] = {
         {"--x", NL_OPT_STR, &xpath, 0, 0, 0, 0, "FILE"},
@@ -72,6 +76,7 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
         {"--threads", NL_OPT_INT, &threads, 1, 4096, 0, 0, "T"},
         {"--format", NL_OPT_STR, &format, 0, 0, 0, 0, "csv|npy"},
         {"--split", NL_OPT_STR, &split, 0, 0, 0, 0, "rows|work"},
+        {"--timing", NL_OPT_FLAG, &timing, 0, 0, 0, 0, NULL},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char *pos[1];
@@ -118,6 +123,8 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
     if (P > 1 && !strcmp(out, "-"))
         return nl_cli_usage_error(cmd, "--out FILE is required on %d MPI ranks (each rank writes its rows into it)", P);
 
+    double tw[4], tc[4]; /* wall / CPU at: start, inputs read, matrix computed, file written */
+    tw[0] = nl_time(); tc[0] = (double)clock() / CLOCKS_PER_SEC;
     nl_csv a = {0}, b = {0};
     /* on several ranks every rank reads the files; a failure on one (a node without the file) ends all of them
      * (nl_dist_agree), instead of leaving the others in the first collective */
@@ -133,6 +140,7 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
     double *K = NULL;
     if (P > 1) rs = nl_dist_agree(rs);
     if (rs) goto done;
+    tw[1] = nl_time(); tc[1] = (double)clock() / CLOCKS_PER_SEC;
     int64_t n = a.rows, m = ypath ? b.rows : a.rows, r0 = 0, r1 = n; /* this rank's rows [r0, r1) */
     if (P > 1) nl_kernel_row_split(&cfg, n, m, !ypath, !strcmp(split, "work"), P, nl_dist_rank(), &r0, &r1);
     K = malloc(sizeof(double) * (size_t)((r1 - r0) * m + 1)); /* (r1 - r0, m) */
@@ -144,6 +152,7 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
     } else if (!s)
         s = nl_kernel_matrix(&cfg, a.data, n, ypath ? b.data : NULL, m, a.cols, which, NL_F64,
                              which == NL_KERNEL_NNGP ? K : NULL, which == NL_KERNEL_NTK ? K : NULL, 0);
+    tw[2] = nl_time(); tc[2] = (double)clock() / CLOCKS_PER_SEC;
     for (int64_t k = 0; !s && k < (r1 - r0) * m; k++)
         if (!isfinite(K[k]))
             s = nl_set_error(NL_ENONFINITE, "entry (%lld, %lld) is not finite (%g): inputs or hyperparameters too large",
@@ -166,6 +175,11 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
             goto done;
         }
     }
+    tw[3] = nl_time(); tc[3] = (double)clock() / CLOCKS_PER_SEC;
+    if (timing)
+        fprintf(stderr, "nnlab nngp-ntk: rank %d of %d, rows [%lld, %lld): CPU s read %.3f compute %.3f write %.3f; wall s %.3f %.3f %.3f\n",
+                nl_dist_rank(), P, (long long)r0, (long long)r1, tc[1] - tc[0], tc[2] - tc[1], tc[3] - tc[2], tw[1] - tw[0],
+                tw[2] - tw[1], tw[3] - tw[2]);
     rc = NL_CLI_OK;
 done:
     free(K);

@@ -19,7 +19,7 @@ int nl_nngp_ntk_cli(int argc, char **argv);   /* `nnlab ...` with the arguments 
  * otherwise atomic, nl_atomic_open). write_rows (collective over the MPI ranks): this rank's rows [r0, r1) of the
  * n x m matrix, K (r1 - r0, m), written at their offsets of one file by MPI-IO (nl_dist_file): .npy (npy = 1:
  * fixed offsets after the header) or CSV byte for byte as nl_csv_write prints it (each rank's byte count, its
- * offset by an exclusive prefix sum, chunks of ~32 MB by MPI_File_write_at_all). */
+ * offset by an exclusive prefix sum, chunks of ~8 MB by MPI_File_write_at_all). */
 nl_status nl_nngp_ntk_write_npy(const char *path, int64_t n, int64_t m, const double *K);
 nl_status nl_nngp_ntk_write_rows(const char *path, int npy, int64_t n, int64_t m, int64_t r0, int64_t r1,
                                  const double *K);
