@@ -79,6 +79,9 @@ done
 timeout 60 "${MPIRUN[@]}" bash -c 'f="$1"; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && f="$1.missing"; exec "$2" kernel ntk --x "$f" --out "$3"' _ "$T/b.csv" "$NNLAB" "$T/k5.npy" >"$T/k5.out" 2>&1
 krc=$?; [ $krc -ne 0 ] && [ $krc -ne 124 ] && [ ! -e "$T/k5.npy" ] && grep -q "cannot open" "$T/k5.out" \
   && ok "kernel: a file missing on rank 1 ends both ranks (exit $krc)" || { cat "$T/k5.out"; bad "kernel with a file missing on one rank (exit $krc)"; }
+timeout 60 "${MPIRUN[@]}" "$NNLAB" kernel ntk --x "$T/b.csv" --out "$T/no/such/dir/K.npy" >"$T/k6.out" 2>&1
+krc=$?; [ $krc -ne 0 ] && [ $krc -ne 124 ] && grep -q "MPI_File_open" "$T/k6.out" \
+  && ok "kernel: an --out that cannot be created stops both ranks (exit $krc)" || { cat "$T/k6.out"; bad "kernel unwritable --out (exit $krc)"; }
 "${MPIRUN[@]}" "$NNLAB" kernel ntk --x "$T/b.csv" >"$T/k4.out" 2>&1 && bad "kernel on 2 ranks without --out should fail" \
   || { grep -q "out FILE is required on 2 MPI ranks" "$T/k4.out" && ok "kernel on 2 ranks without --out: clear error" || { cat "$T/k4.out"; bad "kernel --out message"; }; }
 # 4. a rank dying mid-run: a 2-rank `nnlab train` writing a checkpoint every 20 steps; once the first one exists, rank 1

@@ -269,12 +269,16 @@ nl_status nl_dist_file_open(nl_dist_file *f, const char *path) {
     if (!fh && !st) st = nl_set_error(NL_ENOMEM, "dist file: out of memory");
     if ((st = nl_dist_agree(st))) { free(fh); file_names_free(f); return st; }
     int rc = MPI_File_open(MPI_COMM_WORLD, f->tmp, MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, fh);
-    if (rc != MPI_SUCCESS) { /* collective: every rank sees the failure */
+    if (rc != MPI_SUCCESS) {
         char msg[MPI_MAX_ERROR_STRING];
         int len = 0;
         MPI_Error_string(rc, msg, &len);
+        st = nl_set_error(NL_EIO, "dist file: rank %d: MPI_File_open %s: %s", g_rank, f->tmp, msg);
+    }
+    if ((st = nl_dist_agree(st))) { /* the open may fail on some ranks only (a node that cannot create the file) */
+        if (rc == MPI_SUCCESS) MPI_File_close(fh);
         free(fh);
-        st = nl_set_error(NL_EIO, "dist file: MPI_File_open %s: %s", f->tmp, msg);
+        if (g_rank == 0) unlink(f->tmp);
         file_names_free(f);
         return st;
     }
