@@ -64,7 +64,7 @@ static nl_status exchange(int64_t n1, const int64_t *bd, nl_dtype dt, void *outs
     if (maxr == 0) return NL_OK;
     int64_t c = ((int64_t)1 << 20) / maxr; /* chunk: at most 1M elements (8 MB in f64) */
     if (c < 1) c = 1;
-    char *buf = malloc(es * (size_t)(c * maxr));
+    char *buf = malloc(es * (size_t)(c * maxr)); /* (c, maxr) elements: one chunk of rows of a block */
     nl_status st = nl_dist_agree(buf ? NL_OK : nl_set_error(NL_ENOMEM, "kernel_matrix_dist: out of memory for a %lld x %lld exchange buffer", (long long)c, (long long)maxr));
     if (st) { free(buf); return st; }
     for (int s = 0; s < me && !st; s++) {

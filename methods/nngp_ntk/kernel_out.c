@@ -63,7 +63,7 @@ nl_status nl_nngp_ntk_write_rows(const char *path, int npy, int64_t n, int64_t m
     const int64_t nr = r1 - r0;
     nl_status st = NL_OK;
     int64_t *rowlen = NULL; /* (nr) CSV bytes of each row */
-    char *buf = NULL;
+    char *buf = NULL; /* (cap + 48) bytes: one chunk of CSV text */
     int64_t cap = (int64_t)1 << 23, nch = 0, mine = 0; /* chunks of about 8 MB */
     if (npy) {
         if (!little_endian()) st = nl_set_error(NL_ESTATE, "kernel: .npy output is written on little-endian hosts only");
