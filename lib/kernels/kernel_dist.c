@@ -104,7 +104,7 @@ nl_status nl_kernel_matrix_dist(const nl_kernel_cfg *cfg, const double *x1, int6
     /* every rank's block (exact: integers below 2^53 summed with zeros), checked to cover [0, n1) in rank order */
     double *bdd = calloc((size_t)P + 1, sizeof(double));
     int64_t *bd = calloc((size_t)P + 1, sizeof(int64_t)); /* (P + 1) block bounds */
-    nl_status st = bdd && bd ? NL_OK : nl_set_error(NL_ENOMEM, "kernel_matrix_dist: out of memory");
+    nl_status st = nl_dist_agree(bdd && bd ? NL_OK : nl_set_error(NL_ENOMEM, "kernel_matrix_dist: out of memory"));
     if (!st) {
         bdd[me + 1] = (double)r1;
         if (me == 0) bdd[0] = (double)r0;
