@@ -3,7 +3,9 @@
 #  1. data-parallel training: 2 ranks == 1 process with the same global batch (loss per step over 50 steps and the
 #     final checkpoint within 1e-5 relative), a batch the rank count does not divide is refused;
 #  2. `nnlab train` under 2 ranks: rank 0 alone writes the checkpoint, equal to the 1-process one within 1e-5;
-#  3. `nnlab kernel nngp|ntk` (symmetric and cross) sharded over 2 ranks: the bitwise same CSV as 1 process.
+#  3. `nnlab kernel nngp|ntk` (symmetric and cross; CSV and .npy) over 2 and 3 ranks, each rank its rows, one file
+#     written by MPI-IO: byte for byte the 1-process file;
+#  4. a rank killed mid-run (SIGKILL): mpirun exits non-zero naming it, the last checkpoint resumes in 1 process.
 # usage: test_mpi.sh NNLAB MPI_TRAIN_CHECK
 set -uo pipefail
 NNLAB="$1"; CHECK="$2"
@@ -45,15 +47,75 @@ else
   echo "skip nnlab train (no dataset?): $(tail -1 "$T/c1.out")"
 fi
 
-# 3. sharded kernel matrices: 600 points (3 row panels of 256), bitwise equal CSVs
+# 3. sharded kernel matrices (row blocks per rank, one file by MPI-IO): 600 points (3 row panels of 256), CSV and
+# .npy, symmetric (upper tiles + exchange) and against 100 other points; 2 and 3 ranks; 100 points on 2 ranks (one
+# panel: rank 1 holds no row). Every file must be byte for byte the 1-process file.
 awk 'BEGIN { srand(5); for (i = 0; i < 600; i++) { s = ""; for (k = 0; k < 8; k++) s = s (k ? "," : "") sprintf("%.6f", rand() * 2 - 1); print s } }' >"$T/a.csv"
 head -100 "$T/a.csv" >"$T/b.csv"
 for k in ntk nngp; do
   for y in "" "--y $T/b.csv"; do
-    # shellcheck disable=SC2086
-    "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k1.csv" \
-      && "${MPIRUN[@]}" "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k2.csv" \
-      && cmp -s "$T/k1.csv" "$T/k2.csv" && ok "kernel $k ${y:+(cross) }2 ranks bitwise == 1 process" || bad "kernel $k $y"
+    for f in csv npy; do
+      # shellcheck disable=SC2086
+      "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k1.$f" \
+        && "${MPIRUN[@]}" "$NNLAB" kernel $k --depth 2 --sb 0.1 --x "$T/a.csv" $y --threads 1 --out "$T/k2.$f" \
+        && cmp "$T/k1.$f" "$T/k2.$f" && ok "kernel $k ${y:+(cross) }$f: 2 ranks byte for byte == 1 process" || bad "kernel $k $y $f"
+    done
   done
 done
+python3 -c 'import sys
+d = open(sys.argv[1], "rb").read(); h = 10 + d[8] + 256 * d[9]
+sys.exit(not (d[:8] == b"\x93NUMPY\x01\x00" and h % 64 == 0 and b"(600, 100)" in d[:h] and len(d) == h + 600 * 100 * 8))' "$T/k2.npy" \
+  && ok "the 2-rank .npy (cross): header and size of a (600, 100) float64 array" || bad "npy header / size"
+"$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --out "$T/k1s.npy" \
+  && mpirun --oversubscribe --allow-run-as-root -np 3 "$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --out "$T/k3.npy" \
+  && cmp "$T/k1s.npy" "$T/k3.npy" && ok "kernel ntk npy: 3 ranks == 1 process" || bad "kernel ntk on 3 ranks"
+for np_ in 2 3; do
+  mpirun --oversubscribe --allow-run-as-root -np $np_ "$NNLAB" kernel ntk --depth 2 --sb 0.1 --x "$T/a.csv" --threads 1 --split work --out "$T/k3w.npy" \
+    && cmp "$T/k1s.npy" "$T/k3w.npy" && ok "kernel ntk npy --split work: $np_ ranks == 1 process" || bad "kernel ntk --split work on $np_ ranks"
+done
+"$NNLAB" kernel nngp --x "$T/b.csv" --threads 1 --out "$T/s1.csv" && "${MPIRUN[@]}" "$NNLAB" kernel nngp --x "$T/b.csv" --threads 1 --out "$T/s2.csv" \
+  && cmp "$T/s1.csv" "$T/s2.csv" && ok "kernel on 2 ranks, one panel (rank 1 empty)" || bad "kernel with an empty rank"
+# an input file that one rank cannot read: every rank stops (nl_dist_agree), no hang, exit non-zero
+timeout 60 "${MPIRUN[@]}" bash -c 'f="$1"; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && f="$1.missing"; exec "$2" kernel ntk --x "$f" --out "$3"' _ "$T/b.csv" "$NNLAB" "$T/k5.npy" >"$T/k5.out" 2>&1
+krc=$?; [ $krc -ne 0 ] && [ $krc -ne 124 ] && [ ! -e "$T/k5.npy" ] && grep -q "cannot open" "$T/k5.out" \
+  && ok "kernel: a file missing on rank 1 ends both ranks (exit $krc)" || { cat "$T/k5.out"; bad "kernel with a file missing on one rank (exit $krc)"; }
+timeout 60 "${MPIRUN[@]}" "$NNLAB" kernel ntk --x "$T/b.csv" --out "$T/no/such/dir/K.npy" >"$T/k6.out" 2>&1
+krc=$?; [ $krc -ne 0 ] && [ $krc -ne 124 ] && grep -q "MPI_File_open" "$T/k6.out" \
+  && ok "kernel: an --out that cannot be created stops both ranks (exit $krc)" || { cat "$T/k6.out"; bad "kernel unwritable --out (exit $krc)"; }
+"${MPIRUN[@]}" "$NNLAB" kernel ntk --x "$T/b.csv" >"$T/k4.out" 2>&1 && bad "kernel on 2 ranks without --out should fail" \
+  || { grep -q "out FILE is required on 2 MPI ranks" "$T/k4.out" && ok "kernel on 2 ranks without --out: clear error" || { cat "$T/k4.out"; bad "kernel --out message"; }; }
+# 4. a rank dying mid-run: a 2-rank `nnlab train` writing a checkpoint every 20 steps; once the first one exists, rank 1
+# (found by its OMPI_COMM_WORLD_RANK among mpirun's children) gets SIGKILL. mpirun must exit non-zero saying which
+# rank died (within the 120 s guard: no hang), the last checkpoint must be whole (it resumes in 1 process), and the
+# resumed run must end on the weights of an uninterrupted 1-process run (SGD: within 1e-5, as in 2.).
+KR=(train mlp --hidden 64 --limit 2000 --batch 64 --threads 1 --optim sgd)
+if [ -d "${NL_DATA_DIR:-/usr/share/datasets/fashion-mnist}" ]; then
+  mkdir -p "$T/kill"
+  timeout 120 "${MPIRUN[@]}" "$NNLAB" "${KR[@]}" --steps 100000 --save "$T/kill/ck.st" --save-every 20 >"$T/kill/out" 2>&1 &
+  MP=$!
+  for _ in $(seq 1 600); do [ -f "$T/kill/ck.st" ] && break; sleep 0.05; done
+  R1=""
+  for p in $(pgrep -P "$(pgrep -P $MP -x mpirun || echo $MP)"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && R1=$p
+  done
+  if [ -f "$T/kill/ck.st" ] && [ -n "$R1" ]; then
+    kill -9 "$R1"
+    wait $MP; krc=$?
+    if [ $krc -ne 0 ] && [ $krc -ne 124 ] && grep -q "rank 1 .*exited on signal 9" "$T/kill/out"; then
+      ok "rank 1 killed: mpirun exits $krc, naming the dead rank"
+    else
+      tail -5 "$T/kill/out"; bad "rank 1 killed: mpirun exit $krc (124 = hung), message"
+    fi
+    "$NNLAB" "${KR[@]}" --steps 200 --resume "$T/kill/ck.st" --save "$T/kill/r.st" >"$T/kill/r.out" 2>&1 \
+      && grep -q "resumed from .* at step [1-9]" "$T/kill/r.out" && "$NNLAB" "${KR[@]}" --steps 200 --save "$T/kill/u.st" >/dev/null 2>&1 \
+      && "$CHECK" cmpckpt "$T/kill/u.st" "$T/kill/r.st" \
+      && ok "the last checkpoint is whole: $(head -1 "$T/kill/r.out"), resumed on 1 process == uninterrupted" \
+      || { tail -3 "$T/kill/r.out"; bad "resume after the killed run"; }
+  else
+    kill "$MP" 2>/dev/null; wait $MP
+    bad "killed rank: no checkpoint ($(ls "$T/kill")) or no rank-1 pid"
+  fi
+else
+  echo "skip killed-rank test (no Fashion-MNIST)"
+fi
 exit $fail

@@ -44,6 +44,30 @@ nl_status nl_dist_barrier(void);
 nl_status nl_dist_send(const void *buf, size_t n, int dst, int tag);
 nl_status nl_dist_recv(void *buf, size_t n, int src, int tag);
 
+/* Collective agreement on an error: every rank passes its status; all get NL_OK when all passed NL_OK, else an
+ * error (a failed rank keeps its own message; the others get "dist: rank R failed"). Use before a collective
+ * that a failed rank would skip. Without MPI: returns st. */
+nl_status nl_dist_agree(nl_status st);
+/* *v <- its maximum over the ranks (exact). */
+nl_status nl_dist_max_i64(int64_t *v);
+/* *before <- sum of v over the ranks below this one (0 on rank 0), *total <- over all ranks (exact; either may be
+ * NULL). */
+nl_status nl_dist_exscan_i64(int64_t v, int64_t *before, int64_t *total);
+
+/* One output file written by every rank at its own offsets (MPI-IO; without MPI: pwrite on one process). open and
+ * close are collective: open removes a stale PATH.mpiio.tmp and opens it on every rank; close closes it, agrees on
+ * errors, and rank 0 renames it to PATH (the file appears whole or not at all; on error the temp file is
+ * removed). write_at_all is collective (MPI_File_write_at_all; every rank calls it the same number of times, n may
+ * be 0 and exceed INT_MAX). An error on one rank is reported on every rank. */
+typedef struct nl_dist_file {
+    void *fh;    /* MPI_File (MPI) or the fd + 1 (without) */
+    char *path, *tmp;
+    int failed, mpi; /* mpi: opened with MPI-IO (else pwrite: no MPI, or MPI not initialised) */
+} nl_dist_file;
+nl_status nl_dist_file_open(nl_dist_file *f, const char *path);
+nl_status nl_dist_file_write_at_all(nl_dist_file *f, int64_t off, const void *buf, size_t n);
+nl_status nl_dist_file_close(nl_dist_file *f);
+
 /* Whether nl_kernel_matrix splits its tiles over the ranks (collective call, result complete on rank 0 only).
  * Off by default; `nnlab kernel` turns it on when run under mpirun with more than one rank. */
 void nl_dist_set_kernel_shard(int on);

@@ -50,6 +50,7 @@ typedef struct kjob {
     const double *x1, *x2, *q01;
     int64_t n1, n2, d, R, C, ld;
     int sym, want_s, want_t;
+    int64_t r0, r1, cmin; /* only entries (i, j) with r0 <= i < r1, j >= cmin are written, at (i - r0) * ld + j */
     nl_dtype dt;
     void *nngp, *ntk;
 } kjob;
@@ -59,7 +60,7 @@ typedef struct kjob {
  * (called outside any parallel region, multithreaded BLAS); otherwise the tile runs on the calling thread. */
 static void kernel_tile(const kjob *jb, int64_t i0, int64_t j0, double *Sb, double *Tb, int par) {
     const kplan *p = jb->p;
-    int64_t R = jb->R, C = jb->C, ld = jb->ld;
+    int64_t R = jb->R, C = jb->C, ld = jb->ld, r0 = jb->r0, r1 = jb->r1;
     int64_t rn = jb->n1 - i0 < R ? jb->n1 - i0 : R, cn = jb->n2 - j0 < C ? jb->n2 - j0 : C;
     int sym = jb->sym;
     nl_gemm(NL_F64, 0, 1, rn, cn, jb->d, 1.0 / (double)jb->d, jb->x1 + i0 * jb->d, jb->d, jb->x2 + j0 * jb->d, jb->d,
@@ -69,37 +70,61 @@ static void kernel_tile(const kjob *jb, int64_t i0, int64_t j0, double *Sb, doub
             int64_t gi = i0 + i;
             if (gi >= j0 && gi < j0 + cn) Sb[i * C + gi - j0] = jb->q01[gi]; /* diagonal = the chains' start */
         }
-    par = par && rn * cn * (p->L + 1) * elem_cost(p) > PAR_WORK;
+    /* A tile of a panel above the row block (sym) reaches the block only through its mirrored entries: the recursion
+     * runs on the columns that are rows of the block only (it is elementwise, so the bits do not change; the GEMM
+     * above stays the whole tile's, whose bits could depend on its shape). */
+    int64_t cl = 0, ch = cn;
+    if (i0 + rn <= r0) {
+        cl = r0 > j0 ? r0 - j0 : 0;
+        ch = r1 - j0 < cn ? r1 - j0 : cn;
+        if (ch < cl) ch = cl;
+    }
+    par = par && rn * (ch - cl) * (p->L + 1) * elem_cost(p) > PAR_WORK;
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < rn; i++) {
         int64_t gi = i0 + i;
-        int64_t jd = (sym && gi >= j0 && gi < j0 + cn) ? gi - j0 : -1;
-        double *S = Sb + i * C, *T = Tb ? Tb + i * C : NULL;
-        nl_krow_kernel(p, S, T, cn, jb->d1, gi, jb->d2, j0, jd);
+        int64_t jd = (sym && gi >= j0 + cl && gi < j0 + ch) ? gi - j0 - cl : -1;
+        double *S = Sb + i * C + cl, *T = Tb ? Tb + i * C + cl : NULL;
+        nl_krow_kernel(p, S, T, ch - cl, jb->d1, gi, jb->d2, j0 + cl, jd);
+        if (gi < r0 || gi >= r1) continue;
+        S -= cl;
+        T = T ? T - cl : NULL;
         int64_t js = sym ? (gi > j0 ? gi - j0 : 0) : 0;
         if (js < cn) {
-            if (jb->want_s) store_row(jb->nngp, jb->dt, gi * ld + j0 + js, S + js, cn - js);
-            if (jb->want_t) store_row(jb->ntk, jb->dt, gi * ld + j0 + js, T + js, cn - js);
+            if (jb->want_s) store_row(jb->nngp, jb->dt, (gi - r0) * ld + j0 + js, S + js, cn - js);
+            if (jb->want_t) store_row(jb->ntk, jb->dt, (gi - r0) * ld + j0 + js, T + js, cn - js);
         }
     }
     if (!sym) return;
     /* mirror the strictly upper entries of the tile, in 32 x 32 blocks */
 #pragma omp parallel for schedule(static) if (par && rn * cn > PAR_WORK)
-    for (int64_t jb0 = 0; jb0 < cn; jb0 += 32) {
-        int64_t je = jb0 + 32 < cn ? jb0 + 32 : cn;
+    for (int64_t jb0 = cl; jb0 < ch; jb0 += 32) {
+        int64_t je = jb0 + 32 < ch ? jb0 + 32 : ch;
         for (int64_t ib = 0; ib < rn; ib += 32) {
             int64_t ie = ib + 32 < rn ? ib + 32 : rn;
             for (int64_t j = jb0; j < je; j++) {
                 int64_t gj = j0 + j;
+                if (gj < r0 || gj >= r1) continue;
                 for (int64_t i = ib; i < ie; i++) {
                     int64_t gi = i0 + i;
-                    if (gj <= gi) continue;
-                    if (jb->want_s) store_one(jb->nngp, jb->dt, gj * ld + gi, Sb[i * C + j]);
-                    if (jb->want_t) store_one(jb->ntk, jb->dt, gj * ld + gi, Tb[i * C + j]);
+                    if (gj <= gi || gi < jb->cmin) continue;
+                    if (jb->want_s) store_one(jb->nngp, jb->dt, (gj - r0) * ld + gi, Sb[i * C + j]);
+                    if (jb->want_t) store_one(jb->ntk, jb->dt, (gj - r0) * ld + gi, Tb[i * C + j]);
                 }
             }
         }
     }
+}
+
+/* Whether tile (i0, j0) writes an entry (i, j) with r0 <= i < r1, j >= cmin (see kernel_tile). */
+static int tile_hits(const kjob *jb, int64_t i0, int64_t j0) {
+    int64_t rn = jb->n1 - i0 < jb->R ? jb->n1 - i0 : jb->R, cn = jb->n2 - j0 < jb->C ? jb->n2 - j0 : jb->C;
+    int64_t a = i0 > jb->r0 ? i0 : jb->r0, b = i0 + rn < jb->r1 ? i0 + rn : jb->r1;
+    if (a < b && (!jb->sym || a < j0 + cn)) return 1; /* direct entries (sym: columns >= the row >= r0 >= cmin) */
+    if (!jb->sym) return 0;
+    int64_t lo = j0 > jb->r0 ? j0 : jb->r0, hi = j0 + cn < jb->r1 ? j0 + cn : jb->r1; /* mirrored rows */
+    int64_t c0 = i0 > jb->cmin ? i0 : jb->cmin, c1 = hi - 1 < i0 + rn ? hi - 1 : i0 + rn;
+    return lo < hi && c0 < c1;
 }
 
 /* ---- sharding over MPI ranks (nnlab/dist.h, docs/distributed.md) ----
@@ -168,8 +193,11 @@ static nl_status kernel_collect(const kjob *jb, const int64_t *tl, int64_t ntile
     return st;
 }
 
-nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
-                           int64_t d, int which, nl_dtype out_dtype, void *nngp, void *ntk, int64_t ld) {
+/* Rows [r0, r1) of the matrix (entries with j >= cmin) into outputs of (r1 - r0, ld); shard: the round-robin tiles
+ * of nl_dist_set_kernel_shard, gathered on rank 0 (r0 = 0, r1 = n1, cmin = 0 only). */
+static nl_status kernel_compute(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                                int64_t d, int which, nl_dtype out_dtype, void *nngp, void *ntk, int64_t ld, int64_t r0,
+                                int64_t r1, int64_t cmin, int shard_ok) {
     nl_status st = nl_kernel_cfg_check(cfg);
     if (st) return st;
     int sym = x2 == NULL;
@@ -189,7 +217,9 @@ nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n
     if (n1 > 0 && !x1) return nl_set_error(NL_EINVAL, "kernel_matrix: x1 is NULL");
     if (ld == 0) ld = n2;
     if (ld < n2) return nl_set_error(NL_EINVAL, "kernel_matrix: ld = %lld < n2 = %lld", (long long)ld, (long long)n2);
-    if (n1 == 0 || n2 == 0) return NL_OK;
+    if (r0 < 0 || r1 < r0 || r1 > n1)
+        return nl_set_error(NL_EINVAL, "kernel_matrix_rows: rows [%lld, %lld) outside [0, %lld)", (long long)r0, (long long)r1, (long long)n1);
+    if (n1 == 0 || n2 == 0 || r0 == r1) return NL_OK;
 
     kplan p;
     void *pmem = malloc(nl_kplan_bytes(cfg));
@@ -231,8 +261,14 @@ nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n
     int64_t k = 0;
     for (int64_t i0 = 0; i0 < n1; i0 += R)
         for (int64_t j0 = sym ? i0 : 0; j0 < n2; j0 += C) { tl[2 * k] = i0; tl[2 * k + 1] = j0; k++; }
-    kjob jb = {&p, &d1, &d2, x1, x2, q01, n1, n2, d, R, C, ld, sym, want_s, want_t, out_dtype, nngp, ntk};
-    const int shard = nl_dist_kernel_shard(), np_ = shard ? nl_dist_size() : 1, me = shard ? nl_dist_rank() : 0;
+    kjob jb = {&p, &d1, &d2, x1, x2, q01, n1, n2, d, R, C, ld, sym, want_s, want_t, r0, r1, cmin, out_dtype, nngp, ntk};
+    if (r0 > 0 || r1 < n1 || cmin > 0) { /* a row block: the tiles that write into it, whole (same bits) */
+        int64_t m = 0;
+        for (int64_t t = 0; t < ntiles; t++)
+            if (tile_hits(&jb, tl[2 * t], tl[2 * t + 1])) { tl[2 * m] = tl[2 * t]; tl[2 * m + 1] = tl[2 * t + 1]; m++; }
+        ntiles = m; /* `outer` stays the whole matrix's choice (same BLAS threading, same bits) */
+    }
+    const int shard = shard_ok && nl_dist_kernel_shard(), np_ = shard ? nl_dist_size() : 1, me = shard ? nl_dist_rank() : 0;
     if (shard) { /* this rank's tiles only: t % P == rank (round robin balances the shorter symmetric panels) */
         int64_t m = 0;
         for (int64_t t = me; t < ntiles; t += np_) { tl[2 * m] = tl[2 * t]; tl[2 * m + 1] = tl[2 * t + 1]; m++; }
@@ -263,6 +299,17 @@ done:
     free(d1.P);
     free(pmem);
     return st;
+}
+
+nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                           int64_t d, int which, nl_dtype out_dtype, void *nngp, void *ntk, int64_t ld) {
+    return kernel_compute(cfg, x1, n1, x2, n2, d, which, out_dtype, nngp, ntk, ld, 0, n1 > 0 ? n1 : 0, 0, 1);
+}
+
+nl_status nl_kernel_matrix_rows(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                                int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
+                                int64_t ld, int upper_only) {
+    return kernel_compute(cfg, x1, n1, x2, n2, d, which, out_dtype, nngp, ntk, ld, r0, r1, upper_only && !x2 ? r0 : 0, 0);
 }
 
 /* ======================================================================================================

@@ -107,6 +107,37 @@ const char *nl_kernel_act_name(nl_kernel_act act);
 nl_status nl_kernel_matrix(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
                            int64_t d, int which, nl_dtype out_dtype, void *nngp, void *ntk, int64_t ld);
 
+/* Rows [r0, r1) of the same matrix, bitwise equal to those rows of nl_kernel_matrix's result with the same cfg:
+ * every tile of nl_kernel_matrix that writes into these rows is computed whole (same GEMM shapes, same threading
+ * mode) and only its entries in the block are kept. nngp / ntk are (r1 - r0, ld) (ld = 0: n2), row i of the matrix
+ * at row i - r0. Memory: the block, two tiles and the O((n1 + n2) depth) diagonal chains of all points.
+ * Cost of a symmetric block (x2 == NULL): the tiles of the row panels that meet [r0, r1) (columns from the panel on)
+ * plus, for the columns left of r0, the tiles of the panels above whose columns meet [r0, r1) (their GEMM whole,
+ * the recursion on those columns only): a row block costs its full rows, so P blocks cost the whole N^2, twice the
+ * symmetric nl_kernel_matrix. upper_only = 1 (symmetric only) skips the panels above: entries (i, j) with j < r0
+ * are left untouched (nl_kernel_matrix_dist fills them from the ranks that computed them). */
+nl_status nl_kernel_matrix_rows(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                                int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
+                                int64_t ld, int upper_only);
+/* This rank's row block [*r0, *r1) of an n1 x n2 matrix (sym: n2 = n1) split over P ranks: contiguous whole row
+ * panels (cfg->tile_rows), in rank order, empty when P exceeds the panels. by_work = 0: about n1 / P rows each
+ * (memory n1 n2 / P per rank); symmetric, the upper tiles of the first rows are the longest, so rank 0 computes up
+ * to 2 - 1/P times the mean. by_work = 1: balanced by the panels' tile work (sym: rows times columns from the panel
+ * on); the last of P ranks then holds about n1 / sqrt(P) rows. */
+void nl_kernel_row_split(const nl_kernel_cfg *cfg, int64_t n1, int64_t n2, int sym, int by_work, int P, int rank,
+                         int64_t *r0, int64_t *r1);
+/* Collective over the MPI ranks (nnlab/dist.h; one process: nl_kernel_matrix_rows of all rows): each rank computes
+ * its rows [r0, r1) of the matrix, holding only them, bitwise equal to nl_kernel_matrix's rows. The blocks must
+ * cover [0, n1) in rank order (e.g. nl_kernel_row_split's; checked). Symmetric: the rank computes the upper tiles of
+ * its panels only (so the P blocks cost the symmetric N^2 / 2 together) and receives the entries left of its block
+ * from the ranks before it (rank s sends (r1_s - r0_s) x (r1 - r0) entries; chunks of at most 1M elements
+ * (or one row);
+ * blocking, each rank receiving from 0, 1, ... then sending). An error on any rank is returned on every rank
+ * (nl_dist_agree). docs/distributed.md "Sharded kernel matrices". */
+nl_status nl_kernel_matrix_dist(const nl_kernel_cfg *cfg, const double *x1, int64_t n1, const double *x2, int64_t n2,
+                                int64_t d, int64_t r0, int64_t r1, int which, nl_dtype out_dtype, void *nngp, void *ntk,
+                                int64_t ld);
+
 /* Reference for one pair (naive scalar recursion with libm atan2; used by tests and small jobs):
  * out[0] = NNGP(x, y), out[1] = NTK(x, y). x, y (d). */
 nl_status nl_kernel_pair(const nl_kernel_cfg *cfg, const double *x, const double *y, int64_t d, double out[2]);

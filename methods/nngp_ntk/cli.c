@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "nnlab/cli.h"
 #include "nnlab/base.h"
 #include "nnlab/data.h"
+#include "nnlab/dist.h"
 #include "kernels/kernels.h"
 
 int nl_nngp_ntk_cli(int argc, char **argv);
@@ -35,8 +37,16 @@ static void help_kernel(FILE *f) {
             "  --width N          sp only: the finite hidden width\n"
             "  --deg N            quadrature degree for tanh / gelu / sin (default 25)\n"
             "  --quad S           polar (default) or grid (neural-tangents' Gauss-Hermite grid)\n"
-            "  --out FILE         write the CSV to FILE (default: stdout)\n"
+            "  --out FILE         write the matrix to FILE (default: stdout)\n"
+            "  --format F         csv (default) or npy (float64, C order; the default when FILE ends in .npy)\n"
             "  --threads T        threads (default: NL_NUM_THREADS or all cores)\n"
+            "\n"
+            "Under mpirun (an -DNL_MPI=ON build, docs/distributed.md) each rank computes and holds a block of rows and\n"
+            "writes it into the one --out FILE (required) with MPI-IO; the file is byte for byte the 1-process one.\n"
+            "  --split S          rows (default: ~N/P rows, N^2/P memory per rank) or work (equal compute for a\n"
+            "                     symmetric matrix; the last rank then holds ~N/sqrt(P) rows)\n"
+            "  --timing           print each rank's CPU and wall seconds of reading, computing (with the exchange\n"
+            "                     between ranks) and writing on stderr\n"
             "\n"
             "Exit status: 0 success, 1 bad input file or computation error, 2 bad command line.\n"
             "\n"
@@ -45,8 +55,9 @@ static void help_kernel(FILE *f) {
 
 int nl_nngp_ntk_cli(int argc, char **argv) {
     const char *cmd = "nngp-ntk";
-    const char *xpath = NULL, *ypath = NULL, *act = "relu", *param = "ntk", *quad = "polar", *out = "-";
+    const char *xpath = NULL, *ypath = NULL, *act = "relu", *param = "ntk", *quad = "polar", *out = "-", *format = NULL, *split = "rows";
     int64_t depth = 1, width = 0, deg = 25, threads = 0;
+    int timing = 0;
     double sw = 1.0, sb = 0.0, sw_out = -1.0, sb_out = -1.0;
     nl_cli_opt opts[] = {
         {"--x", NL_OPT_STR, &xpath, 0, 0, 0, 0, "FILE"},
@@ -63,6 +74,9 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
         {"--quad", NL_OPT_STR, &quad, 0, 0, 0, 0, "polar|grid"},
         {"--out", NL_OPT_STR, &out, 0, 0, 0, 0, "FILE"},
         {"--threads", NL_OPT_INT, &threads, 1, 4096, 0, 0, "T"},
+        {"--format", NL_OPT_STR, &format, 0, 0, 0, 0, "csv|npy"},
+        {"--split", NL_OPT_STR, &split, 0, 0, 0, 0, "rows|work"},
+        {"--timing", NL_OPT_FLAG, &timing, 0, 0, 0, 0, NULL},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char *pos[1];
@@ -101,46 +115,71 @@ int nl_nngp_ntk_cli(int argc, char **argv) {
     else return nl_cli_usage_error(cmd, "--quad: '%s' is not polar or grid", quad);
     if (nl_kernel_cfg_check(&cfg)) return nl_cli_usage_error(cmd, "%s", nl_last_error());
     nl_cli_threads(threads, opts[13].seen);
+    size_t ol = strlen(out);
+    if (!format) format = ol >= 4 && !strcmp(out + ol - 4, ".npy") ? "npy" : "csv";
+    if (strcmp(format, "csv") && strcmp(format, "npy")) return nl_cli_usage_error(cmd, "--format: '%s' is not csv or npy", format);
+    if (strcmp(split, "rows") && strcmp(split, "work")) return nl_cli_usage_error(cmd, "--split: '%s' is not rows or work", split);
+    const int npy = !strcmp(format, "npy"), P = nl_dist_size();
+    if (P > 1 && !strcmp(out, "-"))
+        return nl_cli_usage_error(cmd, "--out FILE is required on %d MPI ranks (each rank writes its rows into it)", P);
 
+    double tw[4], tc[4]; /* wall / CPU at: start, inputs read, matrix computed, file written */
+    tw[0] = nl_time(); tc[0] = (double)clock() / CLOCKS_PER_SEC;
     nl_csv a = {0}, b = {0};
-    if (nl_csv_read(xpath, &a, 0)) {
-        fprintf(stderr, "nnlab nngp-ntk: --x: %s\n", nl_last_error());
-        return NL_CLI_FAIL;
-    }
-    if (ypath && nl_csv_read(ypath, &b, 0)) {
-        fprintf(stderr, "nnlab nngp-ntk: --y: %s\n", nl_last_error());
-        nl_csv_free(&a);
-        return NL_CLI_FAIL;
+    /* on several ranks every rank reads the files; a failure on one (a node without the file) ends all of them
+     * (nl_dist_agree), instead of leaving the others in the first collective */
+    nl_status rs = nl_csv_read(xpath, &a, 0);
+    if (rs) fprintf(stderr, "nnlab nngp-ntk: --x: %s\n", nl_last_error());
+    if (!rs && ypath && (rs = nl_csv_read(ypath, &b, 0))) fprintf(stderr, "nnlab nngp-ntk: --y: %s\n", nl_last_error());
+    if (!rs && ypath && b.cols != a.cols) {
+        fprintf(stderr, "nnlab nngp-ntk: %s has %lld columns but %s has %lld: the points must have the same dimension\n",
+                xpath, (long long)a.cols, ypath, (long long)b.cols);
+        rs = NL_ESHAPE;
     }
     rc = NL_CLI_FAIL;
     double *K = NULL;
-    if (ypath && b.cols != a.cols) {
-        fprintf(stderr, "nnlab nngp-ntk: %s has %lld columns but %s has %lld: the points must have the same dimension\n",
-                xpath, (long long)a.cols, ypath, (long long)b.cols);
-        goto done;
-    }
-    int64_t n = a.rows, m = ypath ? b.rows : a.rows;
-    K = malloc(sizeof(double) * (size_t)n * (size_t)m);
-    if (!K) {
-        fprintf(stderr, "nnlab nngp-ntk: out of memory for a %lld x %lld matrix\n", (long long)n, (long long)m);
-        goto done;
-    }
-    nl_status s = nl_kernel_matrix(&cfg, a.data, n, ypath ? b.data : NULL, m, a.cols, which, NL_F64,
-                                   which == NL_KERNEL_NNGP ? K : NULL, which == NL_KERNEL_NTK ? K : NULL, 0);
-    if (s) {
-        fprintf(stderr, "nnlab nngp-ntk: %s\n", nl_last_error());
-        goto done;
-    }
-    for (int64_t k = 0; k < n * m; k++)
-        if (!isfinite(K[k])) {
-            fprintf(stderr, "nnlab nngp-ntk: entry (%lld, %lld) is not finite (%g): inputs or hyperparameters too large\n",
-                    (long long)(k / m), (long long)(k % m), K[k]);
+    if (P > 1) rs = nl_dist_agree(rs);
+    if (rs) goto done;
+    tw[1] = nl_time(); tc[1] = (double)clock() / CLOCKS_PER_SEC;
+    int64_t n = a.rows, m = ypath ? b.rows : a.rows, r0 = 0, r1 = n; /* this rank's rows [r0, r1) */
+    if (P > 1) nl_kernel_row_split(&cfg, n, m, !ypath, !strcmp(split, "work"), P, nl_dist_rank(), &r0, &r1);
+    K = malloc(sizeof(double) * (size_t)((r1 - r0) * m + 1)); /* (r1 - r0, m) */
+    nl_status s = K ? NL_OK : nl_set_error(NL_ENOMEM, "out of memory for a %lld x %lld block", (long long)(r1 - r0), (long long)m);
+    if (P > 1) {
+        if (!(s = nl_dist_agree(s)))
+            s = nl_kernel_matrix_dist(&cfg, a.data, n, ypath ? b.data : NULL, m, a.cols, r0, r1, which, NL_F64,
+                                      which == NL_KERNEL_NNGP ? K : NULL, which == NL_KERNEL_NTK ? K : NULL, 0);
+    } else if (!s)
+        s = nl_kernel_matrix(&cfg, a.data, n, ypath ? b.data : NULL, m, a.cols, which, NL_F64,
+                             which == NL_KERNEL_NNGP ? K : NULL, which == NL_KERNEL_NTK ? K : NULL, 0);
+    tw[2] = nl_time(); tc[2] = (double)clock() / CLOCKS_PER_SEC;
+    for (int64_t k = 0; !s && k < (r1 - r0) * m; k++)
+        if (!isfinite(K[k]))
+            s = nl_set_error(NL_ENONFINITE, "entry (%lld, %lld) is not finite (%g): inputs or hyperparameters too large",
+                             (long long)(r0 + k / m), (long long)(k % m), K[k]);
+    if (P > 1) {
+        nl_status own = s;
+        if (!s) s = nl_dist_agree(s); /* a rank's non-finite entry stops all */
+        else nl_dist_agree(s);
+        if (own && !strstr(nl_last_error(), "dist: rank")) fprintf(stderr, "nnlab nngp-ntk: %s\n", nl_last_error());
+        if (s) goto done;
+        s = nl_nngp_ntk_write_rows(out, npy, n, m, r0, r1, K);
+        if (s) {
+            if (nl_dist_rank() == 0 || !strstr(nl_last_error(), "dist: rank")) fprintf(stderr, "nnlab nngp-ntk: %s\n", nl_last_error());
             goto done;
         }
-    if (nl_csv_write(out, n, m, K, NULL)) {
-        fprintf(stderr, "nnlab nngp-ntk: %s\n", nl_last_error());
-        goto done;
+    } else {
+        if (!s) s = npy ? nl_nngp_ntk_write_npy(out, n, m, K) : nl_csv_write(out, n, m, K, NULL);
+        if (s) {
+            fprintf(stderr, "nnlab nngp-ntk: %s\n", nl_last_error());
+            goto done;
+        }
     }
+    tw[3] = nl_time(); tc[3] = (double)clock() / CLOCKS_PER_SEC;
+    if (timing)
+        fprintf(stderr, "nnlab nngp-ntk: rank %d of %d, rows [%lld, %lld): CPU s read %.3f compute %.3f write %.3f; wall s %.3f %.3f %.3f\n",
+                nl_dist_rank(), P, (long long)r0, (long long)r1, tc[1] - tc[0], tc[2] - tc[1], tc[3] - tc[2], tw[1] - tw[0],
+                tw[2] - tw[1], tw[3] - tw[2]);
     rc = NL_CLI_OK;
 done:
     free(K);

@@ -15,6 +15,14 @@ extern "C" {
 extern const nl_experiment nl_exp_nngp_ntk;
 extern const nl_method nl_method_nngp_ntk;
 int nl_nngp_ntk_cli(int argc, char **argv);   /* `nnlab ...` with the arguments after the command name */
+/* Output of `nnlab kernel` (kernel_out.c). write_npy: K (n, m) as a .npy float64 C-order array ("-": stdout;
+ * otherwise atomic, nl_atomic_open). write_rows (collective over the MPI ranks): this rank's rows [r0, r1) of the
+ * n x m matrix, K (r1 - r0, m), written at their offsets of one file by MPI-IO (nl_dist_file): .npy (npy = 1:
+ * fixed offsets after the header) or CSV byte for byte as nl_csv_write prints it (each rank's byte count, its
+ * offset by an exclusive prefix sum, chunks of ~8 MB by MPI_File_write_at_all). */
+nl_status nl_nngp_ntk_write_npy(const char *path, int64_t n, int64_t m, const double *K);
+nl_status nl_nngp_ntk_write_rows(const char *path, int npy, int64_t n, int64_t m, int64_t r0, int64_t r1,
+                                 const double *K);
 
 /* ---- finite networks (finite_net.c) ----
  * Dense -> ReLU -> ... -> Dense -> ReLU -> Dense (depth hidden layers of `width` units, one output) in the NTK

@@ -7,6 +7,9 @@
 #include "nltest.h"
 #include "nngp_ntk/nngp_ntk.h"
 #include "nnlab/ops.h"
+#include "nnlab/data.h"
+#include <stdio.h>
+#include <stdlib.h>
 
 static void test_registration(void) {
     NLT_CHECK(!strcmp(nl_method_nngp_ntk.id, "nngp-ntk"), "id");
@@ -165,8 +168,49 @@ static void test_judge(void) {
     NLT_CHECK(judge(-0.49, 0.06, NAN, -0.46, 0.08) == 0, "NaN z fails");
 }
 
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)sz + 1);
+    *n = fread(b, 1, (size_t)sz, f);
+    fclose(f);
+    return b;
+}
+
+/* kernel_out.c on one process (nl_dist_file without MPI): the row writer gives the bytes of nl_csv_write and of
+ * the one-process .npy writer, whose header is a valid v1.0 .npy header followed by the matrix. */
+static void test_output_writers(void) {
+    const int64_t n = 9, m = 5;
+    double K[45]; /* (n, m) */
+    for (int i = 0; i < n * m; i++) K[i] = (i % 7 - 3) * 0.1 / (1 + i) + (i == 11 ? 1e300 : 0) - (i == 12 ? 1e-300 : 0);
+    char dir[] = "/tmp/nl_test_kout_XXXXXX", a[96], b[96];
+    NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    size_t na = 0, nb = 0;
+    for (int npy = 0; npy < 2; npy++) {
+        snprintf(a, sizeof a, "%s/one.%s", dir, npy ? "npy" : "csv");
+        snprintf(b, sizeof b, "%s/rows.%s", dir, npy ? "npy" : "csv");
+        NLT_OK(npy ? nl_nngp_ntk_write_npy(a, n, m, K) : nl_csv_write(a, n, m, K, NULL));
+        NLT_OK(nl_nngp_ntk_write_rows(b, npy, n, m, 0, n, K));
+        char *A = slurp(a, &na), *B = slurp(b, &nb);
+        NLT_CHECK(A && B && na == nb && !memcmp(A, B, na), "%s: the row writer's file differs (%zu vs %zu bytes)", npy ? "npy" : "csv", nb, na);
+        if (npy && A) {
+            size_t hl = (size_t)(unsigned char)A[8] | (size_t)(unsigned char)A[9] << 8;
+            NLT_CHECK(!memcmp(A, "\x93NUMPY\x01\x00", 8) && (10 + hl) % 64 == 0 && A[10 + hl - 1] == '\n', "npy magic / header");
+            NLT_CHECK(strstr(A + 10, "'descr': '<f8', 'fortran_order': False, 'shape': (9, 5), }") != NULL, "npy dict");
+            NLT_CHECK(na == 10 + hl + sizeof K && !memcmp(A + 10 + hl, K, sizeof K), "npy data");
+        }
+        free(A); free(B);
+        remove(a); remove(b);
+    }
+    remove(dir);
+}
+
 int main(void) {
     NLT_RUN(test_registration);
+    NLT_RUN(test_output_writers);
     NLT_RUN(test_empirical_ntk_closed_form);
     NLT_RUN(test_empirical_ntk_finite_differences);
     NLT_RUN(test_train_step_is_linear);

@@ -94,8 +94,8 @@ static int finish_output(int rc) {
 static int run_command(int argc, char **argv);
 
 /* Under mpirun with more than one rank (an -DNL_MPI=ON build, docs/distributed.md) only the commands that
- * distribute run: `train` (data-parallel) and `kernel` / `nngp-ntk` (tiles over the ranks, the matrix on rank 0).
- * Ranks > 0 print nothing (stdout to /dev/null) and write no file (their --out becomes /dev/null). */
+ * distribute run: `train` (data-parallel) and `kernel` / `nngp-ntk` (a block of rows per rank, all written into
+ * the one --out file with MPI-IO). Ranks > 0 print nothing (stdout to /dev/null). */
 static int dist_prepare(int argc, char **argv) {
     if (nl_dist_size() <= 1 || argc < 2) return 0;
     const char *cmd = argv[1];
@@ -106,14 +106,7 @@ static int dist_prepare(int argc, char **argv) {
                     nl_dist_size());
         return NL_CLI_USAGE;
     }
-    if (kernel) nl_dist_set_kernel_shard(1);
-    if (nl_dist_rank() > 0) {
-        if (!freopen("/dev/null", "w", stdout)) return NL_CLI_FAIL;
-        for (int i = 2; i + 1 < argc; i++)
-            if (kernel && !strcmp(argv[i], "--out")) argv[i + 1] = "/dev/null";
-        for (int i = 2; i < argc; i++)
-            if (kernel && !strncmp(argv[i], "--out=", 6)) argv[i] = "--out=/dev/null";
-    }
+    if (nl_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return NL_CLI_FAIL;
     return 0;
 }
 
