@@ -1,6 +1,7 @@
 /* nnlab lm train|eval|generate: the transformer language model (lib/transformer/README.md). */
 #include "nnlab/cli.h"
 #include "transformer/transformer.h"
+#include "nnlab/dist.h"
 #include "nnlab/safetensors.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -78,8 +79,11 @@ static void help_lm_train(FILE *f) {
             "                       schedule with its horizon are the saved ones). For a fixed seed and --threads,\n"
             "                       the result is bit-identical to the uninterrupted run. FILE may equal --save\n"
             "  --stop-after N       stop after N steps in total although the schedule spans --steps (train in parts)\n"
-            "  --json               one final JSON line on stdout\n"
+            "  --json               one final JSON line on stdout (step_loss: the loss of every step)\n"
             "  --quiet              no progress lines\n"
+            "\n"
+            "Under mpirun (an -DNL_MPI=ON build) training is data-parallel: --batch is split evenly over the ranks (a\n"
+            "multiple of the rank count); rank 0 alone prints, evaluates and writes --save (docs/distributed.md).\n"
             "\n"
             "example: nnlab lm train --steps 300 --save lm.safetensors\n"
             "         nnlab lm train --load lm.safetensors --context 512 --rope linear --scale 4 --steps 100 --save ft.safetensors\n");
@@ -293,6 +297,9 @@ static int lm_train(int argc, char **argv) {
     int rc = nl_cli_parse(cmd, argc, argv, opts, N, pos, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) { help_lm_train(stdout); return NL_CLI_OK; }
+    /* under mpirun (docs/distributed.md): data-parallel; rank 0 alone prints, evaluates and writes --save */
+    const int rank0 = nl_dist_rank() == 0;
+    if (!rank0) quiet = 1;
     int lines = 0;
     if (!strcmp(task, "lines")) lines = 1;
     else if (strcmp(task, "text")) return nl_cli_usage_error(cmd, "--task: unknown task '%s' (text|lines)", task);
@@ -358,11 +365,16 @@ static int lm_train(int argc, char **argv) {
                 nl_rope_variant_name(m.cfg.rope.variant), m.cfg.rope.scale_train, m.cfg.context,
                 lines ? "task lines" : corpus_spec);
     nl_lm_train_result r;
-    if (nl_lm_train(&m, &tc, &r)) { free_corpus(&cp); nl_lm_free(&m); return fail("train"); }
+    double *step_loss = json ? malloc(sizeof(double) * (size_t)steps) : NULL; /* (steps) for --json */
+    for (int64_t i = 0; step_loss && i < steps; i++) step_loss[i] = NAN; /* a resumed run fills its own steps */
+    tc.loss_out = step_loss;
+    if (nl_lm_train(&m, &tc, &r)) { free(step_loss); free_corpus(&cp); nl_lm_free(&m); return fail("train"); }
     double nll = NAN, acc = NAN;
     int64_t cnt = 0;
     int status = NL_CLI_OK;
-    if (lines) {
+    if (!rank0) {
+        /* the replicas hold the same weights: rank 0 alone evaluates */
+    } else if (lines) {
         if (haystack ? nl_lines_eval_haystack(&m, 1, m.cfg.context - NL_LINES_ANSWER_TOKENS, 50, (uint64_t)seed + 1, &acc)
                      : nl_lines_eval(&m, nl_lines_fit(m.cfg.context), 50, (uint64_t)seed + 1, &acc, NULL))
             status = fail("train");
@@ -392,9 +404,15 @@ static int lm_train(int argc, char **argv) {
                 cJSON_AddItemToObject(o, "valid_ppl", jnum(exp(nll)));
                 cJSON_AddItemToObject(o, "valid_bpc", jnum(nll / log(2)));
             }
+            if (step_loss) { /* the steps this process ran (a resumed run: from the resume point on) */
+                cJSON *a = cJSON_AddArrayToObject(o, "step_loss");
+                for (int64_t i = 0; i < r.steps; i++)
+                    if (!isnan(step_loss[i])) cJSON_AddItemToArray(a, cJSON_CreateNumber(step_loss[i]));
+            }
             print_json(o);
         }
     }
+    free(step_loss);
     free_corpus(&cp);
     nl_lm_free(&m);
     return status;
