@@ -53,7 +53,8 @@ int nl_dist_kernel_shard(void);
 /* ---- bucketed all-reduce overlapped with the backward pass (data-parallel gradients, as PyTorch DDP) ----
  * The parameters are cut, in reverse store order, into buckets of about bucket_mb MiB (contiguous ranges of the
  * flat gradient array). nl_dist_reducer_begin installs a gradient-ready hook on the context (autograd.h); during
- * nl_backward, when every parameter of the next bucket in line has its final gradient, that bucket is scaled by w
+ * nl_backward, when every parameter of the next bucket in line that takes a gradient (requires_grad at begin:
+ * buffers and frozen tensors do not hold a bucket back) has its final gradient, that bucket is scaled by w
  * and its reduction starts non-blocking: MPI_Ialltoallv (chunk k of the bucket to rank k), the sum in rank order
  * 0..P-1 once it arrived, MPI_Iallgatherv, the same fixed order as nl_dist_allreduce_f32/f64, so the gradient is
  * bitwise the one of scaling the whole array by w and calling the blocking all-reduce. Later hooks progress the

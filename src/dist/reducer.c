@@ -10,7 +10,7 @@
 
 typedef struct {
     int64_t lo, hi;   /* flat element range [lo, hi) of the gradient array */
-    int n_params;     /* parameters whose gradient must be final before it starts */
+    int n_params;     /* parameters that take a gradient (set at begin): all reported, it starts */
     int n_ready;
     int state;        /* 0 waiting, 1 alltoall in flight, 2 allgather in flight, 3 done */
     int64_t mine;     /* elements of this rank's chunk */
@@ -261,7 +261,11 @@ void nl_dist_reducer_begin(nl_dist_reducer *r, nl_ctx *c, double w) {
     r->next_launch = r->next_gather = 0;
     r->err = NL_OK;
     memset(r->hooked, 0, (size_t)r->ps->n);
-    for (int i = 0; i < r->nb; i++) r->b[i].n_ready = r->b[i].state = 0;
+    for (int i = 0; i < r->nb; i++) r->b[i].n_ready = r->b[i].n_params = r->b[i].state = 0;
+    /* a bucket waits for its parameters that take a gradient now (not for frozen ones or buffers such as batch
+     * norm's running statistics, which no hook reports) */
+    for (int i = 0; i < r->ps->n; i++)
+        if (r->ps->p[i]->var.requires_grad) r->b[r->bucket_of[i]].n_params++;
     nl_ctx_set_grad_hook(c, on_grad_ready, r);
 #endif
 }
