@@ -7,7 +7,8 @@
 #  4. gradient buckets all-reduced during backward (overlap) == one blocking all-reduce after it, bitwise, over 50
 #     steps (library loop and `nnlab train --bucket-mb`), and a sensitivity control;
 #  5. data-parallel `nnlab lm train`: 2 ranks == 1 process (loss per step over 50 steps and the final checkpoint
-#     within 1e-5 relative), one output, a batch the rank count does not divide is refused.
+#     within 1e-5 relative), one output, overlapped == blocking bitwise, a batch the rank count does not divide is
+#     refused.
 # usage: test_mpi.sh NNLAB MPI_TRAIN_CHECK
 set -uo pipefail
 NNLAB="$1"; CHECK="$2"
@@ -95,6 +96,12 @@ print("lm step losses: %d vs %d steps, worst relative difference %.3g" % (len(a)
     && ok "lm train on 2 ranks: loss per step == 1 process (1e-5)" || bad "lm train loss per step"
   python3 "$SRC/tests/st_compare.py" "$T/lm1.st" "$T/lm2.st" 1e-5 && ok "lm train on 2 ranks: checkpoint == 1 process (1e-5)" \
     || bad "lm train checkpoint"
+  # the LM graph (tied embedding read first and last, fused residual linears) under small buckets: bitwise == blocking
+  "${MPIRUN[@]}" "$NNLAB" "${LM[@]}" --bucket-mb 0.01 --save "$T/lmo.st" >"$T/lmo.json" 2>/dev/null \
+    && "${MPIRUN[@]}" "$NNLAB" "${LM[@]}" --bucket-mb 0 --save "$T/lmb.st" >"$T/lmb.json" 2>/dev/null \
+    && python3 "$SRC/tests/st_compare.py" "$T/lmo.st" "$T/lmb.st" 0 \
+    && python3 -c 'import json, sys; a, b = (json.load(open(f))["step_loss"] for f in sys.argv[1:]); sys.exit(a != b or len(a) != 50)' "$T/lmo.json" "$T/lmb.json" \
+    && ok "lm train --bucket-mb 0.01 == --bucket-mb 0 on 2 ranks, bitwise (losses and checkpoint)" || bad "lm train overlap vs blocking"
 else
   cat "$T/lm1.err" "$T/lm2.err"; bad "lm train runs"
 fi

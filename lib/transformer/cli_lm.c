@@ -84,6 +84,8 @@ static void help_lm_train(FILE *f) {
             "\n"
             "Under mpirun (an -DNL_MPI=ON build) training is data-parallel: --batch is split evenly over the ranks (a\n"
             "multiple of the rank count); rank 0 alone prints, evaluates and writes --save (docs/distributed.md).\n"
+            "  --bucket-mb X        gradient buckets of X MiB all-reduced during backward, overlapped with it\n"
+            "                       (default 1); 0: one blocking all-reduce after backward (the same bits)\n"
             "\n"
             "example: nnlab lm train --steps 300 --save lm.safetensors\n"
             "         nnlab lm train --load lm.safetensors --context 512 --rope linear --scale 4 --steps 100 --save ft.safetensors\n");
@@ -268,7 +270,7 @@ static int lm_train(int argc, char **argv) {
     const char *corpus_spec = "default", *task = "text", *load = NULL, *save = NULL, *resume = NULL;
     int64_t save_every = 0, stop_after = 0;
     int64_t steps = 300, batch = 16, warmup = 20, seed = 0, threads = 0;
-    double lr = 3e-3, wd = 0.01, clip = 1.0;
+    double lr = 3e-3, wd = 0.01, clip = 1.0, bucket_mb = 1;
     int json = 0, quiet = 0, haystack = 0;
     nl_cli_opt opts[] = {
         MODEL_OPTS(mo),
@@ -288,6 +290,7 @@ static int lm_train(int argc, char **argv) {
         {"--save-every", NL_OPT_INT, &save_every, 1, 1e12, 0, 0, "N"},
         {"--resume", NL_OPT_STR, &resume, 0, 0, 0, 0, "FILE"},
         {"--stop-after", NL_OPT_INT, &stop_after, 1, 1e12, 0, 0, "N"},
+        {"--bucket-mb", NL_OPT_DOUBLE, &bucket_mb, 0, 1e6, 0, 0, "X"},
         {"--json", NL_OPT_FLAG, &json, 0, 0, 0, 0, NULL},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
     };
@@ -351,6 +354,7 @@ static int lm_train(int argc, char **argv) {
     tc.seed = (uint64_t)seed; tc.verbose = !quiet; tc.log_every = steps >= 10 ? steps / 10 : 1;
     tc.tokens = cp.train; tc.n_tokens = cp.n_train;
     tc.save_path = save; tc.save_every = save_every; tc.resume_path = resume; tc.stop_after = stop_after;
+    tc.dist_bucket_mb = bucket_mb;
     nl_lines_batcher lb;
     memset(&lb, 0, sizeof lb);
     if (lines) {
