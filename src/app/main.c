@@ -94,8 +94,8 @@ static int finish_output(int rc) {
 static int run_command(int argc, char **argv);
 
 /* Under mpirun with more than one rank (an -DNL_MPI=ON build, docs/distributed.md) only the commands that
- * distribute run: `train` and `lm train` (data-parallel) and `kernel` / `nngp-ntk` (tiles over the ranks, the matrix on rank 0).
- * Ranks > 0 print nothing (stdout to /dev/null) and write no file (their --out becomes /dev/null). */
+ * distribute run: `train` and `lm train` (data-parallel) and `kernel` / `nngp-ntk` (tiles over the ranks, the
+ * matrix on rank 0). Ranks > 0 print nothing (stdout to /dev/null) and write no file (their --out becomes /dev/null). */
 static int dist_prepare(int argc, char **argv) {
     if (nl_dist_size() <= 1 || argc < 2) return 0;
     const char *cmd = argv[1];
