@@ -1,7 +1,11 @@
 /* tests/mpi_train_check.c — data-parallel training check (docs/distributed.md; built with -DNL_MPI=ON only, run by
  * tests/test_mpi.sh):
- *   mpi_train_check run PREFIX        train a small MLP on a synthetic task for 50 steps (global batch 64); rank 0
- *                                     writes PREFIX.loss (one loss per step) and the checkpoint PREFIX.st
+ *   mpi_train_check run PREFIX [MB]   train a small MLP on a synthetic task for 50 steps (global batch 64); rank 0
+ *                                     writes PREFIX.loss (one loss per step) and the checkpoint PREFIX.st; MB: the
+ *                                     gradient bucket size (nl_train_config.dist_bucket_mb; 0 = blocking all-reduce
+ *                                     after backward; default 1)
+ *   mpi_train_check same A B          the two runs' loss curves and checkpoints are bitwise equal (overlapped vs
+ *                                     blocking all-reduce)
  *   mpi_train_check compare A B       the two runs' loss curves agree within 1e-5 relative at every step and their
  *                                     checkpoints within 1e-5 (relative to each tensor's largest magnitude)
  *   mpi_train_check cmpckpt A.st B.st the checkpoints only (`nnlab train --save` under 1 and 2 ranks)
@@ -52,7 +56,7 @@ static void make_data(nl_dataset *ds) {
     }
 }
 
-static nl_status train(int64_t batch, const char *ckpt, curve *cv, nl_train_result *res) {
+static nl_status train(int64_t batch, const char *ckpt, curve *cv, nl_train_result *res, double bucket_mb) {
     nl_dataset ds;
     make_data(&ds);
     int64_t sizes[4] = {32, 64, 64, 4};
@@ -68,6 +72,7 @@ static nl_status train(int64_t batch, const char *ckpt, curve *cv, nl_train_resu
     tc.verbose = 0;
     tc.optim.lr = 3e-3;
     tc.checkpoint_path = ckpt;
+    tc.dist_bucket_mb = bucket_mb;
     nl_train_callbacks cb = {0};
     cb.ud = cv;
     cb.on_step = on_step;
@@ -108,6 +113,24 @@ static int cmp_ckpt(const char *a, const char *b) {
     return bad;
 }
 
+/* bitwise: every tensor's bytes */
+static int same_ckpt(const char *a, const char *b) {
+    nl_model ma, mb;
+    if (nl_model_load(&ma, a) || nl_model_load(&mb, b)) {
+        fprintf(stderr, "FAIL loading checkpoints: %s\n", nl_last_error());
+        return 1;
+    }
+    int bad = ma.ps.n != mb.ps.n || ma.ps.total != mb.ps.total, ndiff = 0;
+    for (int i = 0; !bad && i < ma.ps.n; i++) {
+        const nl_param *p = ma.ps.p[i];
+        if (memcmp(p->var.val.data, mb.ps.p[i]->var.val.data, (size_t)p->numel * nl_dtype_size(ma.ps.dtype))) ndiff++;
+    }
+    printf("checkpoints %s %s: %d tensors, %d differ bitwise\n", a, b, ma.ps.n, ndiff);
+    nl_model_free(&ma);
+    nl_model_free(&mb);
+    return bad || ndiff;
+}
+
 static int read_curve(const char *prefix, double *l) {
     char path[1024];
     snprintf(path, sizeof path, "%s.loss", prefix);
@@ -122,20 +145,22 @@ static int read_curve(const char *prefix, double *l) {
 int main(int argc, char **argv) {
     if (nl_dist_init(&argc, &argv)) return 1;
     int rc = 2;
-    if (argc == 3 && !strcmp(argv[1], "run")) {
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "run")) {
         char ck[1024], lp[1024];
         snprintf(ck, sizeof ck, "%s.st", argv[2]);
         snprintf(lp, sizeof lp, "%s.loss", argv[2]);
         curve cv = {{0}, 0};
         nl_train_result res;
-        nl_status s = train(64, ck, &cv, &res);
+        nl_status s = train(64, ck, &cv, &res, argc == 4 ? atof(argv[3]) : 1.0);
         rc = s != NL_OK || cv.n != STEPS;
         if (rc) fprintf(stderr, "FAIL rank %d: %s (%d steps)\n", nl_dist_rank(), nl_last_error(), cv.n);
         if (!rc && nl_dist_rank() == 0) {
             FILE *f = fopen(lp, "w");
             for (int i = 0; f && i < STEPS; i++) fprintf(f, "%.17g\n", cv.loss[i]);
             rc = !f || fclose(f) != 0;
-            printf("%d ranks: loss %.6f -> %.6f, %lld checkpoints\n", nl_dist_size(), cv.loss[0], cv.loss[STEPS - 1], (long long)res.checkpoints);
+            printf("%d ranks: loss %.6f -> %.6f, %lld checkpoints; backward %.3f s, of which hooks %.3f s; reduction after "
+                   "backward %.3f s\n", nl_dist_size(), cv.loss[0], cv.loss[STEPS - 1], (long long)res.checkpoints,
+                   res.dist_backward_seconds, res.dist_hook_seconds, res.dist_comm_seconds);
         }
         nl_train_result_free(&res);
     } else if (argc == 4 && !strcmp(argv[1], "compare")) {
@@ -156,13 +181,24 @@ int main(int argc, char **argv) {
         snprintf(ca, sizeof ca, "%s.st", argv[2]);
         snprintf(cb, sizeof cb, "%s.st", argv[3]);
         rc |= cmp_ckpt(ca, cb);
+    } else if (argc == 4 && !strcmp(argv[1], "same")) {
+        double a[STEPS], b[STEPS];
+        int na = read_curve(argv[2], a), nb = read_curve(argv[3], b), nd = 0;
+        rc = na != STEPS || nb != STEPS;
+        for (int i = 0; !rc && i < STEPS; i++) nd += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+        printf("loss curves: %d of %d steps differ bitwise\n", nd, na);
+        char ca[1024], cb[1024];
+        snprintf(ca, sizeof ca, "%s.st", argv[2]);
+        snprintf(cb, sizeof cb, "%s.st", argv[3]);
+        rc |= nd != 0;
+        rc |= same_ckpt(ca, cb);
     } else if (argc == 4 && !strcmp(argv[1], "cmpckpt")) {
         rc = cmp_ckpt(argv[2], argv[3]);
     } else if (argc == 2 && !strcmp(argv[1], "bad")) {
         curve cv = {{0}, 0};
         nl_train_result res;
         int64_t batch = 64 * nl_dist_size() + 1; /* never divisible by 2 or more ranks */
-        nl_status s = train(batch, NULL, &cv, &res);
+        nl_status s = train(batch, NULL, &cv, &res, 1.0);
         if (nl_dist_size() < 2) rc = s != NL_OK; /* one process: any batch is fine */
         else rc = !(s == NL_EINVAL && strstr(res.message, "not divisible") && cv.n == 0);
         if (nl_dist_rank() == 0) printf("batch %lld on %d ranks: %s: %s\n", (long long)batch, nl_dist_size(), nl_status_name(s), res.message);
@@ -182,7 +218,7 @@ int main(int argc, char **argv) {
         }
         free(g);
     } else {
-        fprintf(stderr, "usage: mpi_train_check run PREFIX | compare A B | cmpckpt A.st B.st | bad | bench N REPS\n");
+        fprintf(stderr, "usage: mpi_train_check run PREFIX [MB] | compare A B | same A B | cmpckpt A.st B.st | bad | bench N REPS\n");
     }
     nl_dist_finalize();
     return rc;

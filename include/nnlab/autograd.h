@@ -33,6 +33,9 @@ struct nl_var {
 /* Backward function of a node: read nl_node_grad_out(n) and accumulate (+=) into the inputs' gradients via
  * nl_grad(c, n->in[k]) (NULL when that input needs no gradient). */
 typedef void (*nl_backward_fn)(nl_ctx *c, nl_node *n);
+/* Gradient-ready hook (nl_ctx_set_grad_hook): leaf is a var without a node that requires a gradient (a parameter,
+ * or an nl_leaf), called once its gradient of this backward pass is final. */
+typedef void (*nl_grad_hook_fn)(void *ud, nl_var *leaf);
 
 #define NL_MAXIN 6
 struct nl_node {
@@ -52,6 +55,8 @@ struct nl_ctx {
     int n_tape, cap_tape;
     int grad_enabled;          /* 0 inside no-grad regions */
     int in_backward;
+    nl_grad_hook_fn grad_hook; /* nl_ctx_set_grad_hook; NULL = none */
+    void *grad_hook_ud;
 };
 
 /* arena_bytes: initial arena size (grows); arena_cap: 0 = unlimited, else a hard cap in bytes. */
@@ -76,6 +81,16 @@ nl_var *nl_detach(nl_ctx *c, nl_var *v);
  * Gradients accumulate into every var on the way that requires them (parameters: their flat grad array). */
 nl_status nl_backward(nl_ctx *c, nl_var *loss);
 nl_status nl_backward_seed(nl_ctx *c, nl_var *v, const nl_tensor *seed);
+
+/* Gradient-ready hooks (data-parallel overlap: nl_dist_reducer in dist.h, docs/distributed.md). With fn set, each
+ * nl_backward / nl_backward_seed first finds, for every leaf that requires a gradient and is an input of a recorded
+ * node, its last consumer in the backward order (the earliest such node on the tape), and calls fn(ud, leaf) right
+ * after that node's backward ran (or was skipped because no gradient reached it): no later node of this pass
+ * touches the leaf's gradient, so fn may read it and start reducing it. Each such leaf is reported exactly once per
+ * pass; a leaf that no recorded node reads is not reported. Gradients are unchanged by the hook itself. fn NULL
+ * removes it. A backward function that writes some var's gradient without naming it in n->in[] would break the
+ * guarantee; no engine or library op does. */
+void nl_ctx_set_grad_hook(nl_ctx *c, nl_grad_hook_fn fn, void *ud);
 
 /* Scalar value of a 1-element var (loss reporting). */
 double nl_item(const nl_var *v);

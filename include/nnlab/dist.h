@@ -15,6 +15,7 @@
  * order (they are collective). */
 #ifndef NNLAB_DIST_H
 #define NNLAB_DIST_H
+#include "nnlab/autograd.h"
 #include "nnlab/base.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,33 @@ nl_status nl_dist_file_close(nl_dist_file *f);
  * Off by default; `nnlab kernel` turns it on when run under mpirun with more than one rank. */
 void nl_dist_set_kernel_shard(int on);
 int nl_dist_kernel_shard(void);
+
+/* ---- bucketed all-reduce overlapped with the backward pass (data-parallel gradients, as PyTorch DDP) ----
+ * The parameters are cut, in reverse store order, into buckets of about bucket_mb MiB (contiguous ranges of the
+ * flat gradient array). nl_dist_reducer_begin installs a gradient-ready hook on the context (autograd.h); during
+ * nl_backward, when every parameter of the next bucket in line that takes a gradient (requires_grad at begin:
+ * buffers and frozen tensors do not hold a bucket back) has its final gradient, that bucket is scaled by w
+ * and its reduction starts non-blocking: MPI_Ialltoallv (chunk k of the bucket to rank k), the sum in rank order
+ * 0..P-1 once it arrived, MPI_Iallgatherv, the same fixed order as nl_dist_allreduce_f32/f64, so the gradient is
+ * bitwise the one of scaling the whole array by w and calling the blocking all-reduce. Later hooks progress the
+ * pending requests; nl_dist_reducer_finish starts the buckets still waiting (a parameter no node read), waits for
+ * all of them and removes the hook: call it after nl_backward (also when this rank ran no backward: an empty
+ * share of the batch) and before the optimizer step. Buckets start strictly in bucket order on every rank, so the
+ * ranks issue the same collectives in the same order (two duplicated communicators, one per phase). One backward
+ * pass per begin/finish. Without MPI, or on one rank, begin and finish do nothing (the gradient is unchanged). */
+typedef struct nl_dist_reducer nl_dist_reducer;
+typedef struct nl_dist_reducer_stats {
+    int n_buckets;
+    int64_t passes;         /* begin/finish pairs so far */
+    double hook_seconds;    /* wall time spent inside the hooks (launching and progressing, during backward) */
+    double wait_seconds;    /* wall time in nl_dist_reducer_finish (communication not hidden by backward) */
+} nl_dist_reducer_stats;
+/* Collective (every rank, same store layout). bucket_mb > 0. */
+nl_status nl_dist_reducer_new(nl_dist_reducer **out, nl_params *ps, double bucket_mb);
+void nl_dist_reducer_free(nl_dist_reducer *r);
+void nl_dist_reducer_begin(nl_dist_reducer *r, nl_ctx *c, double w);
+nl_status nl_dist_reducer_finish(nl_dist_reducer *r, nl_ctx *c);
+nl_dist_reducer_stats nl_dist_reducer_get_stats(const nl_dist_reducer *r);
 
 #ifdef __cplusplus
 }

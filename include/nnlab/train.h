@@ -48,6 +48,9 @@ typedef struct nl_train_config {
     const char *valid_name;  /* how the validation set is called in messages ("valid" by default, e.g. "test") */
     int64_t save_every;      /* > 0 (needs checkpoint_path): also write a checkpoint after every this many steps */
     const char *resume_path; /* continue the run saved in this checkpoint (see "resumable training" below) */
+    double dist_bucket_mb;   /* data-parallel runs (MPI, > 1 rank): > 0 reduce the gradient in buckets of this many
+                              * MiB overlapped with backward (nl_dist_reducer, dist.h); <= 0 one blocking all-reduce
+                              * after backward. Bitwise the same gradient either way. Default 1 */
 } nl_train_config;
 
 /* 10 epochs, batch 128, Adam (optim.h defaults), seed 0, eval_every 1, no early stopping, verbose 1. */
@@ -114,6 +117,11 @@ typedef struct nl_train_result {
     int64_t bad_step;              /* 1-based step of the NaN/Inf (0 if none) */
     int checkpoints;               /* checkpoints written */
     char message[512];             /* the error message (nonfinite or other failure), "" on success */
+    /* data-parallel runs (nl_dist_size() > 1), wall seconds of this rank summed over the steps: */
+    double dist_backward_seconds;  /* in nl_backward (with overlap: the hooks' communication included) */
+    double dist_hook_seconds;      /* of which inside the reducer's hooks (overlap only) */
+    double dist_comm_seconds;      /* gradient reduction after backward: the blocking all-reduce, or the wait for the
+                                    * buckets still in flight (the communication not hidden) */
 } nl_train_result;
 
 /* Train m on train (evaluating on valid, which may be NULL). res is always filled (free it with

@@ -1,6 +1,7 @@
 /* nnlab lm train|eval|generate: the transformer language model (lib/transformer/README.md). */
 #include "nnlab/cli.h"
 #include "transformer/transformer.h"
+#include "nnlab/dist.h"
 #include "nnlab/safetensors.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -78,8 +79,13 @@ static void help_lm_train(FILE *f) {
             "                       schedule with its horizon are the saved ones). For a fixed seed and --threads,\n"
             "                       the result is bit-identical to the uninterrupted run. FILE may equal --save\n"
             "  --stop-after N       stop after N steps in total although the schedule spans --steps (train in parts)\n"
-            "  --json               one final JSON line on stdout\n"
+            "  --json               one final JSON line on stdout (step_loss: the loss of every step)\n"
             "  --quiet              no progress lines\n"
+            "\n"
+            "Under mpirun (an -DNL_MPI=ON build) training is data-parallel: --batch is split evenly over the ranks (a\n"
+            "multiple of the rank count); rank 0 alone prints, evaluates and writes --save (docs/distributed.md).\n"
+            "  --bucket-mb X        gradient buckets of X MiB all-reduced during backward, overlapped with it\n"
+            "                       (default 1); 0: one blocking all-reduce after backward (the same bits)\n"
             "\n"
             "example: nnlab lm train --steps 300 --save lm.safetensors\n"
             "         nnlab lm train --load lm.safetensors --context 512 --rope linear --scale 4 --steps 100 --save ft.safetensors\n");
@@ -264,7 +270,7 @@ static int lm_train(int argc, char **argv) {
     const char *corpus_spec = "default", *task = "text", *load = NULL, *save = NULL, *resume = NULL;
     int64_t save_every = 0, stop_after = 0;
     int64_t steps = 300, batch = 16, warmup = 20, seed = 0, threads = 0;
-    double lr = 3e-3, wd = 0.01, clip = 1.0;
+    double lr = 3e-3, wd = 0.01, clip = 1.0, bucket_mb = 1;
     int json = 0, quiet = 0, haystack = 0;
     nl_cli_opt opts[] = {
         MODEL_OPTS(mo),
@@ -284,6 +290,7 @@ static int lm_train(int argc, char **argv) {
         {"--save-every", NL_OPT_INT, &save_every, 1, 1e12, 0, 0, "N"},
         {"--resume", NL_OPT_STR, &resume, 0, 0, 0, 0, "FILE"},
         {"--stop-after", NL_OPT_INT, &stop_after, 1, 1e12, 0, 0, "N"},
+        {"--bucket-mb", NL_OPT_DOUBLE, &bucket_mb, 0, 1e6, 0, 0, "X"},
         {"--json", NL_OPT_FLAG, &json, 0, 0, 0, 0, NULL},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
     };
@@ -293,6 +300,9 @@ static int lm_train(int argc, char **argv) {
     int rc = nl_cli_parse(cmd, argc, argv, opts, N, pos, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) { help_lm_train(stdout); return NL_CLI_OK; }
+    /* under mpirun (docs/distributed.md): data-parallel; rank 0 alone prints, evaluates and writes --save */
+    const int rank0 = nl_dist_rank() == 0;
+    if (!rank0) quiet = 1;
     int lines = 0;
     if (!strcmp(task, "lines")) lines = 1;
     else if (strcmp(task, "text")) return nl_cli_usage_error(cmd, "--task: unknown task '%s' (text|lines)", task);
@@ -344,6 +354,7 @@ static int lm_train(int argc, char **argv) {
     tc.seed = (uint64_t)seed; tc.verbose = !quiet; tc.log_every = steps >= 10 ? steps / 10 : 1;
     tc.tokens = cp.train; tc.n_tokens = cp.n_train;
     tc.save_path = save; tc.save_every = save_every; tc.resume_path = resume; tc.stop_after = stop_after;
+    tc.dist_bucket_mb = bucket_mb;
     nl_lines_batcher lb;
     memset(&lb, 0, sizeof lb);
     if (lines) {
@@ -358,11 +369,16 @@ static int lm_train(int argc, char **argv) {
                 nl_rope_variant_name(m.cfg.rope.variant), m.cfg.rope.scale_train, m.cfg.context,
                 lines ? "task lines" : corpus_spec);
     nl_lm_train_result r;
-    if (nl_lm_train(&m, &tc, &r)) { free_corpus(&cp); nl_lm_free(&m); return fail("train"); }
+    double *step_loss = json ? malloc(sizeof(double) * (size_t)steps) : NULL; /* (steps) for --json */
+    for (int64_t i = 0; step_loss && i < steps; i++) step_loss[i] = NAN; /* a resumed run fills its own steps */
+    tc.loss_out = step_loss;
+    if (nl_lm_train(&m, &tc, &r)) { free(step_loss); free_corpus(&cp); nl_lm_free(&m); return fail("train"); }
     double nll = NAN, acc = NAN;
     int64_t cnt = 0;
     int status = NL_CLI_OK;
-    if (lines) {
+    if (!rank0) {
+        /* the replicas hold the same weights: rank 0 alone evaluates */
+    } else if (lines) {
         if (haystack ? nl_lines_eval_haystack(&m, 1, m.cfg.context - NL_LINES_ANSWER_TOKENS, 50, (uint64_t)seed + 1, &acc)
                      : nl_lines_eval(&m, nl_lines_fit(m.cfg.context), 50, (uint64_t)seed + 1, &acc, NULL))
             status = fail("train");
@@ -392,9 +408,15 @@ static int lm_train(int argc, char **argv) {
                 cJSON_AddItemToObject(o, "valid_ppl", jnum(exp(nll)));
                 cJSON_AddItemToObject(o, "valid_bpc", jnum(nll / log(2)));
             }
+            if (step_loss) { /* the steps this process ran (a resumed run: from the resume point on) */
+                cJSON *a = cJSON_AddArrayToObject(o, "step_loss");
+                for (int64_t i = 0; i < r.steps; i++)
+                    if (!isnan(step_loss[i])) cJSON_AddItemToArray(a, cJSON_CreateNumber(step_loss[i]));
+            }
             print_json(o);
         }
     }
+    free(step_loss);
     free_corpus(&cp);
     nl_lm_free(&m);
     return status;

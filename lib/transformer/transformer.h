@@ -230,6 +230,9 @@ typedef struct nl_lm_train_config {
     const char *resume_path;         /* continue the run saved in this checkpoint (see nl_lm_resume_train) */
     int64_t stop_after;              /* > 0: stop after this many steps in total although the schedule spans
                                       * `steps` (an interrupted run, for resuming later) */
+    double *loss_out;                /* optional (steps): loss of step s (the global batch's mean) at [s] */
+    double dist_bucket_mb;           /* data-parallel (MPI, > 1 rank; see below): > 0 gradient buckets of this many
+                                      * MiB reduced during backward, <= 0 one blocking all-reduce after it (default 1) */
 } nl_lm_train_config;
 typedef struct nl_lm_train_result {
     int64_t steps;
@@ -238,6 +241,13 @@ typedef struct nl_lm_train_result {
 } nl_lm_train_result;
 /* steps 200, batch 16, lr 3e-3, min_ratio 0.1, wd 0.01, clip 1, beta2 0.99, warmup 20. */
 nl_lm_train_config nl_lm_train_defaults(void);
+/* Under MPI with P = nl_dist_size() > 1 ranks (docs/distributed.md) the run is data-parallel: batch must be a
+ * multiple of P (else NL_EINVAL naming both); every rank draws the same global batch (default sampler or batch_fn,
+ * seeded by tc->seed alone) and computes rank r's rows [r B/P, (r+1) B/P); the loss and the gradient are averaged
+ * over the ranks in the fixed order of nl_dist_allreduce (every rank holds the same bits); rank 0 alone logs and
+ * writes save_path. Randomised RoPE positions are drawn per step from the model's stream, the same on every rank,
+ * so the run equals one process up to summation order, except with batchnorm / powernorm (statistics of each
+ * rank's rows). Every rank must call it (collective). */
 nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result *res);
 /* Resumable LM checkpoints: nl_lm_save's file plus the training state of nnlab/train.h ("train.optim.m/v" tensors,
  * "train.optim.*" keys) and "train.step", "train.batch", "train.context", "train.data_rng" (the random-window

@@ -55,6 +55,8 @@ static void help_train(FILE *f) {
             "\n"
             "MPI (a -DNL_MPI=ON build): under `mpirun -np P` the run is data-parallel, each batch split over the P ranks\n"
             "(--batch must be a multiple of P), rank 0 prints and saves (docs/distributed.md)\n"
+            "  --bucket-mb X        gradient buckets of X MiB all-reduced during backward, overlapped with it\n"
+            "                       (default 1); 0: one blocking all-reduce after backward (the same bits)\n"
             "\n"
             "example: nnlab train mlp --epochs 3 --lr 2e-3 --sched cosine --save mlp.safetensors\n");
 }
@@ -68,7 +70,7 @@ int cmd_train(int argc, char **argv) {
     const char *optim = "adam", *sched = "constant", *save = NULL, *resume = NULL;
     int64_t save_every = 0;
     int64_t epochs = 5, steps = 0, batch = 128, seed = 0, threads = 0, valid = 0, limit = 0, fc = 0, warmup = 0, patience = 0;
-    double lr = 0, momentum = 0.9, wd = 0, dropout = 0, clip = 0;
+    double lr = 0, momentum = 0.9, wd = 0, dropout = 0, clip = 0, bucket_mb = 1;
     int json = 0, quiet = 0;
     /* --param sp|ntk|mup --base-width N ... (include/nnlab/param.h) are taken out of argv first */
     nl_parametrization par = nl_param_defaults();
@@ -102,6 +104,7 @@ int cmd_train(int argc, char **argv) {
         {"--save", NL_OPT_STR, &save, 0, 0, 0, 0, "FILE"},
         {"--save-every", NL_OPT_INT, &save_every, 1, 1e12, 0, 0, "N"},
         {"--resume", NL_OPT_STR, &resume, 0, 0, 0, 0, "FILE"},
+        {"--bucket-mb", NL_OPT_DOUBLE, &bucket_mb, 0, 1e6, 0, 0, "X"},
         {"--json", NL_OPT_FLAG, &json, 0, 0, 0, 0, NULL},
         {"--quiet", NL_OPT_FLAG, &quiet, 0, 0, 0, 0, NULL},
     };
@@ -195,6 +198,7 @@ int cmd_train(int argc, char **argv) {
     rc_.train.save_every = save_every;
     rc_.train.resume_path = resume;
     rc_.train.verbose = quiet ? 0 : 1;
+    rc_.train.dist_bucket_mb = bucket_mb;
     if (save && nl_cli_check_output_file("train", "--save", save)) return NL_CLI_FAIL;
     nl_cli_threads(threads, seen_threads);
 
@@ -248,6 +252,13 @@ int cmd_train(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "params", m.ps.n ? (double)nl_model_num_params(&m, 1) : 0);
         cJSON_AddNumberToObject(o, "threads", nl_get_num_threads());
         cJSON_AddNumberToObject(o, "seed", (double)seed);
+        if (nl_dist_size() > 1) { /* rank 0's seconds (docs/distributed.md) */
+            cJSON_AddNumberToObject(o, "dist_ranks", nl_dist_size());
+            cJSON_AddNumberToObject(o, "dist_bucket_mb", bucket_mb);
+            cJSON_AddItemToObject(o, "dist_backward_seconds", jnum(tr->dist_backward_seconds));
+            cJSON_AddItemToObject(o, "dist_hook_seconds", jnum(tr->dist_hook_seconds));
+            cJSON_AddItemToObject(o, "dist_comm_seconds", jnum(tr->dist_comm_seconds));
+        }
         if (save && (s == NL_OK || tr->checkpoints > 0)) cJSON_AddStringToObject(o, "checkpoint", save);
         else cJSON_AddNullToObject(o, "checkpoint");
         char *txt = cJSON_PrintUnformatted(o);
@@ -264,6 +275,10 @@ int cmd_train(int argc, char **argv) {
         printf("epoch seconds:");
         for (int i = 0; i < tr->n_epochs; i++) printf(" %.2f", tr->epoch[i].seconds);
         printf("\n");
+        if (nl_dist_size() > 1)
+            printf("data-parallel on %d ranks (rank 0): backward %.2f s (of which %.2f s in the all-reduce hooks), gradient "
+                   "reduction after backward %.2f s (%s)\n", nl_dist_size(), tr->dist_backward_seconds, tr->dist_hook_seconds,
+                   tr->dist_comm_seconds, bucket_mb > 0 ? "buckets overlapped with backward" : "blocking");
         if (tr->stopped_early) printf("stopped early: best validation accuracy %.2f%% at epoch %lld\n", 100 * tr->best_valid_accuracy, (long long)tr->best_epoch);
         if (save) printf("saved %s\n", save);
     }

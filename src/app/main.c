@@ -94,15 +94,16 @@ static int finish_output(int rc) {
 static int run_command(int argc, char **argv);
 
 /* Under mpirun with more than one rank (an -DNL_MPI=ON build, docs/distributed.md) only the commands that
- * distribute run: `train` (data-parallel) and `kernel` / `nngp-ntk` (a block of rows per rank, all written into
- * the one --out file with MPI-IO). Ranks > 0 print nothing (stdout to /dev/null). */
+ * distribute run: `train` and `lm train` (data-parallel) and `kernel` / `nngp-ntk` (a block of rows per rank, all
+ * written into the one --out file with MPI-IO). Ranks > 0 print nothing (stdout to /dev/null). */
 static int dist_prepare(int argc, char **argv) {
     if (nl_dist_size() <= 1 || argc < 2) return 0;
     const char *cmd = argv[1];
     const int kernel = !strcmp(cmd, "kernel") || !strcmp(cmd, "nngp-ntk");
-    if (strcmp(cmd, "train") && !kernel) {
+    const int lm_train = !strcmp(cmd, "lm") && argc > 2 && !strcmp(argv[2], "train"); /* data-parallel too */
+    if (strcmp(cmd, "train") && !kernel && !lm_train) {
         if (nl_dist_rank() == 0)
-            fprintf(stderr, "nnlab: '%s' does not run on %d MPI ranks (only train and kernel do; see docs/distributed.md)\n", cmd,
+            fprintf(stderr, "nnlab: '%s' does not run on %d MPI ranks (only train, lm train and kernel do; see docs/distributed.md)\n", cmd,
                     nl_dist_size());
         return NL_CLI_USAGE;
     }

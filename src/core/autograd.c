@@ -175,18 +175,69 @@ nl_var *nl_straight_through(nl_ctx *c, nl_var *y, nl_var *x) {
     return nl_custom(c, "straight_through", y->val, 1, in, st_backward, NULL);
 }
 
+void nl_ctx_set_grad_hook(nl_ctx *c, nl_grad_hook_fn fn, void *ud) {
+    c->grad_hook = fn;
+    c->grad_hook_ud = ud;
+}
+
+/* For the grad hook: each leaf input that requires a gradient, with the tape index of its earliest consumer (its
+ * last one in the backward order). An open-addressing table keyed by the var pointer finds the duplicates; the
+ * result is sorted by index, descending, so the backward loop pops from the front. A leaf appearing twice in one
+ * node keeps its first slot. */
+typedef struct { nl_var *v; int k, j; } leaf_last; /* j: input slot at node k */
+
+/* descending node index; within one node the inputs in reverse (linear's b before W: reverse parameter order) */
+static int leaf_last_cmp(const void *a, const void *b) {
+    const leaf_last *x = a, *y = b;
+    if (x->k != y->k) return (y->k > x->k) - (y->k < x->k);
+    return (y->j > x->j) - (y->j < x->j);
+}
+
+static nl_status leaf_last_find(const nl_ctx *c, leaf_last **out, int *n_out) {
+    int64_t n_in = 0;
+    for (int k = 0; k < c->n_tape; k++) n_in += c->tape[k]->n_in;
+    size_t cap = 16;
+    while ((int64_t)cap < 2 * n_in) cap *= 2;
+    leaf_last *tab = calloc(cap, sizeof *tab); /* (cap) hash table of (var, earliest index) */
+    if (!tab) return nl_set_error(NL_ENOMEM, "backward: out of memory (grad hook table)");
+    int n = 0;
+    for (int k = 0; k < c->n_tape; k++) {
+        const nl_node *nd = c->tape[k];
+        for (int j = 0; j < nd->n_in; j++) {
+            nl_var *v = nd->in[j];
+            if (!v || v->node || !v->requires_grad) continue;
+            size_t h = ((uintptr_t)v >> 4) * 0x9E3779B97F4A7C15ULL & (cap - 1);
+            while (tab[h].v && tab[h].v != v) h = (h + 1) & (cap - 1);
+            if (!tab[h].v) { tab[h].v = v; tab[h].k = k; tab[h].j = j; n++; } /* first seen = earliest on the tape */
+        }
+    }
+    int m = 0;
+    for (size_t h = 0; h < cap; h++)
+        if (tab[h].v) tab[m++] = tab[h];
+    qsort(tab, (size_t)m, sizeof *tab, leaf_last_cmp);
+    *out = tab;
+    *n_out = n;
+    return NL_OK;
+}
+
 static nl_status backward_run(nl_ctx *c) {
+    leaf_last *ll = NULL; /* (n_ll) leaves by their last consumer, descending */
+    int n_ll = 0, next = 0;
+    if (c->grad_hook && leaf_last_find(c, &ll, &n_ll)) return NL_ENOMEM;
     c->in_backward = 1;
     int save = c->grad_enabled;
     c->grad_enabled = 0; /* backward functions never record */
     for (int k = c->n_tape - 1; k >= 0; k--) {
         nl_node *n = c->tape[k];
-        if (!n->out->grad.data) continue; /* no gradient reached this node */
-        n->backward(c, n);
-        if (nl_last_status() == NL_ENOMEM) { c->grad_enabled = save; c->in_backward = 0; return NL_ENOMEM; }
+        if (n->out->grad.data) { /* else no gradient reached this node */
+            n->backward(c, n);
+            if (nl_last_status() == NL_ENOMEM) { c->grad_enabled = save; c->in_backward = 0; free(ll); return NL_ENOMEM; }
+        }
+        for (; next < n_ll && ll[next].k == k; next++) c->grad_hook(c->grad_hook_ud, ll[next].v);
     }
     c->grad_enabled = save;
     c->in_backward = 0;
+    free(ll);
     return NL_OK;
 }
 

@@ -26,6 +26,7 @@ nl_train_config nl_train_defaults(void) {
     c.eval_every = 1;
     c.eval_batch = NL_EVAL_BATCH;
     c.verbose = 1;
+    c.dist_bucket_mb = 1;
     return c;
 }
 
@@ -301,8 +302,13 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
     }
     nl_ctx *c = nl_ctx_new(0, 0);
     void *best = NULL;
+    nl_dist_reducer *red = NULL; /* data-parallel with overlap: buckets reduced during backward */
     if (!c) {
         s = fail(r, NL_ENOMEM, "train: out of memory for the context");
+        goto out;
+    }
+    if (dp_size > 1 && cfg->dist_bucket_mb > 0 && (s = nl_dist_reducer_new(&red, &m->ps, cfg->dist_bucket_mb))) {
+        s = fail(r, s, "%s", nl_last_error());
         goto out;
     }
     if (cfg->restore_best && valid) {
@@ -391,14 +397,21 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
                 goto out;
             }
             nl_params_zero_grad(&m->ps);
+            if (red) nl_dist_reducer_begin(red, c, (double)lb / (double)bs);
+            const double tb0 = nl_time();
             if (lb > 0 && (s = nl_backward(c, loss))) {
                 s = fail(r, s, "step %lld: backward: %s", (long long)step1, nl_last_error());
                 if (dp_size > 1) nl_dist_abort(1);
                 goto out;
             }
-            if (dp_size > 1 && (s = dp_average_grads(&m->ps, (double)lb / (double)bs))) {
+            const double tb1 = nl_time();
+            if (dp_size > 1 && (s = red ? nl_dist_reducer_finish(red, c) : dp_average_grads(&m->ps, (double)lb / (double)bs))) {
                 s = fail(r, s, "step %lld: gradient all-reduce: %s", (long long)step1, nl_last_error());
                 goto out;
+            }
+            if (dp_size > 1) {
+                r->dist_backward_seconds += tb1 - tb0;
+                r->dist_comm_seconds += nl_time() - tb1;
             }
             if (cb->before_step && (s = cb->before_step(cb->ud, m, &opt, r->steps))) {
                 s = fail(r, s, "step %lld: %s", (long long)step1, nl_last_error());
@@ -573,6 +586,8 @@ out:
     else bar_clear(&d);
     r->total_seconds = nl_time() - t_start;
     r->samples_per_sec = r->train_seconds > 0 ? (double)r->samples / r->train_seconds : 0;
+    if (red) r->dist_hook_seconds = nl_dist_reducer_get_stats(red).hook_seconds;
+    nl_dist_reducer_free(red);
     free(best);
     nl_ctx_free(c);
     nl_optim_free(&opt);
