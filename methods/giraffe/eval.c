@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-nl_status nl_giraffe_lines_correct(nl_lm *m, nl_ctx *ctx, int64_t P, int32_t offset, int n, int batch, uint64_t seed,
-                                   int scrambled, int *k) {
+nl_status nl_giraffe_lines_correct(nl_lm *m, nl_ctx *ctx, int64_t P, int32_t offset, int haystack, int n, int batch,
+                                   uint64_t seed, int scrambled, int *k) {
     *k = 0;
-    const int n_lines = nl_lines_fit(P);
-    if (n_lines < 1 || n < 1 || batch < 1) return nl_set_error(NL_EINVAL, "giraffe eval: %lld tokens hold no Lines prompt, or n/batch < 1", (long long)P);
-    const int64_t A = NL_LINES_ANSWER_TOKENS, S = nl_lines_prompt_len(n_lines) + A;   /* sample length */
+    const int n_lines = haystack ? 1 : nl_lines_fit(P);
+    if (n_lines < 1 || n < 1 || batch < 1 || P < nl_lines_prompt_len(1) + NL_LINES_ANSWER_TOKENS)
+        return nl_set_error(NL_EINVAL, "giraffe eval: %lld tokens hold no Lines prompt, or n/batch < 1", (long long)P);
+    const int64_t A = NL_LINES_ANSWER_TOKENS, S = haystack ? P : nl_lines_prompt_len(n_lines) + A;   /* sample length */
     const int64_t pl = S - A, T = pl + A - 2;   /* rows pl-1 .. pl+A-3 predict "<" d d d d d ">" */
     if (m->cfg.vocab < offset + nl_lines_vocab()) return nl_set_error(NL_EINVAL, "giraffe eval: model vocab %d < %d", m->cfg.vocab, offset + nl_lines_vocab());
     if (batch > n) batch = n;
@@ -33,7 +34,8 @@ nl_status nl_giraffe_lines_correct(nl_lm *m, nl_ctx *ctx, int64_t P, int32_t off
             int64_t p;
             int val;
             int32_t *t = toks + (int64_t)b * S;
-            if (nl_lines_sample(&r, n_lines, t, S, &p, &val) != S || p != pl) {
+            const int64_t got = haystack ? nl_lines_haystack_sample(&r, 1, pl, t, S, &p, &val) : nl_lines_sample(&r, n_lines, t, S, &p, &val);
+            if (got != S || p != pl) {
                 st = nl_set_error(NL_EINVAL, "giraffe eval: no Lines prompt of %d lines", n_lines);
                 goto done;
             }

@@ -17,21 +17,22 @@
 #include <string.h>
 
 static const nl_giraffe_config g_quick = {
-    .d_model = 64, .layers = 4, .heads = 2, .L = 64, .pre_steps = 1200, .pre_batch = 16, .pre_lr = 2e-3, .pre_min_ratio = 0.1,
-    .lines_frac = 0.5, .ft_mult = 2, .ft_steps = 60, .ft_batch = 8, .ft_lr = 1e-3, .power = 0.5, .trunc_frac = 0.10,
-    .n_len = 5, .len_mult = {1, 2, 4, 8, 16}, .samples = 24, .eval_batch = 8, .ppl_windows = 2, .seeds = 3, .seed = 1,
-    .floor = 0.4, .text_cap = 3000000};
+    .d_model = 64, .layers = 2, .heads = 4, .L = 64, .pre_steps = 2500, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 0.1,
+    .lines_frac = 0.8, .haystack = 1, .ft_mult = 2, .ft_steps = 60, .ft_batch = 8, .ft_lr = 1e-3, .power = 0.5, .trunc_frac = 0.10,
+    .n_len = 5, .len_mult = {1, 2, 4, 8, 16}, .samples = 20, .eval_batch = 10, .ppl_windows = 2, .seeds = 3, .shared_base = 1,
+    .seed = 1, .floor = 0.4, .text_cap = 3000000};
 
+/* 40 prompts per seed x 5 seeds = 200 prompts per (evaluation, length) point */
 static const nl_giraffe_config g_full = {
-    .d_model = 128, .layers = 6, .heads = 2, .L = 128, .pre_steps = 3000, .pre_batch = 16, .pre_lr = 2e-3, .pre_min_ratio = 0.1,
-    .lines_frac = 0.5, .ft_mult = 2, .ft_steps = 200, .ft_batch = 8, .ft_lr = 1e-3, .power = 0.5, .trunc_frac = 0.10,
-    .n_len = 6, .len_mult = {1, 2, 4, 8, 16, 32}, .samples = 200, .eval_batch = 8, .ppl_windows = 4, .seeds = 5, .seed = 1,
-    .floor = 0.4, .text_cap = 0};
+    .d_model = 128, .layers = 6, .heads = 2, .L = 64, .pre_steps = 2000, .pre_batch = 16, .pre_lr = 1e-3, .pre_min_ratio = 0.1,
+    .lines_frac = 0.8, .haystack = 1, .ft_mult = 2, .ft_steps = 150, .ft_batch = 8, .ft_lr = 1e-3, .power = 0.5, .trunc_frac = 0.10,
+    .n_len = 6, .len_mult = {1, 2, 4, 8, 16, 32}, .samples = 40, .eval_batch = 8, .ppl_windows = 4, .seeds = 5, .shared_base = 0,
+    .seed = 1, .floor = 0.4, .text_cap = 0};
 
 static const nl_giraffe_config g_smoke = {
     .d_model = 32, .layers = 1, .heads = 1, .L = 32, .pre_steps = 6, .pre_batch = 4, .pre_lr = 3e-3, .pre_min_ratio = 1,
-    .lines_frac = 0.5, .ft_mult = 2, .ft_steps = 2, .ft_batch = 2, .ft_lr = 1e-3, .power = 0.5, .trunc_frac = 0.10,
-    .n_len = 3, .len_mult = {1, 2, 4}, .samples = 2, .eval_batch = 2, .ppl_windows = 1, .seeds = 3, .seed = 1,
+    .lines_frac = 0.8, .haystack = 1, .ft_mult = 2, .ft_steps = 2, .ft_batch = 2, .ft_lr = 1e-3, .power = 0.5, .trunc_frac = 0.10,
+    .n_len = 3, .len_mult = {1, 2, 4}, .samples = 2, .eval_batch = 2, .ppl_windows = 1, .seeds = 3, .shared_base = 1, .seed = 1,
     .floor = 0.4, .text_cap = 300000};
 
 #define N_RIVALS 4
@@ -145,8 +146,8 @@ static nl_status giraffe_run(const nl_experiment *e, const void *config, const n
     describe(g, st, out);
     nl_exp_set(out, "seconds", nl_time() - t0);
     snprintf(out->note, sizeof out->note,
-             "%d-layer d=%d (%d heads) LM pretrained at L=%d on text + dense Lines, fine-tuned at %d on text per arm; %d seeds x %d prompts per point; %s",
-             g->layers, g->d_model, g->heads, g->L, g->ft_mult * g->L, g->seeds, g->samples, e->name);
+             "%d-layer d=%d (%d heads) LM pretrained at L=%d on text + %s Lines, fine-tuned at %d on text per arm; %d seeds x %d prompts; %s",
+             g->layers, g->d_model, g->heads, g->L, g->haystack ? "haystack" : "dense", g->ft_mult * g->L, g->seeds, g->samples, e->name);
     free(st);
     return NL_OK;
 }
@@ -201,13 +202,13 @@ const nl_experiment nl_exp_giraffe = {
     .paper = "Giraffe: Adventures in Expanding Context Lengths in LLMs (Pal, Karkhanis, Roberts, Dooley, Sundararajan, Naidu, 2023)",
     .claim = "Linear scaling of RoPE reaches furthest on long-context retrieval, an eval scale above the training scale extends "
              "reach, and the truncated basis extrapolates beyond the fine-tuning length",
-    .quick_desc = "3 seeds, a base each: 4-layer d=64 (2 heads) LM pretrained at L=64 on KJV/fortunes/GCIDE bytes + dense Lines "
-                  "(1200 steps, batch 16), 6 arms fine-tuned at 128 on text (60 steps, batch 8), 24 dense Lines prompts per point at 1x..16x L",
-    .full_desc = "5 seeds, a base each: 6-layer d=128 (2 heads of 64) LM pretrained at L=128 on text + dense Lines (3000 steps), "
-                 "6 arms fine-tuned at 256 on text (200 steps, batch 8), 200 prompts per point at 1x..32x L",
+    .quick_desc = "3 seeds sharing one base: 2-layer d=64 (4 heads) LM pretrained at L=64 on KJV/fortunes/GCIDE bytes + haystack Lines "
+                  "(2500 steps, batch 16, 80% Lines rows), 6 arms fine-tuned at 128 on text (60 steps, batch 8), 20 prompts per seed and point at 1x..16x L",
+    .full_desc = "5 seeds, a base each: 6-layer d=128 (2 heads of 64) LM pretrained at L=64 on text + haystack Lines (2000 steps, 80% Lines rows), "
+                 "6 arms fine-tuned at 128 on text (150 steps, batch 8), 40 prompts per seed (200 per point) at 1x..32x L",
     .quick = &g_quick,
     .full = &g_full,
-    .smoke_desc = "1-layer d=32 LM, L=32, 6 + 2 steps, 2 prompts per point, 3 seeds: plumbing only",
+    .smoke_desc = "1-layer d=32 LM, L=32, 6 + 2 steps, 2 prompts per point, 3 seeds sharing a base: plumbing only",
     .smoke = &g_smoke,
     .metrics = "n_seeds,floor,prompts,p1_cand_seed1,p2_hi_seed1,p2_lo_seed1,p3_cand_seed1,reach_linear16@16_mean,"
                "reach_truncated_mean,acc_linear4@8_1x,truncate_T,trunc_zeroed_fraction,seconds",

@@ -7,7 +7,7 @@
  * evaluated length whose accuracy's one-sided 95% Wilson lower bound is above a floor fixed before running.
  * Files: study.c (pretraining, fine-tuning), eval.c (batched retrieval, perplexity, the evaluation table),
  * stats.c (Wilson bound, reach, truncation cutoff), experiment.c (configurations, metrics, the three-part judge),
- * cli.c (`nnlab giraffe freqs|cutoff`). methods/giraffe/README.md. */
+ * cli.c (`nnlab giraffe freqs`). methods/giraffe/README.md. */
 #ifndef NNLAB_GIRAFFE_H
 #define NNLAB_GIRAFFE_H
 #include "nnlab/ledger.h"
@@ -52,6 +52,7 @@ typedef struct nl_giraffe_config {
     int pre_steps, pre_batch;
     double pre_lr, pre_min_ratio;
     double lines_frac;           /* share of Lines rows in pretraining */
+    int haystack;                /* 0: dense Lines (the paper's form); 1: one line at a random depth in filler */
     int ft_mult;                 /* fine-tuning length = ft_mult * L (text only) */
     int ft_steps, ft_batch;      /* the same for every arm: the same token budget */
     double ft_lr;
@@ -63,6 +64,8 @@ typedef struct nl_giraffe_config {
     int eval_batch;              /* prompts per forward pass */
     int ppl_windows;             /* text windows per perplexity point */
     int seeds;                   /* >= 3 */
+    int shared_base;             /* 1: one base (seed `seed`) for every seed; the seeds then differ in fine-tuning
+                                    data and prompts (quick); 0: a base per seed (full) */
     uint64_t seed;
     double floor;                /* reach floor on the Wilson lower bound of the accuracy */
     int64_t text_cap;            /* bytes of text loaded (KJV, fortunes, GCIDE share it; 0 = all) */
@@ -105,13 +108,13 @@ const char *nl_giraffe_model_name(nl_giraffe_model m);
 double nl_giraffe_nominal_reach(const nl_giraffe_config *g, const nl_giraffe_eval_def *e);
 
 /* ---- eval.c ---- */
-/* Greedy exact-answer accuracy on n dense Lines prompts (as many lines as fit in P tokens, Lines ids shifted by
- * offset), batched teacher-forced forward passes at the model's eval scale: greedy decoding emits "< d d d d d >"
+/* Greedy exact-answer accuracy on n Lines prompts of at most P tokens with the answer (dense: as many lines as fit,
+ * back to back; haystack: one line at a random depth in filler, exactly P tokens), Lines ids shifted by offset, batched teacher-forced forward passes at the model's eval scale: greedy decoding emits "< d d d d d >"
  * iff at every answer position the argmax given the true prefix is the true token. scrambled: positions a random
  * permutation per batch. *k = correct answers. ctx: an arena to reuse, or NULL. */
 #define NL_GIRAFFE_EVAL_STREAM ((uint64_t)0x61AFULL << 32)
-nl_status nl_giraffe_lines_correct(nl_lm *m, nl_ctx *ctx, int64_t P, int32_t offset, int n, int batch, uint64_t seed,
-                                   int scrambled, int *k);
+nl_status nl_giraffe_lines_correct(nl_lm *m, nl_ctx *ctx, int64_t P, int32_t offset, int haystack, int n, int batch,
+                                   uint64_t seed, int scrambled, int *k);
 /* Bits per token (byte) of text at window length T (up to `windows` windows, extrapolation allowed). */
 nl_status nl_giraffe_bpb(nl_lm *m, const int32_t *text, int64_t n_text, int64_t T, int windows, double *bpb);
 

@@ -80,7 +80,8 @@ static nl_status pretrain(const nl_giraffe_config *g, const int32_t *text, int64
     mb.text = text; mb.n_text = n_text; mb.lines_frac = g->lines_frac; mb.lines_offset = NL_GIRAFFE_LINES_OFFSET;
     nl_rng_init(&mb.rng, seed, 101);
     nl_rng_init(&mb.lines.rng, seed, 102);
-    mb.lines.fill_queries = 1;   /* dense rows, the room after the first answer filled with further queries */
+    mb.lines.fill_queries = 1;   /* dense rows: the room after the first answer filled with further queries */
+    mb.lines.haystack = g->haystack;
     nl_lm_train_config tc = nl_lm_train_defaults();
     tc.steps = g->pre_steps; tc.batch = g->pre_batch; tc.lr = g->pre_lr; tc.warmup = g->pre_steps / 20;
     tc.min_ratio = g->pre_min_ratio;
@@ -148,7 +149,7 @@ static nl_status evaluate(const nl_giraffe_config *g, nl_lm *m, nl_giraffe_model
             const int64_t P = (int64_t)g->len_mult[li] * g->L;
             const uint64_t es = seed * 1000 + (uint64_t)g->len_mult[li];   /* the same prompts for every evaluation */
             out->bpb[e][si][li] = NAN;
-            st = nl_giraffe_lines_correct(m, ctx, P, NL_GIRAFFE_LINES_OFFSET, g->samples, g->eval_batch, es, ev[e].scrambled,
+            st = nl_giraffe_lines_correct(m, ctx, P, NL_GIRAFFE_LINES_OFFSET, g->haystack, g->samples, g->eval_batch, es, ev[e].scrambled,
                                           &out->k[e][si][li]);
             if (!st && ev[e].ppl) st = nl_giraffe_bpb(m, test, n_test, P, g->ppl_windows, &out->bpb[e][si][li]);
         }
@@ -186,13 +187,21 @@ nl_status nl_giraffe_study_run(const nl_giraffe_config *g, int verbose, nl_giraf
                              (long long)n_train, (long long)n_test, out->truncate_T, out->trunc_zeroed);
     nl_ctx *ctx = nl_ctx_new(0, 0);
     if (!ctx) { free(train); free(test); return nl_set_error(NL_ENOMEM, "giraffe: out of memory"); }
+    nl_lm base;
+    int have_base = 0;
     for (int si = 0; si < g->seeds && !st; si++) {
         const uint64_t seed = g->seed + (uint64_t)si;
-        nl_lm base;
-        c0 = clock();
-        st = pretrain(g, train, n_train, seed, verbose, &base, &out->base_loss[si]);
-        out->cpu_pretrain += (double)(clock() - c0) / CLOCKS_PER_SEC;
-        if (st) break;
+        if (!have_base || !g->shared_base) {
+            if (have_base) nl_lm_free(&base);
+            have_base = 0;
+            c0 = clock();
+            st = pretrain(g, train, n_train, seed, verbose, &base, &out->base_loss[si]);
+            out->cpu_pretrain += (double)(clock() - c0) / CLOCKS_PER_SEC;
+            if (st) break;
+            have_base = 1;
+        } else {
+            out->base_loss[si] = out->base_loss[0];
+        }
         c0 = clock();
         st = evaluate(g, &base, NL_GIRAFFE_M_BASE, ctx, test, n_test, seed, si, verbose, out);
         out->cpu_eval += (double)(clock() - c0) / CLOCKS_PER_SEC;
@@ -207,8 +216,8 @@ nl_status nl_giraffe_study_run(const nl_giraffe_config *g, int verbose, nl_giraf
             out->cpu_eval += (double)(clock() - c1) / CLOCKS_PER_SEC;
             nl_lm_free(&m);
         }
-        nl_lm_free(&base);
     }
+    if (have_base) nl_lm_free(&base);
     nl_ctx_free(ctx);
     free(train);
     free(test);
