@@ -1,5 +1,5 @@
-/* The giraffe evaluations: batched greedy retrieval on dense LongChat-Lines prompts (optionally with scrambled
- * positions) and text bits per byte at a window length. methods/giraffe/README.md. */
+/* The giraffe evaluations: batched greedy retrieval on LongChat-Lines prompts (dense or haystack; optionally with
+ * scrambled positions) and text bits per byte at a window length. methods/giraffe/README.md. */
 #include "giraffe/giraffe.h"
 #include "nnlab/ops.h"
 #include <math.h>

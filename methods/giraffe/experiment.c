@@ -1,8 +1,9 @@
 /* Ledger entry `giraffe` (schema v2): Giraffe's three findings on a small general LM (methods/giraffe/README.md).
  *
  * Reach (fixed before running): per seed and evaluation, the longest evaluated length (in units of L) whose greedy
- * exact-answer accuracy on dense Lines prompts has a one-sided 95% Wilson lower bound above the floor; its level is
- * 1 + log2(reach) (0 when no length passes). Parts, each paired over >= 3 seeds, lower bound mean - t95 SE:
+ * exact-answer accuracy on Lines prompts (haystack as shipped, or dense) has a one-sided 95% Wilson lower bound
+ * above the floor; its level is 1 + log2(reach) (0 when no length passes). Parts, each paired over >= 3 seeds,
+ * lower bound mean - t95 SE:
  *   linear-furthest   level(linear16 @16) - level(rival) > 0 for every rival: truncated, power, xpos, randomised;
  *   eval-scale        level(linear4 @8) - level(linear4 @4) > 0;
  *   truncated-extrap  level(truncated) - level(fine-tuning length 2L) > 0.

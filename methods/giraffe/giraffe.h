@@ -1,13 +1,14 @@
 /* giraffe/giraffe.h — Giraffe (Pal et al. 2023): RoPE context extension (linear / power / truncated / xPos /
  * randomised positions) on a small general language model, ledger entry `giraffe`.
  * Per seed: a base LM (plain RoPE) is pretrained at length L on English text (KJV, fortunes, GCIDE definitions; byte
- * tokens) mixed with dense LongChat-Lines rows (word tokens after the bytes, lib/transformer nl_lm_mix_batch); each
- * arm is a copy fine-tuned at 2L on text only with the same token budget; every arm is evaluated zero-shot on dense
- * Lines prompts and on text perplexity at lengths 1x .. 32x L, at one or several eval scales. Reach = the longest
- * evaluated length whose accuracy's one-sided 95% Wilson lower bound is above a floor fixed before running.
- * Files: study.c (pretraining, fine-tuning), eval.c (batched retrieval, perplexity, the evaluation table),
- * stats.c (Wilson bound, reach, truncation cutoff), experiment.c (configurations, metrics, the three-part judge),
- * cli.c (`nnlab giraffe freqs`). methods/giraffe/README.md. */
+ * tokens) mixed with LongChat-Lines rows (haystack as shipped, or dense; word tokens after the bytes,
+ * lib/transformer nl_lm_mix_batch); each arm is a copy fine-tuned at 2L on text only with the same token budget;
+ * every arm is evaluated zero-shot on Lines prompts and on text perplexity at lengths 1x .. 32x L, at one or several
+ * eval scales. Reach = the longest evaluated length whose accuracy's one-sided 95% Wilson lower bound is above a
+ * floor fixed before running.
+ * Files: study.c (text corpus, pretraining, fine-tuning), eval.c (batched retrieval, perplexity), stats.c (Wilson
+ * bound, reach, truncation cutoff, xPos annealing, the evaluation table), experiment.c (configurations, metrics, the
+ * three-part judge), cli.c (`nnlab giraffe freqs`). methods/giraffe/README.md. */
 #ifndef NNLAB_GIRAFFE_H
 #define NNLAB_GIRAFFE_H
 #include "nnlab/ledger.h"

@@ -1,5 +1,5 @@
 /* The giraffe study: the text corpus (KJV, fortunes, GCIDE definitions as bytes), per seed a base LM pretrained at L
- * on text mixed with dense Lines rows, copies fine-tuned at ft_mult * L on text only (same token budget per arm),
+ * on text mixed with Lines rows (haystack or dense), copies fine-tuned at ft_mult * L on text only (same token budget per arm),
  * and every evaluation of the table (eval.c) at every length. methods/giraffe/README.md. */
 #include "giraffe/giraffe.h"
 #include "text/text.h"
