@@ -470,7 +470,13 @@ static nl_var *lm_run(nl_lm *m, nl_ctx *c, nl_lm_cache *kc, const int32_t *ids, 
     if (zeta) nl_rope_xpos_zeta((int)Dh, zeta);
     const int64_t off = kc ? kc->len : 0;
     if (train && cf->rope.randomized) nl_rope_random_positions(&m->pos_rng, T, (double)T, pos);
-    else
+    else if (!train && !kc && m->eval_pos) {
+        if (m->eval_pos_n < T) {
+            nl_set_error(NL_EINVAL, "lm forward: %lld evaluation positions set, the input has %lld tokens", (long long)m->eval_pos_n, (long long)T);
+            return NULL;
+        }
+        memcpy(pos, m->eval_pos, sizeof(double) * (size_t)T);
+    } else
         for (int64_t t = 0; t < T; t++) pos[t] = (double)(off + t);
     if (kc && cf->attn == NL_LM_ATTN_VANILLA && cache_reserve(kc, off + T, es)) return NULL;
 

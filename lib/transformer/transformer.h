@@ -143,6 +143,10 @@ struct nl_lm {
     nl_rng pos_rng;          /* randomised training positions (advanced per training forward) */
     void *norm_state;        /* internal: PowerNorm states (longctx.h nl_powernorm_state), 2 n_layers + 1 */
     int64_t norm_step;       /* training forward passes done (powernorm warmup counter) */
+    const double *eval_pos;  /* NULL, or (eval_pos_n) positions used in place of 0 .. T-1 by an evaluation forward
+                              * without a KV cache (T <= eval_pos_n, else NL_EINVAL); not owned, not stored. For
+                              * controls that scramble the positions (methods/giraffe). Training ignores it. */
+    int64_t eval_pos_n;
 };
 
 /* Build the parameters and initialise them from seed. On error *m is zeroed. */
@@ -344,6 +348,21 @@ typedef struct nl_lines_batcher {
                        length to T - answer, one query per row; fill_queries is ignored) */
 } nl_lines_batcher;
 nl_status nl_lines_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *targets);
+/* Mixed batches (lib/transformer/mix.c, an nl_lm_batch_fn; ud = nl_lm_mix_batcher): each row is, with probability
+ * lines_frac, a Lines row drawn by `lines` (nl_lines_batch) with every id and target shifted by lines_offset, and
+ * otherwise a window of `text` (start uniform in [0, n_text - T - 1], targets the next tokens). With text ids in
+ * [0, lines_offset) (bytes: offset 256) the two share one vocabulary of nl_lm_mix_vocab(lines_offset) tokens: a
+ * general LM that can also retrieve (the giraffe base). lines_frac 0: text only (text must hold T + 1 tokens). */
+typedef struct nl_lm_mix_batcher {
+    const int32_t *text;     /* (n_text) token ids in [0, lines_offset) */
+    int64_t n_text;
+    double lines_frac;       /* share of Lines rows, in [0, 1] */
+    int32_t lines_offset;    /* added to every Lines token id */
+    nl_lines_batcher lines;  /* how the Lines rows are drawn (its own rng) */
+    nl_rng rng;              /* row kinds and text offsets */
+} nl_lm_mix_batcher;
+int nl_lm_mix_vocab(int32_t lines_offset);
+nl_status nl_lm_mix_batch(void *ud, int64_t step, int64_t B, int64_t T, int32_t *ids, int32_t *targets);
 /* Accuracy of greedy generation (eval scale of the model's rope config) on n_samples fresh samples with n_lines
  * lines each; *mean_len receives the mean prompt length. */
 nl_status nl_lines_eval(nl_lm *m, int n_lines, int n_samples, uint64_t seed, double *accuracy, double *mean_len);
