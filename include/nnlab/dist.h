@@ -40,6 +40,10 @@ int nl_dist_size(void); /* 1 without MPI or before init */
 /* In-place sum over all ranks, fixed order (see above): buf (n) on every rank receives the same sum. */
 nl_status nl_dist_allreduce_f32(float *buf, int64_t n);
 nl_status nl_dist_allreduce_f64(double *buf, int64_t n);
+/* Data-parallel gradient, blocking: the store's gradient (this rank's mean over its rows) times w (its rows / the
+ * global batch) summed over the ranks with the fixed-order all-reduce above (f32 or f64 store), so every rank holds
+ * the gradient of the global batch's mean loss. Without MPI: only the scaling. */
+nl_status nl_dist_allreduce_grads(nl_params *ps, double w);
 nl_status nl_dist_barrier(void);
 /* Point-to-point bytes (blocking; n may exceed INT_MAX). */
 nl_status nl_dist_send(const void *buf, size_t n, int dst, int tag);

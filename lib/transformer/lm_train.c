@@ -36,20 +36,6 @@ static nl_status default_batch(const nl_lm_train_config *tc, nl_rng *r, int64_t 
     return NL_OK;
 }
 
-/* Data-parallel gradient: this rank's gradient (of the mean over its lb of B rows) times lb / B, summed over the
- * ranks in the fixed order of nl_dist_allreduce (blocking variant; the reducer does the same during backward). */
-static nl_status dp_average(nl_params *ps, double w) {
-    if (ps->dtype == NL_F32) {
-        float *g = ps->grad; /* (total) */
-        const float wf = (float)w;
-        for (int64_t i = 0; i < ps->total; i++) g[i] *= wf;
-        return nl_dist_allreduce_f32(g, ps->total);
-    }
-    double *g = ps->grad; /* (total) */
-    for (int64_t i = 0; i < ps->total; i++) g[i] *= w;
-    return nl_dist_allreduce_f64(g, ps->total);
-}
-
 nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result *res) {
     memset(res, 0, sizeof *res);
     res->first_loss = res->final_loss = NAN;
@@ -124,7 +110,7 @@ nl_status nl_lm_train(nl_lm *m, const nl_lm_train_config *tc, nl_lm_train_result
             if (P > 1) nl_dist_abort(1);
             goto done;
         }
-        if (P > 1 && (st = red ? nl_dist_reducer_finish(red, c) : dp_average(&m->ps, (double)lb / (double)B))) {
+        if (P > 1 && (st = red ? nl_dist_reducer_finish(red, c) : nl_dist_allreduce_grads(&m->ps, (double)lb / (double)B))) {
             st = nl_set_error(st, "lm train: step %lld: gradient all-reduce: %s", (long long)s + 1, nl_last_error());
             goto done;
         }

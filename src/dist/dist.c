@@ -332,3 +332,15 @@ nl_status nl_dist_file_close(nl_dist_file *f) {
     return st;
 }
 #endif
+
+nl_status nl_dist_allreduce_grads(nl_params *ps, double w) {
+    if (ps->dtype == NL_F32) {
+        float *g = ps->grad; /* (total) */
+        const float wf = (float)w;
+        for (int64_t i = 0; i < ps->total; i++) g[i] *= wf;
+        return nl_dist_allreduce_f32(g, ps->total);
+    }
+    double *g = ps->grad; /* (total) */
+    for (int64_t i = 0; i < ps->total; i++) g[i] *= w;
+    return nl_dist_allreduce_f64(g, ps->total);
+}

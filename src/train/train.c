@@ -225,20 +225,6 @@ static nl_status fail(nl_train_result *r, nl_status s, const char *fmt, ...) {
     return nl_set_error(s, "%s", r->message);
 }
 
-/* Data-parallel step: scale this rank's gradient (the mean over its lb rows) by lb / bs and sum over the ranks in
- * a fixed order (dist.h), so every rank holds the same gradient of the global batch's mean loss. */
-static nl_status dp_average_grads(nl_params *ps, double w) {
-    if (ps->dtype == NL_F32) {
-        float *g = ps->grad; /* (total) */
-        const float wf = (float)w;
-        for (int64_t i = 0; i < ps->total; i++) g[i] *= wf;
-        return nl_dist_allreduce_f32(g, ps->total);
-    }
-    double *g = ps->grad; /* (total) */
-    for (int64_t i = 0; i < ps->total; i++) g[i] *= w;
-    return nl_dist_allreduce_f64(g, ps->total);
-}
-
 nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *valid, const nl_train_config *cfg,
                        const nl_train_callbacks *cb, nl_train_result *r) {
     memset(r, 0, sizeof *r);
@@ -405,7 +391,7 @@ nl_status nl_train_run(nl_model *m, const nl_dataset *train, const nl_dataset *v
                 goto out;
             }
             const double tb1 = nl_time();
-            if (dp_size > 1 && (s = red ? nl_dist_reducer_finish(red, c) : dp_average_grads(&m->ps, (double)lb / (double)bs))) {
+            if (dp_size > 1 && (s = red ? nl_dist_reducer_finish(red, c) : nl_dist_allreduce_grads(&m->ps, (double)lb / (double)bs))) {
                 s = fail(r, s, "step %lld: gradient all-reduce: %s", (long long)step1, nl_last_error());
                 goto out;
             }
