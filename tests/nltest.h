@@ -56,4 +56,17 @@ static inline int nlt_finish(void) {
         printf("SKIP: %s\n0 passed, 0 failed, 1 skipped\n", why);                     \
         return 0;                                                                     \
     } while (0)
+/* Test inputs shared by the op tests: t filled uniform in [lo, hi) from Philox (seed, stream 11). */
+static inline void nlt_fill_uniform(nl_tensor *t, uint64_t seed, double lo, double hi) {
+    nl_rng r;
+    nl_rng_init(&r, seed, 11);
+    nl_rng_fill_uniform(&r, t, lo, hi);
+}
+/* A zeroed contiguous tensor of shape s (nd dims) over calloc'd storage the caller frees (t.data). */
+static inline nl_tensor nlt_tensor_calloc(nl_dtype dt, int nd, const int64_t *s) {
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= s[i];
+    return nl_tensor_wrap(calloc((size_t)(n ? n : 1), nl_dtype_size(dt)), dt, nd, s);
+}
+
 #endif

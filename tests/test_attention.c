@@ -7,18 +7,6 @@
 #include "nltest.h"
 #include "nnlab/extend.h"
 
-static void fill(nl_tensor *t, uint64_t seed, double lo, double hi) {
-    nl_rng r;
-    nl_rng_init(&r, seed, 11);
-    nl_rng_fill_uniform(&r, t, lo, hi);
-}
-
-static nl_tensor mk(nl_dtype dt, int nd, const int64_t *s) {
-    int64_t n = 1;
-    for (int i = 0; i < nd; i++) n *= s[i];
-    return nl_tensor_wrap(calloc((size_t)(n ? n : 1), nl_dtype_size(dt)), dt, nd, s);
-}
-
 typedef struct {
     const char *name;
     int64_t B, H, T, S, D, Dv;
@@ -58,12 +46,12 @@ static attn_inputs make_inputs(const attn_case *a, nl_dtype dt, uint64_t seed) {
     int64_t sq[4] = {a->B, a->strided ? a->T : a->H, a->strided ? a->H : a->T, a->D};
     int64_t sk[4] = {a->B, a->strided ? a->S : a->H, a->strided ? a->H : a->S, a->D};
     int64_t sv[4] = {a->B, a->strided ? a->S : a->H, a->strided ? a->H : a->S, a->Dv};
-    in.q = mk(dt, 4, sq); in.k = mk(dt, 4, sk); in.v = mk(dt, 4, sv);
-    fill(&in.q, seed, -1, 1); fill(&in.k, seed + 1, -1, 1); fill(&in.v, seed + 2, -1, 1);
+    in.q = nlt_tensor_calloc(dt, 4, sq); in.k = nlt_tensor_calloc(dt, 4, sk); in.v = nlt_tensor_calloc(dt, 4, sv);
+    nlt_fill_uniform(&in.q, seed, -1, 1); nlt_fill_uniform(&in.k, seed + 1, -1, 1); nlt_fill_uniform(&in.v, seed + 2, -1, 1);
     memset(&in.m, 0, sizeof in.m);
     if (a->mnd) {
-        in.m = mk(dt, a->mnd, a->mshape);
-        fill(&in.m, seed + 3, -1.5, 1.5);
+        in.m = nlt_tensor_calloc(dt, a->mnd, a->mshape);
+        nlt_fill_uniform(&in.m, seed + 3, -1.5, 1.5);
         int64_t n = nl_tensor_numel(&in.m), S = a->mshape[a->mnd - 1];
         if (a->ninf == 1) /* a few excluded keys, never a whole row */
             for (int64_t i = 0; i < n; i++)
@@ -104,7 +92,7 @@ static void compare_ref(const attn_case *a, nl_dtype dt, uint64_t seed, double t
      * and a zero output seed there, which is exactly what the fused op must reproduce */
     nl_tensor mref = in.m;
     if (a->ninf == 2) {
-        mref = mk(dt, a->mnd, a->mshape);
+        mref = nlt_tensor_calloc(dt, a->mnd, a->mshape);
         nl_tensor_copy(&mref, &in.m);
         for (int64_t s = 0; s < a->S; s++) nl_tensor_set(&mref, a->S + s, 0.0);
     }
@@ -122,7 +110,7 @@ static void compare_ref(const attn_case *a, nl_dtype dt, uint64_t seed, double t
         NLT_CHECK(o != NULL, "%s: %s", a->name, nl_last_error());
         if (!o) { nl_ctx_free(c); goto out; }
         nl_tensor seed_t = nl_arena_tensor(c->arena, dt, 4, o->val.shape);
-        fill(&seed_t, seed + 9, -1, 1);
+        nlt_fill_uniform(&seed_t, seed + 9, -1, 1);
         for (int64_t bh = 0; bh < nb; bh++)
             for (int64_t t = 0; t < a->T; t++)
                 if (row_blind(a, t))
@@ -290,8 +278,8 @@ static void test_errors(void) {
     nl_ctx *c = nl_ctx_new(0, 0);
     int64_t sq[4] = {2, 3, 4, 8}, sk[4] = {2, 3, 5, 8}, sv[4] = {2, 3, 5, 6}, sbad[4] = {2, 3, 5, 7}, s3[3] = {3, 4, 8};
     int64_t sm_bad[2] = {4, 4}, sm_ok[4] = {2, 1, 1, 5};
-    nl_tensor tq = mk(NL_F32, 4, sq), tk = mk(NL_F32, 4, sk), tv = mk(NL_F32, 4, sv), tb = mk(NL_F32, 4, sbad);
-    nl_tensor t3 = mk(NL_F32, 3, s3), tmb = mk(NL_F32, 2, sm_bad), tmo = mk(NL_F32, 4, sm_ok), tkd = mk(NL_F64, 4, sk);
+    nl_tensor tq = nlt_tensor_calloc(NL_F32, 4, sq), tk = nlt_tensor_calloc(NL_F32, 4, sk), tv = nlt_tensor_calloc(NL_F32, 4, sv), tb = nlt_tensor_calloc(NL_F32, 4, sbad);
+    nl_tensor t3 = nlt_tensor_calloc(NL_F32, 3, s3), tmb = nlt_tensor_calloc(NL_F32, 2, sm_bad), tmo = nlt_tensor_calloc(NL_F32, 4, sm_ok), tkd = nlt_tensor_calloc(NL_F64, 4, sk);
     nl_var *q = nl_input(c, tq), *k = nl_input(c, tk), *v = nl_input(c, tv);
     nl_clear_error();
     NLT_CHECK(nl_attention(c, q, nl_input(c, tb), v, NULL, 0, 0) == NULL && strstr(nl_last_error(), "attention") &&
@@ -302,7 +290,7 @@ static void test_errors(void) {
               strstr(nl_last_error(), "mask [4,4]") && strstr(nl_last_error(), "[2,3,4,5]"), "bad mask: %s", nl_last_error());
     NLT_CHECK(nl_attention(c, q, nl_input(c, tkd), v, NULL, 0, 0) == NULL && nl_last_status() == NL_EDTYPE, "mixed dtypes: %s", nl_last_error());
     int64_t smd[2] = {4, 5};
-    nl_tensor tmd = mk(NL_F64, 2, smd);
+    nl_tensor tmd = nlt_tensor_calloc(NL_F64, 2, smd);
     NLT_CHECK(nl_attention(c, q, k, v, nl_input(c, tmd), 0, 0) == NULL && nl_last_status() == NL_EDTYPE &&
               strstr(nl_last_error(), "mask f64"), "mask dtype: %s", nl_last_error());
     free(tmd.data);
@@ -317,8 +305,8 @@ static void test_errors(void) {
 static void test_mask_views(void) {
     nl_ctx *c = nl_ctx_new(0, 0);
     int64_t sq[4] = {2, 2, 5, 4}, sk[4] = {2, 2, 6, 4}, sm[2] = {6, 5};
-    nl_tensor tq = mk(NL_F64, 4, sq), tk = mk(NL_F64, 4, sk), tm = mk(NL_F64, 2, sm);
-    fill(&tq, 1, -1, 1); fill(&tk, 2, -1, 1); fill(&tm, 3, -2, 1);
+    nl_tensor tq = nlt_tensor_calloc(NL_F64, 4, sq), tk = nlt_tensor_calloc(NL_F64, 4, sk), tm = nlt_tensor_calloc(NL_F64, 2, sm);
+    nlt_fill_uniform(&tq, 1, -1, 1); nlt_fill_uniform(&tk, 2, -1, 1); nlt_fill_uniform(&tm, 3, -2, 1);
     nl_var *q = nl_leaf(c, tq, 1), *k = nl_leaf(c, tk, 1), *ms = nl_leaf(c, tm, 1);
     nl_var *mt = nl_transpose(c, ms, 0, 1);          /* [5,6] view, strides (1, 5) */
     nl_var *mc = nl_contiguous(c, mt);
@@ -406,7 +394,7 @@ static double *attn_run_flat(const attn_case *a, nl_dtype dt, const attn_inputs 
     NLT_CHECK(o != NULL, "%s: %s", a->name, nl_last_error());
     if (!o) { nl_ctx_free(c); *n_out = 0; return NULL; }
     nl_tensor wt = nl_arena_tensor(c->arena, dt, 4, o->val.shape);
-    fill(&wt, 99, -1, 1);
+    nlt_fill_uniform(&wt, 99, -1, 1);
     nl_var *loss = nl_sum(c, nl_mul(c, o, nl_input(c, wt)), NL_AXIS_ALL, 0);
     NLT_OK(nl_backward(c, loss));
     const nl_tensor *ts[4] = {&o->val, &lv[0]->grad, &lv[1]->grad, &lv[2]->grad};

@@ -10,18 +10,6 @@
 #include "nltest.h"
 #include "nnlab/extend.h"
 
-static void fill(nl_tensor *t, uint64_t seed, double lo, double hi) {
-    nl_rng r;
-    nl_rng_init(&r, seed, 11);
-    nl_rng_fill_uniform(&r, t, lo, hi);
-}
-
-static nl_tensor mk(nl_dtype dt, int nd, const int64_t *s) {
-    int64_t n = 1;
-    for (int i = 0; i < nd; i++) n *= s[i];
-    return nl_tensor_wrap(calloc((size_t)(n ? n : 1), nl_dtype_size(dt)), dt, nd, s);
-}
-
 typedef struct {
     const char *name;
     int64_t B, H, T, S, D, Dv;
@@ -37,13 +25,13 @@ typedef struct { nl_tensor q, k, v, m; } dinputs;
 static dinputs make_inputs(const dcase *a, nl_dtype dt, uint64_t seed) {
     dinputs in;
     int64_t sq[4] = {a->B, a->H, a->T, a->D}, sk[4] = {a->B, a->H, a->S, a->D}, sv[4] = {a->B, a->H, a->S, a->Dv};
-    in.q = mk(dt, 4, sq); in.k = mk(dt, 4, sk); in.v = mk(dt, 4, sv);
-    fill(&in.q, seed, -1, 1); fill(&in.k, seed + 1, -1, 1); fill(&in.v, seed + 2, -1, 1);
+    in.q = nlt_tensor_calloc(dt, 4, sq); in.k = nlt_tensor_calloc(dt, 4, sk); in.v = nlt_tensor_calloc(dt, 4, sv);
+    nlt_fill_uniform(&in.q, seed, -1, 1); nlt_fill_uniform(&in.k, seed + 1, -1, 1); nlt_fill_uniform(&in.v, seed + 2, -1, 1);
     memset(&in.m, 0, sizeof in.m);
     if (a->mask) {
         int64_t sm[2] = {a->T, a->S};
-        in.m = mk(dt, 2, sm); /* [T, S] */
-        fill(&in.m, seed + 3, -1.5, 1.5);
+        in.m = nlt_tensor_calloc(dt, 2, sm); /* [T, S] */
+        nlt_fill_uniform(&in.m, seed + 3, -1.5, 1.5);
         if (a->mask == 1)
             for (int64_t i = 0; i < a->T * a->S; i++)
                 if (i % 3 == 1 && i % a->S != 0) nl_tensor_set(&in.m, i, -INFINITY);
@@ -200,7 +188,7 @@ static void check_compose(const dcase *a, nl_dtype dt, uint64_t seed, double tol
         NLT_CHECK(o != NULL, "%s: %s", a->name, nl_last_error());
         if (!o) { nl_ctx_free(c); continue; }
         nl_tensor g = nl_arena_tensor(c->arena, dt, 4, o->val.shape);
-        fill(&g, seed + 9, -1, 1);
+        nlt_fill_uniform(&g, seed + 9, -1, 1);
         NLT_OK(nl_backward_seed(c, o, &g));
         const nl_tensor *ts[5] = {&o->val, &lv[0]->grad, &lv[1]->grad, &lv[2]->grad, a->mask == 2 ? &lv[3]->grad : NULL};
         for (int i = 0; i < 5; i++) {
@@ -318,13 +306,13 @@ static void test_p0_bit_identical(void) {
                     NLT_CHECK(r.counter == 0, "%s mode %d: the rng moved", a->name, mode);
                     if (!o) { ok = 0; nl_ctx_free(c); break; }
                     nl_tensor g = nl_arena_tensor(c->arena, dt, 4, o->val.shape);
-                    fill(&g, 900 + i, -1, 1);
+                    nlt_fill_uniform(&g, 900 + i, -1, 1);
                     NLT_OK(nl_backward_seed(c, o, &g));
                     const nl_tensor *ts[5] = {&o->val, &lv[0]->grad, &lv[1]->grad, &lv[2]->grad, a->mask == 2 ? &lv[3]->grad : NULL};
                     for (int t = 0; t < 5; t++) {
                         memset(&res[mode][t], 0, sizeof res[mode][t]);
                         if (!ts[t]) continue;
-                        res[mode][t] = mk(dt, ts[t]->ndim, ts[t]->shape);
+                        res[mode][t] = nlt_tensor_calloc(dt, ts[t]->ndim, ts[t]->shape);
                         nl_tensor_copy(&res[mode][t], ts[t]);
                     }
                     nl_ctx_free(c);
