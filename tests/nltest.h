@@ -69,4 +69,14 @@ static inline nl_tensor nlt_tensor_calloc(nl_dtype dt, int nd, const int64_t *s)
     return nl_tensor_wrap(calloc((size_t)(n ? n : 1), nl_dtype_size(dt)), dt, nd, s);
 }
 
+/* n doubles drawn N(0, scale^2) from Philox (seed, stream 7), malloc'd (the caller frees). */
+static inline double *nlt_randn_f64(uint64_t seed, int64_t n, double scale) {
+    double *a = malloc(sizeof(double) * (size_t)n);
+    nl_tensor t = nl_tensor_wrap(a, NL_F64, 1, &n);
+    nl_rng r;
+    nl_rng_init(&r, seed, 7);
+    nl_rng_fill_normal(&r, &t, 0.0, scale);
+    return a;
+}
+
 #endif

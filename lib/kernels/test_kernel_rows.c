@@ -7,18 +7,9 @@
 #include "kernels/kernels.h"
 #include <string.h>
 
-static double *randn(uint64_t seed, int64_t n, double scale) {
-    double *a = malloc(sizeof(double) * (size_t)n);
-    nl_tensor t = nl_tensor_wrap(a, NL_F64, 1, &n);
-    nl_rng r;
-    nl_rng_init(&r, seed, 7);
-    nl_rng_fill_normal(&r, &t, 0.0, scale);
-    return a;
-}
-
 static void test_blocks_bitwise(void) {
     const int64_t n = 100, m = 41, d = 7;
-    double *X = randn(11, n * d, 1.0), *Y = randn(12, m * d, 1.0);
+    double *X = nlt_randn_f64(11, n * d, 1.0), *Y = nlt_randn_f64(12, m * d, 1.0);
     const char *acts[3] = {"relu", "erf", "tanh"};
     const int64_t blocks[8][2] = {{0, 100}, {0, 37}, {37, 61}, {61, 100}, {5, 6}, {99, 100}, {48, 48}, {16, 64}};
     const size_t sentinel = 0xA5;
@@ -74,7 +65,7 @@ static void test_blocks_bitwise(void) {
  * nl_kernel_matrix_dist (all rows), equal the full matrix. */
 static void test_split_and_dist(void) {
     const int64_t n = 700, d = 5;
-    double *X = randn(21, n * d, 1.0);
+    double *X = nlt_randn_f64(21, n * d, 1.0);
     nl_kernel_cfg c;
     nl_kernel_cfg_default(&c);
     c.depth = 2; c.sb = 0.1;

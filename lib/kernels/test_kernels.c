@@ -6,15 +6,6 @@
 #include "gp/gp.h"
 #include "kernels/kernels.h"
 
-static double *randn(uint64_t seed, int64_t n, double scale) {
-    double *a = malloc(sizeof(double) * (size_t)n);
-    nl_tensor t = nl_tensor_wrap(a, NL_F64, 1, &n);
-    nl_rng r;
-    nl_rng_init(&r, seed, 7);
-    nl_rng_fill_normal(&r, &t, 0.0, scale);
-    return a;
-}
-
 static double relerr(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-300); }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -136,7 +127,7 @@ static void cfg_of(const netspec *s, nl_kernel_cfg *c) {
 /* the fast tiled matrix against the naive scalar reference, entry by entry */
 static void test_matrix_vs_pair(void) {
     int64_t n = 11, m = 9, d = 5;
-    double *X = randn(1, n * d, 1.0), *Y = randn(2, m * d, 1.0);
+    double *X = nlt_randn_f64(1, n * d, 1.0), *Y = nlt_randn_f64(2, m * d, 1.0);
     for (int k = 0; k < d; k++) Y[3 * d + k] = X[4 * d + k]; /* a duplicate point across the sets */
     double *K = malloc(sizeof(double) * (size_t)(n * n)), *T = malloc(sizeof(double) * (size_t)(n * n));
     double *K2 = malloc(sizeof(double) * (size_t)(n * m)), *T2 = malloc(sizeof(double) * (size_t)(n * m));
@@ -167,7 +158,7 @@ static void test_matrix_vs_pair(void) {
 /* tiles of any size give the same matrix; f32 output; a block written into a larger buffer */
 static void test_tiling(void) {
     int64_t n = 37, m = 23, d = 6;
-    double *X = randn(3, n * d, 1.0), *Y = randn(4, m * d, 1.0);
+    double *X = nlt_randn_f64(3, n * d, 1.0), *Y = nlt_randn_f64(4, m * d, 1.0);
     const char *acts[3] = {"relu", "erf", "tanh"};
     for (int a = 0; a < 3; a++) {
         nl_kernel_cfg c;
@@ -272,7 +263,7 @@ static void test_quadrature_vs_closed(void) {
     /* neural-tangents' ElementwiseNumerical test: x1 (3, 7), x2 (5, 7) ~ N(0,1), W_std 1, b_std 0.01, deg 25,
      * one hidden layer; rtol 2e-3 (NNGP), 4e-3 (NTK) for the grid; much tighter for the polar scheme */
     int64_t n1 = 3, n2 = 5, d = 7;
-    double *X1 = randn(11, n1 * d, 1.0), *X2 = randn(12, n2 * d, 1.0);
+    double *X1 = nlt_randn_f64(11, n1 * d, 1.0), *X2 = nlt_randn_f64(12, n2 * d, 1.0);
     struct { const char *name; void (*map)(double, double, double, double *, double *); double tol_polar; } acts[4] = {
         {"erf", erf_closed, 1e-6}, {"gelu", gelu_closed, 1e-6}, {"sin", sin_closed, 1e-7}, {"relu", relu_closed, 1e-12}};
     for (int a = 0; a < 4; a++)
@@ -325,7 +316,7 @@ static double my_tanh(double x, void *ud) { return *(double *)ud * tanh(x); }
 static double my_dtanh(double x, void *ud) { double t = tanh(x); return *(double *)ud * (1 - t * t); }
 static void test_user_activation(void) {
     int64_t n = 4, d = 3;
-    double *X = randn(21, n * d, 1.0), scale = 1.0;
+    double *X = nlt_randn_f64(21, n * d, 1.0), scale = 1.0;
     nl_kernel_cfg c;
     nl_kernel_cfg_default(&c);
     c.depth = 2; c.sb = 0.1;
@@ -498,7 +489,7 @@ static void gram(const double *A, int64_t n, const double *B, int64_t m, int64_t
 
 static void test_op_forward(void) {
     int64_t n = 6, m = 5, d = 4;
-    double *X = randn(31, n * d, 1.0), *Y = randn(32, m * d, 1.0);
+    double *X = nlt_randn_f64(31, n * d, 1.0), *Y = nlt_randn_f64(32, m * d, 1.0);
     double K0[36], K0c[30], d1[6], d2[5];
     gram(X, n, X, n, d, K0);
     gram(X, n, Y, m, d, K0c);
@@ -547,7 +538,7 @@ static void test_op_forward(void) {
 
 static void test_op_gradients(void) {
     int64_t n = 5, m = 4, d = 3;
-    double *X = randn(41, n * d, 1.0), *Y = randn(42, m * d, 1.0);
+    double *X = nlt_randn_f64(41, n * d, 1.0), *Y = nlt_randn_f64(42, m * d, 1.0);
     double K0[25], K0c[20], d1[5], d2[4];
     gram(X, n, X, n, d, K0);
     gram(X, n, Y, m, d, K0c);
@@ -610,7 +601,7 @@ static nl_var *f_nll(nl_ctx *c, nl_var **in, void *ud) {
 
 static void test_marginal_likelihood(void) {
     int64_t n = 6, d = 3;
-    double *X = randn(51, n * d, 1.0), *y = randn(52, n, 1.0);
+    double *X = nlt_randn_f64(51, n * d, 1.0), *y = nlt_randn_f64(52, n, 1.0);
     double K0[36];
     gram(X, n, X, n, d, K0);
     mlud u;
@@ -667,7 +658,7 @@ static double dense_solve(double *A, int64_t n, double *B, int64_t k) {
 
 static void test_gp_krr(void) {
     int64_t n = 8, t = 5, d = 3, C = 3;
-    double *X = randn(61, n * d, 1.0), *Xs = randn(62, t * d, 1.0);
+    double *X = nlt_randn_f64(61, n * d, 1.0), *Xs = nlt_randn_f64(62, t * d, 1.0);
     int32_t lab[8] = {0, 1, 2, 0, 1, 2, 0, 1};
     double Y[24];
     nl_onehot(lab, n, (int)C, 1.0, 0.0, Y);
