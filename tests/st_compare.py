@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Compare the weight tensors of two safetensors files (tests/test_mpi.sh): st_compare.py A B TOL.
+"""Compare the weight tensors of two safetensors files (tests/test_mpi.sh): st_compare.py A B TOL [abs].
 Tensors named train.* (optimizer state) are skipped. TOL 0: bitwise equal bytes; else max |a - b| / max |a| <= TOL
-for every tensor (F32 or F64). Prints the worst difference; exit 1 on a failure or different tensor sets."""
+for every tensor (F32 or F64), or with `abs` max |a - b| <= TOL. Prints the worst difference; exit 1 on a failure
+or different tensor sets."""
 import json, struct, sys
 
 
@@ -22,6 +23,7 @@ def read(path):
 
 def main():
     a, b, tol = read(sys.argv[1]), read(sys.argv[2]), float(sys.argv[3])
+    absolute = len(sys.argv) > 4 and sys.argv[4] == 'abs'
     if sorted(a) != sorted(b):
         print('tensor sets differ'); return 1
     worst, bad = 0.0, 0
@@ -36,13 +38,13 @@ def main():
         fmt = {'F32': 'f', 'F64': 'd'}[da]
         k = len(xa) // struct.calcsize(fmt)
         va, vb = struct.unpack('<%d%s' % (k, fmt), xa), struct.unpack('<%d%s' % (k, fmt), xb)
-        mx = max(abs(v) for v in va) or 1.0
+        mx = 1.0 if absolute else (max(abs(v) for v in va) or 1.0)
         rel = max(abs(u - v) for u, v in zip(va, vb)) / mx
         worst = max(worst, rel)
         if not rel <= tol:
-            print('%s: relative difference %.3g > %g' % (name, rel, tol)); bad = 1
+            print('%s: %s difference %.3g > %g' % (name, 'absolute' if absolute else 'relative', rel, tol)); bad = 1
     print('%s vs %s: %d tensors, %s' % (sys.argv[1], sys.argv[2], len(a),
-                                       'bitwise compared' if tol == 0 else 'worst relative difference %.3g (tol %g)' % (worst, tol)))
+                                       'bitwise compared' if tol == 0 else 'worst %s difference %.3g (tol %g)' % ('absolute' if absolute else 'relative', worst, tol)))
     return bad
 
 

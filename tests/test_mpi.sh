@@ -161,7 +161,12 @@ a, b = (json.load(open(f))["step_loss"] for f in sys.argv[1:])
 w = max(abs(x - y) / abs(x) for x, y in zip(a, b))
 print("lm step losses: %d vs %d steps, worst relative difference %.3g" % (len(a), len(b), w)); sys.exit(not (len(a) == len(b) == 50 and w <= 1e-5))' "$T/lm1.json" "$T/lm2.json" \
     && ok "lm train on 2 ranks: loss per step == 1 process (1e-5)" || bad "lm train loss per step"
-  python3 "$SRC/tests/st_compare.py" "$T/lm1.st" "$T/lm2.st" 1e-5 && ok "lm train on 2 ranks: checkpoint == 1 process (1e-5)" \
+  # Weights: within 1% of one learning-rate step (lr 3e-3) of the 1-process run, element by element. AdamW normalises
+  # every element's step, so a rounding-level gradient difference on an element whose gradient is near 0 moves it by
+  # a fraction of lr: worst 6.1e-6 measured on AMD EPYC (6.4e-5 of the tensor's max, which failed the former
+  # max-relative 1e-5 check there; it passed on Intel). Real changes are far apart: the same run with lr +1% differs
+  # by 1.7e-2, with batch 4 (one rank's rows only) by 7.8e-2.
+  python3 "$SRC/tests/st_compare.py" "$T/lm1.st" "$T/lm2.st" 3e-5 abs && ok "lm train on 2 ranks: checkpoint == 1 process (3e-5 = lr/100)" \
     || bad "lm train checkpoint"
   # the LM graph (tied embedding read first and last, fused residual linears) under small buckets: bitwise == blocking
   "${MPIRUN[@]}" "$NNLAB" "${LM[@]}" --bucket-mb 0.01 --save "$T/lmo.st" >"$T/lmo.json" 2>/dev/null \
