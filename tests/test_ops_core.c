@@ -416,6 +416,12 @@ static void test_gelu_f32(void) {
     memcpy(y, x, sizeof(float) * N);
     nl_gelu_f32(y, y, N);
     NLT_CHECK(!memcmp(y, ya->val.data, sizeof(float) * N), "nl_gelu_f32 differs from nl_gelu");
+    /* with gradients off, nl_gelu saves no derivative and records nothing, with the same values */
+    nl_ctx *c3 = nl_ctx_new(0, 0);
+    nl_set_grad_enabled(c3, 0);
+    nl_var *yn = nl_gelu(c3, nl_leaf(c3, nl_tensor_wrap(x, NL_F32, 1, sh), 1));
+    NLT_CHECK(yn && !yn->node && !memcmp(yn->val.data, ya->val.data, sizeof(float) * N), "nl_gelu without gradients differs or records");
+    nl_ctx_free(c3);
     free(y);
     nl_ctx_free(c);
     nl_ctx_free(c2);

@@ -3,8 +3,9 @@
  *
  * f32 uses a vectorisable erf (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7 — the formula PyTorch's vectorised
  * CPU erf uses) with a polynomial exp (range reduction to [-ln2/2, ln2/2], degree-6 Taylor, relative error
- * ~2e-7), written with GCC vector extensions (8 floats) so they vectorise without fast-math. Forward saves
- * Phi(x) so that backward, dy/dx = Phi(x) + x phi(x), needs one exp per element. f64 uses libm erf/exp (exact; the
+ * ~2e-7), written with GCC vector extensions (8 floats) so they vectorise without fast-math. When a gradient will be
+ * needed, forward saves the derivative dy/dx = Phi(x) + x phi(x), whose exp(-x^2/2) is the one erf already computed,
+ * so backward is one multiply per element (no exp); without one it saves nothing. f64 uses libm erf/exp (exact; the
  * gradient checks run in f64). */
 #include "nnlab/extend.h"
 #include "nnlab/ops.h"
@@ -26,14 +27,20 @@ static inline float exp_poly(float x) {
     return x0 == x0 ? p * u.f : x0;
 }
 
-/* Phi(x) = (1 + erf(x / sqrt2)) / 2 */
-static inline float phi_cdf(float x) {
+/* Phi(x) = (1 + erf(x / sqrt2)) / 2; *g = exp(-x^2 / 2) */
+static inline float phi_cdf_g(float x, float *g) {
     const float z = x * 0.70710678118654752f;
     const float az = fabsf(z);
     const float t = 1.0f / (1.0f + 0.3275911f * az);
     const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    const float e = 1.0f - poly * exp_poly(-az * az);
+    *g = exp_poly(-az * az);
+    const float e = 1.0f - poly * *g;
     return 0.5f * (1.0f + (z < 0 ? -e : e));
+}
+
+static inline float phi_cdf(float x) {
+    float g;
+    return phi_cdf_g(x, &g);
 }
 
 /* 8-wide versions with GCC vector extensions (plain C: the compiler picks AVX2/AVX-512/SSE halves). */
@@ -59,30 +66,39 @@ static inline vf8 vexp(vf8 x) {
     return vsel(x0 == x0, e, x0);                   /* NaN in, NaN out */
 }
 
-static inline vf8 vphi_cdf(vf8 x) {
+/* Phi(x); *g = exp(-z^2) = exp(-x^2 / 2), the Gaussian factor of phi(x) (computed once for both) */
+static inline vf8 vphi_cdf_g(vf8 x, vf8 *g) {
     const vi8 sign = {INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN};
     vf8 z = x * 0.70710678118654752f;
     vf8 az = (vf8)((vi8)z & ~sign);
     vf8 t = 1.0f / (1.0f + 0.3275911f * az);
     vf8 poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    vf8 e = 1.0f - poly * vexp(-az * az);
+    *g = vexp(-az * az);
+    vf8 e = 1.0f - poly * *g;
     e = (vf8)((vi8)e | ((vi8)z & sign));            /* copysign(e, z) */
     return 0.5f * (1.0f + e);
 }
 
-static void fwd_kernel(const float *a, float *o, float *cdf, int64_t n) {
+static inline vf8 vphi_cdf(vf8 x) {
+    vf8 g;
+    return vphi_cdf_g(x, &g);
+}
+
+/* o = x Phi(x) and dydx = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi) */
+static void fwd_kernel(const float *a, float *o, float *dydx, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        vf8 x, p;
+        vf8 x, g;
         __builtin_memcpy(&x, a + i, sizeof x);
-        p = vphi_cdf(x);
-        vf8 y = x * p;
-        __builtin_memcpy(cdf + i, &p, sizeof p);
+        const vf8 p = vphi_cdf_g(x, &g);
+        const vf8 y = x * p, d = p + x * (0.39894228040143268f * g);
+        __builtin_memcpy(dydx + i, &d, sizeof d);
         __builtin_memcpy(o + i, &y, sizeof y);
     }
     for (; i < n; i++) {
-        const float p = phi_cdf(a[i]);
-        cdf[i] = p;
+        float g;
+        const float p = phi_cdf_g(a[i], &g);
+        dydx[i] = p + a[i] * (0.39894228040143268f * g);
         o[i] = a[i] * p;
     }
 }
@@ -98,32 +114,17 @@ void nl_gelu_f32(const float *x, float *y, int64_t n) {
     for (; i < n; i++) y[i] = x[i] * phi_cdf(x[i]);
 }
 
-/* d += g * dy/dx, or d = g * dy/dx when store (a fresh gradient, nl_grad_w: the same values as adding to 0). */
-static void bwd_kernel(const float *x, const float *g, const float *cdf, float *d, int64_t n, int store) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        vf8 xv, gv, cv, dv;
-        __builtin_memcpy(&xv, x + i, sizeof xv);
-        __builtin_memcpy(&gv, g + i, sizeof gv);
-        __builtin_memcpy(&cv, cdf + i, sizeof cv);
-        vf8 pdf = 0.39894228040143268f * vexp(-0.5f * xv * xv);
-        if (store) dv = gv * (cv + xv * pdf);
-        else {
-            __builtin_memcpy(&dv, d + i, sizeof dv);
-            dv += gv * (cv + xv * pdf);
-        }
-        __builtin_memcpy(d + i, &dv, sizeof dv);
-    }
-    for (; i < n; i++) {
-        const float pdf = 0.39894228040143268f * exp_poly(-0.5f * x[i] * x[i]);
-        if (store) d[i] = g[i] * (cdf[i] + x[i] * pdf);
-        else d[i] += g[i] * (cdf[i] + x[i] * pdf);
-    }
+/* d += g * dydx, or d = g * dydx when store (a fresh gradient, nl_grad_w: the same values as adding to 0). */
+static void bwd_kernel(const float *g, const float *dydx, float *d, int64_t n, int store) {
+    if (store)
+        for (int64_t i = 0; i < n; i++) d[i] = g[i] * dydx[i];
+    else
+        for (int64_t i = 0; i < n; i++) d[i] += g[i] * dydx[i];
 }
 
 #define GELU_CHUNK 16384
 
-typedef struct { void *cdf; } gelu_saved;
+typedef struct { void *dydx; } gelu_saved;   /* (numel) the derivative at each x */
 
 static void gelu_backward(nl_ctx *c, nl_node *n) {
     int fresh = 0;
@@ -132,23 +133,19 @@ static void gelu_backward(nl_ctx *c, nl_node *n) {
     const nl_tensor *go = nl_node_grad_out(n);
     const gelu_saved *s = n->saved;
     const int64_t N = nl_tensor_numel(go);
-    const nl_tensor X = n->in[0]->val; /* contiguous (checked in forward) */
     if (go->dtype == NL_F32) {
-        const float *x = X.data, *g = go->data, *cdf = s->cdf;
+        const float *g = go->data, *dydx = s->dydx;
         float *d = gx->data;
         const int64_t nch = (N + GELU_CHUNK - 1) / GELU_CHUNK;
 #pragma omp parallel for schedule(static) if (N > 4 * GELU_CHUNK)
         for (int64_t ch = 0; ch < nch; ch++) {
             int64_t i0 = ch * GELU_CHUNK, len = N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK;
-            bwd_kernel(x + i0, g + i0, cdf + i0, d + i0, len, fresh);
+            bwd_kernel(g + i0, dydx + i0, d + i0, len, fresh);
         }
     } else {
-        const double *x = X.data, *g = go->data, *cdf = s->cdf;
+        const double *g = go->data, *dydx = s->dydx;
         double *d = gx->data;
-        for (int64_t i = 0; i < N; i++) {
-            const double pdf = 0.39894228040143268 * exp(-0.5 * x[i] * x[i]);
-            d[i] += g[i] * (cdf[i] + x[i] * pdf);
-        }
+        for (int64_t i = 0; i < N; i++) d[i] += g[i] * dydx[i];
     }
 }
 
@@ -158,27 +155,35 @@ nl_var *nl__gelu_fast(nl_ctx *c, nl_var *x) {
     NL_REQUIRE(x);
     const int64_t N = nl_tensor_numel(&x->val);
     nl_var *y = nl_op_out(c, x->val.dtype, x->val.ndim, x->val.shape);
-    gelu_saved *s = nl_scratch(c, sizeof *s);
-    if (!y || !s) return NULL;
-    s->cdf = nl_scratch(c, (size_t)N * nl_dtype_size(x->val.dtype));
-    if (!s->cdf) return NULL;
+    if (!y) return NULL;
+    const int need_grad = c->grad_enabled && x->requires_grad;
+    gelu_saved *s = NULL;
+    if (need_grad) {
+        s = nl_scratch(c, sizeof *s);
+        if (!s) return NULL;
+        s->dydx = nl_scratch(c, (size_t)N * nl_dtype_size(x->val.dtype));
+        if (!s->dydx) return NULL;
+    }
     if (x->val.dtype == NL_F32) {
         const float *a = x->val.data;
-        float *o = y->val.data, *cdf = s->cdf;
+        float *o = y->val.data, *dydx = need_grad ? s->dydx : NULL;
         const int64_t nch = (N + GELU_CHUNK - 1) / GELU_CHUNK;
 #pragma omp parallel for schedule(static) if (N > 4 * GELU_CHUNK)
         for (int64_t ch = 0; ch < nch; ch++) {
             int64_t i0 = ch * GELU_CHUNK, len = N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK;
-            fwd_kernel(a + i0, o + i0, cdf + i0, len);
+            if (dydx) fwd_kernel(a + i0, o + i0, dydx + i0, len);
+            else nl_gelu_f32(a + i0, o + i0, len);
         }
     } else {
         const double *a = x->val.data;
-        double *o = y->val.data, *cdf = s->cdf;
+        double *o = y->val.data, *dydx = need_grad ? s->dydx : NULL;
         for (int64_t i = 0; i < N; i++) {
-            cdf[i] = 0.5 * (1.0 + erf(a[i] * 0.70710678118654752));
-            o[i] = a[i] * cdf[i];
+            const double cdf = 0.5 * (1.0 + erf(a[i] * 0.70710678118654752));
+            o[i] = a[i] * cdf;
+            if (dydx) dydx[i] = cdf + a[i] * (0.39894228040143268 * exp(-0.5 * a[i] * a[i]));
         }
     }
+    if (!need_grad) return y;
     nl_node *nd = nl_op_record(c, "gelu", y, gelu_backward, 1, &x);
     if (nd) nd->saved = s;
     return y;
