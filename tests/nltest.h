@@ -79,4 +79,20 @@ static inline double *nlt_randn_f64(uint64_t seed, int64_t n, double scale) {
     return a;
 }
 
+/* The whole file at path, malloc'd and NUL-terminated (the caller frees); its size in *n when n is not NULL; NULL when
+ * it cannot be opened. */
+static inline char *nlt_slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    const long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)(sz > 0 ? sz : 0) + 1);
+    size_t got = b ? fread(b, 1, (size_t)(sz > 0 ? sz : 0), f) : 0;
+    if (b) b[got] = 0;
+    fclose(f);
+    if (n) *n = got;
+    return b;
+}
+
 #endif

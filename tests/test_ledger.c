@@ -8,19 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
 /* ---- three fake experiments ---- */
 typedef struct {
     double acc;
@@ -146,7 +133,7 @@ static void test_v2(void) {
               "a control the rule accepts fails the entry: %s", en[1].measured);
     char json[300];
     snprintf(json, sizeof json, "%s/ledger.json", dir);
-    char *txt = slurp(json);
+    char *txt = nlt_slurp(json, NULL);
     cJSON *root = txt ? cJSON_Parse(txt) : NULL;
     cJSON *e0 = root ? cJSON_GetArrayItem(cJSON_GetObjectItem(root, "entries"), 0) : NULL;
     NLT_CHECK(e0 != NULL, "ledger.json parses");
@@ -339,7 +326,7 @@ static void test_repro_run(void) {
     NLT_CHECK(strstr(buf, "good") && strstr(buf, "pass") && strstr(buf, "FAIL") && strstr(buf, "1/4 passed"), "rows: %s", buf);
 
     /* ledger.json: valid, every field */
-    char *txt = slurp(json);
+    char *txt = nlt_slurp(json, NULL);
     NLT_CHECK(txt != NULL, "ledger.json written");
     cJSON *root = txt ? cJSON_Parse(txt) : NULL;
     NLT_CHECK(root != NULL, "ledger.json is not valid JSON");
@@ -373,7 +360,7 @@ static void test_repro_run(void) {
     free(txt);
 
     /* report.html: table, one SVG per plot group, escaped text, no script */
-    txt = slurp(html);
+    txt = nlt_slurp(html, NULL);
     NLT_CHECK(txt != NULL, "report.html written");
     if (txt) {
         NLT_CHECK(strstr(txt, "<!DOCTYPE html>") && strstr(txt, "<table id=\"ledger\">") && strstr(txt, "</html>"), "html structure");
@@ -396,7 +383,7 @@ static void test_repro_run(void) {
     ro.table = NULL;
     NLT_OK(nl_repro_run(one, 1, &ro, &en, &n_failed));
     NLT_CHECK(n_failed == 0, "failed %d", n_failed);
-    txt = slurp(json);
+    txt = nlt_slurp(json, NULL);
     root = txt ? cJSON_Parse(txt) : NULL;
     NLT_CHECK(root && !strcmp(cJSON_GetObjectItem(root, "mode")->valuestring, "full") && cJSON_GetArraySize(cJSON_GetObjectItem(root, "entries")) == 1,
               "full-mode ledger");

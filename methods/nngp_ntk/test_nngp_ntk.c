@@ -168,25 +168,13 @@ static void test_judge(void) {
     NLT_CHECK(judge(-0.49, 0.06, NAN, -0.46, 0.08) == 0, "NaN z fails");
 }
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 /* kernel_out.c on one process (nl_dist_file without MPI): the row writer gives the bytes of nl_csv_write and of
  * the one-process .npy writer, whose header is a valid v1.0 .npy header followed by the matrix. */
 static void test_output_writers(void) {
     const int64_t n = 9, m = 5;
     double K[45]; /* (n, m) */
     for (int i = 0; i < n * m; i++) K[i] = (i % 7 - 3) * 0.1 / (1 + i) + (i == 11 ? 1e300 : 0) - (i == 12 ? 1e-300 : 0);
-    char dir[] = "/tmp/nl_test_kout_XXXXXX", a[96], b[96];
+    char dir[] = "/tmp/nl_test_kout_XXXXXX", a[96], b[96]; /* mkdtemp template */
     NLT_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     size_t na = 0, nb = 0;
     for (int npy = 0; npy < 2; npy++) {
@@ -194,7 +182,7 @@ static void test_output_writers(void) {
         snprintf(b, sizeof b, "%s/rows.%s", dir, npy ? "npy" : "csv");
         NLT_OK(npy ? nl_nngp_ntk_write_npy(a, n, m, K) : nl_csv_write(a, n, m, K, NULL));
         NLT_OK(nl_nngp_ntk_write_rows(b, npy, n, m, 0, n, K));
-        char *A = slurp(a, &na), *B = slurp(b, &nb);
+        char *A = nlt_slurp(a, &na), *B = nlt_slurp(b, &nb);
         NLT_CHECK(A && B && na == nb && !memcmp(A, B, na), "%s: the row writer's file differs (%zu vs %zu bytes)", npy ? "npy" : "csv", nb, na);
         if (npy && A) {
             size_t hl = (size_t)(unsigned char)A[8] | (size_t)(unsigned char)A[9] << 8;

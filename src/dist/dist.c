@@ -1,6 +1,7 @@
 /* Optional MPI layer (nnlab/dist.h). Without NL_MPI every function is a single-process no-op, so the default build
  * carries no MPI symbol. */
 #include "nnlab/dist.h"
+#include "internal/grad_scale.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -334,13 +335,6 @@ nl_status nl_dist_file_close(nl_dist_file *f) {
 #endif
 
 nl_status nl_dist_allreduce_grads(nl_params *ps, double w) {
-    if (ps->dtype == NL_F32) {
-        float *g = ps->grad; /* (total) */
-        const float wf = (float)w;
-        for (int64_t i = 0; i < ps->total; i++) g[i] *= wf;
-        return nl_dist_allreduce_f32(g, ps->total);
-    }
-    double *g = ps->grad; /* (total) */
-    for (int64_t i = 0; i < ps->total; i++) g[i] *= w;
-    return nl_dist_allreduce_f64(g, ps->total);
+    nl__grad_scale(ps->dtype, ps->grad, ps->total, w);
+    return ps->dtype == NL_F32 ? nl_dist_allreduce_f32(ps->grad, ps->total) : nl_dist_allreduce_f64(ps->grad, ps->total);
 }

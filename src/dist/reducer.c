@@ -1,6 +1,7 @@
 /* Bucketed, non-blocking gradient all-reduce overlapped with the backward pass (nnlab/dist.h, docs/distributed.md).
  * Without NL_MPI (or on one rank) the reducer only counts passes. */
 #include "nnlab/dist.h"
+#include "internal/grad_scale.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,20 +172,12 @@ static void set_err(nl_dist_reducer *r, int rc, const char *what) {
 
 /* scale the bucket by w and send chunk k to rank k */
 static void launch(nl_dist_reducer *r, bucket *bk) {
-    const int f64 = r->ps->dtype == NL_F64;
     const int P = r->P;
-    if (f64) {
-        double *g = (double *)r->ps->grad + bk->lo; /* (hi - lo) */
-        for (int64_t i = 0; i < bk->hi - bk->lo; i++) g[i] *= r->w;
-        set_err(r, MPI_Ialltoallv(g, bk->cnt, bk->cnt + P, MPI_DOUBLE, bk->rb, bk->cnt + 2 * P, bk->cnt + 3 * P, MPI_DOUBLE, r->ca,
-                                  &bk->req), "MPI_Ialltoallv");
-    } else {
-        float *g = (float *)r->ps->grad + bk->lo; /* (hi - lo) */
-        const float wf = (float)r->w;
-        for (int64_t i = 0; i < bk->hi - bk->lo; i++) g[i] *= wf;
-        set_err(r, MPI_Ialltoallv(g, bk->cnt, bk->cnt + P, MPI_FLOAT, bk->rb, bk->cnt + 2 * P, bk->cnt + 3 * P, MPI_FLOAT, r->ca,
-                                  &bk->req), "MPI_Ialltoallv");
-    }
+    const MPI_Datatype ty = r->ps->dtype == NL_F64 ? MPI_DOUBLE : MPI_FLOAT;
+    void *g = (char *)r->ps->grad + (size_t)bk->lo * nl_dtype_size(r->ps->dtype); /* (hi - lo) */
+    nl__grad_scale(r->ps->dtype, g, bk->hi - bk->lo, r->w);
+    set_err(r, MPI_Ialltoallv(g, bk->cnt, bk->cnt + P, ty, bk->rb, bk->cnt + 2 * P, bk->cnt + 3 * P, ty, r->ca, &bk->req),
+            "MPI_Ialltoallv");
     bk->state = 1;
 }
 
